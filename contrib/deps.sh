@@ -1,0 +1,37 @@
+#!/bin/sh
+# Install the Debian 12 packages lendfs needs to build, run and test.
+# Idempotent: does nothing (quickly) when everything is present.
+set -eu
+
+PACKAGES="
+build-essential pkg-config clang libclang-rt-14-dev
+libfuse3-dev fuse3 libinih-dev libsqlite3-dev sqlite3 libjson-c-dev
+libudev-dev libsystemd-dev libcmocka-dev
+bats bats-assert bats-support
+udev umockdev libumockdev-dev
+graphviz scdoc qemu-system-x86 ansible-core
+zookeeperd libzookeeper-mt-dev
+strace hyperfine util-linux procps psmisc
+"
+
+missing=""
+for p in $PACKAGES; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
+		missing="$missing $p"
+	fi
+done
+
+if [ -z "$missing" ]; then
+	exit 0
+fi
+
+echo "deps: installing:$missing"
+if [ "$(id -u)" -ne 0 ]; then
+	SUDO=sudo
+else
+	SUDO=
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing

@@ -1,0 +1,155 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+#include "hashmap.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct bucket {
+	const char *key; /* NULL: empty; TOMBSTONE: deleted */
+	void *value;
+};
+
+struct hashmap {
+	struct bucket *b;
+	size_t cap; /* power of two */
+	size_t size;
+	size_t used; /* size + tombstones */
+};
+
+static const char tombstone[1];
+#define TOMBSTONE (&tombstone[0])
+
+static uint64_t hash_str(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= 1099511628211ULL;
+	}
+	return h;
+}
+
+struct hashmap *hashmap_new(size_t expected)
+{
+	struct hashmap *h = calloc(1, sizeof(*h));
+	size_t cap = 16;
+
+	if (!h)
+		return NULL;
+	while (cap * 7 / 10 < expected)
+		cap <<= 1;
+	h->b = calloc(cap, sizeof(*h->b));
+	if (!h->b) {
+		free(h);
+		return NULL;
+	}
+	h->cap = cap;
+	return h;
+}
+
+void hashmap_free(struct hashmap *h)
+{
+	if (!h)
+		return;
+	free(h->b);
+	free(h);
+}
+
+static struct bucket *find(const struct hashmap *h, const char *key,
+			   struct bucket **free_slot)
+{
+	size_t mask = h->cap - 1;
+	size_t i = hash_str(key) & mask;
+
+	if (free_slot)
+		*free_slot = NULL;
+	for (;;) {
+		struct bucket *b = &h->b[i];
+
+		if (!b->key) {
+			if (free_slot && !*free_slot)
+				*free_slot = b;
+			return NULL;
+		}
+		if (b->key == TOMBSTONE) {
+			if (free_slot && !*free_slot)
+				*free_slot = b;
+		} else if (strcmp(b->key, key) == 0) {
+			return b;
+		}
+		i = (i + 1) & mask;
+	}
+}
+
+static int grow(struct hashmap *h)
+{
+	struct hashmap n = { .cap = h->cap * 2 };
+
+	if (h->size * 10 < h->cap * 4)
+		n.cap = h->cap; /* mostly tombstones: rehash in place */
+	n.b = calloc(n.cap, sizeof(*n.b));
+	if (!n.b)
+		return -ENOMEM;
+	for (size_t i = 0; i < h->cap; i++) {
+		struct bucket *slot;
+
+		if (!h->b[i].key || h->b[i].key == TOMBSTONE)
+			continue;
+		find(&n, h->b[i].key, &slot);
+		*slot = h->b[i];
+		n.size++;
+	}
+	free(h->b);
+	n.used = n.size;
+	*h = n;
+	return 0;
+}
+
+int hashmap_put(struct hashmap *h, const char *key, void *value)
+{
+	struct bucket *slot;
+
+	if ((h->used + 1) * 10 > h->cap * 7) {
+		int r = grow(h);
+
+		if (r < 0)
+			return r;
+	}
+	if (find(h, key, &slot))
+		return -EEXIST;
+	if (!slot->key)
+		h->used++;
+	slot->key = key;
+	slot->value = value;
+	h->size++;
+	return 0;
+}
+
+void *hashmap_get(const struct hashmap *h, const char *key)
+{
+	struct bucket *b = find(h, key, NULL);
+
+	return b ? b->value : NULL;
+}
+
+void *hashmap_remove(struct hashmap *h, const char *key)
+{
+	struct bucket *b = find(h, key, NULL);
+	void *v;
+
+	if (!b)
+		return NULL;
+	v = b->value;
+	b->key = TOMBSTONE;
+	b->value = NULL;
+	h->size--;
+	return v;
+}
+
+size_t hashmap_size(const struct hashmap *h)
+{
+	return h->size;
+}

@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * fabric.h - the fabric back-end: what a lend does to the hardware.
+ *
+ * The engine decides which windows a lend needs (routing, LUT and IOMMU
+ * book-keeping); a back-end programs them.  Back-ends:
+ *
+ *   sim  a software NTB fabric.  Its "hardware" lives in files under the
+ *        run directory: each device BAR and each host's RAM is a sparse
+ *        shared-memory file, and each host's adapter LUT, DMA windows and
+ *        IOMMU mappings are register files that lendfs-dma (another
+ *        process) reads to translate accesses hop by hop, like a CPU or a
+ *        device would.  Opening it resets the hardware (power-on).
+ *   ntb  real NTB hardware (future work): open() fails with -ENOTSUP on a
+ *        machine without it.
+ */
+#ifndef LENDFS_FABRIC_H
+#define LENDFS_FABRIC_H
+
+#include <stdint.h>
+
+#include "config.h"
+#include "window.h"
+
+struct fabric_ops {
+	const char *name;
+	int (*open)(const struct cluster_config *cfg, const char *run_dir,
+		    void **ctx, char *reason);
+	void (*close)(void *ctx);
+	/* A device appears: create its BAR backing at the given addresses. */
+	int (*device_attach)(void *ctx, const char *devid, const char *host,
+			     const uint64_t bar_size[PCI_NUM_BARS],
+			     const uint64_t bar_addr[PCI_NUM_BARS],
+			     char *reason);
+	void (*device_detach)(void *ctx, const char *devid);
+	/* A borrower's RAM appears (host or VM). */
+	int (*ram_attach)(void *ctx, const char *owner, const struct range *ram,
+			  unsigned nram, char *reason);
+	/* Program / clear one window in the hardware. */
+	int (*program)(void *ctx, const struct window *w, char *reason);
+	int (*clear)(void *ctx, const struct window *w, char *reason);
+	/* Counters the hardware keeps (IOMMU faults, refused accesses). */
+	int (*host_stats)(void *ctx, const char *host, uint64_t *iommu_faults,
+			  uint64_t *bad_accesses);
+};
+
+extern const struct fabric_ops fabric_sim_ops;
+extern const struct fabric_ops fabric_ntb_ops;
+
+/* Back-end by name ("sim", "ntb"); NULL if unknown. */
+const struct fabric_ops *fabric_find(const char *name);
+
+#endif

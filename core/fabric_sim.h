@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * fabric_sim.h - the sim fabric's hardware, seen from another process.
+ *
+ * fabric_sim_ops (fabric.h) keeps the simulated hardware in files under
+ * the run directory, so that lendfs-dma and tests can move real bytes
+ * through the translation windows the daemon programmed:
+ *
+ *   RUN/hosts/OWNER.hw        registers of one address-space owner: the
+ *                             adapter's LUT entries and DMA windows, the
+ *                             IOMMU mappings, the RAM ranges and the
+ *                             counters (fixed-size binary records, mmap'd)
+ *   RUN/ram/OWNER             the owner's RAM: sparse, file offset ==
+ *                             physical address
+ *   RUN/devices/DEVID/device  the device's lender and BAR addresses
+ *   RUN/devices/DEVID/barN    BAR N, exactly its size
+ *
+ * OWNER is a host name, or for a VM borrower "vm:HOST/VM" written as
+ * "vm.HOST.VM" ('.' cannot occur in a name, so this is unambiguous).
+ * fabric_sim_ops.open() is a power-on: it recreates hosts/, ram/ and
+ * devices/ from scratch.
+ *
+ * An access is resolved the way the hardware would, hop by hop (at most
+ * SIM_MAX_HOPS, else -ELOOP): an address in one of the host's RAM ranges
+ * is RAM; inside a BAR of a device the host lends, that BAR; inside a
+ * programmed LUT entry or DMA window of the host's adapter, it is
+ * translated into the next host's space and resolved there.  Anything
+ * else is -EFAULT and counts a bad access on the host where it ended.
+ * A device's DMA first goes through its lender's IOMMU when that is on
+ * (outside every mapping: -EFAULT and an IOMMU fault on the lender).
+ * An access that spans several entries is split at their ends.  The whole
+ * access is resolved before any byte moves, so a failed access moves
+ * nothing (unless the windows change underneath it).
+ */
+#ifndef LENDFS_FABRIC_SIM_H
+#define LENDFS_FABRIC_SIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SIM_MAX_HOPS 64
+#define SIM_IOMMU_MAX 4096	 /* IOMMU mappings per host */
+#define SIM_IOMMU_PAGE 4096ULL	 /* IOMMU mapping granularity */
+#define SIM_ACCESS_MAX (1u << 30) /* bytes in one access */
+
+struct sim_hw;
+
+/* Attach to the hardware of the sim fabric in @run_dir (read/write). */
+int sim_hw_open(const char *run_dir, struct sim_hw **out, char *reason);
+void sim_hw_close(struct sim_hw *hw);
+
+/*
+ * A CPU on @host ("HOST" or "vm:HOST/VM") reads or writes @len bytes at
+ * physical address @addr.  Returns @len, or -errno with a reason:
+ * -ENOENT unknown host, -EFAULT unmapped address, -ELOOP translation
+ * loop, -EINVAL bad length.
+ */
+int sim_cpu_access(struct sim_hw *hw, const char *host, uint64_t addr,
+		   void *buf, size_t len, bool write, char *reason);
+
+/*
+ * Device @devid does DMA of @len bytes at bus address @addr.  Same
+ * returns; -ENOENT for an unknown device.
+ */
+int sim_dma_access(struct sim_hw *hw, const char *devid, uint64_t addr,
+		   void *buf, size_t len, bool write, char *reason);
+
+#endif

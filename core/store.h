@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * store.h - durable state behind an operations table.
+ *
+ * One record per device that is not simply available: its borrower, its
+ * state (lending, lent, returning) and the windows the lend owns.  The
+ * engine writes the intent (lending/returning, with the windows it is
+ * about to program) before touching the fabric, and the outcome (lent, or
+ * the record removed) after; every call is durable when it returns.
+ *
+ * Back-ends: sqlite (embedded default), zk (distributed, later).
+ */
+#ifndef LENDFS_STORE_H
+#define LENDFS_STORE_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "config.h"
+#include "window.h"
+
+enum rec_state {
+	REC_LENDING,
+	REC_LENT,
+	REC_RETURNING,
+};
+
+struct lend_record {
+	char device[DEVICE_ID_MAX];
+	char borrower[REASON_MAX];
+	enum rec_state state;
+	int64_t since;	/* wall clock of the last change */
+	uint64_t epoch; /* fencing epoch, increases with every lend */
+	struct window *windows;
+	unsigned nwindows;
+};
+
+/*
+ * Called once per record; @rec is valid only during the call.  The store
+ * holds no lock while calling, so the callback may call the store.  A
+ * nonzero return stops the walk and is returned by load().
+ */
+typedef int (*store_load_cb)(void *arg, const struct lend_record *rec);
+
+struct store_ops {
+	const char *name;
+	/*
+	 * Open (creating if absent) the store at @where.  Refuses foreign or
+	 * corrupt data with -EIO, never resets it.
+	 */
+	int (*open)(const char *where, void **ctx, char *reason);
+	void (*close)(void *ctx);
+	/* Every record, in device order. */
+	int (*load)(void *ctx, store_load_cb cb, void *arg, char *reason);
+	/* Insert or replace the record of rec->device, durably. */
+	int (*put)(void *ctx, const struct lend_record *rec, char *reason);
+	/* Remove the record of @device, durably; absent is not an error. */
+	int (*remove)(void *ctx, const char *device, char *reason);
+	/* Host administrative state (online/offline set by an admin). */
+	int (*host_put)(void *ctx, const char *host, int online, char *reason);
+	int (*host_load)(void *ctx,
+			 int (*cb)(void *arg, const char *host, int online),
+			 void *arg, char *reason);
+	/*
+	 * Offline invariant check; prints one line per violation to @out and
+	 * returns the number of violations (or -errno).
+	 */
+	int (*check)(void *ctx, FILE *out);
+};
+
+extern const struct store_ops store_sqlite_ops;
+extern const struct store_ops store_memory_ops; /* tests, --state none */
+
+const char *rec_state_name(enum rec_state s);
+void lend_record_release(struct lend_record *rec);
+
+/* Deep copy (windows included); release @dst with lend_record_release(). */
+int lend_record_copy(struct lend_record *dst, const struct lend_record *src);
+
+/* ---- for back-ends and tests ------------------------------------------- */
+
+/*
+ * Can @rec be stored?  Device id "HOST:...", non-empty borrower, a known
+ * state, every window representable in its text form (window_format()
+ * then window_parse() gives it back unchanged).  -EINVAL with reason.
+ */
+int store_record_validate(const struct lend_record *rec, char *reason);
+
+/*
+ * The invariants of check() that hold over a set of records: each device
+ * once (also case-insensitively), state in range, >= 1 window, borrower
+ * non-empty and not the lender, no two windows sharing LUT entries, a DMA
+ * slot or an IOMMU range on one host.  Prints one line per violation and
+ * returns their count (or -ENOMEM).
+ */
+int store_check_records(const struct lend_record *recs, unsigned n, FILE *out);
+
+/* SQLite back-end: PRAGMA application_id ("LEND") and schema version. */
+#define STORE_SQLITE_APPLICATION_ID 0x4c454e44
+#define STORE_SQLITE_VERSION 2
+
+/*
+ * Test helper: write a new, empty version-1 database at @path (which must
+ * not exist or be empty), to exercise migrations.
+ */
+int store_sqlite_create_v1(const char *path, char *reason);
+
+#endif

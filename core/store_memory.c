@@ -1,0 +1,269 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * store_memory.c - the store in memory: the semantics of the SQLite
+ * back-end without a file.  For unit tests of the engine and for
+ * `--state none`; nothing survives the process.
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+
+struct mem_host {
+	char name[HOST_NAME_MAX_LEN + 1];
+	int online;
+};
+
+struct mem_store {
+	pthread_mutex_t lock;
+	struct lend_record *recs; /* sorted by device (strcmp) */
+	unsigned nrecs, caprecs;
+	struct mem_host *hosts;	  /* sorted by name */
+	unsigned nhosts, caphosts;
+};
+
+static void records_free(struct lend_record *recs, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		lend_record_release(&recs[i]);
+	free(recs);
+}
+
+static int mem_open(const char *where, void **ctx, char *reason)
+{
+	struct mem_store *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return reason_set(reason, -ENOMEM, "cannot allocate the memory store");
+	pthread_mutex_init(&s->lock, NULL);
+	*ctx = s;
+	return 0;
+}
+
+static void mem_close(void *ctx)
+{
+	struct mem_store *s = ctx;
+
+	if (!s)
+		return;
+	records_free(s->recs, s->nrecs);
+	free(s->hosts);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}
+
+/* Index of @device, or where it would go (with *found false). */
+static unsigned rec_find(const struct mem_store *s, const char *device, bool *found)
+{
+	unsigned lo = 0, hi = s->nrecs;
+
+	while (lo < hi) {
+		unsigned mid = lo + (hi - lo) / 2;
+		int r = strcmp(s->recs[mid].device, device);
+
+		if (r == 0) {
+			*found = true;
+			return mid;
+		}
+		if (r < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*found = false;
+	return lo;
+}
+
+/* A private copy of every record, taken under the lock. */
+static int snapshot(struct mem_store *s, struct lend_record **out, unsigned *n)
+{
+	struct lend_record *copy = NULL;
+	unsigned i;
+	int r = 0;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->nrecs) {
+		copy = calloc(s->nrecs, sizeof(*copy));
+		if (!copy)
+			r = -ENOMEM;
+	}
+	for (i = 0; r == 0 && i < s->nrecs; i++)
+		r = lend_record_copy(&copy[i], &s->recs[i]);
+	pthread_mutex_unlock(&s->lock);
+	if (r < 0) {
+		records_free(copy, i);
+		return r;
+	}
+	*out = copy;
+	*n = i;
+	return 0;
+}
+
+static int mem_load(void *ctx, store_load_cb cb, void *arg, char *reason)
+{
+	struct lend_record *recs = NULL;
+	unsigned n = 0;
+	int r;
+
+	r = snapshot(ctx, &recs, &n);
+	if (r < 0)
+		return reason_set(reason, r, "cannot copy the memory store");
+	for (unsigned i = 0; i < n && r == 0; i++)
+		r = cb(arg, &recs[i]);
+	records_free(recs, n);
+	return r;
+}
+
+static int mem_put(void *ctx, const struct lend_record *rec, char *reason)
+{
+	struct mem_store *s = ctx;
+	struct lend_record copy;
+	unsigned at;
+	bool found;
+	int r;
+
+	r = store_record_validate(rec, reason);
+	if (r < 0)
+		return r;
+	r = lend_record_copy(&copy, rec);
+	if (r < 0)
+		return reason_set(reason, r, "cannot store %s: out of memory", rec->device);
+
+	pthread_mutex_lock(&s->lock);
+	at = rec_find(s, rec->device, &found);
+	if (found) {
+		lend_record_release(&s->recs[at]);
+		s->recs[at] = copy;
+		pthread_mutex_unlock(&s->lock);
+		return 0;
+	}
+	if (s->nrecs == s->caprecs) {
+		unsigned cap = s->caprecs ? 2 * s->caprecs : 16;
+		struct lend_record *p = realloc(s->recs, cap * sizeof(*p));
+
+		if (!p) {
+			pthread_mutex_unlock(&s->lock);
+			lend_record_release(&copy);
+			return reason_set(reason, -ENOMEM, "cannot store %s: out of memory",
+					  rec->device);
+		}
+		s->recs = p;
+		s->caprecs = cap;
+	}
+	memmove(&s->recs[at + 1], &s->recs[at], (s->nrecs - at) * sizeof(*s->recs));
+	s->recs[at] = copy;
+	s->nrecs++;
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+static int mem_remove(void *ctx, const char *device, char *reason)
+{
+	struct mem_store *s = ctx;
+	unsigned at;
+	bool found;
+
+	if (!device || !device[0])
+		return reason_set(reason, -EINVAL, "no device id to remove");
+	pthread_mutex_lock(&s->lock);
+	at = rec_find(s, device, &found);
+	if (found) {
+		lend_record_release(&s->recs[at]);
+		memmove(&s->recs[at], &s->recs[at + 1],
+			(s->nrecs - at - 1) * sizeof(*s->recs));
+		s->nrecs--;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+static int mem_host_put(void *ctx, const char *host, int online, char *reason)
+{
+	struct mem_store *s = ctx;
+	unsigned at;
+
+	if (!host || !name_valid(host))
+		return reason_set(reason, -EINVAL, "invalid host name '%s'",
+				  host ? host : "");
+	pthread_mutex_lock(&s->lock);
+	for (at = 0; at < s->nhosts; at++) {
+		int c = strcmp(s->hosts[at].name, host);
+
+		if (c == 0) {
+			s->hosts[at].online = online ? 1 : 0;
+			pthread_mutex_unlock(&s->lock);
+			return 0;
+		}
+		if (c > 0)
+			break;
+	}
+	if (s->nhosts == s->caphosts) {
+		unsigned cap = s->caphosts ? 2 * s->caphosts : 8;
+		struct mem_host *p = realloc(s->hosts, cap * sizeof(*p));
+
+		if (!p) {
+			pthread_mutex_unlock(&s->lock);
+			return reason_set(reason, -ENOMEM,
+					  "cannot store state of host %s: out of memory",
+					  host);
+		}
+		s->hosts = p;
+		s->caphosts = cap;
+	}
+	memmove(&s->hosts[at + 1], &s->hosts[at], (s->nhosts - at) * sizeof(*s->hosts));
+	snprintf(s->hosts[at].name, sizeof(s->hosts[at].name), "%s", host);
+	s->hosts[at].online = online ? 1 : 0;
+	s->nhosts++;
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+static int mem_host_load(void *ctx, int (*cb)(void *arg, const char *host, int online),
+			 void *arg, char *reason)
+{
+	struct mem_store *s = ctx;
+	_cleanup_free_ struct mem_host *copy = NULL;
+	unsigned n;
+	int r = 0;
+
+	pthread_mutex_lock(&s->lock);
+	n = s->nhosts;
+	if (n) {
+		copy = calloc(n, sizeof(*copy));
+		if (copy)
+			memcpy(copy, s->hosts, n * sizeof(*copy));
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (n && !copy)
+		return reason_set(reason, -ENOMEM, "cannot copy the memory store");
+	for (unsigned i = 0; i < n && r == 0; i++)
+		r = cb(arg, copy[i].name, copy[i].online);
+	return r;
+}
+
+static int mem_check(void *ctx, FILE *out)
+{
+	struct lend_record *recs = NULL;
+	unsigned n = 0;
+	int r;
+
+	r = snapshot(ctx, &recs, &n);
+	if (r < 0)
+		return r;
+	r = store_check_records(recs, n, out);
+	records_free(recs, n);
+	return r;
+}
+
+const struct store_ops store_memory_ops = {
+	.name = "memory",
+	.open = mem_open,
+	.close = mem_close,
+	.load = mem_load,
+	.put = mem_put,
+	.remove = mem_remove,
+	.host_put = mem_host_put,
+	.host_load = mem_host_load,
+	.check = mem_check,
+};

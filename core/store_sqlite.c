@@ -1,0 +1,1124 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * store_sqlite.c - the embedded store: one SQLite database per daemon.
+ *
+ * WAL journal, synchronous=FULL: put(), remove() and host_put() return
+ * after their transaction is on disk.  The file is recognised by its
+ * PRAGMA application_id and versioned by PRAGMA user_version:
+ *
+ *   v1  lends(device PK, borrower, state, since)
+ *       windows(device, seq, text)  PK (device, seq), text = window_format()
+ *   v2  lends.epoch; hosts(host PK, online)
+ *
+ * Older versions are migrated forward, one transaction per step.  Anything
+ * else (garbage, a corrupt file, another application's database, a newer
+ * schema) is refused with -EIO and never written to: every check before the
+ * first write only reads.
+ *
+ * One connection per store, its prepared statements cached and serialised
+ * by a mutex.  Callbacks run with no lock held.
+ */
+#include "store.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <sqlite3.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#define BUSY_TIMEOUT_MS 5000
+#define SQLITE_MAGIC "SQLite format 3"	/* 16 bytes with its NUL */
+
+/* migrations[v] takes a database from version v to v + 1. */
+static const char *const migrations[STORE_SQLITE_VERSION] = {
+	/* 0 -> 1: a new database. */
+	"CREATE TABLE lends(device TEXT PRIMARY KEY NOT NULL,"
+	" borrower TEXT NOT NULL, state INTEGER NOT NULL,"
+	" since INTEGER NOT NULL);"
+	"CREATE TABLE windows(device TEXT NOT NULL, seq INTEGER NOT NULL,"
+	" text TEXT NOT NULL, PRIMARY KEY(device, seq));",
+	/* 1 -> 2: the fencing epoch, and the admin state of hosts. */
+	"ALTER TABLE lends ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;"
+	"CREATE TABLE hosts(host TEXT PRIMARY KEY NOT NULL,"
+	" online INTEGER NOT NULL);",
+};
+
+/* The tables of each version; a database with others is not ours. */
+static const char *const schema_tables[STORE_SQLITE_VERSION + 1][4] = {
+	[1] = { "lends", "windows" },
+	[2] = { "lends", "windows", "hosts" },
+};
+
+enum {
+	ST_BEGIN,
+	ST_COMMIT,
+	ST_ROLLBACK,
+	ST_PUT_LEND,
+	ST_DEL_WINDOWS,
+	ST_PUT_WINDOW,
+	ST_DEL_LEND,
+	ST_LOAD,
+	ST_HOST_PUT,
+	ST_HOST_LOAD,
+	ST_COUNT,
+};
+
+static const char *const st_sql[ST_COUNT] = {
+	[ST_BEGIN] = "BEGIN IMMEDIATE",
+	[ST_COMMIT] = "COMMIT",
+	[ST_ROLLBACK] = "ROLLBACK",
+	[ST_PUT_LEND] = "INSERT OR REPLACE INTO lends(device, borrower, state, since, epoch)"
+			" VALUES(?1, ?2, ?3, ?4, ?5)",
+	[ST_DEL_WINDOWS] = "DELETE FROM windows WHERE device = ?1",
+	[ST_PUT_WINDOW] = "INSERT INTO windows(device, seq, text) VALUES(?1, ?2, ?3)",
+	[ST_DEL_LEND] = "DELETE FROM lends WHERE device = ?1",
+	[ST_LOAD] = "SELECT l.device, l.borrower, l.state, l.since, l.epoch, w.seq, w.text"
+		    " FROM lends l LEFT JOIN windows w ON w.device = l.device"
+		    " ORDER BY l.device, w.seq",
+	[ST_HOST_PUT] = "INSERT OR REPLACE INTO hosts(host, online) VALUES(?1, ?2)",
+	[ST_HOST_LOAD] = "SELECT host, online FROM hosts ORDER BY host",
+};
+
+struct sq_store {
+	pthread_mutex_t lock;
+	sqlite3 *db;
+	char path[PATH_MAX];
+	sqlite3_stmt *st[ST_COUNT];
+};
+
+/* ---- errors ------------------------------------------------------------ */
+
+/* strerror() in lower case, as reasons are written. */
+static const char *errno_text(int err, char *buf, size_t len)
+{
+	char tmp[128];
+	const char *m = strerror_r(err, tmp, sizeof(tmp));
+
+	snprintf(buf, len, "%s", m);
+	if (buf[0])
+		buf[0] = (char)tolower((unsigned char)buf[0]);
+	return buf;
+}
+
+/* The errno of a failed SQLite call; @db may be NULL. */
+static int sqlite_errno(sqlite3 *db, int rc)
+{
+	int sys = db ? sqlite3_system_errno(db) : 0;
+
+	switch (rc & 0xff) {
+	case SQLITE_FULL:
+		return -ENOSPC;
+	case SQLITE_READONLY:
+		return sys == EACCES ? -EACCES : -EROFS;
+	case SQLITE_PERM:
+	case SQLITE_AUTH:
+		return -EACCES;
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return -EBUSY;
+	case SQLITE_CANTOPEN:
+	case SQLITE_IOERR:
+		if (rc == SQLITE_IOERR_NOMEM)
+			return -ENOMEM;
+		switch (sys) {
+		case EACCES:
+		case EPERM:
+		case EROFS:
+		case ENOSPC:
+		case EDQUOT:
+		case ENOENT:
+		case ENOTDIR:
+		case EISDIR:
+		case ENAMETOOLONG:
+		case ELOOP:
+		case EMFILE:
+		case ENFILE:
+			return -sys;
+		}
+		return -EIO;
+	default:
+		return -EIO;
+	}
+}
+
+/*
+ * "cannot WHAT PATH: sqlite message (system error)", returning the errno.
+ * Call before the failed statement is reset.
+ */
+static int sql_fail(sqlite3 *db, int rc, const char *path, const char *what,
+		    char *reason)
+{
+	int err = sqlite_errno(db, rc);
+	int sys = db ? sqlite3_system_errno(db) : 0;
+	const char *msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+	char etext[128] = "";
+
+	if (sys && err == -sys && (rc & 0xff) != SQLITE_FULL)
+		return reason_set(reason, err, "cannot %s %s: %s (%s)", what, path, msg,
+				  errno_text(sys, etext, sizeof(etext)));
+	return reason_set(reason, err, "cannot %s %s: %s", what, path, msg);
+}
+
+/* ---- small SQL helpers ------------------------------------------------- */
+
+static int exec_sql(sqlite3 *db, const char *path, const char *sql, const char *what,
+		    char *reason)
+{
+	int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+
+	if (rc != SQLITE_OK)
+		return sql_fail(db, rc, path, what, reason);
+	return 0;
+}
+
+/*
+ * Run @sql (no parameters), calling @row for each result row; a nonzero
+ * return from @row stops and is returned.
+ */
+static int query(sqlite3 *db, const char *path, const char *sql,
+		 int (*row)(void *arg, sqlite3_stmt *st), void *arg,
+		 const char *what, char *reason)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, r = 0;
+
+	rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return sql_fail(db, rc, path, what, reason);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		r = row(arg, st);
+		if (r)
+			break;
+	}
+	if (!r && rc != SQLITE_DONE)
+		r = sql_fail(db, rc, path, what, reason);
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int row_int64(void *arg, sqlite3_stmt *st)
+{
+	*(int64_t *)arg = sqlite3_column_int64(st, 0);
+	return 0;
+}
+
+static int pragma_int(sqlite3 *db, const char *path, const char *sql, int64_t *out,
+		      char *reason)
+{
+	*out = 0;
+	return query(db, path, sql, row_int64, out, "read state database", reason);
+}
+
+/* Column text, never NULL. */
+static const char *col_text(sqlite3_stmt *st, int col)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+
+	return t ? (const char *)t : "";
+}
+
+/* ---- opening: recognise, refuse or migrate ------------------------------- */
+
+/* Read-only look at the file before SQLite touches it. */
+static int precheck(const char *path, bool create_only, char *reason)
+{
+	char dir[PATH_MAX], etext[128];
+	struct stat st;
+	char *slash;
+
+	if (stat(path, &st) == 0) {
+		_cleanup_close_ int fd = -1;
+		char magic[16];
+		ssize_t n;
+
+		if (S_ISDIR(st.st_mode))
+			return reason_set(reason, -EISDIR,
+					  "cannot open state database %s: it is a directory",
+					  path);
+		if (!S_ISREG(st.st_mode))
+			return reason_set(reason, -EIO,
+					  "cannot open state database %s: not a regular file",
+					  path);
+		if (create_only && st.st_size > 0)
+			return reason_set(reason, -EEXIST,
+					  "cannot create state database %s: file exists", path);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return reason_set(reason, -errno, "cannot open state database %s: %s",
+					  path, errno_text(errno, etext, sizeof(etext)));
+		n = read(fd, magic, sizeof(magic));
+		if (n < 0)
+			return reason_set(reason, -EIO, "cannot read state database %s: %s",
+					  path, errno_text(errno, etext, sizeof(etext)));
+		if (n > 0 && (n < (ssize_t)sizeof(magic) ||
+			      memcmp(magic, SQLITE_MAGIC, sizeof(magic)) != 0))
+			return reason_set(reason, -EIO,
+					  "state database %s is not an SQLite database "
+					  "(bad header); refusing to touch it", path);
+		if (access(path, R_OK | W_OK) < 0)
+			return reason_set(reason, -errno,
+					  "state database %s is not writable: %s", path,
+					  errno_text(errno, etext, sizeof(etext)));
+	} else if (errno != ENOENT) {
+		return reason_set(reason, -errno, "cannot open state database %s: %s", path,
+				  errno_text(errno, etext, sizeof(etext)));
+	}
+
+	/* The journal (and the WAL index) live beside the database. */
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	if (access(dir, W_OK | X_OK) < 0) {
+		int err = errno;
+
+		if (err == ENOENT)
+			return reason_set(reason, -ENOENT,
+					  "cannot open state database %s: directory %s "
+					  "does not exist", path, dir);
+		return reason_set(reason, -err,
+				  "cannot open state database %s: directory %s is not "
+				  "writable (%s)", path, dir,
+				  errno_text(err, etext, sizeof(etext)));
+	}
+	return 0;
+}
+
+static int open_db(const char *path, sqlite3 **out, char *reason)
+{
+	const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX;
+	char etext[128];
+	sqlite3 *db = NULL;
+	int rc;
+
+	rc = sqlite3_open_v2(path, &db, flags, NULL);
+	if (rc != SQLITE_OK) {
+		int r = sql_fail(db, rc, path, "open state database", reason);
+
+		sqlite3_close_v2(db);
+		return r;
+	}
+	sqlite3_extended_result_codes(db, 1);
+	sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
+	if (sqlite3_db_readonly(db, "main") == 1) {
+		int err = access(path, W_OK) < 0 ? errno : EROFS;
+
+		sqlite3_close_v2(db);
+		return reason_set(reason, -err, "state database %s is read-only (%s)", path,
+				  errno_text(err, etext, sizeof(etext)));
+	}
+	*out = db;
+	return 0;
+}
+
+struct quick_check {
+	const char *path;
+	char *reason;
+	int err;
+};
+
+static int row_quick_check(void *arg, sqlite3_stmt *st)
+{
+	struct quick_check *qc = arg;
+	const char *msg = col_text(st, 0);
+
+	if (strcmp(msg, "ok") == 0)
+		return 0;
+	qc->err = reason_set(qc->reason, -EIO,
+			     "state database %s is corrupt (%s); refusing to touch it",
+			     qc->path, msg);
+	return 1;
+}
+
+static int quick_check(sqlite3 *db, const char *path, char *reason)
+{
+	struct quick_check qc = { .path = path, .reason = reason };
+	int r;
+
+	r = query(db, path, "PRAGMA quick_check(1)", row_quick_check, &qc,
+		  "check state database", reason);
+	if (r > 0)
+		return qc.err;
+	if (r == -EIO && ((sqlite3_errcode(db) & 0xff) == SQLITE_NOTADB ||
+			  (sqlite3_errcode(db) & 0xff) == SQLITE_CORRUPT))
+		return reason_set(reason, -EIO,
+				  "state database %s is corrupt or not a database (%s); "
+				  "refusing to touch it", path, sqlite3_errmsg(db));
+	return r;
+}
+
+struct schema_scan {
+	int version;
+	unsigned seen;		/* bit i: schema_tables[version][i] */
+	unsigned nobjects;
+	char unknown_type[16];
+	char unknown[128];
+};
+
+static int row_schema(void *arg, sqlite3_stmt *st)
+{
+	struct schema_scan *sc = arg;
+	const char *type = col_text(st, 0), *name = col_text(st, 1);
+
+	sc->nobjects++;
+	if (strncmp(name, "sqlite_", 7) == 0)
+		return 0; /* SQLite's own: autoindexes, sequences, statistics */
+	if (sc->version >= 1 && sc->version <= STORE_SQLITE_VERSION &&
+	    strcmp(type, "table") == 0) {
+		const char *const *t = schema_tables[sc->version];
+
+		for (unsigned i = 0; i < ARRAY_SIZE(schema_tables[0]) && t[i]; i++) {
+			if (strcmp(name, t[i]) == 0) {
+				sc->seen |= 1u << i;
+				return 0;
+			}
+		}
+	}
+	if (!sc->unknown[0]) {
+		snprintf(sc->unknown_type, sizeof(sc->unknown_type), "%s", type);
+		snprintf(sc->unknown, sizeof(sc->unknown), "%s", name);
+	}
+	return 0;
+}
+
+/*
+ * The schema version of an open database: 0 for a new, empty one.  -EIO for
+ * anything that is not a lendfs database this program understands.
+ */
+static int classify(sqlite3 *db, const char *path, int *version, char *reason)
+{
+	struct schema_scan sc = { 0 };
+	int64_t app, ver;
+	int r;
+
+	r = pragma_int(db, path, "PRAGMA application_id", &app, reason);
+	if (r < 0)
+		return r;
+	r = pragma_int(db, path, "PRAGMA user_version", &ver, reason);
+	if (r < 0)
+		return r;
+	sc.version = ver >= 1 && ver <= STORE_SQLITE_VERSION ? (int)ver : -1;
+	r = query(db, path, "SELECT type, name FROM sqlite_master ORDER BY type, name",
+		  row_schema, &sc, "read the schema of state database", reason);
+	if (r < 0)
+		return r;
+
+	if (app == 0 && ver == 0 && sc.nobjects == 0) {
+		*version = 0;
+		return 0;
+	}
+	if ((uint32_t)app != STORE_SQLITE_APPLICATION_ID) {
+		if (app != 0)
+			return reason_set(reason, -EIO,
+					  "%s is not a lendfs state database (application_id "
+					  "0x%08" PRIx32 ", lendfs uses 0x%08x); refusing to "
+					  "touch it", path, (uint32_t)app,
+					  STORE_SQLITE_APPLICATION_ID);
+		if (sc.unknown[0])
+			return reason_set(reason, -EIO,
+					  "%s is not a lendfs state database (no lendfs "
+					  "application_id, has %s '%s'); refusing to touch it",
+					  path, sc.unknown_type, sc.unknown);
+		return reason_set(reason, -EIO,
+				  "%s is not a lendfs state database (no lendfs "
+				  "application_id, user_version %" PRId64 "); refusing to "
+				  "touch it", path, ver);
+	}
+	if (ver > STORE_SQLITE_VERSION)
+		return reason_set(reason, -EIO,
+				  "state database %s has schema version %" PRId64 ", newer "
+				  "than this lendfs knows (%d); refusing to touch it", path,
+				  ver, STORE_SQLITE_VERSION);
+	if (ver < 1)
+		return reason_set(reason, -EIO,
+				  "state database %s has an invalid schema version %" PRId64
+				  "; refusing to touch it", path, ver);
+	if (sc.unknown[0])
+		return reason_set(reason, -EIO,
+				  "state database %s has an unknown %s '%s' (not in schema "
+				  "version %d); refusing to touch it", path, sc.unknown_type,
+				  sc.unknown, sc.version);
+	for (unsigned i = 0; i < ARRAY_SIZE(schema_tables[0]); i++) {
+		const char *t = schema_tables[sc.version][i];
+
+		if (t && !(sc.seen & (1u << i)))
+			return reason_set(reason, -EIO,
+					  "state database %s lacks table '%s' of schema "
+					  "version %d; refusing to touch it", path, t,
+					  sc.version);
+	}
+	*version = sc.version;
+	return 0;
+}
+
+/*
+ * One forward step, in one transaction: re-read the version under the
+ * write lock (another process may have migrated meanwhile) and apply
+ * migrations[v].  *@version is the version afterwards.
+ */
+static int migrate_step(sqlite3 *db, const char *path, int target, int *version,
+			char *reason)
+{
+	char sql[160], what[64];
+	int v, r;
+
+	r = exec_sql(db, path, "BEGIN IMMEDIATE", "lock state database", reason);
+	if (r < 0)
+		return r;
+	r = classify(db, path, &v, reason);
+	if (r == 0 && v < target) {
+		snprintf(what, sizeof(what), "migrate to schema version %d the state database",
+			 v + 1);
+		r = exec_sql(db, path, migrations[v], what, reason);
+		if (r == 0 && v == 0) {
+			snprintf(sql, sizeof(sql), "PRAGMA application_id = %d",
+				 (int32_t)STORE_SQLITE_APPLICATION_ID);
+			r = exec_sql(db, path, sql, what, reason);
+		}
+		if (r == 0) {
+			snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", v + 1);
+			r = exec_sql(db, path, sql, what, reason);
+		}
+		if (r == 0)
+			v++;
+	}
+	if (r == 0)
+		r = exec_sql(db, path, "COMMIT", "commit to state database", reason);
+	if (r < 0) {
+		if (!sqlite3_get_autocommit(db))
+			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		return r;
+	}
+	*version = v;
+	return 0;
+}
+
+static int migrate(sqlite3 *db, const char *path, int from, int target, char *reason)
+{
+	int v = from, r;
+
+	while (v < target) {
+		r = migrate_step(db, path, target, &v, reason);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int row_journal_mode(void *arg, sqlite3_stmt *st)
+{
+	snprintf(arg, 16, "%s", col_text(st, 0));
+	return 0;
+}
+
+static int set_durability(sqlite3 *db, const char *path, char *reason)
+{
+	char mode[16] = "";
+	int r;
+
+	r = query(db, path, "PRAGMA journal_mode = WAL", row_journal_mode, mode,
+		  "enable write-ahead logging on state database", reason);
+	if (r < 0)
+		return r;
+	if (strcasecmp(mode, "wal") != 0)
+		return reason_set(reason, -EIO,
+				  "cannot enable write-ahead logging on state database %s "
+				  "(journal mode stays '%s')", path, mode);
+	return exec_sql(db, path, "PRAGMA synchronous = FULL",
+			"set synchronous commits on state database", reason);
+}
+
+/* Make a new file's directory entry durable. */
+static int sync_dir(const char *path, char *reason)
+{
+	char dir[PATH_MAX], etext[128];
+	_cleanup_close_ int fd = -1;
+	char *slash;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || fsync(fd) < 0)
+		return reason_set(reason, -errno, "cannot sync directory %s of %s: %s", dir,
+				  path, errno_text(errno, etext, sizeof(etext)));
+	return 0;
+}
+
+static void sq_close(void *ctx)
+{
+	struct sq_store *s = ctx;
+
+	if (!s)
+		return;
+	for (unsigned i = 0; i < ST_COUNT; i++)
+		sqlite3_finalize(s->st[i]);
+	sqlite3_close_v2(s->db);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}
+
+static int sq_open(const char *where, void **ctx, char *reason)
+{
+	struct sq_store *s;
+	bool existed;
+	struct stat st;
+	int v = 0, r;
+
+	if (!where || !where[0])
+		return reason_set(reason, -EINVAL, "no state database file given");
+	if (strlen(where) >= PATH_MAX)
+		return reason_set(reason, -ENAMETOOLONG, "state database path is too long");
+	r = precheck(where, false, reason);
+	if (r < 0)
+		return r;
+	existed = stat(where, &st) == 0 && st.st_size > 0;
+
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return reason_set(reason, -ENOMEM, "cannot open state database %s: %s",
+				  where, "out of memory");
+	pthread_mutex_init(&s->lock, NULL);
+	snprintf(s->path, sizeof(s->path), "%s", where);
+
+	r = open_db(where, &s->db, reason);
+	if (r == 0)
+		r = quick_check(s->db, where, reason);
+	if (r == 0)
+		r = classify(s->db, where, &v, reason);
+	/* Nothing has been written so far; from here on the file is ours. */
+	if (r == 0)
+		r = set_durability(s->db, where, reason);
+	if (r == 0)
+		r = migrate(s->db, where, v, STORE_SQLITE_VERSION, reason);
+	for (unsigned i = 0; r == 0 && i < ST_COUNT; i++) {
+		int rc = sqlite3_prepare_v3(s->db, st_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+					    &s->st[i], NULL);
+
+		if (rc != SQLITE_OK)
+			r = sql_fail(s->db, rc, where,
+				     "prepare statements (unexpected schema?) on state database",
+				     reason);
+	}
+	if (r == 0 && !existed)
+		r = sync_dir(where, reason);
+	if (r < 0) {
+		sq_close(s);
+		return r;
+	}
+	*ctx = s;
+	return 0;
+}
+
+int store_sqlite_create_v1(const char *path, char *reason)
+{
+	sqlite3 *db = NULL;
+	int v, r;
+
+	if (!path || !path[0] || strlen(path) >= PATH_MAX)
+		return reason_set(reason, -EINVAL, "invalid state database path");
+	r = precheck(path, true, reason);
+	if (r == 0)
+		r = open_db(path, &db, reason);
+	if (r == 0)
+		r = classify(db, path, &v, reason);
+	if (r == 0 && v != 0)
+		r = reason_set(reason, -EEXIST, "cannot create state database %s: not empty",
+			       path);
+	if (r == 0)
+		r = migrate(db, path, 0, 1, reason);
+	sqlite3_close_v2(db);
+	return r;
+}
+
+/* ---- statements -------------------------------------------------------- */
+
+/* Step a cached statement to its end (or first row), then reset it. */
+static int run(struct sq_store *s, int id, const char *what, char *reason)
+{
+	sqlite3_stmt *st = s->st[id];
+	int rc = sqlite3_step(st), r = 0;
+
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		r = sql_fail(s->db, rc, s->path, what, reason);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return r;
+}
+
+static void rollback(struct sq_store *s)
+{
+	if (!sqlite3_get_autocommit(s->db)) {
+		sqlite3_step(s->st[ST_ROLLBACK]);
+		sqlite3_reset(s->st[ST_ROLLBACK]);
+	}
+}
+
+/* Run the statements of @fn in one durable transaction, under the lock. */
+static int transact(struct sq_store *s, int (*fn)(struct sq_store *s, const void *arg,
+						  const char *what, char *reason),
+		    const void *arg, const char *what, char *reason)
+{
+	int r;
+
+	pthread_mutex_lock(&s->lock);
+	r = run(s, ST_BEGIN, what, reason);
+	if (r == 0)
+		r = fn(s, arg, what, reason);
+	if (r == 0)
+		r = run(s, ST_COMMIT, what, reason);
+	if (r < 0)
+		rollback(s);
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+static int bind_text(struct sq_store *s, int id, int col, const char *text)
+{
+	return sqlite3_bind_text(s->st[id], col, text, -1, SQLITE_STATIC);
+}
+
+static int put_statements(struct sq_store *s, const void *arg, const char *what,
+			  char *reason)
+{
+	const struct lend_record *rec = arg;
+	int r;
+
+	bind_text(s, ST_PUT_LEND, 1, rec->device);
+	bind_text(s, ST_PUT_LEND, 2, rec->borrower);
+	sqlite3_bind_int(s->st[ST_PUT_LEND], 3, (int)rec->state);
+	sqlite3_bind_int64(s->st[ST_PUT_LEND], 4, rec->since);
+	sqlite3_bind_int64(s->st[ST_PUT_LEND], 5, (int64_t)rec->epoch);
+	r = run(s, ST_PUT_LEND, what, reason);
+	if (r < 0)
+		return r;
+	bind_text(s, ST_DEL_WINDOWS, 1, rec->device);
+	r = run(s, ST_DEL_WINDOWS, what, reason);
+	for (unsigned i = 0; r == 0 && i < rec->nwindows; i++) {
+		char line[512];
+
+		if (window_format(&rec->windows[i], line, sizeof(line)) < 0)
+			return reason_set(reason, -EINVAL, "window %u of %s is too long", i,
+					  rec->device);
+		bind_text(s, ST_PUT_WINDOW, 1, rec->device);
+		sqlite3_bind_int(s->st[ST_PUT_WINDOW], 2, (int)i);
+		bind_text(s, ST_PUT_WINDOW, 3, line);
+		r = run(s, ST_PUT_WINDOW, what, reason);
+	}
+	return r;
+}
+
+static int sq_put(void *ctx, const struct lend_record *rec, char *reason)
+{
+	char what[DEVICE_ID_MAX + 64];
+	int r;
+
+	r = store_record_validate(rec, reason);
+	if (r < 0)
+		return r;
+	snprintf(what, sizeof(what), "store the lend of %s in", rec->device);
+	return transact(ctx, put_statements, rec, what, reason);
+}
+
+static int remove_statements(struct sq_store *s, const void *arg, const char *what,
+			     char *reason)
+{
+	const char *device = arg;
+	int r;
+
+	bind_text(s, ST_DEL_WINDOWS, 1, device);
+	r = run(s, ST_DEL_WINDOWS, what, reason);
+	if (r < 0)
+		return r;
+	bind_text(s, ST_DEL_LEND, 1, device);
+	return run(s, ST_DEL_LEND, what, reason);
+}
+
+static int sq_remove(void *ctx, const char *device, char *reason)
+{
+	char what[DEVICE_ID_MAX + 64];
+
+	if (!device || !device[0])
+		return reason_set(reason, -EINVAL, "no device id to remove");
+	snprintf(what, sizeof(what), "remove the lend of %.*s from", DEVICE_ID_MAX, device);
+	return transact(ctx, remove_statements, device, what, reason);
+}
+
+struct host_row {
+	const char *host;
+	int online;
+};
+
+static int host_put_statements(struct sq_store *s, const void *arg, const char *what,
+			       char *reason)
+{
+	const struct host_row *h = arg;
+
+	bind_text(s, ST_HOST_PUT, 1, h->host);
+	sqlite3_bind_int(s->st[ST_HOST_PUT], 2, h->online);
+	return run(s, ST_HOST_PUT, what, reason);
+}
+
+static int sq_host_put(void *ctx, const char *host, int online, char *reason)
+{
+	struct host_row h = { .host = host, .online = online ? 1 : 0 };
+	char what[HOST_NAME_MAX_LEN + 64];
+
+	if (!host || !name_valid(host))
+		return reason_set(reason, -EINVAL, "invalid host name '%s'",
+				  host ? host : "");
+	snprintf(what, sizeof(what), "store the state of host %s in", host);
+	return transact(ctx, host_put_statements, &h, what, reason);
+}
+
+/* ---- reading records --------------------------------------------------- */
+
+struct rec_set {
+	struct lend_record *v;
+	unsigned n, cap;
+	unsigned wcap;	   /* capacity of v[n - 1].windows */
+	FILE *report;	   /* check(): report bad rows here instead of failing */
+	unsigned bad;
+	const char *path;
+	char *reason;
+};
+
+static void rec_set_release(struct rec_set *set)
+{
+	for (unsigned i = 0; i < set->n; i++)
+		lend_record_release(&set->v[i]);
+	free(set->v);
+	set->v = NULL;
+	set->n = set->cap = 0;
+}
+
+/* A bad row: a violation for check(), an error for load(). */
+_printf_(3, 4) static int bad_row(struct rec_set *set, const char *device,
+				  const char *fmt, ...)
+{
+	char msg[REASON_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (set->report) {
+		fprintf(set->report, "%s: %s\n", device, msg);
+		set->bad++;
+		return 0;
+	}
+	return reason_set(set->reason, -EIO, "state database %s: record of %s: %s",
+			  set->path, device, msg);
+}
+
+static int new_record(struct rec_set *set, sqlite3_stmt *st)
+{
+	const char *device = col_text(st, 0), *borrower = col_text(st, 1);
+	struct lend_record *rec;
+	int r;
+
+	if (set->n == set->cap) {
+		unsigned cap = set->cap ? 2 * set->cap : 16;
+		struct lend_record *p = realloc(set->v, cap * sizeof(*p));
+
+		if (!p)
+			return reason_set(set->reason, -ENOMEM, "cannot load %s: out of memory",
+					  set->path);
+		set->v = p;
+		set->cap = cap;
+	}
+	rec = &set->v[set->n++];
+	memset(rec, 0, sizeof(*rec));
+	set->wcap = 0;
+
+	if (strlen(device) >= sizeof(rec->device)) {
+		r = bad_row(set, device, "device id is too long");
+		if (r < 0)
+			return r;
+	}
+	snprintf(rec->device, sizeof(rec->device), "%s", device);
+	if (strlen(borrower) >= sizeof(rec->borrower)) {
+		r = bad_row(set, device, "borrower is too long");
+		if (r < 0)
+			return r;
+	}
+	snprintf(rec->borrower, sizeof(rec->borrower), "%s", borrower);
+	if (sqlite3_column_type(st, 2) != SQLITE_INTEGER) {
+		rec->state = (enum rec_state)-1;
+		r = bad_row(set, device, "state '%s' is not a number", col_text(st, 2));
+		if (r < 0)
+			return r;
+	} else {
+		int64_t v = sqlite3_column_int64(st, 2);
+
+		rec->state = (enum rec_state)(v < 0 || v > INT_MAX ? -1 : (int)v);
+		if (!set->report && (v < 0 || v > REC_RETURNING))
+			return bad_row(set, device, "unknown state %" PRId64, v);
+	}
+	rec->since = sqlite3_column_int64(st, 3);
+	rec->epoch = (uint64_t)sqlite3_column_int64(st, 4);
+	return 0;
+}
+
+static int add_window(struct rec_set *set, sqlite3_stmt *st)
+{
+	struct lend_record *rec = &set->v[set->n - 1];
+	const char *text = col_text(st, 6);
+	struct window w;
+
+	if (window_parse(text, &w) < 0)
+		return bad_row(set, rec->device, "window row %" PRId64 " cannot be parsed: '%s'",
+			       (int64_t)sqlite3_column_int64(st, 5), text);
+	if (rec->nwindows == set->wcap) {
+		unsigned cap = set->wcap ? 2 * set->wcap : 4;
+		struct window *p = realloc(rec->windows, cap * sizeof(*p));
+
+		if (!p)
+			return reason_set(set->reason, -ENOMEM, "cannot load %s: out of memory",
+					  set->path);
+		rec->windows = p;
+		set->wcap = cap;
+	}
+	rec->windows[rec->nwindows++] = w;
+	return 0;
+}
+
+static int row_record(struct rec_set *set, sqlite3_stmt *st)
+{
+	int r;
+
+	char device[DEVICE_ID_MAX];
+
+	/* Compared as stored: check() keeps over-long ids truncated. */
+	snprintf(device, sizeof(device), "%s", col_text(st, 0));
+	if (set->n == 0 || strcmp(set->v[set->n - 1].device, device) != 0) {
+		r = new_record(set, st);
+		if (r < 0)
+			return r;
+	}
+	if (sqlite3_column_type(st, 5) == SQLITE_NULL)
+		return 0; /* a record without windows */
+	return add_window(set, st);
+}
+
+/* Every record, with its windows, into @set.  Call with the lock held. */
+static int read_records(struct sq_store *s, struct rec_set *set)
+{
+	sqlite3_stmt *st = s->st[ST_LOAD];
+	int rc, r = 0;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		r = row_record(set, st);
+		if (r < 0)
+			break;
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = sql_fail(s->db, rc, s->path, "read lends from state database", set->reason);
+	sqlite3_reset(st);
+	return r;
+}
+
+static int sq_load(void *ctx, store_load_cb cb, void *arg, char *reason)
+{
+	struct sq_store *s = ctx;
+	struct rec_set set = { .path = s->path, .reason = reason };
+	int r;
+
+	pthread_mutex_lock(&s->lock);
+	r = read_records(s, &set);
+	pthread_mutex_unlock(&s->lock);
+	for (unsigned i = 0; r == 0 && i < set.n; i++)
+		r = cb(arg, &set.v[i]);
+	rec_set_release(&set);
+	return r;
+}
+
+struct host_entry {
+	char name[HOST_NAME_MAX_LEN + 1];
+	int online;
+};
+
+struct host_set {
+	struct host_entry *v;
+	unsigned n, cap;
+};
+
+static int host_set_add(struct host_set *hs, const char *name, int online)
+{
+	if (hs->n == hs->cap) {
+		unsigned cap = hs->cap ? 2 * hs->cap : 16;
+		struct host_entry *v = realloc(hs->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		hs->v = v;
+		hs->cap = cap;
+	}
+	snprintf(hs->v[hs->n].name, sizeof(hs->v[0].name), "%s", name);
+	hs->v[hs->n].online = online;
+	hs->n++;
+	return 0;
+}
+
+static int sq_host_load(void *ctx, int (*cb)(void *arg, const char *host, int online),
+			void *arg, char *reason)
+{
+	struct sq_store *s = ctx;
+	sqlite3_stmt *st = s->st[ST_HOST_LOAD];
+	struct host_set hs = { 0 };
+	int rc, r = 0;
+
+	pthread_mutex_lock(&s->lock);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *name = col_text(st, 0);
+		int64_t online = sqlite3_column_int64(st, 1);
+
+		if (!name_valid(name) || (online != 0 && online != 1)) {
+			r = reason_set(reason, -EIO,
+				       "state database %s: invalid host row '%s' %" PRId64,
+				       s->path, name, online);
+			break;
+		}
+		r = host_set_add(&hs, name, (int)online);
+		if (r < 0) {
+			reason_set(reason, r, "cannot load %s: out of memory", s->path);
+			break;
+		}
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = sql_fail(s->db, rc, s->path, "read hosts from state database", reason);
+	sqlite3_reset(st);
+	pthread_mutex_unlock(&s->lock);
+
+	for (unsigned i = 0; r == 0 && i < hs.n; i++)
+		r = cb(arg, hs.v[i].name, hs.v[i].online);
+	free(hs.v);
+	return r;
+}
+
+/* ---- check ------------------------------------------------------------- */
+
+struct check_ctx {
+	FILE *out;
+	unsigned bad;
+};
+
+static int row_integrity(void *arg, sqlite3_stmt *st)
+{
+	struct check_ctx *c = arg;
+	const char *msg = col_text(st, 0);
+
+	if (strcmp(msg, "ok") != 0) {
+		fprintf(c->out, "integrity: %s\n", msg);
+		c->bad++;
+	}
+	return 0;
+}
+
+static int row_dangling(void *arg, sqlite3_stmt *st)
+{
+	struct check_ctx *c = arg;
+
+	fprintf(c->out, "%s: window row %" PRId64 " has no lends row (dangling)\n",
+		col_text(st, 0), (int64_t)sqlite3_column_int64(st, 1));
+	c->bad++;
+	return 0;
+}
+
+static int row_host_check(void *arg, sqlite3_stmt *st)
+{
+	struct check_ctx *c = arg;
+	const char *name = col_text(st, 0);
+
+	if (!name_valid(name)) {
+		fprintf(c->out, "host '%s': invalid host name\n", name);
+		c->bad++;
+	}
+	if (sqlite3_column_type(st, 1) != SQLITE_INTEGER ||
+	    (sqlite3_column_int64(st, 1) != 0 && sqlite3_column_int64(st, 1) != 1)) {
+		fprintf(c->out, "host %s: online is '%s', not 0 or 1\n", name,
+			col_text(st, 1));
+		c->bad++;
+	}
+	return 0;
+}
+
+/* The checks only SQL can see, then the records into @set.  Lock held. */
+static int check_rows(struct sq_store *s, struct check_ctx *c, struct rec_set *set,
+		      char *reason)
+{
+	int r;
+
+	r = query(s->db, s->path, "PRAGMA integrity_check(100)", row_integrity, c,
+		  "check integrity of state database", reason);
+	if (r < 0)
+		return r;
+	r = query(s->db, s->path,
+		  "SELECT w.device, w.seq FROM windows w WHERE NOT EXISTS"
+		  " (SELECT 1 FROM lends l WHERE l.device = w.device)"
+		  " ORDER BY w.device, w.seq",
+		  row_dangling, c, "check windows of state database", reason);
+	if (r < 0)
+		return r;
+	r = query(s->db, s->path, "SELECT host, online FROM hosts ORDER BY host",
+		  row_host_check, c, "check hosts of state database", reason);
+	if (r < 0)
+		return r;
+	r = read_records(s, set);
+	c->bad += set->bad;
+	return r;
+}
+
+static int sq_check(void *ctx, FILE *out)
+{
+	struct sq_store *s = ctx;
+	char reason[REASON_MAX] = "";
+	struct check_ctx c = { .out = out };
+	struct rec_set set = { .path = s->path, .reason = reason, .report = out };
+	int r;
+
+	pthread_mutex_lock(&s->lock);
+	r = exec_sql(s->db, s->path, "BEGIN", "read state database", reason);
+	if (r == 0) {
+		r = check_rows(s, &c, &set, reason);
+		sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (r == 0)
+		r = store_check_records(set.v, set.n, out);
+	rec_set_release(&set);
+	if (r < 0) {
+		fprintf(out, "error: %s\n", reason[0] ? reason : "out of memory");
+		return r;
+	}
+	return (int)c.bad + r;
+}
+
+const struct store_ops store_sqlite_ops = {
+	.name = "sqlite",
+	.open = sq_open,
+	.close = sq_close,
+	.load = sq_load,
+	.put = sq_put,
+	.remove = sq_remove,
+	.host_put = sq_host_put,
+	.host_load = sq_host_load,
+	.check = sq_check,
+};

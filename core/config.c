@@ -350,6 +350,8 @@ static int section_begin(struct parser *p, const char *hdr)
 			return perr(p, "out of memory");
 		*d = tmp;
 		d->line = p->line;
+		d->numa_node = -1;
+		d->iommu_group = -1;
 		p->obj = c->ndevices - 1;
 		p->kind = SEC_DEVICE;
 		if (name_register(p, "device", d->id, p->obj) < 0)

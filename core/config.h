@@ -97,6 +97,12 @@ struct cfg_device {
 	uint32_t class;
 	uint64_t bar[PCI_NUM_BARS];
 	unsigned line;
+	/* filled by the udev inventory; empty/-1 for config devices */
+	char driver[32];
+	int numa_node;
+	int iommu_group;
+	char deny_reason[128]; /* non-empty: the lender depends on it (EPERM) */
+	char borrower[REASON_MAX]; /* LENDFS_BORROWER: lend automatically */
 };
 
 struct cfg_vm {

@@ -33,7 +33,7 @@
 
 #define SIM_HW_MAGIC 0x5748534cu  /* "LSHW" */
 #define SIM_DEV_MAGIC 0x5645444cu /* "LDEV" */
-#define SIM_HW_VERSION 1u
+#define SIM_HW_VERSION 2u
 #define SIM_OWNER_MAX 136 /* WINDOW_NEXT_MAX rounded up to 8 */
 #define SIM_MAX_LUT_ENTRIES 65536u
 #define SIM_MAX_DMA_WINDOWS 1024u
@@ -55,13 +55,14 @@ struct sim_slot {
 	char next[SIM_OWNER_MAX];
 };
 
-/* One IOMMU mapping. */
+/* One IOMMU mapping, in the domain of one device. */
 struct sim_map {
 	uint32_t valid;
 	uint32_t pad;
 	uint64_t iova;
 	uint64_t size;
 	uint64_t phys;
+	char domain[WINDOW_DOMAIN_MAX];
 };
 
 /* RUN/hosts/OWNER.hw: this header, then the LUT, DMA and IOMMU tables. */
@@ -670,7 +671,8 @@ static int resolve_dma(struct sim_hw *hw, const char *devid, uint64_t addr,
 		for (unsigned i = 0; i < h->hdr->nmaps; i++) {
 			struct sim_map m = maps[i];
 
-			if (!m.valid || addr < m.iova || addr - m.iova >= m.size)
+			if (!m.valid || addr < m.iova || addr - m.iova >= m.size ||
+			    strncmp(m.domain, devid, sizeof(m.domain)) != 0)
 				continue;
 			phys = m.phys + (addr - m.iova);
 			len = MIN(len, m.size - (addr - m.iova));
@@ -1335,6 +1337,9 @@ static int iommu_check(const struct sim_hdr *hdr, const struct window *w,
 		return reason_set(reason, -EINVAL,
 				  "iommu mapping on %s points into %s, not %s",
 				  w->host, w->next, w->host);
+	if (!w->domain[0])
+		return reason_set(reason, -EINVAL,
+				  "iommu mapping on %s names no device domain", w->host);
 	return 0;
 }
 
@@ -1474,6 +1479,8 @@ static int program_iommu(struct sim_hw *hw, struct sim_host *h,
 				free_map = m;
 			continue;
 		}
+		if (strncmp(m->domain, w->domain, sizeof(m->domain)) != 0)
+			continue; /* another device's domain */
 		if (m->iova == w->local && m->size == w->size &&
 		    m->phys == w->target) {
 			free_map = NULL; /* programmed already */
@@ -1497,6 +1504,7 @@ static int program_iommu(struct sim_hw *hw, struct sim_host *h,
 		free_map->iova = w->local;
 		free_map->size = w->size;
 		free_map->phys = w->target;
+		memcpy(free_map->domain, w->domain, sizeof(free_map->domain));
 		free_map->valid = 1;
 	}
 	host_unlock(h);
@@ -1542,7 +1550,8 @@ static int clear_iommu(struct sim_host *h, const struct window *w, char *reason)
 		       w->local, w->size, w->host);
 	for (unsigned i = 0; i < h->hdr->nmaps; i++) {
 		if (maps[i].valid && maps[i].iova == w->local &&
-		    maps[i].size == w->size) {
+		    maps[i].size == w->size &&
+		    !strncmp(maps[i].domain, w->domain, sizeof(maps[i].domain))) {
 			memset(&maps[i], 0, sizeof(maps[i]));
 			if (reason)
 				reason[0] = '\0';

@@ -275,6 +275,14 @@ struct claim {
 	uint64_t start, end;
 };
 
+/* IOMMU ranges only clash inside one device's domain. */
+static const char *claim_domain(const struct claim *c)
+{
+	if (c->w->kind != WIN_IOMMU)
+		return "";
+	return c->w->domain[0] ? c->w->domain : c->rec->device;
+}
+
 static int cmp_claim(const void *pa, const void *pb)
 {
 	const struct claim *a = pa, *b = pb;
@@ -283,6 +291,9 @@ static int cmp_claim(const void *pa, const void *pb)
 	if (a->w->kind != b->w->kind)
 		return a->w->kind < b->w->kind ? -1 : 1;
 	r = strcmp(a->w->host, b->w->host);
+	if (r)
+		return r;
+	r = strcmp(claim_domain(a), claim_domain(b));
 	if (r)
 		return r;
 	if (a->start != b->start)
@@ -360,7 +371,7 @@ static unsigned check_overlaps(const struct lend_record *recs, unsigned n, FILE 
 			char da[80], db[80];
 
 			if (a->w->kind != b->w->kind || strcmp(a->w->host, b->w->host) ||
-			    b->start >= a->end)
+			    strcmp(claim_domain(a), claim_domain(b)) || b->start >= a->end)
 				break;
 			claim_describe(a, da, sizeof(da));
 			claim_describe(b, db, sizeof(db));

@@ -50,10 +50,11 @@ int window_format(const struct window *w, char *buf, size_t len)
 {
 	int n = snprintf(buf, len,
 			 "%s %s %" PRIu32 " %" PRIu32 " 0x%" PRIx64 " 0x%" PRIx64
-			 " 0x%" PRIx64 " %s %s",
+			 " 0x%" PRIx64 " %s %s %s",
 			 window_kind_name(w->kind), w->host, w->index, w->count,
 			 w->local, w->size, w->target,
 			 w->next[0] ? w->next : "-",
+			 w->domain[0] ? w->domain : "-",
 			 w->tag[0] ? w->tag : "-");
 
 	if (n < 0 || (size_t)n >= len)
@@ -62,18 +63,20 @@ int window_format(const struct window *w, char *buf, size_t len)
 }
 
 _Static_assert(WINDOW_NEXT_MAX == 131, "update the %131s width in window_parse()");
+_Static_assert(WINDOW_DOMAIN_MAX == 96, "update the %96s width in window_parse()");
 
 int window_parse(const char *line, struct window *out)
 {
 	char kind[16], host[HOST_NAME_MAX_LEN + 2], tag[WINDOW_TAG_MAX + 1];
 	char local[24], size[24], target[24], next[WINDOW_NEXT_MAX + 1];
+	char domain[WINDOW_DOMAIN_MAX + 1];
 	unsigned idx, count;
 	struct window w = { 0 };
 	int consumed = 0;
 
-	if (sscanf(line, "%15s %64s %u %u %23s %23s %23s %131s %112s%n", kind,
-		   host, &idx, &count, local, size, target, next, tag,
-		   &consumed) != 9)
+	if (sscanf(line, "%15s %64s %u %u %23s %23s %23s %131s %96s %112s%n", kind,
+		   host, &idx, &count, local, size, target, next, domain, tag,
+		   &consumed) != 10)
 		return -EINVAL;
 	if (line[consumed] != '\0' && line[consumed] != '\n')
 		return -EINVAL;
@@ -86,6 +89,10 @@ int window_parse(const char *line, struct window *out)
 		return -EINVAL;
 	if (strcmp(next, "-") != 0 && !next_valid(next))
 		return -EINVAL;
+	if (strlen(domain) >= sizeof(w.domain))
+		return -EINVAL;
+	if (strcmp(domain, "-") != 0)
+		memcpy(w.domain, domain, strlen(domain) + 1);
 	/* Lengths are checked above: name_valid() bounds host and next. */
 	memcpy(w.host, host, strlen(host) + 1);
 	if (strcmp(next, "-") != 0)

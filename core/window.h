@@ -22,6 +22,7 @@ enum window_kind {
 };
 
 #define WINDOW_TAG_MAX 112
+#define WINDOW_DOMAIN_MAX 96 /* a device id */
 /* "HOST" or "vm:HOST/VM", NUL included */
 #define WINDOW_NEXT_MAX (HOST_NAME_MAX_LEN + VM_NAME_MAX_LEN + 5)
 
@@ -34,6 +35,13 @@ struct window {
 	uint64_t size;
 	uint64_t target; /* address in the next host's space */
 	char next[WINDOW_NEXT_MAX];	  /* whose space target is in */
+	/*
+	 * WIN_IOMMU only: the device whose IOMMU domain holds the mapping.
+	 * Every lent device gets a domain of its own on its lender (as VFIO
+	 * gives each IOMMU group one), so two devices of one lender lent to
+	 * one borrower can both map the borrower's RAM at the same IOVAs.
+	 */
+	char domain[WINDOW_DOMAIN_MAX];
 	char tag[WINDOW_TAG_MAX];	  /* "bar0", "ram1", "p2p:DEV:bar0" */
 };
 
@@ -43,10 +51,11 @@ int window_kind_parse(const char *s, enum window_kind *out);
 /*
  * Text form, one window per line, used by the `windows` attribute, the
  * store and lendfs-dma:
- *   KIND HOST INDEX COUNT LOCAL SIZE TARGET NEXT TAG
- *   lut nodeB 0 2 0x200000000000 0x1000000 0x380000000000 nodeA bar0
+ *   KIND HOST INDEX COUNT LOCAL SIZE TARGET NEXT DOMAIN TAG
+ *   lut nodeB 0 2 0x200000000000 0x1000000 0x380000000000 nodeA - bar0
  * NEXT is the host (or "vm:HOST/VM") whose address space TARGET is in;
- * for an IOMMU window it is HOST itself.  An empty tag or next is "-".
+ * for an IOMMU window it is HOST itself.  An empty tag, next or domain
+ * is "-".
  */
 int window_format(const struct window *w, char *buf, size_t len);
 int window_parse(const char *line, struct window *out);

@@ -85,6 +85,7 @@ static struct window iommuw(const char *host, uint64_t iova, uint64_t size,
 
 	snprintf(w.host, sizeof(w.host), "%s", host);
 	snprintf(w.next, sizeof(w.next), "%s", host);
+	snprintf(w.domain, sizeof(w.domain), "%s", DEV); /* DEV's domain */
 	w.local = iova;
 	w.size = size;
 	w.target = phys;

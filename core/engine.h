@@ -1,0 +1,213 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * engine.h - the lend engine: the public face of core/ for front-ends.
+ *
+ * An engine owns the cluster model (hosts, links, devices), the fabric
+ * book-keeping and back-end, and the store.  It is the only thing that
+ * changes lend state.  Every call is thread-safe: a short global lock
+ * guards the model's shape, one lock per device guards its state, and no
+ * lock is held while a back-end waits on something slow.
+ *
+ * Device states (SPEC section 3):
+ *
+ *   available --lend--> lending --ok--> lent --return--> returning --> available
+ *                          |                                 |
+ *                          +--error: rolled back to available+--error: stays lent
+ *   failed:  the lend broke under the engine (route lost, device removed);
+ *            writing an empty borrower clears it back to available.
+ *   offline: the lender is offline.
+ *
+ * Requests return 0 or -errno (SPEC section 4) and fill @reason; the
+ * device's last_error keeps "ERRNO: reason" of its last failed request.
+ */
+#ifndef LENDFS_ENGINE_H
+#define LENDFS_ENGINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "config.h"
+#include "fabric.h"
+#include "store.h"
+#include "topology.h"
+#include "window.h"
+
+#define BORROWER_MAX 255 /* bytes in one borrower write, newline excluded */
+
+struct engine;
+
+enum dev_state {
+	DEV_AVAILABLE,
+	DEV_LENDING,
+	DEV_LENT,
+	DEV_RETURNING,
+	DEV_FAILED,
+	DEV_OFFLINE,
+};
+
+const char *dev_state_name(enum dev_state s);
+
+/*
+ * Events the engine reports (recovery decisions, autolend failures,
+ * reroutes); the caller decides whether and where to log them.
+ */
+typedef void (*engine_log_cb)(void *arg, const char *msg);
+
+struct engine_options {
+	const struct cluster_config *cfg; /* the engine keeps a reference */
+	const struct fabric_ops *fabric;
+	const char *run_dir;		  /* sim fabric files */
+	const struct store_ops *store;
+	const char *store_where;	  /* file or URI for store->open */
+	const char *local_host;		  /* NULL: this daemon is every host */
+	engine_log_cb log;
+	void *log_arg;
+};
+
+/* Create an engine, open the back-ends and recover stored lends. */
+int engine_new(const struct engine_options *opt, struct engine **out,
+	       char *reason);
+void engine_free(struct engine *e);
+
+/* ---- requests ---------------------------------------------------------- */
+
+/*
+ * The whole SPEC section 4 contract for one write of @len bytes to a
+ * device's borrower file: one trailing newline stripped, more than
+ * BORROWER_MAX bytes -EINVAL, the current value is a no-op, empty returns
+ * the device, anything else lends it.  Blocks until done or timed out.
+ */
+int engine_write_borrower(struct engine *e, const char *devid,
+			  const char *buf, size_t len, char *reason);
+
+/* Lend to @borrower ("HOST" or "vm:HOST/VM"), or return (NULL / ""). */
+int engine_lend(struct engine *e, const char *devid, const char *borrower,
+		char *reason);
+int engine_return(struct engine *e, const char *devid, char *reason);
+
+/* Administrative host state ("online" / "offline"). */
+int engine_write_host_state(struct engine *e, const char *host,
+			    const char *buf, size_t len, char *reason);
+
+/* ---- hot-plug (inventory back-ends) ----------------------------------- */
+
+/*
+ * A device appeared on its lender (udev `add`, or coldplug): it shows up
+ * as available.  -EEXIST if the id is known; when it is known but gone
+ * (removed while lent, still `failed`), it comes back and the failure is
+ * cleared.  With a non-empty dev->borrower the device is then lent to it
+ * (auto-lend); a failure of that lend is in last_error and in @reason and
+ * is returned as a positive 1 (the device was added all the same).
+ */
+int engine_device_add(struct engine *e, const struct cfg_device *dev,
+		      char *reason);
+
+/*
+ * A device vanished (udev `remove`).  Available: it disappears.  Lent: the
+ * lend is torn down (windows freed), the device stays listed as `failed`
+ * with last_error "ENODEV: device removed" until an empty borrower write
+ * clears it, and then it disappears.
+ */
+int engine_device_remove(struct engine *e, const char *devid, char *reason);
+
+/* Refresh ids, driver, NUMA node (udev `change`); BAR sizes are kept. */
+int engine_device_update(struct engine *e, const struct cfg_device *dev,
+			 char *reason);
+
+/* ---- reading ----------------------------------------------------------- */
+
+/*
+ * A consistent copy of one device, taken under its lock.  Release with
+ * device_view_release().
+ */
+struct peer_view {
+	char device[DEVICE_ID_MAX];
+	struct route route; /* P2P route actually used, this lender -> peer's */
+	bool via_root_complex; /* this lender's IOMMU forces it through its RC */
+	uint64_t latency_ns;   /* route + root complex detour */
+	char error[REASON_MAX]; /* non-empty: no P2P windows ("ENOSPC: ...") */
+};
+
+struct device_view {
+	char id[DEVICE_ID_MAX];
+	char lender[HOST_NAME_MAX_LEN + 1];
+	struct pci_addr addr;
+	uint16_t vendor, device, subsystem_vendor, subsystem_device;
+	uint32_t class;
+	uint64_t bar_size[PCI_NUM_BARS];
+	uint64_t bar_addr[PCI_NUM_BARS];
+	uint64_t bar_flags[PCI_NUM_BARS];
+	char driver[32];
+	int numa_node;	 /* -1: unknown */
+	int iommu_group; /* -1: none */
+	enum dev_state state;
+	char borrower[BORROWER_MAX + 1];
+	char last_error[REASON_MAX + 16];
+	int64_t since;
+	uint64_t generation; /* changes whenever anything above changes */
+	bool has_route;
+	struct route route; /* lender -> borrower */
+	struct window *windows;
+	unsigned nwindows;
+	struct peer_view *peers;
+	unsigned npeers;
+};
+
+int engine_device_view(struct engine *e, const char *devid,
+		       struct device_view *out);
+void device_view_release(struct device_view *v);
+
+/* Does the device exist?  Cheap (no copy). */
+bool engine_device_exists(struct engine *e, const char *devid);
+
+/* Call @cb for every device id, in a stable order; stops on nonzero. */
+int engine_foreach_device(struct engine *e,
+			  int (*cb)(void *arg, const char *devid), void *arg);
+size_t engine_device_count(struct engine *e);
+
+struct host_view {
+	char name[HOST_NAME_MAX_LEN + 1];
+	bool online;
+	bool iommu;
+	char adapter[32];
+	uint32_t lut_entries, lut_used;
+	uint32_t dma_windows, dma_used;
+	uint32_t iommu_mappings;
+	uint64_t iommu_faults;
+};
+
+int engine_host_view(struct engine *e, const char *host, struct host_view *out);
+int engine_foreach_host(struct engine *e,
+			int (*cb)(void *arg, const char *host), void *arg);
+
+/* Devices lent by / to @host (ids), for hosts/HOST/{lent,borrowed}/. */
+int engine_foreach_lent_by(struct engine *e, const char *host,
+			   int (*cb)(void *arg, const char *devid), void *arg);
+int engine_foreach_borrowed_by(struct engine *e, const char *host,
+			       int (*cb)(void *arg, const char *devid),
+			       void *arg);
+
+/* Multi-line renderings of whole-cluster files. */
+int engine_render_lends(struct engine *e, FILE *out);
+int engine_render_links(struct engine *e, FILE *out);
+int engine_render_topology_dot(struct engine *e, FILE *out);
+int engine_render_metrics(struct engine *e, FILE *out);
+
+/* Path of a route, one hop per line, then "latency_ns N". */
+void engine_render_route(struct engine *e, const struct route *r, FILE *out);
+
+/* ---- change notification ---------------------------------------------- */
+
+/*
+ * Called (from the thread that made the change, with no engine lock held)
+ * after a device's visible state changed, and with @devid NULL when the
+ * set of devices or hosts changed.  Front-ends invalidate caches here.
+ */
+typedef void (*engine_watch_cb)(void *arg, const char *devid);
+void engine_set_watch(struct engine *e, engine_watch_cb cb, void *arg);
+
+/* The run directory of the sim fabric (for lendfs-dma). */
+const char *engine_run_dir(struct engine *e);
+
+#endif

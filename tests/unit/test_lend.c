@@ -1,0 +1,686 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * cmocka tests for the engine (core/lend.c, plan.c): the state machine,
+ * every errno of SPEC section 4, rollback at every fault-injection point,
+ * hot-plug, races, and bytes moved through the windows a lend programs.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "engine.h"
+#include "fabric_sim.h"
+#include "fault.h"
+
+static const char *cfg_text =
+	"[cluster]\n"
+	"timeout_ms = 2000\n"
+	"[host a]\n"
+	"iommu = on\n"
+	"lut_entries = 8\n"
+	"window_max = 8M\n"
+	"[host b]\n"
+	"lut_entries = 8\n"
+	"window_max = 8M\n"
+	"ram = 0x0-0xfffffff\n"
+	"[host c]\n"
+	"lut_entries = 8\n"
+	"ram = 0x0-0xfffffff,0x100000000-0x10fffffff\n"
+	"[host d]\n"
+	"lut_entries = 3\n"
+	"[link]\n"
+	"a = a\n"
+	"b = b\n"
+	"latency_ns = 10\n"
+	"[link]\n"
+	"a = b\n"
+	"b = c\n"
+	"latency_ns = 10\n"
+	"[link]\n"
+	"a = b\n"
+	"b = d\n"
+	"[device a:0000:01:00.0]\n"
+	"class = 0x030200\n"
+	"bar0 = 16M\n"
+	"bar2 = 64K\n"
+	"[device a:0000:02:00.0]\n"
+	"class = 0x010802\n"
+	"bar0 = 16K\n"
+	"[device c:0000:03:00.0]\n"
+	"class = 0x020000\n"
+	"bar0 = 32M\n"
+	"[device b:0000:04:00.0]\n"
+	"bar0 = 4K\n"
+	"[policy]\n"
+	"deny = a:0000:02:00.0\n";
+
+#define GPU "a:0000:01:00.0"
+#define NVME "a:0000:02:00.0"
+#define NIC "c:0000:03:00.0"
+#define BDEV "b:0000:04:00.0"
+
+struct fixture {
+	char dir[64];
+	struct cluster_config *cfg;
+	struct engine *e;
+};
+
+static int engine_up(struct fixture *f, const char *text)
+{
+	struct engine_options opt = { 0 };
+	char err[ERRMSG_MAX], reason[REASON_MAX], run[128];
+
+	if (config_load_string("test.ini", text, &f->cfg, err) < 0)
+		fail_msg("%s", err);
+	snprintf(run, sizeof(run), "%s/run", f->dir);
+	opt.cfg = f->cfg;
+	opt.fabric = &fabric_sim_ops;
+	opt.run_dir = run;
+	opt.store = &store_memory_ops;
+	opt.store_where = "test";
+	return engine_new(&opt, &f->e, reason);
+}
+
+static void engine_down(struct fixture *f)
+{
+	engine_free(f->e);
+	config_free(f->cfg);
+	f->e = NULL;
+	f->cfg = NULL;
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	snprintf(f->dir, sizeof(f->dir), "/tmp/lendfs-test-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	unsetenv("LENDFS_FAULT");
+	unsetenv("LENDFS_DELAY");
+	assert_int_equal(engine_up(f, cfg_text), 0);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	char cmd[128];
+
+	engine_down(f);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+	assert_int_equal(system(cmd), 0);
+	free(f);
+	unsetenv("LENDFS_FAULT");
+	unsetenv("LENDFS_DELAY");
+	return 0;
+}
+
+static enum dev_state state_of(struct engine *e, const char *id,
+			       char *last_error)
+{
+	struct device_view v;
+
+	assert_int_equal(engine_device_view(e, id, &v), 0);
+	if (last_error)
+		strcpy(last_error, v.last_error);
+	device_view_release(&v);
+	return v.state;
+}
+
+/* Every table of every host empty. */
+static void assert_fabric_idle(struct engine *e)
+{
+	static const char *const hosts[] = { "a", "b", "c", "d" };
+
+	for (size_t i = 0; i < 4; i++) {
+		struct host_view h;
+
+		assert_int_equal(engine_host_view(e, hosts[i], &h), 0);
+		if (h.lut_used || h.dma_used || h.iommu_mappings)
+			fail_msg("host %s: lut %u dma %u iommu %u still in use", hosts[i],
+				 h.lut_used, h.dma_used, h.iommu_mappings);
+	}
+}
+
+static int write_str(struct engine *e, const char *id, const char *s,
+		     char *reason)
+{
+	return engine_write_borrower(e, id, s, strlen(s), reason);
+}
+
+static void test_lend_return(void **state)
+{
+	struct fixture *f = *state;
+	char reason[REASON_MAX], err[REASON_MAX + 16];
+	struct device_view v;
+	struct host_view h;
+
+	assert_int_equal(state_of(f->e, GPU, NULL), DEV_AVAILABLE);
+	assert_int_equal(write_str(f->e, GPU, "b\n", reason), 0);
+	assert_int_equal(engine_device_view(f->e, GPU, &v), 0);
+	assert_int_equal(v.state, DEV_LENT);
+	assert_string_equal(v.borrower, "b");
+	assert_true(v.has_route);
+	assert_int_equal(v.route.nhops, 1);
+	/* one hop: link 10 + one crossing 360 */
+	assert_int_equal(v.route.latency_ns, 370);
+	/* bar0 16M (2 LUT) + bar2 (1 LUT) + one DMA + one IOMMU (a has it on) */
+	assert_int_equal(v.nwindows, 4);
+	assert_int_equal(v.windows[0].kind, WIN_LUT);
+	assert_int_equal(v.windows[0].count, 2);
+	assert_string_equal(v.windows[0].host, "b");
+	assert_string_equal(v.windows[0].next, "a");
+	assert_int_equal(v.windows[3].kind, WIN_IOMMU);
+	device_view_release(&v);
+	assert_int_equal(engine_host_view(f->e, "b", &h), 0);
+	assert_int_equal(h.lut_used, 3);
+	/* idempotent */
+	assert_int_equal(write_str(f->e, GPU, "b", reason), 0);
+	assert_int_equal(engine_host_view(f->e, "b", &h), 0);
+	assert_int_equal(h.lut_used, 3);
+	/* busy for another borrower */
+	assert_int_equal(write_str(f->e, GPU, "c\n", reason), -EBUSY);
+	assert_int_equal(state_of(f->e, GPU, err), DEV_LENT);
+	assert_string_equal(err, "EBUSY: lent to b; return it first");
+	/* return */
+	assert_int_equal(write_str(f->e, GPU, "\n", reason), 0);
+	assert_int_equal(state_of(f->e, GPU, NULL), DEV_AVAILABLE);
+	assert_fabric_idle(f->e);
+	/* returning what is not lent is a no-op */
+	assert_int_equal(write_str(f->e, GPU, "", reason), 0);
+}
+
+static void test_einval(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const bad[] = {
+		"no de", "../b", "b\n\n", "b\r\n", "zz", "a", "vm:b", "vm:b/", "vm:/x",
+		"vm:b/nosuch", "b\t", " b", "b ",
+	};
+	char reason[REASON_MAX], err[REASON_MAX + 16], big[300];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (write_str(f->e, GPU, bad[i], reason) != -EINVAL)
+			fail_msg("'%s' was not refused with EINVAL", bad[i]);
+		assert_int_equal(state_of(f->e, GPU, err), DEV_AVAILABLE);
+		assert_memory_equal(err, "EINVAL: ", 8);
+	}
+	assert_int_equal(write_str(f->e, GPU, "a", reason), -EINVAL);
+	assert_string_equal(reason, "cannot lend a:0000:01:00.0 to its own lender a");
+	assert_int_equal(write_str(f->e, GPU, "zz", reason), -EINVAL);
+	assert_string_equal(reason, "unknown host 'zz'");
+	assert_int_equal(engine_write_borrower(f->e, GPU, "b\0c", 3, reason), -EINVAL);
+	memset(big, 'b', sizeof(big));
+	assert_int_equal(engine_write_borrower(f->e, GPU, big, 256, reason), -EINVAL);
+	/* 255 bytes + newline is within the limit (and then an unknown host) */
+	big[255] = '\n';
+	assert_int_equal(engine_write_borrower(f->e, GPU, big, 256, reason), -EINVAL);
+	assert_non_null(strstr(reason, "malformed host name"));
+	assert_fabric_idle(f->e);
+}
+
+static void test_eperm_enodev(void **state)
+{
+	struct fixture *f = *state;
+	char reason[REASON_MAX];
+
+	assert_int_equal(write_str(f->e, NVME, "b", reason), -EPERM);
+	assert_non_null(strstr(reason, "[policy] deny"));
+	assert_int_equal(write_str(f->e, "a:0000:99:00.0", "b", reason), -ENODEV);
+}
+
+static void test_ehostdown(void **state)
+{
+	struct fixture *f = *state;
+	char reason[REASON_MAX], err[REASON_MAX + 16];
+
+	assert_int_equal(engine_write_host_state(f->e, "b", "offline\n", 8, reason), 0);
+	/* borrower offline */
+	assert_int_equal(write_str(f->e, GPU, "b", reason), -EHOSTDOWN);
+	assert_string_equal(reason, "borrower b is offline");
+	/* c is only reachable through b */
+	assert_int_equal(write_str(f->e, GPU, "c", reason), -EHOSTDOWN);
+	assert_int_equal(state_of(f->e, GPU, err), DEV_AVAILABLE);
+	assert_memory_equal(err, "EHOSTDOWN: ", 11);
+	/* lender offline: its devices are offline */
+	assert_int_equal(engine_write_host_state(f->e, "a", "offline", 7, reason), 0);
+	assert_int_equal(state_of(f->e, GPU, NULL), DEV_OFFLINE);
+	assert_int_equal(write_str(f->e, GPU, "c", reason), -EHOSTDOWN);
+	assert_string_equal(reason, "lender a is offline");
+	assert_int_equal(engine_write_host_state(f->e, "a", "online", 6, reason), 0);
+	assert_int_equal(engine_write_host_state(f->e, "b", "online", 6, reason), 0);
+	assert_int_equal(state_of(f->e, GPU, NULL), DEV_AVAILABLE);
+	assert_int_equal(engine_write_host_state(f->e, "b", "sideways", 8, reason),
+			 -EINVAL);
+	assert_fabric_idle(f->e);
+}
+
+static void test_route_lost(void **state)
+{
+	struct fixture *f = *state;
+	char reason[REASON_MAX], err[REASON_MAX + 16];
+
+	assert_int_equal(write_str(f->e, GPU, "c", reason), 0);
+	/* the only route a -> b -> c breaks when b goes down */
+	assert_int_equal(engine_write_host_state(f->e, "b", "offline", 7, reason), 0);
+	assert_int_equal(state_of(f->e, GPU, err), DEV_FAILED);
+	assert_non_null(strstr(err, "EHOSTDOWN: route lost: host b went offline"));
+	assert_int_equal(engine_write_host_state(f->e, "b", "online", 6, reason), 0);
+	assert_fabric_idle(f->e);
+	/* a failed device can be cleared, then lent again */
+	assert_int_equal(write_str(f->e, GPU, "", reason), 0);
+	assert_int_equal(state_of(f->e, GPU, NULL), DEV_AVAILABLE);
+	assert_int_equal(write_str(f->e, GPU, "c", reason), 0);
+	assert_int_equal(write_str(f->e, GPU, "", reason), 0);
+	assert_fabric_idle(f->e);
+}
+
+static void test_enospc(void **state)
+{
+	struct fixture *f = *state;
+	char reason[REASON_MAX], err[REASON_MAX + 16];
+
+	/* d has 3 LUT entries: the 16M bar0 takes 2, bar2 the third */
+	assert_int_equal(write_str(f->e, GPU, "d", reason), 0);
+	assert_int_equal(write_str(f->e, BDEV, "d", reason), -ENOSPC);
+	assert_string_equal(reason, "no free NTB translation entry on adapter d/ntb0: "
+				    "need 1 contiguous, 0 free of 3");
+	assert_int_equal(state_of(f->e, BDEV, err), DEV_AVAILABLE);
+	assert_memory_equal(err, "ENOSPC: no free NTB", 19);
+	assert_int_equal(write_str(f->e, GPU, "", reason), 0);
+	assert_int_equal(write_str(f->e, BDEV, "d", reason), 0);
+	assert_int_equal(write_str(f->e, BDEV, "", reason), 0);
+	assert_fabric_idle(f->e);
+}
+
+static void test_etimedout(void **state)
+{
+	struct fixture *f = *state;
+	char reason[REASON_MAX];
+
+	engine_down(f);
+	setenv("LENDFS_DELAY", "ntb_map:700", 1);
+	assert_int_equal(engine_up(f, cfg_text), 0);
+	/* timeout_ms 2000, 4 windows at 700 ms each on a 2-hop route */
+	assert_int_equal(write_str(f->e, NIC, "a", reason), -ETIMEDOUT);
+	assert_non_null(strstr(reason, "engine timeout"));
+	assert_int_equal(state_of(f->e, NIC, NULL), DEV_AVAILABLE);
+	assert_fabric_idle(f->e);
+}
+
+static void test_enotsup(void **state)
+{
+	struct engine_options opt = { 0 };
+	struct cluster_config *cfg;
+	struct engine *e = NULL;
+	char err[ERRMSG_MAX], reason[REASON_MAX];
+
+	(void)state;
+	assert_int_equal(config_load_string("t", "[host a]\n", &cfg, err), 0);
+	opt.cfg = cfg;
+	opt.fabric = &fabric_ntb_ops;
+	opt.run_dir = "/nonexistent";
+	opt.store = &store_memory_ops;
+	opt.store_where = "x";
+	assert_int_equal(engine_new(&opt, &e, reason), -ENOTSUP);
+	assert_non_null(strstr(reason, "NTB"));
+	assert_null(e);
+	config_free(cfg);
+}
+
+/*
+ * Fail every step of a lend and of a return in turn: each failure must
+ * leave the device state, every table and the store as before.
+ */
+static void test_rollback_everywhere(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const lend_points[] = {
+		"route", "ntb_alloc", "iommu_alloc", "store_intent", "ntb_map",
+		"iommu_map", "lend_commit", "store_commit",
+	};
+	static const char *const return_points[] = {
+		"store_intent", "ntb_unmap", "iommu_unmap", "store_commit",
+	};
+	char reason[REASON_MAX], spec[64];
+
+	for (size_t i = 0; i < sizeof(lend_points) / sizeof(lend_points[0]); i++) {
+		/* count how often the lend passes this point, fail each pass */
+		unsigned passes;
+
+		engine_down(f);
+		unsetenv("LENDFS_FAULT");
+		assert_int_equal(engine_up(f, cfg_text), 0);
+		fault_reset();
+		assert_int_equal(write_str(f->e, GPU, "c", reason), 0);
+		passes = fault_count(lend_points[i]);
+		assert_true(passes >= 1);
+		for (unsigned n = 1; n <= passes; n++) {
+			engine_down(f);
+			snprintf(spec, sizeof(spec), "%s:%u", lend_points[i], n);
+			setenv("LENDFS_FAULT", spec, 1);
+			assert_int_equal(engine_up(f, cfg_text), 0);
+			if (write_str(f->e, GPU, "c", reason) != -EIO)
+				fail_msg("lend with fault %s did not fail", spec);
+			assert_non_null(strstr(reason, "injected fault"));
+			assert_int_equal(state_of(f->e, GPU, NULL), DEV_AVAILABLE);
+			assert_fabric_idle(f->e);
+			/* and the device still lends afterwards */
+			unsetenv("LENDFS_FAULT");
+			assert_int_equal(write_str(f->e, GPU, "c", reason), 0);
+			assert_int_equal(write_str(f->e, GPU, "", reason), 0);
+			assert_fabric_idle(f->e);
+		}
+	}
+	for (size_t i = 0; i < sizeof(return_points) / sizeof(return_points[0]); i++) {
+		struct device_view before, after;
+
+		engine_down(f);
+		snprintf(spec, sizeof(spec), "%s:%u", return_points[i],
+			 /* the lend itself passes store_intent/commit once */
+			 !strcmp(return_points[i], "store_intent") ||
+					 !strcmp(return_points[i], "store_commit") ? 2 : 1);
+		setenv("LENDFS_FAULT", spec, 1);
+		assert_int_equal(engine_up(f, cfg_text), 0);
+		assert_int_equal(write_str(f->e, GPU, "c", reason), 0);
+		assert_int_equal(engine_device_view(f->e, GPU, &before), 0);
+		if (write_str(f->e, GPU, "", reason) != -EIO)
+			fail_msg("return with fault %s did not fail", spec);
+		assert_int_equal(engine_device_view(f->e, GPU, &after), 0);
+		assert_int_equal(after.state, DEV_LENT);
+		assert_string_equal(after.borrower, "c");
+		assert_int_equal(after.nwindows, before.nwindows);
+		assert_memory_equal(after.windows, before.windows,
+				    before.nwindows * sizeof(struct window));
+		device_view_release(&before);
+		device_view_release(&after);
+		/* the retried return works and leaves nothing */
+		assert_int_equal(write_str(f->e, GPU, "", reason), 0);
+		assert_fabric_idle(f->e);
+	}
+}
+
+static void test_random_cycles(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const devs[] = { GPU, NIC, BDEV };
+	static const char *const hosts[] = { "", "a", "b", "c", "d" };
+	char reason[REASON_MAX];
+	unsigned seed = 12345;
+
+	for (unsigned i = 0; i < 10000; i++) {
+		const char *dev = devs[rand_r(&seed) % 3];
+		const char *host = hosts[rand_r(&seed) % 5];
+		int r = write_str(f->e, dev, host, reason);
+
+		if (r != 0 && r != -EBUSY && r != -EINVAL && r != -ENOSPC)
+			fail_msg("cycle %u: %s -> %s: %d %s", i, dev, host, r, reason);
+	}
+	for (size_t i = 0; i < 3; i++)
+		assert_int_equal(write_str(f->e, devs[i], "", reason), 0);
+	assert_fabric_idle(f->e);
+}
+
+struct racer {
+	struct engine *e;
+	const char *host;
+	int result;
+	pthread_barrier_t *start;
+};
+
+static void *race(void *arg)
+{
+	struct racer *r = arg;
+	char reason[REASON_MAX];
+
+	pthread_barrier_wait(r->start);
+	r->result = write_str(r->e, GPU, r->host, reason);
+	return NULL;
+}
+
+static void test_race(void **state)
+{
+	struct fixture *f = *state;
+	pthread_t t[32];
+	struct racer r[32];
+	pthread_barrier_t start;
+	struct device_view v;
+
+	pthread_barrier_init(&start, NULL, 32);
+	for (int i = 0; i < 32; i++) {
+		r[i] = (struct racer){ f->e, i % 2 ? "b" : "c", 1, &start };
+		pthread_create(&t[i], NULL, race, &r[i]);
+	}
+	for (int i = 0; i < 32; i++)
+		pthread_join(t[i], NULL);
+	pthread_barrier_destroy(&start);
+	assert_int_equal(engine_device_view(f->e, GPU, &v), 0);
+	assert_int_equal(v.state, DEV_LENT);
+	for (int i = 0; i < 32; i++) {
+		if (strcmp(r[i].host, v.borrower) != 0)
+			assert_int_equal(r[i].result, -EBUSY);
+		else
+			assert_true(r[i].result == 0 || r[i].result == -EBUSY);
+	}
+	device_view_release(&v);
+}
+
+static void test_hotplug(void **state)
+{
+	struct fixture *f = *state;
+	struct cfg_device dev = {
+		.id = "b:0000:05:00.0",
+		.host = "b",
+		.addr = { 0, 5, 0, 0 },
+		.vendor = 0x10de,
+		.class = 0x030200,
+		.bar = { 1 << 20 },
+		.numa_node = 1,
+		.iommu_group = 7,
+	};
+	char reason[REASON_MAX], err[REASON_MAX + 16];
+	struct device_view v;
+
+	assert_int_equal(engine_device_add(f->e, &dev, reason), 0);
+	assert_int_equal(engine_device_add(f->e, &dev, reason), -EEXIST);
+	assert_int_equal(engine_device_view(f->e, dev.id, &v), 0);
+	assert_int_equal(v.numa_node, 1);
+	assert_int_equal(v.iommu_group, 7);
+	device_view_release(&v);
+	/* removal while available: gone */
+	assert_int_equal(engine_device_remove(f->e, dev.id, reason), 0);
+	assert_false(engine_device_exists(f->e, dev.id));
+	/* auto-lend on add, removal while lent tears down */
+	snprintf(dev.borrower, sizeof(dev.borrower), "c");
+	assert_int_equal(engine_device_add(f->e, &dev, reason), 0);
+	assert_int_equal(state_of(f->e, dev.id, NULL), DEV_LENT);
+	assert_int_equal(engine_device_remove(f->e, dev.id, reason), 0);
+	assert_int_equal(state_of(f->e, dev.id, err), DEV_FAILED);
+	assert_string_equal(err, "ENODEV: device removed");
+	assert_int_equal(write_str(f->e, dev.id, "c", reason), -ENODEV);
+	assert_fabric_idle(f->e);
+	/* clearing the failure makes it disappear */
+	assert_int_equal(write_str(f->e, dev.id, "", reason), 0);
+	assert_false(engine_device_exists(f->e, dev.id));
+	/* a device the lender depends on */
+	dev.borrower[0] = '\0';
+	snprintf(dev.deny_reason, sizeof(dev.deny_reason),
+		 "holds the root file system (/dev/vda1)");
+	assert_int_equal(engine_device_add(f->e, &dev, reason), 0);
+	assert_int_equal(write_str(f->e, dev.id, "c", reason), -EPERM);
+	assert_non_null(strstr(reason, "holds the root file system"));
+	/* unknown lender */
+	snprintf(dev.id, sizeof(dev.id), "zz:0000:05:00.0");
+	snprintf(dev.host, sizeof(dev.host), "zz");
+	assert_int_equal(engine_device_add(f->e, &dev, reason), -EINVAL);
+}
+
+/* Bytes written by the borrower's CPU land in the lender's BAR file. */
+static void test_bytes_move(void **state)
+{
+	struct fixture *f = *state;
+	char reason[REASON_MAX], run[128], buf[16] = "";
+	struct device_view v;
+	struct sim_hw *hw;
+	uint64_t bar0 = 0, ram_view = 0;
+
+	/* two hops: c -> b -> a */
+	assert_int_equal(write_str(f->e, GPU, "c", reason), 0);
+	assert_int_equal(engine_device_view(f->e, GPU, &v), 0);
+	for (unsigned i = 0; i < v.nwindows; i++) {
+		if (v.windows[i].kind == WIN_LUT && !strcmp(v.windows[i].host, "c") &&
+		    !strcmp(v.windows[i].tag, "bar0"))
+			bar0 = v.windows[i].local;
+		if (v.windows[i].kind == WIN_IOMMU && !strcmp(v.windows[i].tag, "ram1"))
+			ram_view = v.windows[i].local;
+	}
+	device_view_release(&v);
+	assert_true(bar0 != 0);
+	assert_int_equal(ram_view, 0x100000000ULL);
+	snprintf(run, sizeof(run), "%s/run", f->dir);
+	assert_int_equal(sim_hw_open(run, &hw, reason), 0);
+	/* CPU of c writes into the second 8M entry of bar0 */
+	assert_int_equal(sim_cpu_access(hw, "c", bar0 + (8 << 20) + 16, "hello", 5,
+					true, reason), 5);
+	/* the device reads it at that BAR offset from its lender's view */
+	assert_int_equal(sim_cpu_access(hw, "a", 0x380000000000ULL + (8 << 20) + 16,
+					buf, 5, false, reason), 5);
+	assert_memory_equal(buf, "hello", 5);
+	/* device DMA into c's RAM range 1, through a's IOMMU */
+	assert_int_equal(sim_dma_access(hw, GPU, 0x100000040ULL, "dma!", 4, true,
+					reason), 4);
+	assert_int_equal(sim_cpu_access(hw, "c", 0x100000040ULL, buf, 4, false,
+					reason), 4);
+	assert_memory_equal(buf, "dma!", 4);
+	/* outside the IOMMU windows: a fault */
+	assert_true(sim_dma_access(hw, GPU, 0x20000000ULL, "x", 1, true, reason) < 0);
+	/* after the return nothing is mapped any more */
+	assert_int_equal(write_str(f->e, GPU, "", reason), 0);
+	assert_true(sim_cpu_access(hw, "c", bar0 + 16, buf, 5, false, reason) < 0);
+	sim_hw_close(hw);
+}
+
+static void test_composition(void **state)
+{
+	struct fixture *f = *state;
+	static const char *big =
+		"[host a]\niommu = on\nlut_entries = 64\n"
+		"[host b]\nlut_entries = 64\n"
+		"[host c]\nlut_entries = 64\n"
+		"[link]\na = a\nb = b\nlatency_ns = 10\n"
+		"[link]\na = b\nb = c\nlatency_ns = 10\n"
+		"[device a:0000:01:00.0]\nbar0 = 16M\n"
+		"[device a:0000:02:00.0]\nbar0 = 16K\n"
+		"[device c:0000:03:00.0]\nbar0 = 32M\n";
+	char reason[REASON_MAX];
+	struct device_view v;
+
+	engine_down(f);
+	assert_int_equal(engine_up(f, big), 0);
+	assert_int_equal(write_str(f->e, GPU, "b", reason), 0);
+	assert_int_equal(write_str(f->e, NIC, "b", reason), 0);
+	assert_int_equal(write_str(f->e, NVME, "b", reason), 0);
+
+	assert_int_equal(engine_device_view(f->e, GPU, &v), 0);
+	assert_int_equal(v.npeers, 2);
+	for (unsigned i = 0; i < v.npeers; i++) {
+		struct peer_view *p = &v.peers[i];
+
+		assert_string_equal(p->error, "");
+		/* a's IOMMU is on: P2P from a goes through its root complex */
+		assert_true(p->via_root_complex);
+		if (!strcmp(p->device, NIC)) {
+			assert_int_equal(p->route.nhops, 2); /* a -> b -> c */
+			assert_int_equal(p->route.latency_ns, 2 * 370);
+			assert_int_equal(p->latency_ns, 2 * 370 + DEFAULT_ROOT_COMPLEX_NS);
+		} else {
+			assert_string_equal(p->device, NVME);
+			assert_int_equal(p->route.nhops, 0); /* same lender */
+		}
+	}
+	device_view_release(&v);
+
+	assert_int_equal(engine_device_view(f->e, NIC, &v), 0);
+	assert_int_equal(v.npeers, 2);
+	/* c's IOMMU is off: direct over the shortest path */
+	assert_false(v.peers[0].via_root_complex);
+	assert_int_equal(v.peers[0].latency_ns, v.peers[0].route.latency_ns);
+	device_view_release(&v);
+
+	/* the P2P windows are real: a reaches c's BAR through them */
+	{
+		struct host_view h;
+
+		assert_int_equal(engine_host_view(f->e, "a", &h), 0);
+		assert_true(h.lut_used >= 4); /* 32M of NIC BAR in 8M entries */
+		assert_true(h.iommu_mappings > 0);
+	}
+	/* returning one member releases its links; the rest stay */
+	assert_int_equal(write_str(f->e, NIC, "", reason), 0);
+	assert_int_equal(engine_device_view(f->e, GPU, &v), 0);
+	assert_int_equal(v.npeers, 1);
+	assert_string_equal(v.peers[0].device, NVME);
+	device_view_release(&v);
+	assert_int_equal(write_str(f->e, GPU, "", reason), 0);
+	assert_int_equal(write_str(f->e, NVME, "", reason), 0);
+	{
+		static const char *const hosts[] = { "a", "b", "c" };
+
+		for (int i = 0; i < 3; i++) {
+			struct host_view h;
+
+			assert_int_equal(engine_host_view(f->e, hosts[i], &h), 0);
+			assert_int_equal(h.lut_used + h.dma_used + h.iommu_mappings, 0);
+		}
+	}
+}
+
+/* A composition whose P2P windows do not fit keeps its lends. */
+static void test_composition_enospc(void **state)
+{
+	struct fixture *f = *state;
+	char reason[REASON_MAX];
+	struct device_view v;
+
+	/* b has 8 entries: GPU takes 3, NIC 4; GPU -> NIC needs 4 more on b */
+	assert_int_equal(write_str(f->e, GPU, "b", reason), 0);
+	assert_int_equal(write_str(f->e, NIC, "b", reason), 0);
+	assert_int_equal(engine_device_view(f->e, NIC, &v), 0);
+	assert_int_equal(v.state, DEV_LENT);
+	assert_int_equal(v.npeers, 1);
+	assert_non_null(strstr(v.peers[0].error, "ENOSPC: no free NTB translation entry"));
+	device_view_release(&v);
+	assert_int_equal(write_str(f->e, NIC, "", reason), 0);
+	assert_int_equal(write_str(f->e, GPU, "", reason), 0);
+	assert_fabric_idle(f->e);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_lend_return, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_einval, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_eperm_enodev, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ehostdown, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_route_lost, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_enospc, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_etimedout, setup, teardown),
+		cmocka_unit_test(test_enotsup),
+		cmocka_unit_test_setup_teardown(test_rollback_everywhere, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_random_cycles, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_race, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hotplug, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bytes_move, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_composition, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_composition_enospc, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

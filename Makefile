@@ -41,7 +41,7 @@ TOOLS := $(TOOL_SRCS:lendfs/tools/%.c=$(BUILD)/%)
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps run check check-unit check-bats check-asan clean
+.PHONY: all deps run check check-unit check-bats check-asan stress clean
 
 all: $(BUILD)/lendfs $(TOOLS)
 
@@ -98,6 +98,11 @@ check: deps
 	@$(MAKE) --no-print-directory all check-unit
 	@$(MAKE) --no-print-directory check-bats
 	@$(MAKE) --no-print-directory check-asan
+
+# kill -9 the daemon at random moments while lends run (issue 5)
+STRESS_ITERATIONS ?= 1000
+stress: all
+	LENDFS_BUILD=$(BUILD) tests/stress/crash-loop.sh $(STRESS_ITERATIONS)
 
 clean:
 	rm -rf build

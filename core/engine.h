@@ -188,6 +188,13 @@ int engine_foreach_borrowed_by(struct engine *e, const char *host,
 			       int (*cb)(void *arg, const char *devid),
 			       void *arg);
 
+/*
+ * Is @devid lent by @host (by_lender) or borrowed by it?  A VM borrower
+ * "vm:H/VM" counts as borrowed by H.  The rule behind the two walks above.
+ */
+bool engine_device_lent_to_or_by(struct engine *e, const char *devid,
+				 const char *host, bool by_lender);
+
 /* Multi-line renderings of whole-cluster files. */
 int engine_render_lends(struct engine *e, FILE *out);
 int engine_render_links(struct engine *e, FILE *out);

@@ -239,9 +239,33 @@ static bool p2p_involves(const struct p2p_link *l, const struct ldevice *d)
  * borrower.  A link that cannot get its windows is kept with the reason
  * (the lend itself stands; traffic then goes through the borrower).
  */
+/* Peers whose views changed, to notify once no lock is held. */
+struct touched {
+	const char **ids;
+	unsigned n;
+};
+
+static void touched_add(struct touched *t, struct ldevice *d)
+{
+	const char **n = realloc(t->ids, (t->n + 1) * sizeof(*n));
+
+	if (n) {
+		t->ids = n;
+		t->ids[t->n++] = d->id;
+	}
+}
+
+static void touched_notify(struct engine *e, struct touched *t)
+{
+	for (unsigned i = 0; i < t->n; i++)
+		notify(e, t->ids[i]);
+	free(t->ids);
+}
+
 static void compose(struct engine *e, struct ldevice *d)
 {
 	char borrower[BORROWER_MAX + 1];
+	struct touched t = { 0 };
 
 	pthread_mutex_lock(&d->lock);
 	snprintf(borrower, sizeof(borrower), "%s", d->borrower);
@@ -297,13 +321,17 @@ static void compose(struct engine *e, struct ldevice *d)
 		pthread_mutex_lock(&o->lock);
 		touch(o);
 		pthread_mutex_unlock(&o->lock);
+		touched_add(&t, o);
 	}
 	pthread_mutex_unlock(&e->comp_lock);
+	touched_notify(e, &t);
 }
 
 /* @d leaves its composition: every link with it goes, windows freed. */
 static void decompose(struct engine *e, struct ldevice *d)
 {
+	struct touched t = { 0 };
+
 	pthread_mutex_lock(&e->comp_lock);
 	for (struct p2p_link **pp = &e->p2p; *pp;) {
 		struct p2p_link *l = *pp;
@@ -323,8 +351,10 @@ static void decompose(struct engine *e, struct ldevice *d)
 		pthread_mutex_lock(&other->lock);
 		touch(other);
 		pthread_mutex_unlock(&other->lock);
+		touched_add(&t, other);
 	}
 	pthread_mutex_unlock(&e->comp_lock);
+	touched_notify(e, &t);
 }
 
 /* ---- lend ---------------------------------------------------------------- */
@@ -431,7 +461,7 @@ static int do_lend(struct engine *e, struct ldevice *d, const char *value,
 	pthread_mutex_unlock(&d->lock);
 	compose(e, d);
 	inflight_put(e);
-	notify(e, NULL);
+	notify(e, d->id);
 	return 0;
 
 fail_abort:
@@ -550,7 +580,7 @@ static int do_return(struct engine *e, struct ldevice *d, char *reason)
 	touch(d);
 	pthread_mutex_unlock(&d->lock);
 	inflight_put(e);
-	notify(e, NULL);
+	notify(e, d->id);
 	return r;
 }
 
@@ -1009,6 +1039,31 @@ static bool borrower_is_host(const char *borrower, const char *host)
 	       borrower[3 + hl] == '/';
 }
 
+static bool lend_matches(const struct ldevice *d, const char *host,
+			 bool by_lender)
+{
+	return d->state == DEV_LENT &&
+	       (by_lender ? !strcmp(d->lender->name, host) :
+			    borrower_is_host(d->borrower, host));
+}
+
+bool engine_device_lent_to_or_by(struct engine *e, const char *devid,
+				 const char *host, bool by_lender)
+{
+	struct ldevice *d;
+	bool r = false;
+
+	pthread_rwlock_rdlock(&e->model_lock);
+	d = engine_dev(e, devid);
+	if (d) {
+		pthread_mutex_lock(&d->lock);
+		r = lend_matches(d, host, by_lender);
+		pthread_mutex_unlock(&d->lock);
+	}
+	pthread_rwlock_unlock(&e->model_lock);
+	return r;
+}
+
 static int foreach_lend(struct engine *e, const char *host, bool by_lender,
 			int (*cb)(void *arg, const char *devid), void *arg)
 {
@@ -1020,9 +1075,7 @@ static int foreach_lend(struct engine *e, const char *host, bool by_lender,
 		bool match;
 
 		pthread_mutex_lock(&d->lock);
-		match = d->state == DEV_LENT &&
-			(by_lender ? !strcmp(d->lender->name, host) :
-				     borrower_is_host(d->borrower, host));
+		match = lend_matches(d, host, by_lender);
 		pthread_mutex_unlock(&d->lock);
 		if (match)
 			r = cb(arg, d->id);

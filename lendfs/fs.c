@@ -1,0 +1,990 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * fs.c - the lendfs FUSE operations: resolve a path to an area of the
+ * tree, then hand the work to an attribute table or the temp files.
+ *
+ *   MOUNT/{version,lends,metrics}               cluster_attrs
+ *   MOUNT/devices/ID/ATTR                       device_attrs
+ *   MOUNT/devices/ID/peers/PEER                 device_peer_show()
+ *   MOUNT/devices/ID/TMPNAME                    tmpfile.c
+ *   MOUNT/hosts/HOST/ATTR                       host_attrs
+ *   MOUNT/hosts/HOST/{lent,borrowed}/ID         symlinks to the device
+ *   MOUNT/hosts/HOST/vms/                       (empty for now)
+ *   MOUNT/fabric/{links,topology.dot}           fabric_attrs
+ *
+ * Lookups are O(1) in the number of devices: a device is found by id
+ * (engine_device_exists / engine_device_view), never by a scan.
+ *
+ * Every file is opened with direct_io: reads are never served from the
+ * page cache, and the errno of a borrower write reaches write(2).  An
+ * open file renders its value when read at offset 0 and serves later
+ * offsets from that snapshot, so one sequential read is consistent.
+ */
+#include "fs.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <syslog.h>
+
+#include "attr.h"
+#include "tmpfile.h"
+
+#define DIR_MODE 0755
+#define LINK_PREFIX "../../../devices/"
+#define FS_NAME_MAX 255
+
+/* ---- logging -------------------------------------------------------- */
+
+static bool log_syslog;
+
+void lendfs_log_to_syslog(void)
+{
+	openlog("lendfs", LOG_PID, LOG_DAEMON);
+	log_syslog = true;
+}
+
+void lendfs_log(const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (log_syslog)
+		syslog(LOG_NOTICE, "%s", msg);
+	else
+		fprintf(stderr, "lendfs: %s\n", msg);
+}
+
+void lendfs_log_value(const char *buf, size_t len, char *out, size_t outlen)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)buf[i];
+		char esc[8];
+		size_t n;
+
+		if (c >= 0x20 && c < 0x7f && c != '\\')
+			n = (size_t)snprintf(esc, sizeof(esc), "%c", c);
+		else
+			n = (size_t)snprintf(esc, sizeof(esc), "\\x%02x", c);
+		if (o + n + 4 > outlen) {
+			snprintf(out + o, outlen - o, "...");
+			return;
+		}
+		memcpy(out + o, esc, n);
+		o += n;
+	}
+	out[o] = '\0';
+}
+
+/* ---- path resolution ------------------------------------------------ */
+
+enum area {
+	AREA_ROOT,
+	AREA_CLUSTER_ATTR, /* MOUNT/version ... */
+	AREA_DEVICES,
+	AREA_DEVICE,
+	AREA_DEVICE_ATTR,
+	AREA_PEERS,
+	AREA_PEER,
+	AREA_TMP,
+	AREA_HOSTS,
+	AREA_HOST,
+	AREA_HOST_ATTR,
+	AREA_HOST_LINKS, /* hosts/H/lent/ or hosts/H/borrowed/ */
+	AREA_HOST_LINK,
+	AREA_VMS,
+	AREA_FABRIC,
+	AREA_FABRIC_ATTR,
+};
+
+struct node {
+	enum area area;
+	char dev[DEVICE_ID_MAX];
+	char host[HOST_NAME_MAX_LEN + 1];
+	char name[FS_NAME_MAX + 1]; /* peer, temp file or link name */
+	bool borrowed;		    /* borrowed/ rather than lent/ */
+	const struct device_attr *dattr;
+	const struct host_attr *hattr;
+	const struct cluster_attr *cattr;
+};
+
+static struct lendfs *fs_get(void)
+{
+	return fuse_get_context()->private_data;
+}
+
+static bool is_dir_area(enum area a)
+{
+	switch (a) {
+	case AREA_ROOT:
+	case AREA_DEVICES:
+	case AREA_DEVICE:
+	case AREA_PEERS:
+	case AREA_HOSTS:
+	case AREA_HOST:
+	case AREA_HOST_LINKS:
+	case AREA_VMS:
+	case AREA_FABRIC:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static int copy_name(char *dst, size_t size, const char *src)
+{
+	if (strlen(src) >= size)
+		return -ENOENT;
+	memcpy(dst, src, strlen(src) + 1);
+	return 0;
+}
+
+static bool device_exists(struct lendfs *fs, const char *dev)
+{
+	return engine_device_exists(fs->engine, dev);
+}
+
+static bool host_exists(struct lendfs *fs, const char *host)
+{
+	struct host_view hv;
+
+	return engine_host_view(fs->engine, host, &hv) == 0;
+}
+
+static bool host_link_exists(struct lendfs *fs, const char *host,
+			     bool borrowed, const char *dev)
+{
+	return engine_device_lent_to_or_by(fs->engine, dev, host, !borrowed);
+}
+
+static bool peer_exists(struct lendfs *fs, const char *dev, const char *peer)
+{
+	struct device_view v;
+	bool yes;
+
+	if (engine_device_view(fs->engine, dev, &v) < 0)
+		return false;
+	yes = device_peer_exists(&v, peer);
+	device_view_release(&v);
+	return yes;
+}
+
+static int resolve_device(struct lendfs *fs, char **c, unsigned n,
+			  struct node *nd)
+{
+	if (copy_name(nd->dev, sizeof(nd->dev), c[1]) < 0 ||
+	    !device_exists(fs, nd->dev))
+		return -ENOENT;
+	nd->area = AREA_DEVICE;
+	if (n == 2)
+		return 0;
+	if (strcmp(c[2], "peers") == 0) {
+		nd->area = AREA_PEERS;
+		if (n == 3)
+			return 0;
+		if (n > 4 || copy_name(nd->name, sizeof(nd->name), c[3]) < 0)
+			return -ENOENT;
+		nd->area = AREA_PEER;
+		return peer_exists(fs, nd->dev, nd->name) ? 0 : -ENOENT;
+	}
+	if (n > 3)
+		return -ENOENT;
+	nd->dattr = device_attr_find(c[2]);
+	if (nd->dattr) {
+		nd->area = AREA_DEVICE_ATTR;
+		return 0;
+	}
+	if (copy_name(nd->name, sizeof(nd->name), c[2]) < 0)
+		return -ENAMETOOLONG;
+	nd->area = AREA_TMP;
+	return 0; /* existence is the caller's business (tmpfile_get) */
+}
+
+static int resolve_host(struct lendfs *fs, char **c, unsigned n,
+			struct node *nd)
+{
+	if (copy_name(nd->host, sizeof(nd->host), c[1]) < 0 ||
+	    !host_exists(fs, nd->host))
+		return -ENOENT;
+	nd->area = AREA_HOST;
+	if (n == 2)
+		return 0;
+	if (strcmp(c[2], "lent") == 0 || strcmp(c[2], "borrowed") == 0) {
+		nd->borrowed = c[2][0] == 'b';
+		nd->area = AREA_HOST_LINKS;
+		if (n == 3)
+			return 0;
+		if (n > 4 || copy_name(nd->dev, sizeof(nd->dev), c[3]) < 0)
+			return -ENOENT;
+		nd->area = AREA_HOST_LINK;
+		return host_link_exists(fs, nd->host, nd->borrowed, nd->dev) ?
+			0 : -ENOENT;
+	}
+	if (strcmp(c[2], "vms") == 0) {
+		nd->area = AREA_VMS;
+		return n == 3 ? 0 : -ENOENT;
+	}
+	nd->hattr = host_attr_find(c[2]);
+	if (!nd->hattr || n > 3)
+		return -ENOENT;
+	nd->area = AREA_HOST_ATTR;
+	return 0;
+}
+
+/*
+ * Fill @nd for @path.  Returns 0 when the path exists, except for
+ * AREA_TMP, where 0 means "a temp file name in an existing device
+ * directory" whether or not the temp file exists.
+ */
+static int resolve(struct lendfs *fs, const char *path, struct node *nd)
+{
+	char buf[PATH_MAX], *c[5], *save = NULL, *tok;
+	unsigned n = 0;
+
+	memset(nd, 0, sizeof(*nd));
+	if (!path || strlen(path) >= sizeof(buf))
+		return -ENOENT;
+	memcpy(buf, path, strlen(path) + 1);
+	for (tok = strtok_r(buf, "/", &save); tok;
+	     tok = strtok_r(NULL, "/", &save)) {
+		if (n == ARRAY_SIZE(c))
+			return -ENOENT;
+		c[n++] = tok;
+	}
+
+	nd->area = AREA_ROOT;
+	if (n == 0)
+		return 0;
+	if (strcmp(c[0], "devices") == 0) {
+		nd->area = AREA_DEVICES;
+		return n == 1 ? 0 : resolve_device(fs, c, n, nd);
+	}
+	if (strcmp(c[0], "hosts") == 0) {
+		nd->area = AREA_HOSTS;
+		return n == 1 ? 0 : resolve_host(fs, c, n, nd);
+	}
+	if (strcmp(c[0], "fabric") == 0) {
+		nd->area = AREA_FABRIC;
+		if (n == 1)
+			return 0;
+		nd->cattr = cluster_attr_find(&fabric_attrs, c[1]);
+		nd->area = AREA_FABRIC_ATTR;
+		return nd->cattr && n == 2 ? 0 : -ENOENT;
+	}
+	nd->cattr = cluster_attr_find(&cluster_attrs, c[0]);
+	nd->area = AREA_CLUSTER_ATTR;
+	return nd->cattr && n == 1 ? 0 : -ENOENT;
+}
+
+/* Resolve to something that exists (temp files included). */
+static int resolve_existing(struct lendfs *fs, const char *path,
+			    struct node *nd, struct tmpfile **tmp)
+{
+	int r = resolve(fs, path, nd);
+
+	*tmp = NULL;
+	if (r < 0 || nd->area != AREA_TMP)
+		return r;
+	*tmp = tmpfile_get(fs->tmp, nd->dev, nd->name);
+	return *tmp ? 0 : -ENOENT;
+}
+
+/* ---- rendering ------------------------------------------------------ */
+
+static int render_node(struct lendfs *fs, const struct node *nd, FILE *out)
+{
+	struct device_view v;
+	struct host_view hv;
+	int r;
+
+	switch (nd->area) {
+	case AREA_CLUSTER_ATTR:
+	case AREA_FABRIC_ATTR:
+		return nd->cattr->show(fs->engine, out);
+	case AREA_DEVICE_ATTR:
+	case AREA_PEER:
+		r = engine_device_view(fs->engine, nd->dev, &v);
+		if (r < 0)
+			return r;
+		if (nd->area == AREA_DEVICE_ATTR)
+			r = nd->dattr->show(fs->engine, &v, out);
+		else
+			r = device_peer_show(fs->engine, &v, nd->name, out);
+		device_view_release(&v);
+		return r;
+	case AREA_HOST_ATTR:
+		r = engine_host_view(fs->engine, nd->host, &hv);
+		if (r < 0)
+			return r;
+		return nd->hattr->show(fs->engine, &hv, out);
+	default:
+		return -EISDIR;
+	}
+}
+
+/* Render a file into a malloc'd buffer. */
+static int render(struct lendfs *fs, const struct node *nd, char **buf,
+		  size_t *len)
+{
+	char *p = NULL;
+	size_t n = 0;
+	FILE *out = open_memstream(&p, &n);
+	int r;
+
+	if (!out)
+		return -ENOMEM;
+	r = render_node(fs, nd, out);
+	if (fclose(out) != 0 && r == 0)
+		r = -ENOMEM;
+	if (r < 0) {
+		free(p);
+		return r;
+	}
+	*buf = p;
+	*len = n;
+	return 0;
+}
+
+/* ---- attributes ----------------------------------------------------- */
+
+static mode_t node_mode(const struct node *nd)
+{
+	switch (nd->area) {
+	case AREA_CLUSTER_ATTR:
+	case AREA_FABRIC_ATTR:
+		return nd->cattr->mode;
+	case AREA_DEVICE_ATTR:
+		return nd->dattr->mode;
+	case AREA_HOST_ATTR:
+		return nd->hattr->mode;
+	case AREA_PEER:
+		return ATTR_RO;
+	case AREA_HOST_LINK:
+		return 0777;
+	default:
+		return DIR_MODE;
+	}
+}
+
+static bool node_writable(const struct node *nd)
+{
+	return (nd->area == AREA_DEVICE_ATTR && nd->dattr->store) ||
+	       (nd->area == AREA_HOST_ATTR && nd->hattr->store);
+}
+
+static int node_stat(struct lendfs *fs, const struct node *nd,
+		     struct tmpfile *tmp, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	if (tmp) {
+		tmpfile_stat(fs->tmp, tmp, st);
+		return 0;
+	}
+	st->st_uid = 0;
+	st->st_gid = 0;
+	st->st_atim = st->st_mtim = st->st_ctim = fs->start;
+	st->st_blksize = 4096;
+	if (is_dir_area(nd->area)) {
+		st->st_mode = S_IFDIR | DIR_MODE;
+		st->st_nlink = 2;
+	} else if (nd->area == AREA_HOST_LINK) {
+		st->st_mode = S_IFLNK | 0777;
+		st->st_nlink = 1;
+		st->st_size = (off_t)(strlen(LINK_PREFIX) + strlen(nd->dev));
+	} else {
+		char *buf;
+		size_t len;
+		int r = render(fs, nd, &buf, &len);
+
+		if (r < 0)
+			return r;
+		free(buf);
+		st->st_mode = S_IFREG | node_mode(nd);
+		st->st_nlink = 1;
+		st->st_size = (off_t)len;
+	}
+	return 0;
+}
+
+/* ---- open files ----------------------------------------------------- */
+
+struct handle {
+	struct node node;
+	struct tmpfile *tmp; /* AREA_TMP */
+	pthread_mutex_t lock;
+	char *buf; /* the snapshot being read */
+	size_t len;
+	bool rendered;
+};
+
+static struct handle *handle_of(const struct fuse_file_info *fi)
+{
+	return fi ? (struct handle *)(uintptr_t)fi->fh : NULL;
+}
+
+static int handle_open(struct fuse_file_info *fi, const struct node *nd,
+		       struct tmpfile *tmp)
+{
+	struct handle *h = calloc(1, sizeof(*h));
+
+	if (!h)
+		return -ENOMEM;
+	h->node = *nd;
+	h->tmp = tmp;
+	pthread_mutex_init(&h->lock, NULL);
+	fi->fh = (uintptr_t)h;
+	fi->direct_io = 1;
+	return 0;
+}
+
+static void handle_free(struct lendfs *fs, struct handle *h)
+{
+	tmpfile_put(fs->tmp, h->tmp);
+	pthread_mutex_destroy(&h->lock);
+	free(h->buf);
+	free(h);
+}
+
+/*
+ * The node (and a temp file reference) an operation works on: the open
+ * handle when there is one (its path may be NULL or gone by now), else
+ * the path.  Release *tmp with tmpfile_put().
+ */
+static int lookup(struct lendfs *fs, const char *path,
+		  struct fuse_file_info *fi, struct node *nd,
+		  struct tmpfile **tmp)
+{
+	struct handle *h = handle_of(fi);
+
+	if (h) {
+		*nd = h->node;
+		*tmp = h->tmp ? tmpfile_ref(fs->tmp, h->tmp) : NULL;
+		return 0;
+	}
+	return resolve_existing(fs, path, nd, tmp);
+}
+
+/* ---- FUSE operations ------------------------------------------------ */
+
+static void *lendfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
+{
+	cfg->entry_timeout = 0;
+	cfg->attr_timeout = 0;
+	cfg->negative_timeout = 0;
+	cfg->use_ino = 0;
+	cfg->nullpath_ok = 0;
+	/*
+	 * No ".fuse_hidden" renames: a temp file unlinked while open lives
+	 * on in its handle, and renaming onto an open `borrower` must not
+	 * turn into a rename of `borrower` itself.
+	 */
+	cfg->hard_remove = 1;
+	return fs_get();
+}
+
+static int lendfs_getattr(const char *path, struct stat *st,
+			  struct fuse_file_info *fi)
+{
+	struct lendfs *fs = fs_get();
+	struct tmpfile *tmp;
+	struct node nd;
+	int r = lookup(fs, path, fi, &nd, &tmp);
+
+	if (r < 0)
+		return r;
+	r = node_stat(fs, &nd, tmp, st);
+	tmpfile_put(fs->tmp, tmp);
+	return r;
+}
+
+static int lendfs_access(const char *path, int mask)
+{
+	struct lendfs *fs = fs_get();
+	struct tmpfile *tmp;
+	struct node nd;
+	int r = resolve_existing(fs, path, &nd, &tmp);
+
+	if (r < 0)
+		return r;
+	tmpfile_put(fs->tmp, tmp);
+	if (tmp || mask == F_OK)
+		return 0;
+	if (is_dir_area(nd.area))
+		return (mask & W_OK) && nd.area != AREA_DEVICE ? -EACCES : 0;
+	if ((mask & X_OK) || ((mask & W_OK) && !node_writable(&nd)))
+		return -EACCES;
+	return 0;
+}
+
+static int lendfs_readlink(const char *path, char *buf, size_t size)
+{
+	struct lendfs *fs = fs_get();
+	struct node nd;
+	int r = resolve(fs, path, &nd);
+
+	if (r < 0)
+		return r;
+	if (nd.area != AREA_HOST_LINK)
+		return -EINVAL;
+	if (size == 0)
+		return -EINVAL;
+	snprintf(buf, size, "%s%s", LINK_PREFIX, nd.dev);
+	return 0;
+}
+
+struct fill {
+	void *buf;
+	fuse_fill_dir_t filler;
+	mode_t mode;
+};
+
+static int fill_one(struct fill *f, const char *name, mode_t mode)
+{
+	struct stat st = { .st_mode = mode };
+
+	return f->filler(f->buf, name, &st, 0, 0) ? -ENOMEM : 0;
+}
+
+static int fill_cb(void *arg, const char *name)
+{
+	struct fill *f = arg;
+
+	return fill_one(f, name, f->mode);
+}
+
+static int fill_tmp_cb(void *arg, const char *name, const struct stat *st)
+{
+	struct fill *f = arg;
+
+	return f->filler(f->buf, name, st, 0, 0) ? -ENOMEM : 0;
+}
+
+static int readdir_device(struct lendfs *fs, const struct node *nd,
+			  struct fill *f)
+{
+	int r = 0;
+
+	for (size_t i = 0; i < device_attrs.n && r == 0; i++)
+		r = fill_one(f, device_attrs.attrs[i].name, S_IFREG);
+	if (r == 0)
+		r = fill_one(f, "peers", S_IFDIR);
+	if (r == 0)
+		r = tmpfile_foreach(fs->tmp, nd->dev, fill_tmp_cb, f);
+	return r;
+}
+
+static int readdir_peers(struct lendfs *fs, const struct node *nd,
+			 struct fill *f)
+{
+	struct device_view v;
+	int r = engine_device_view(fs->engine, nd->dev, &v);
+
+	if (r < 0)
+		return r;
+	for (unsigned i = 0; i < v.npeers && r == 0; i++)
+		r = fill_one(f, v.peers[i].device, S_IFREG);
+	device_view_release(&v);
+	return r;
+}
+
+static int readdir_cluster(const struct cluster_attr_table *t, struct fill *f)
+{
+	int r = 0;
+
+	for (size_t i = 0; i < t->n && r == 0; i++)
+		r = fill_one(f, t->attrs[i].name, S_IFREG);
+	return r;
+}
+
+static int lendfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
+			  off_t off, struct fuse_file_info *fi,
+			  enum fuse_readdir_flags flags)
+{
+	struct lendfs *fs = fs_get();
+	struct fill f = { buf, filler, S_IFREG };
+	struct node nd;
+	int r = resolve(fs, path, &nd);
+
+	if (r < 0)
+		return r;
+	if (!is_dir_area(nd.area))
+		return -ENOTDIR;
+	if (fill_one(&f, ".", S_IFDIR) || fill_one(&f, "..", S_IFDIR))
+		return -ENOMEM;
+
+	switch (nd.area) {
+	case AREA_ROOT:
+		r = readdir_cluster(&cluster_attrs, &f);
+		if (r == 0)
+			r = fill_one(&f, "devices", S_IFDIR);
+		if (r == 0)
+			r = fill_one(&f, "hosts", S_IFDIR);
+		if (r == 0)
+			r = fill_one(&f, "fabric", S_IFDIR);
+		break;
+	case AREA_DEVICES:
+		f.mode = S_IFDIR;
+		r = engine_foreach_device(fs->engine, fill_cb, &f);
+		break;
+	case AREA_DEVICE:
+		r = readdir_device(fs, &nd, &f);
+		break;
+	case AREA_PEERS:
+		r = readdir_peers(fs, &nd, &f);
+		break;
+	case AREA_HOSTS:
+		f.mode = S_IFDIR;
+		r = engine_foreach_host(fs->engine, fill_cb, &f);
+		break;
+	case AREA_HOST:
+		for (size_t i = 0; i < host_attrs.n && r == 0; i++)
+			r = fill_one(&f, host_attrs.attrs[i].name, S_IFREG);
+		if (r == 0)
+			r = fill_one(&f, "lent", S_IFDIR);
+		if (r == 0)
+			r = fill_one(&f, "borrowed", S_IFDIR);
+		if (r == 0)
+			r = fill_one(&f, "vms", S_IFDIR);
+		break;
+	case AREA_HOST_LINKS:
+		f.mode = S_IFLNK;
+		if (nd.borrowed)
+			r = engine_foreach_borrowed_by(fs->engine, nd.host,
+						       fill_cb, &f);
+		else
+			r = engine_foreach_lent_by(fs->engine, nd.host,
+						   fill_cb, &f);
+		break;
+	case AREA_FABRIC:
+		r = readdir_cluster(&fabric_attrs, &f);
+		break;
+	default: /* AREA_VMS: empty for now */
+		break;
+	}
+	return r < 0 ? r : 0;
+}
+
+static int lendfs_open(const char *path, struct fuse_file_info *fi)
+{
+	struct lendfs *fs = fs_get();
+	bool wr = (fi->flags & O_ACCMODE) != O_RDONLY;
+	struct tmpfile *tmp;
+	struct node nd;
+	int r = resolve_existing(fs, path, &nd, &tmp);
+
+	if (r < 0)
+		return r;
+	if (is_dir_area(nd.area)) {
+		r = wr ? -EISDIR : 0;
+	} else if (tmp) {
+		if (fi->flags & O_TRUNC)
+			r = tmpfile_truncate(fs->tmp, tmp, 0);
+	} else if (wr && !node_writable(&nd)) {
+		r = -EACCES;
+	}
+	/* O_TRUNC on an attribute does nothing: only a write is a request. */
+	if (r == 0)
+		r = handle_open(fi, &nd, tmp);
+	if (r < 0)
+		tmpfile_put(fs->tmp, tmp);
+	return r;
+}
+
+static int lendfs_create(const char *path, mode_t mode,
+			 struct fuse_file_info *fi)
+{
+	struct lendfs *fs = fs_get();
+	const struct fuse_context *ctx = fuse_get_context();
+	char parent[PATH_MAX], *slash;
+	struct tmpfile *tmp;
+	struct node nd;
+	int r;
+
+	/* Only a device directory takes new (temp) files. */
+	if (strlen(path) >= sizeof(parent))
+		return -ENAMETOOLONG;
+	memcpy(parent, path, strlen(path) + 1);
+	slash = strrchr(parent, '/');
+	if (slash)
+		*slash = '\0';
+	r = resolve(fs, parent, &nd);
+	if (r < 0)
+		return r;
+	if (nd.area != AREA_DEVICE)
+		return is_dir_area(nd.area) ? -EACCES : -ENOTDIR;
+
+	r = resolve(fs, path, &nd);
+	if (r < 0)
+		return r;
+	if (nd.area != AREA_TMP)
+		return -EEXIST; /* an attribute or peers/ */
+	r = tmpfile_create(fs->tmp, nd.dev, nd.name, mode, ctx->uid, ctx->gid,
+			   &tmp);
+	if (r < 0)
+		return r;
+	r = handle_open(fi, &nd, tmp);
+	if (r < 0) {
+		tmpfile_unlink(fs->tmp, tmp);
+		tmpfile_put(fs->tmp, tmp);
+	}
+	return r;
+}
+
+static int lendfs_read(const char *path, char *buf, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	struct lendfs *fs = fs_get();
+	struct handle *h = handle_of(fi);
+	int r = 0;
+
+	if (!h)
+		return -EBADF;
+	if (h->tmp)
+		return tmpfile_read(fs->tmp, h->tmp, buf, size, off);
+	if (off < 0)
+		return -EINVAL;
+
+	pthread_mutex_lock(&h->lock);
+	if (off == 0 || !h->rendered) {
+		free(h->buf);
+		h->buf = NULL;
+		h->len = 0;
+		h->rendered = false;
+		r = render(fs, &h->node, &h->buf, &h->len);
+		h->rendered = r == 0;
+	}
+	if (r == 0 && (uint64_t)off < h->len) {
+		r = (int)MIN(size, h->len - (size_t)off);
+		memcpy(buf, h->buf + off, (size_t)r);
+	}
+	pthread_mutex_unlock(&h->lock);
+	return r;
+}
+
+/* One write is one request; the offset is ignored, as in sysfs. */
+static int lendfs_write(const char *path, const char *buf, size_t size,
+			off_t off, struct fuse_file_info *fi)
+{
+	struct lendfs *fs = fs_get();
+	struct handle *h = handle_of(fi);
+	char reason[REASON_MAX];
+	int r;
+
+	if (!h)
+		return -EBADF;
+	if (h->tmp)
+		return tmpfile_write(fs->tmp, h->tmp, buf, size, off);
+	if (size > INT_MAX)
+		return -EINVAL;
+	if (h->node.area == AREA_DEVICE_ATTR && h->node.dattr->store)
+		r = h->node.dattr->store(fs->engine, h->node.dev, buf, size,
+					 reason);
+	else if (h->node.area == AREA_HOST_ATTR && h->node.hattr->store)
+		r = h->node.hattr->store(fs->engine, h->node.host, buf, size,
+					 reason);
+	else
+		r = -EACCES;
+	return r < 0 ? r : (int)size;
+}
+
+/* Never a request: O_TRUNC and `: >` arrive here, before the write. */
+static int lendfs_truncate(const char *path, off_t size,
+			   struct fuse_file_info *fi)
+{
+	struct lendfs *fs = fs_get();
+	struct tmpfile *tmp;
+	struct node nd;
+	int r = lookup(fs, path, fi, &nd, &tmp);
+
+	if (r < 0)
+		return r;
+	if (tmp)
+		r = tmpfile_truncate(fs->tmp, tmp, size);
+	else if (is_dir_area(nd.area))
+		r = -EISDIR;
+	else if (!node_writable(&nd))
+		r = -EACCES;
+	tmpfile_put(fs->tmp, tmp);
+	return r;
+}
+
+static int lendfs_unlink(const char *path)
+{
+	struct lendfs *fs = fs_get();
+	struct tmpfile *tmp;
+	struct node nd;
+	int r = resolve_existing(fs, path, &nd, &tmp);
+
+	if (r < 0)
+		return r;
+	if (!tmp)
+		return -EPERM;
+	r = tmpfile_unlink(fs->tmp, tmp);
+	tmpfile_put(fs->tmp, tmp);
+	return r;
+}
+
+static int lendfs_mkdir(const char *path, mode_t mode)
+{
+	return -EPERM;
+}
+
+static int lendfs_rmdir(const char *path)
+{
+	return -EPERM;
+}
+
+/*
+ * A temp file renamed over `borrower` (of this or another device) is the
+ * request: its content is one borrower write.  On success the temp file
+ * is gone; on failure rename(2) gets the errno and the temp file stays,
+ * for the tool to unlink.  Nothing else can be renamed or be a target.
+ */
+static int lendfs_rename(const char *from, const char *to, unsigned int flags)
+{
+	struct lendfs *fs = fs_get();
+	struct tmpfile *tmp;
+	struct node src, dst;
+	char reason[REASON_MAX];
+	char *buf;
+	size_t len;
+	int r;
+
+	if (flags & RENAME_EXCHANGE)
+		return -EINVAL;
+	r = resolve_existing(fs, from, &src, &tmp);
+	if (r < 0)
+		return r;
+	if (!tmp)
+		return -EINVAL;
+	r = resolve(fs, to, &dst);
+	if (r < 0 || dst.area != AREA_DEVICE_ATTR ||
+	    strcmp(dst.dattr->name, BORROWER_ATTR) != 0)
+		r = r == -ENOENT ? -ENOENT : -EINVAL;
+	else if (flags & RENAME_NOREPLACE)
+		r = -EEXIST;
+	else
+		r = tmpfile_content(fs->tmp, tmp, &buf, &len);
+	if (r == 0) {
+		r = dst.dattr->store(fs->engine, dst.dev, buf, len, reason);
+		free(buf);
+		if (r == 0)
+			tmpfile_unlink(fs->tmp, tmp); /* gone already: fine */
+	}
+	tmpfile_put(fs->tmp, tmp);
+	return r;
+}
+
+static int lendfs_chmod(const char *path, mode_t mode,
+			struct fuse_file_info *fi)
+{
+	struct lendfs *fs = fs_get();
+	struct tmpfile *tmp;
+	struct node nd;
+	int r = lookup(fs, path, fi, &nd, &tmp);
+
+	if (r < 0)
+		return r;
+	if (tmp) {
+		tmpfile_chmod(fs->tmp, tmp, mode);
+		tmpfile_put(fs->tmp, tmp);
+		return 0;
+	}
+	/* Setting what is already there is fine (config tools do that). */
+	return (mode & 07777) == node_mode(&nd) ? 0 : -EPERM;
+}
+
+static int lendfs_chown(const char *path, uid_t uid, gid_t gid,
+			struct fuse_file_info *fi)
+{
+	struct lendfs *fs = fs_get();
+	struct tmpfile *tmp;
+	struct node nd;
+	int r = lookup(fs, path, fi, &nd, &tmp);
+
+	if (r < 0)
+		return r;
+	if (tmp) {
+		tmpfile_chown(fs->tmp, tmp, uid, gid);
+		tmpfile_put(fs->tmp, tmp);
+		return 0;
+	}
+	if ((uid != (uid_t)-1 && uid != 0) || (gid != (gid_t)-1 && gid != 0))
+		return -EPERM;
+	return 0;
+}
+
+/* Times of the tree are the daemon's start time; touch is a no-op. */
+static int lendfs_utimens(const char *path, const struct timespec ts[2],
+			  struct fuse_file_info *fi)
+{
+	struct lendfs *fs = fs_get();
+	struct tmpfile *tmp;
+	struct node nd;
+	int r = lookup(fs, path, fi, &nd, &tmp);
+
+	if (r < 0)
+		return r;
+	if (tmp) {
+		tmpfile_utimens(fs->tmp, tmp, ts);
+		tmpfile_put(fs->tmp, tmp);
+	}
+	return 0;
+}
+
+/* Errors come from write(2) and rename(2), never from close(2). */
+static int lendfs_flush(const char *path, struct fuse_file_info *fi)
+{
+	return 0;
+}
+
+static int lendfs_release(const char *path, struct fuse_file_info *fi)
+{
+	struct handle *h = handle_of(fi);
+
+	if (h)
+		handle_free(fs_get(), h);
+	return 0;
+}
+
+static int lendfs_statfs(const char *path, struct statvfs *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->f_bsize = 4096;
+	st->f_frsize = 4096;
+	st->f_namemax = FS_NAME_MAX;
+	return 0;
+}
+
+const struct fuse_operations lendfs_ops = {
+	.init = lendfs_init,
+	.getattr = lendfs_getattr,
+	.access = lendfs_access,
+	.readlink = lendfs_readlink,
+	.readdir = lendfs_readdir,
+	.open = lendfs_open,
+	.create = lendfs_create,
+	.read = lendfs_read,
+	.write = lendfs_write,
+	.truncate = lendfs_truncate,
+	.unlink = lendfs_unlink,
+	.mkdir = lendfs_mkdir,
+	.rmdir = lendfs_rmdir,
+	.rename = lendfs_rename,
+	.chmod = lendfs_chmod,
+	.chown = lendfs_chown,
+	.utimens = lendfs_utimens,
+	.flush = lendfs_flush,
+	.release = lendfs_release,
+	.statfs = lendfs_statfs,
+};

@@ -1,0 +1,113 @@
+# Shared set-up for the lendfs bats suite: every test mounts a fresh
+# lendfs in its own `mktemp -d` and unmounts it in teardown.
+#
+#   LENDFS_BUILD   build directory holding the lendfs binary (default build)
+#
+# The daemon runs in the foreground with stderr in $TMP/lendfs.log.  A
+# daemon that exits non-zero (a crash, or a sanitizer report) fails the
+# test in teardown.
+
+load '/usr/lib/bats/bats-support/load'
+load '/usr/lib/bats/bats-assert/load'
+
+ROOT="$(cd "$BATS_TEST_DIRNAME/../.." && pwd)"
+BUILD_DIR="${LENDFS_BUILD:-build}"
+case "$BUILD_DIR" in
+/*) ;;
+*) BUILD_DIR="$ROOT/$BUILD_DIR" ;;
+esac
+LENDFS="$BUILD_DIR/lendfs"
+DEMO="$ROOT/conf/demo.ini"
+CONF="$ROOT/tests/conf"
+
+# Devices of conf/demo.ini used throughout.
+GPU=nodeA:0000:65:00.0	# NVIDIA V100 on nodeA
+ROOTFS=nodeA:0000:b3:00.0	# nodeA's root NVMe: [policy] deny
+NIC=nodeB:0000:17:00.0	# ConnectX-5 on nodeB
+
+MOUNT_WAIT_TENTHS=100	# 10 s
+EXIT_WAIT_TENTHS=100	# 10 s
+
+# lendfs_mount [CONFIG [EXTRA ARGS...]]: start lendfs on $TMP/mnt and
+# wait until the tree answers.  Sets TMP, MNT, LENDFS_PID.
+lendfs_mount() {
+	local config="${1:-$DEMO}"
+	[ $# -gt 0 ] && shift
+	TMP="$(mktemp -d)"
+	MNT="$TMP/mnt"
+	mkdir -p "$MNT"
+	"$LENDFS" -f -c "$config" --state "$TMP/state.db" \
+		--run-dir "$TMP/run" "$@" "$MNT" \
+		</dev/null >"$TMP/lendfs.out" 2>"$TMP/lendfs.log" 3>&- &
+	LENDFS_PID=$!
+	local i
+	for ((i = 0; i < MOUNT_WAIT_TENTHS; i++)); do
+		[ -e "$MNT/version" ] && return 0
+		if ! kill -0 "$LENDFS_PID" 2>/dev/null; then
+			echo "lendfs exited before mounting:" >&2
+			cat "$TMP/lendfs.log" >&2
+			return 1
+		fi
+		sleep 0.1
+	done
+	echo "lendfs did not mount within 10 s:" >&2
+	cat "$TMP/lendfs.log" >&2
+	return 1
+}
+
+# Wait (bounded) for the daemon to exit; its status in LENDFS_STATUS.
+lendfs_wait_exit() {
+	local i
+	for ((i = 0; i < EXIT_WAIT_TENTHS; i++)); do
+		kill -0 "$LENDFS_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$LENDFS_PID" 2>/dev/null; then
+		echo "lendfs did not exit within 10 s; killing it" >&2
+		kill -KILL "$LENDFS_PID" 2>/dev/null
+	fi
+	LENDFS_STATUS=0
+	wait "$LENDFS_PID" || LENDFS_STATUS=$?
+	LENDFS_PID=
+}
+
+# Unmount, reap the daemon, fail if it exited non-zero, clean up.
+lendfs_unmount() {
+	local status=0
+	[ -n "${TMP:-}" ] || return 0
+	if [ -n "${LENDFS_PID:-}" ]; then
+		fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT" 2>/dev/null
+		lendfs_wait_exit
+		if [ "$LENDFS_STATUS" -ne 0 ]; then
+			echo "lendfs exited with status $LENDFS_STATUS:" >&2
+			cat "$TMP/lendfs.log" >&2
+			status=1
+		fi
+	fi
+	fusermount3 -uz "$MNT" 2>/dev/null || true
+	rm -rf "$TMP"
+	TMP=
+	return $status
+}
+
+# dev ID -> the device directory.
+dev() {
+	echo "$MNT/devices/$1"
+}
+
+# lend ID VALUE: one write of "VALUE\n" to the borrower file.
+lend() {
+	echo "$2" >"$(dev "$1")/borrower"
+}
+
+# assert_lend_fails ID VALUE ERRNO MESSAGE: the write fails, the shell
+# prints MESSAGE (strerror), and last_error starts with "ERRNO: ".
+assert_lend_fails() {
+	local id="$1" value="$2" errno="$3" message="$4"
+	run bash -c 'printf "%s\n" "$1" > "$2"' _ "$value" "$(dev "$id")/borrower"
+	assert_failure
+	assert_output --partial "write error: $message"
+	run cat "$(dev "$id")/last_error"
+	assert_success
+	assert_output --regexp "^$errno: .+"
+}

@@ -204,6 +204,15 @@ int engine_render_metrics(struct engine *e, FILE *out);
 /* Path of a route, one hop per line, then "latency_ns N". */
 void engine_render_route(struct engine *e, const struct route *r, FILE *out);
 
+/*
+ * A P2P route as devices/X/peers/Y shows it: "error ..." when the link has
+ * no windows, "via root-complex LENDER" (IOMMU on) or "via pcie-switch
+ * LENDER" (same lender), the hops, "root_complex_ns N" for the detour,
+ * "hops N" and the total "latency_ns N".
+ */
+void engine_render_peer(struct engine *e, const char *lender,
+			const struct peer_view *p, FILE *out);
+
 /* ---- change notification ---------------------------------------------- */
 
 /*

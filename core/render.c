@@ -11,7 +11,7 @@
 
 #include "engine_internal.h"
 
-void engine_render_route(struct engine *e, const struct route *r, FILE *out)
+static void render_hops(struct engine *e, const struct route *r, FILE *out)
 {
 	unsigned prev = r->src;
 
@@ -23,9 +23,30 @@ void engine_render_route(struct engine *e, const struct route *r, FILE *out)
 			h->latency_ns, h->crossing ? " ntb" : "");
 		prev = h->node;
 	}
+}
+
+void engine_render_route(struct engine *e, const struct route *r, FILE *out)
+{
+	render_hops(e, r, out);
 	fprintf(out, "latency_ns %" PRIu64 "\n", r->latency_ns);
 	fprintf(out, "read_latency_ns %" PRIu64 "\n",
 		r->latency_ns + (r->nhops ? e->cfg->remote_read_ns : 0));
+}
+
+void engine_render_peer(struct engine *e, const char *lender,
+			const struct peer_view *p, FILE *out)
+{
+	if (p->error[0])
+		fprintf(out, "error %s\n", p->error);
+	if (p->via_root_complex)
+		fprintf(out, "via root-complex %s\n", lender);
+	else if (!p->route.nhops)
+		fprintf(out, "via pcie-switch %s\n", lender);
+	render_hops(e, &p->route, out);
+	if (p->via_root_complex)
+		fprintf(out, "root_complex_ns %" PRIu64 "\n", e->cfg->root_complex_ns);
+	fprintf(out, "hops %u\n", p->route.nhops);
+	fprintf(out, "latency_ns %" PRIu64 "\n", p->latency_ns);
 }
 
 int engine_render_lends(struct engine *e, FILE *out)

@@ -192,9 +192,6 @@ int device_peer_show(struct engine *e, const struct device_view *v,
 
 	if (!p)
 		return -ENOENT;
-	if (p->via_root_complex && fprintf(out, "via root-complex %s\n",
-					   v->lender) < 0)
-		return -EIO;
-	engine_render_route(e, &p->route, out);
+	engine_render_peer(e, v->lender, p, out);
 	return ferror(out) ? -EIO : 0;
 }

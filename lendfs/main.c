@@ -471,6 +471,13 @@ static int fail(struct daemon *d, int status)
 	return status;
 }
 
+/* Engine events (recovery decisions, reroutes, autolend) go to the log. */
+static void log_engine_event(void *arg, const char *msg)
+{
+	(void)arg;
+	fprintf(stderr, "lendfs: %s\n", msg);
+}
+
 static int start_engine(struct daemon *d, const struct defaults *def)
 {
 	char state[PATH_MAX], run_dir[PATH_MAX], reason[REASON_MAX];
@@ -480,6 +487,7 @@ static int start_engine(struct daemon *d, const struct defaults *def)
 
 	eo.cfg = d->cfg;
 	eo.local_host = d->opt.host;
+	eo.log = log_engine_event;
 	eo.fabric = fabric_find(d->cfg->fabric);
 	if (!eo.fabric) {
 		fprintf(stderr, "lendfs: cannot start: unknown fabric back-end "

@@ -1,0 +1,1172 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * vm.c - VM borrowers over QMP: memory layout probe, hot-add and
+ * hot-remove of ivshmem-plain devices backed by a lent BAR's file.
+ */
+#include "vm.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "qmp.h"
+
+#define FOUR_G (1ULL << 32)
+
+enum vm_machine {
+	VM_MACHINE_OTHER,
+	VM_MACHINE_I440FX,
+	VM_MACHINE_Q35,
+};
+
+struct removal {
+	char devid[DEVICE_ID_MAX];
+	char qdev[VM_QDEV_ID_MAX];
+	char memdev[VM_QDEV_ID_MAX];
+	bool late;   /* vm_hotplug_del() gave up waiting: the event finishes it */
+	bool notify; /* call on_device_deleted when it does (not for rollback) */
+	uint64_t ticket; /* identifies it after the vm lock was dropped */
+	struct removal *next;
+};
+
+struct vm {
+	char host[HOST_NAME_MAX_LEN + 1];
+	char name[VM_NAME_MAX_LEN + 1];
+	char path[4096];
+	struct qmp *q;
+	enum vm_machine machine;
+	char bridge[32]; /* QOM path of the PCI host bridge, "" if unknown */
+
+	pthread_mutex_t op_lock; /* serialises hot-plug operations */
+
+	pthread_mutex_t lock; /* everything below */
+	struct vm_memory mem;
+	struct removal *removals;
+	uint64_t next_ticket;
+	bool gone;
+	bool gone_unreported;
+	int gone_err;
+	char gone_reason[REASON_MAX];
+	vm_device_deleted_fn deleted_cb;
+	vm_gone_fn gone_cb;
+	void *cb_arg;
+};
+
+/* ---- ids and text ---- */
+
+static int derive_id(const char *prefix, const char *devid, char *buf,
+		     size_t len)
+{
+	size_t n = strlen(prefix), i;
+
+	if (!devid || !*devid)
+		return -EINVAL;
+	if (n + strlen(devid) + 1 > len)
+		return -ENAMETOOLONG;
+	memcpy(buf, prefix, n);
+	for (i = 0; devid[i]; i++) {
+		char c = devid[i];
+
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '-' || c == '_')
+			buf[n + i] = c;
+		else if (c == ':' || c == '.')
+			buf[n + i] = '-';
+		else
+			return -EINVAL;
+	}
+	buf[n + i] = '\0';
+	return 0;
+}
+
+int vm_qdev_id(const char *devid, char *buf, size_t len)
+{
+	return derive_id("lendfs-", devid, buf, len);
+}
+
+int vm_memdev_id(const char *devid, char *buf, size_t len)
+{
+	return derive_id("lendfs-mem-", devid, buf, len);
+}
+
+struct mem_line {
+	const char *kind;
+	const struct range *r;
+};
+
+int vm_memory_format(const struct vm_memory *m, char *buf, size_t len)
+{
+	struct mem_line lines[VM_MEM_RANGES_MAX + 2];
+	unsigned n = 0;
+	size_t off = 0;
+
+	for (unsigned i = 0; i < m->nram && i < VM_MEM_RANGES_MAX; i++)
+		lines[n++] = (struct mem_line){ "ram", &m->ram[i] };
+	if (m->has_pci_hole)
+		lines[n++] = (struct mem_line){ "pci-hole", &m->pci_hole };
+	if (m->has_pci_hole64)
+		lines[n++] = (struct mem_line){ "pci-hole64", &m->pci_hole64 };
+	/* insertion sort by start address */
+	for (unsigned i = 1; i < n; i++) {
+		struct mem_line x = lines[i];
+		unsigned j = i;
+
+		for (; j > 0 && lines[j - 1].r->start > x.r->start; j--)
+			lines[j] = lines[j - 1];
+		lines[j] = x;
+	}
+	if (len)
+		buf[0] = '\0';
+	for (unsigned i = 0; i < n; i++) {
+		int w = snprintf(buf + off, len > off ? len - off : 0,
+				 "%s 0x%" PRIx64 "-0x%" PRIx64 "\n",
+				 lines[i].kind, lines[i].r->start, lines[i].r->end);
+
+		if (w < 0 || off + (size_t)w >= len)
+			return -ENOSPC;
+		off += (size_t)w;
+	}
+	return (int)off;
+}
+
+static int add_ram(struct vm_memory *m, uint64_t start, uint64_t end)
+{
+	unsigned i;
+
+	if (end < start)
+		return 0;
+	/* merge with an adjacent or overlapping range */
+	for (i = 0; i < m->nram; i++) {
+		struct range *r = &m->ram[i];
+
+		if (start <= r->end + 1 && (r->start == 0 || end >= r->start - 1)) {
+			r->start = MIN(r->start, start);
+			r->end = MAX(r->end, end);
+			return 0;
+		}
+	}
+	if (m->nram >= VM_MEM_RANGES_MAX)
+		return -E2BIG;
+	for (i = m->nram; i > 0 && m->ram[i - 1].start > start; i--)
+		m->ram[i] = m->ram[i - 1];
+	m->ram[i] = (struct range){ start, end };
+	m->nram++;
+	return 0;
+}
+
+static void count_ram(struct vm_memory *m)
+{
+	m->below_4g = m->above_4g = 0;
+	for (unsigned i = 0; i < m->nram; i++) {
+		const struct range *r = &m->ram[i];
+
+		if (r->start < FOUR_G)
+			m->below_4g += MIN(r->end, FOUR_G - 1) - r->start + 1;
+		if (r->end >= FOUR_G)
+			m->above_4g += r->end - MAX(r->start, FOUR_G) + 1;
+	}
+}
+
+int vm_memory_parse_mtree(const char *text, const char *ram_name,
+			  struct vm_memory *out, char *reason)
+{
+	const char *p = text, *view = NULL;
+	bool in_memory = false;
+
+	memset(out, 0, sizeof(*out));
+	if (!ram_name || !*ram_name)
+		ram_name = "pc.ram";
+	/* find the flat view whose address spaces include "memory" */
+	while (p && *p) {
+		const char *eol = strchr(p, '\n');
+		size_t l = eol ? (size_t)(eol - p) : strlen(p);
+
+		if (l >= 8 && strncmp(p, "FlatView", 8) == 0) {
+			in_memory = false;
+			view = p;
+		} else if (view && strncmp(p, " AS \"memory\",", 13) == 0) {
+			in_memory = true;
+		} else if (in_memory && l > 2 && p[0] == ' ' && p[1] == ' ') {
+			unsigned long long s, e;
+			char kind[32], name[128];
+			int prio;
+
+			if (sscanf(p, " %llx-%llx (prio %d, %31[^)]): %127s", &s, &e,
+				   &prio, kind, name) == 5 &&
+			    strcmp(name, ram_name) == 0 &&
+			    (strcmp(kind, "ram") == 0 || strcmp(kind, "rom") == 0)) {
+				if (add_ram(out, s, e) < 0)
+					return reason_set(reason, -E2BIG,
+							  "info mtree: more than %d ram ranges",
+							  VM_MEM_RANGES_MAX);
+			}
+		}
+		p = eol ? eol + 1 : NULL;
+	}
+	if (!out->nram)
+		return reason_set(reason, -ENOENT,
+				  "info mtree: no %s region in address space memory",
+				  ram_name);
+	count_ram(out);
+	snprintf(out->source, sizeof(out->source), "mtree");
+	return 0;
+}
+
+/* ---- small QMP helpers ---- */
+
+static struct json_object *jobj(void)
+{
+	return json_object_new_object();
+}
+
+static void jset_str(struct json_object *o, const char *k, const char *v)
+{
+	json_object_object_add(o, k, json_object_new_string(v));
+}
+
+static int qom_get(struct vm *vm, const char *path, const char *prop,
+		   struct json_object **ret, char *reason)
+{
+	struct json_object *a = jobj();
+
+	if (!a)
+		return reason_set(reason, -ENOMEM, "out of memory");
+	jset_str(a, "path", path);
+	jset_str(a, "property", prop);
+	return qmp_command(vm->q, "qom-get", a, VM_TIMEOUT_DEFAULT_MS, ret,
+			   reason);
+}
+
+static int qom_get_u64(struct vm *vm, const char *path, const char *prop,
+		       uint64_t *out, char *reason)
+{
+	struct json_object *ret = NULL;
+	int r = qom_get(vm, path, prop, &ret, reason);
+
+	if (r < 0)
+		return r;
+	if (!ret || !json_object_is_type(ret, json_type_int)) {
+		json_object_put(ret);
+		return reason_set(reason, -EPROTO, "qom-get %s %s: not a number",
+				  path, prop);
+	}
+	*out = (uint64_t)json_object_get_int64(ret);
+	if (json_object_get_int64(ret) == INT64_MAX)
+		*out = json_object_get_uint64(ret);
+	json_object_put(ret);
+	return 0;
+}
+
+static int qom_get_str(struct vm *vm, const char *path, const char *prop,
+		       char *buf, size_t len, char *reason)
+{
+	struct json_object *ret = NULL;
+	int r = qom_get(vm, path, prop, &ret, reason);
+
+	if (r < 0)
+		return r;
+	if (!ret || !json_object_is_type(ret, json_type_string)) {
+		json_object_put(ret);
+		return reason_set(reason, -EPROTO, "qom-get %s %s: not a string",
+				  path, prop);
+	}
+	snprintf(buf, len, "%s", json_object_get_string(ret));
+	json_object_put(ret);
+	return 0;
+}
+
+static int remaining_ms(uint64_t deadline)
+{
+	uint64_t now = now_ns();
+
+	if (now >= deadline)
+		return 0;
+	return (int)MIN((deadline - now + 999999) / 1000000, (uint64_t)INT32_MAX);
+}
+
+/* ---- memory probe ---- */
+
+static int probe_qom(struct vm *vm, struct vm_memory *m, char *reason)
+{
+	uint64_t hs, he, h64s, h64e, below, above, total;
+	struct json_object *ret = NULL, *x;
+	int r;
+
+	if (!vm->bridge[0])
+		return reason_set(reason, -ENOENT, "no known pci host bridge");
+	r = qom_get_u64(vm, vm->bridge, "pci-hole-start", &hs, reason);
+	if (r == 0)
+		r = qom_get_u64(vm, vm->bridge, "pci-hole-end", &he, reason);
+	if (r == 0)
+		r = qom_get_u64(vm, vm->bridge, "pci-hole64-start", &h64s, reason);
+	if (r == 0)
+		r = qom_get_u64(vm, vm->bridge, "pci-hole64-end", &h64e, reason);
+	if (r < 0)
+		return r;
+
+	/* q35 has below/above-4g-mem-size; on i440fx the hole starts where
+	 * low RAM ends and the rest of "memory" is above 4 GiB. */
+	if (qom_get_u64(vm, vm->bridge, "below-4g-mem-size", &below, NULL) < 0)
+		below = hs;
+	if (qom_get_u64(vm, vm->bridge, "above-4g-mem-size", &above, NULL) < 0) {
+		r = qom_get(vm, "/machine", "memory", &ret, reason);
+		if (r < 0)
+			return r;
+		if (!json_object_object_get_ex(ret, "size", &x)) {
+			json_object_put(ret);
+			return reason_set(reason, -EPROTO,
+					  "qom-get /machine memory: no size");
+		}
+		total = (uint64_t)json_object_get_int64(x);
+		json_object_put(ret);
+		above = total > below ? total - below : 0;
+	}
+	if (below > FOUR_G || (above && UINT64_MAX - FOUR_G < above))
+		return reason_set(reason, -EPROTO,
+				  "implausible ram sizes below 0x%" PRIx64
+				  " above 0x%" PRIx64, below, above);
+
+	add_ram(m, 0, below - 1);
+	if (above)
+		add_ram(m, FOUR_G, FOUR_G + above - 1);
+	/* hot-plugged DIMMs live in the device-memory region */
+	ret = NULL;
+	if (qmp_command(vm->q, "query-memory-devices", NULL, VM_TIMEOUT_DEFAULT_MS,
+			&ret, NULL) == 0 && json_object_is_type(ret, json_type_array)) {
+		for (size_t i = 0; i < json_object_array_length(ret); i++) {
+			struct json_object *d = json_object_array_get_idx(ret, i);
+			struct json_object *type, *data, *addr, *size;
+
+			if (json_object_object_get_ex(d, "type", &type) &&
+			    strcmp(json_object_get_string(type), "dimm") == 0 &&
+			    json_object_object_get_ex(d, "data", &data) &&
+			    json_object_object_get_ex(data, "addr", &addr) &&
+			    json_object_object_get_ex(data, "size", &size)) {
+				uint64_t a = (uint64_t)json_object_get_int64(addr);
+				uint64_t s = (uint64_t)json_object_get_int64(size);
+
+				if (s)
+					add_ram(m, a, a + s - 1);
+			}
+		}
+	}
+	json_object_put(ret);
+
+	if (he > hs) {
+		m->has_pci_hole = true;
+		m->pci_hole = (struct range){ hs, he - 1 };
+	}
+	if (h64e > h64s) {
+		m->has_pci_hole64 = true;
+		m->pci_hole64 = (struct range){ h64s, h64e - 1 };
+	}
+	count_ram(m);
+	snprintf(m->source, sizeof(m->source), "qom");
+	return 0;
+}
+
+static int probe_mtree(struct vm *vm, struct vm_memory *m, char *reason)
+{
+	_cleanup_free_ char *text = NULL;
+	char backend[128] = "", *slash;
+	const char *ram_name = "pc.ram";
+	int r;
+
+	/* the RAM region is named after the machine's memory backend */
+	if (qom_get_str(vm, "/machine", "memory-backend", backend, sizeof(backend),
+			NULL) == 0 && backend[0]) {
+		slash = strrchr(backend, '/');
+		ram_name = slash ? slash + 1 : backend;
+	}
+	r = qmp_hmp(vm->q, "info mtree -f", VM_TIMEOUT_DEFAULT_MS, &text, reason);
+	if (r < 0)
+		return r;
+	return vm_memory_parse_mtree(text, ram_name, m, reason);
+}
+
+int vm_probe_memory(struct vm *vm, struct vm_memory *out, char *reason)
+{
+	struct vm_memory m = { 0 };
+	char why[REASON_MAX] = "", why2[REASON_MAX] = "";
+	int r;
+
+	if (!vm_connected(vm, why))
+		return reason_set(reason, -ECONNRESET, "vm %s/%s: %s", vm->host,
+				  vm->name, why);
+	r = probe_qom(vm, &m, why);
+	if (r < 0) {
+		memset(&m, 0, sizeof(m));
+		r = probe_mtree(vm, &m, why2);
+		if (r < 0)
+			return reason_set(reason, r,
+					  "vm %s/%s: cannot probe memory: %s; %s",
+					  vm->host, vm->name, why, why2);
+	}
+	qom_get_str(vm, "/machine", "type", m.machine, sizeof(m.machine), NULL);
+	pthread_mutex_lock(&vm->lock);
+	vm->mem = m;
+	pthread_mutex_unlock(&vm->lock);
+	if (out)
+		*out = m;
+	return 0;
+}
+
+void vm_memory_last(struct vm *vm, struct vm_memory *out)
+{
+	pthread_mutex_lock(&vm->lock);
+	*out = vm->mem;
+	pthread_mutex_unlock(&vm->lock);
+}
+
+/* ---- query-pci ---- */
+
+struct pci_hit {
+	const char *qdev;
+	bool found;
+	struct vm_pci_dev dev;
+	char free_port[VM_QDEV_ID_MAX]; /* first bridge with nothing behind it */
+};
+
+static const char *jstr(struct json_object *o, const char *k)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(o, k, &v) ||
+	    !json_object_is_type(v, json_type_string))
+		return "";
+	return json_object_get_string(v);
+}
+
+static int64_t jint(struct json_object *o, const char *k, int64_t dflt)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(o, k, &v))
+		return dflt;
+	return json_object_get_int64(v);
+}
+
+static void pci_walk(struct json_object *devices, const char *bus_id,
+		     struct pci_hit *h)
+{
+	size_t n;
+
+	if (!devices || !json_object_is_type(devices, json_type_array))
+		return;
+	n = json_object_array_length(devices);
+	for (size_t i = 0; i < n && !h->found; i++) {
+		struct json_object *d = json_object_array_get_idx(devices, i);
+		struct json_object *br, *sub = NULL, *regions, *ci;
+		const char *id = jstr(d, "qdev_id");
+
+		if (h->qdev && strcmp(id, h->qdev) == 0) {
+			h->found = true;
+			h->dev.bus = (unsigned)jint(d, "bus", 0);
+			h->dev.slot = (unsigned)jint(d, "slot", 0);
+			h->dev.function = (unsigned)jint(d, "function", 0);
+			snprintf(h->dev.bus_id, sizeof(h->dev.bus_id), "%s", bus_id);
+			for (unsigned b = 0; b < PCI_NUM_BARS; b++)
+				h->dev.bar_addr[b] = UINT64_MAX;
+			if (json_object_object_get_ex(d, "regions", &regions) &&
+			    json_object_is_type(regions, json_type_array)) {
+				for (size_t k = 0; k < json_object_array_length(regions);
+				     k++) {
+					struct json_object *reg =
+						json_object_array_get_idx(regions, k);
+					int64_t bar = jint(reg, "bar", -1);
+
+					if (bar < 0 || bar >= PCI_NUM_BARS)
+						continue;
+					h->dev.bar_size[bar] =
+						(uint64_t)jint(reg, "size", 0);
+					h->dev.bar_addr[bar] =
+						(uint64_t)jint(reg, "address", -1);
+				}
+			}
+			return;
+		}
+		if (!json_object_object_get_ex(d, "pci_bridge", &br))
+			continue;
+		json_object_object_get_ex(br, "devices", &sub);
+		if (!h->free_port[0] && *id &&
+		    json_object_object_get_ex(d, "class_info", &ci) &&
+		    jint(ci, "class", 0) == 0x0604 &&
+		    (!sub || json_object_array_length(sub) == 0))
+			snprintf(h->free_port, sizeof(h->free_port), "%s", id);
+		pci_walk(sub, *id ? id : "", h);
+	}
+}
+
+static int query_pci(struct vm *vm, struct pci_hit *h, char *reason)
+{
+	struct json_object *ret = NULL;
+	const char *root = vm->machine == VM_MACHINE_Q35 ? "pcie.0" : "pci.0";
+	int r;
+
+	r = qmp_command(vm->q, "query-pci", NULL, VM_TIMEOUT_DEFAULT_MS, &ret,
+			reason);
+	if (r < 0)
+		return r;
+	if (json_object_is_type(ret, json_type_array)) {
+		for (size_t i = 0; i < json_object_array_length(ret) && !h->found;
+		     i++) {
+			struct json_object *bus = json_object_array_get_idx(ret, i);
+			struct json_object *devs = NULL;
+
+			json_object_object_get_ex(bus, "devices", &devs);
+			pci_walk(devs, root, h);
+		}
+	}
+	json_object_put(ret);
+	return 0;
+}
+
+int vm_device_info(struct vm *vm, const char *devid, struct vm_pci_dev *out,
+		   char *reason)
+{
+	char qdev[VM_QDEV_ID_MAX];
+	struct pci_hit h = { .qdev = qdev };
+	int r;
+
+	r = vm_qdev_id(devid, qdev, sizeof(qdev));
+	if (r < 0)
+		return reason_set(reason, r, "vm %s/%s: bad device id '%s'", vm->host,
+				  vm->name, devid ? devid : "");
+	r = query_pci(vm, &h, reason);
+	if (r < 0)
+		return r;
+	if (!h.found)
+		return reason_set(reason, -ENOENT, "vm %s/%s: %s is not in the guest",
+				  vm->host, vm->name, devid);
+	if (out)
+		*out = h.dev;
+	return 0;
+}
+
+int vm_has_device(struct vm *vm, const char *devid, bool *present,
+		  char *reason)
+{
+	int r = vm_device_info(vm, devid, NULL, reason);
+
+	*present = r == 0;
+	return r == -ENOENT ? 0 : r;
+}
+
+/* ---- removals ---- */
+
+static struct removal *removal_find(struct vm *vm, const char *devid)
+{
+	for (struct removal *x = vm->removals; x; x = x->next)
+		if (strcmp(x->devid, devid) == 0)
+			return x;
+	return NULL;
+}
+
+static struct removal *removal_by_ticket(struct vm *vm, uint64_t ticket)
+{
+	for (struct removal *x = vm->removals; x; x = x->next)
+		if (x->ticket == ticket)
+			return x;
+	return NULL;
+}
+
+/* Unlink removal @ticket if it is still listed and return it (now the
+ * caller's); NULL if someone else took it (or the VM went away). */
+static struct removal *removal_claim(struct vm *vm, uint64_t ticket)
+{
+	for (struct removal **pp = &vm->removals; *pp; pp = &(*pp)->next) {
+		struct removal *x = *pp;
+
+		if (x->ticket == ticket) {
+			*pp = x->next;
+			return x;
+		}
+	}
+	return NULL;
+}
+
+static void removal_insert(struct vm *vm, struct removal *x)
+{
+	x->ticket = ++vm->next_ticket;
+	x->next = vm->removals;
+	vm->removals = x;
+}
+
+unsigned vm_pending_removals(struct vm *vm)
+{
+	unsigned n = 0;
+
+	pthread_mutex_lock(&vm->lock);
+	for (struct removal *x = vm->removals; x; x = x->next)
+		n++;
+	pthread_mutex_unlock(&vm->lock);
+	return n;
+}
+
+static int object_del(struct vm *vm, const char *id, unsigned timeout_ms,
+		      char *reason)
+{
+	struct json_object *a = jobj();
+	char why[REASON_MAX] = "";
+	int r;
+
+	if (!a)
+		return reason_set(reason, -ENOMEM, "out of memory");
+	jset_str(a, "id", id);
+	r = qmp_command(vm->q, "object-del", a, timeout_ms, NULL, why);
+	/* already gone ("object 'x' not found") is what we want */
+	if (r < 0 && strstr(why, "not found"))
+		return 0;
+	if (r < 0)
+		return reason_set(reason, r, "vm %s/%s: %s", vm->host, vm->name, why);
+	return 0;
+}
+
+static int device_del(struct vm *vm, const char *id, unsigned timeout_ms,
+		      char *reason)
+{
+	struct json_object *a = jobj();
+
+	if (!a)
+		return reason_set(reason, -ENOMEM, "out of memory");
+	jset_str(a, "id", id);
+	return qmp_command(vm->q, "device_del", a, timeout_ms, NULL, reason);
+}
+
+static bool match_device(struct json_object *data, void *arg)
+{
+	return data && strcmp(jstr(data, "device"), (const char *)arg) == 0;
+}
+
+/* ---- QMP callbacks (dispatcher thread) ---- */
+
+static void vm_on_event(struct qmp *q, const char *event,
+			struct json_object *data, void *arg)
+{
+	struct vm *vm = arg;
+	struct removal *x;
+	vm_device_deleted_fn cb = NULL;
+	void *cbarg = NULL;
+	char why[REASON_MAX] = "";
+	int r;
+
+	if (strcmp(event, "DEVICE_DELETED") != 0 || !data)
+		return;
+	pthread_mutex_lock(&vm->lock);
+	for (x = vm->removals; x; x = x->next)
+		if (x->late && strcmp(x->qdev, jstr(data, "device")) == 0)
+			break;
+	if (x)
+		x = removal_claim(vm, x->ticket);
+	pthread_mutex_unlock(&vm->lock);
+	if (!x)
+		return;
+
+	r = object_del(vm, x->memdev, VM_TIMEOUT_DEFAULT_MS, why);
+	pthread_mutex_lock(&vm->lock);
+	if (x->notify) {
+		cb = vm->deleted_cb;
+		cbarg = vm->cb_arg;
+	}
+	pthread_mutex_unlock(&vm->lock);
+	/* nothing touches @vm after the callback: it may vm_detach() */
+	if (cb)
+		cb(vm, x->devid, r, why, cbarg);
+	free(x);
+}
+
+static void vm_on_closed(struct qmp *q, int err, const char *reason, void *arg)
+{
+	struct vm *vm = arg;
+	struct removal *x;
+	vm_gone_fn cb;
+	void *cbarg;
+	char why[REASON_MAX];
+
+	pthread_mutex_lock(&vm->lock);
+	vm->gone = true;
+	vm->gone_err = err;
+	snprintf(vm->gone_reason, sizeof(vm->gone_reason), "%s", reason);
+	while ((x = vm->removals)) {
+		vm->removals = x->next;
+		free(x);
+	}
+	cb = vm->gone_cb;
+	cbarg = vm->cb_arg;
+	vm->gone_unreported = !cb;
+	reason_set(why, err, "vm %s/%s: %s", vm->host, vm->name, reason);
+	pthread_mutex_unlock(&vm->lock);
+	if (cb)
+		cb(vm, err, why, cbarg);
+}
+
+/* ---- attach / detach ---- */
+
+int vm_attach(const char *host, const char *name, const char *qmp_path,
+	      struct vm **out, char *reason)
+{
+	struct vm *vm;
+	char type[64] = "";
+	uint64_t dummy;
+	int r;
+
+	*out = NULL;
+	if (!host || !name_valid(host))
+		return reason_set(reason, -EINVAL, "vm: invalid host name '%s'",
+				  host ? host : "");
+	if (!name || !name_valid(name))
+		return reason_set(reason, -EINVAL, "vm %s: invalid vm name '%s'", host,
+				  name ? name : "");
+	if (!qmp_path || !*qmp_path)
+		return reason_set(reason, -EINVAL, "vm %s/%s: empty qmp socket path",
+				  host, name);
+	if (strlen(qmp_path) >= sizeof(vm->path))
+		return reason_set(reason, -ENAMETOOLONG,
+				  "vm %s/%s: qmp socket path too long", host, name);
+	vm = calloc(1, sizeof(*vm));
+	if (!vm)
+		return reason_set(reason, -ENOMEM, "vm %s/%s: out of memory", host,
+				  name);
+	snprintf(vm->host, sizeof(vm->host), "%s", host);
+	snprintf(vm->name, sizeof(vm->name), "%s", name);
+	snprintf(vm->path, sizeof(vm->path), "%s", qmp_path);
+	pthread_mutex_init(&vm->lock, NULL);
+	pthread_mutex_init(&vm->op_lock, NULL);
+
+	r = qmp_connect(qmp_path, VM_TIMEOUT_DEFAULT_MS, &vm->q, reason);
+	if (r < 0) {
+		if (reason) {
+			char why[REASON_MAX];
+
+			snprintf(why, sizeof(why), "%s", reason);
+			reason_set(reason, r, "vm %s/%s: %s", host, name, why);
+		}
+		vm_detach(vm);
+		return r;
+	}
+	qmp_set_callbacks(vm->q, vm_on_event, vm_on_closed, vm);
+
+	/* which PCI host bridge: decides the hot-plug bus and the probe */
+	if (qom_get_u64(vm, "/machine/i440fx", "pci-hole-start", &dummy, NULL) == 0) {
+		vm->machine = VM_MACHINE_I440FX;
+		snprintf(vm->bridge, sizeof(vm->bridge), "/machine/i440fx");
+	} else if (qom_get_u64(vm, "/machine/q35", "pci-hole-start", &dummy,
+			       NULL) == 0) {
+		vm->machine = VM_MACHINE_Q35;
+		snprintf(vm->bridge, sizeof(vm->bridge), "/machine/q35");
+	} else if (qom_get_str(vm, "/machine", "type", type, sizeof(type),
+			       NULL) == 0 && strstr(type, "q35")) {
+		vm->machine = VM_MACHINE_Q35;
+	} else if (strstr(type, "i440fx")) {
+		vm->machine = VM_MACHINE_I440FX;
+	}
+
+	r = vm_probe_memory(vm, NULL, reason);
+	if (r < 0) {
+		vm_detach(vm);
+		return r;
+	}
+	*out = vm;
+	return 0;
+}
+
+void vm_detach(struct vm *vm)
+{
+	struct removal *x;
+
+	if (!vm)
+		return;
+	/* no new callback from here; one already running is waited for */
+	pthread_mutex_lock(&vm->lock);
+	vm->deleted_cb = NULL;
+	vm->gone_cb = NULL;
+	pthread_mutex_unlock(&vm->lock);
+	qmp_close(vm->q); /* joins the dispatcher (unless we run on it) */
+	while ((x = vm->removals)) {
+		vm->removals = x->next;
+		free(x);
+	}
+	pthread_mutex_destroy(&vm->lock);
+	pthread_mutex_destroy(&vm->op_lock);
+	free(vm);
+}
+
+void vm_set_callbacks(struct vm *vm, vm_device_deleted_fn deleted,
+		      vm_gone_fn gone, void *arg)
+{
+	bool report = false;
+	char why[REASON_MAX];
+	int err;
+
+	pthread_mutex_lock(&vm->lock);
+	vm->deleted_cb = deleted;
+	vm->gone_cb = gone;
+	vm->cb_arg = arg;
+	if (vm->gone_unreported && gone) {
+		vm->gone_unreported = false;
+		report = true;
+		err = vm->gone_err;
+		reason_set(why, err, "vm %s/%s: %s", vm->host, vm->name,
+			   vm->gone_reason);
+	}
+	pthread_mutex_unlock(&vm->lock);
+	if (report)
+		gone(vm, err, why, arg);
+}
+
+const char *vm_host(const struct vm *vm)
+{
+	return vm->host;
+}
+
+const char *vm_name(const struct vm *vm)
+{
+	return vm->name;
+}
+
+const char *vm_qmp_path(const struct vm *vm)
+{
+	return vm->path;
+}
+
+bool vm_connected(struct vm *vm, char *reason)
+{
+	bool gone;
+
+	pthread_mutex_lock(&vm->lock);
+	gone = vm->gone;
+	if (gone)
+		reason_set(reason, vm->gone_err, "%s", vm->gone_reason);
+	pthread_mutex_unlock(&vm->lock);
+	if (!gone)
+		return qmp_alive(vm->q, reason);
+	return false;
+}
+
+/* ---- hot-plug ---- */
+
+static int object_add_file(struct vm *vm, const char *memdev, const char *path,
+			   uint64_t size, unsigned timeout_ms, char *reason)
+{
+	struct json_object *a = jobj();
+
+	if (!a)
+		return reason_set(reason, -ENOMEM, "out of memory");
+	jset_str(a, "qom-type", "memory-backend-file");
+	jset_str(a, "id", memdev);
+	jset_str(a, "mem-path", path);
+	json_object_object_add(a, "size", json_object_new_uint64(size));
+	json_object_object_add(a, "share", json_object_new_boolean(1));
+	return qmp_command(vm->q, "object-add", a, timeout_ms, NULL, reason);
+}
+
+/*
+ * Undo a device_add: ask for the removal and wait a little; if the guest
+ * does not acknowledge, the removal finishes in the background.
+ */
+static void rollback_device(struct vm *vm, const char *devid, const char *qdev,
+			    const char *memdev)
+{
+	struct removal *x = calloc(1, sizeof(*x));
+	uint64_t seq = qmp_event_seq(vm->q), ticket;
+	int r;
+
+	r = device_del(vm, qdev, VM_TIMEOUT_DEFAULT_MS, NULL);
+	if (r == 0)
+		r = qmp_wait_event(vm->q, seq, "DEVICE_DELETED", match_device,
+				   (void *)qdev, 1000, NULL, NULL);
+	if (r == 0 || r == -ENODEV || !x) {
+		object_del(vm, memdev, VM_TIMEOUT_DEFAULT_MS, NULL);
+		free(x);
+		return;
+	}
+	if (r != -ETIMEDOUT) {
+		free(x);
+		return;
+	}
+	snprintf(x->devid, sizeof(x->devid), "%s", devid);
+	snprintf(x->qdev, sizeof(x->qdev), "%s", qdev);
+	snprintf(x->memdev, sizeof(x->memdev), "%s", memdev);
+	x->late = true;
+	x->notify = false;
+	pthread_mutex_lock(&vm->lock);
+	removal_insert(vm, x);
+	ticket = x->ticket;
+	pthread_mutex_unlock(&vm->lock);
+	/* the event may have come between the wait and the listing */
+	if (qmp_wait_event(vm->q, seq, "DEVICE_DELETED", match_device, (void *)qdev,
+			   0, NULL, NULL) == 0) {
+		pthread_mutex_lock(&vm->lock);
+		x = removal_claim(vm, ticket);
+		pthread_mutex_unlock(&vm->lock);
+		if (x) {
+			object_del(vm, memdev, VM_TIMEOUT_DEFAULT_MS, NULL);
+			free(x);
+		}
+	}
+}
+
+static int hotplug_add(struct vm *vm, const char *devid, const char *bar_path,
+		       uint64_t bar_size, unsigned tmo, char *reason)
+{
+	char qdev[VM_QDEV_ID_MAX], memdev[VM_QDEV_ID_MAX], bus[VM_QDEV_ID_MAX];
+	char why[REASON_MAX];
+	uint64_t deadline = now_ns() + (uint64_t)tmo * 1000000ULL;
+	struct json_object *a;
+	struct stat st;
+	bool busy;
+	int r;
+
+	if (vm_qdev_id(devid, qdev, sizeof(qdev)) < 0 ||
+	    vm_memdev_id(devid, memdev, sizeof(memdev)) < 0)
+		return reason_set(reason, -EINVAL, "vm %s/%s: bad device id '%s'",
+				  vm->host, vm->name, devid ? devid : "");
+	if (!bar_path || bar_path[0] != '/')
+		return reason_set(reason, -EINVAL,
+				  "vm %s/%s: bar file of %s must be an absolute path",
+				  vm->host, vm->name, devid);
+	if (!is_power_of_2(bar_size) || bar_size < (uint64_t)sysconf(_SC_PAGESIZE))
+		return reason_set(reason, -EINVAL,
+				  "vm %s/%s: bar of %s is 0x%" PRIx64
+				  " bytes, ivshmem-plain needs a power of two of at least a page",
+				  vm->host, vm->name, devid, bar_size);
+	/* QEMU would create a missing file: the BAR must already be there */
+	if (stat(bar_path, &st) < 0)
+		return reason_set(reason, -errno, "vm %s/%s: bar file %s of %s: %s",
+				  vm->host, vm->name, bar_path, devid, strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return reason_set(reason, -EINVAL,
+				  "vm %s/%s: bar file %s of %s is not a regular file",
+				  vm->host, vm->name, bar_path, devid);
+	if ((uint64_t)st.st_size != bar_size)
+		return reason_set(reason, -EINVAL,
+				  "vm %s/%s: bar file %s of %s is 0x%" PRIx64
+				  " bytes, not 0x%" PRIx64,
+				  vm->host, vm->name, bar_path, devid,
+				  (uint64_t)st.st_size, bar_size);
+	if (!vm_connected(vm, why))
+		return reason_set(reason, -ECONNRESET, "vm %s/%s: %s", vm->host,
+				  vm->name, why);
+	pthread_mutex_lock(&vm->lock);
+	busy = removal_find(vm, devid) != NULL;
+	pthread_mutex_unlock(&vm->lock);
+	if (busy)
+		return reason_set(reason, -EBUSY,
+				  "vm %s/%s: the removal of %s is still pending "
+				  "(the guest has not acknowledged it)",
+				  vm->host, vm->name, devid);
+
+	/* where does it go? */
+	if (vm->machine == VM_MACHINE_I440FX) {
+		struct pci_hit h = { .qdev = qdev };
+
+		r = query_pci(vm, &h, why);
+		if (r < 0)
+			return reason_set(reason, r, "vm %s/%s: %s", vm->host,
+					  vm->name, why);
+		if (h.found)
+			return reason_set(reason, -EEXIST,
+					  "vm %s/%s: %s is already in the guest",
+					  vm->host, vm->name, devid);
+		snprintf(bus, sizeof(bus), "pci.0");
+	} else if (vm->machine == VM_MACHINE_Q35) {
+		struct pci_hit h = { .qdev = qdev };
+
+		r = query_pci(vm, &h, why);
+		if (r < 0)
+			return reason_set(reason, r, "vm %s/%s: %s", vm->host,
+					  vm->name, why);
+		if (h.found)
+			return reason_set(reason, -EEXIST,
+					  "vm %s/%s: %s is already in the guest",
+					  vm->host, vm->name, devid);
+		if (!h.free_port[0])
+			return reason_set(reason, -ENOSPC,
+					  "vm %s/%s: no free pcie-root-port to hot-plug %s "
+					  "into (start qemu with -device pcie-root-port,...)",
+					  vm->host, vm->name, devid);
+		snprintf(bus, sizeof(bus), "%s", h.free_port);
+	} else {
+		return reason_set(reason, -ENOTSUP,
+				  "vm %s/%s: machine type has no known hot-pluggable "
+				  "pci bus (use pc or q35)",
+				  vm->host, vm->name);
+	}
+
+	r = object_add_file(vm, memdev, bar_path, bar_size,
+			    (unsigned)MAX(remaining_ms(deadline), 1), why);
+	if (r == -EEXIST) {
+		/* a backend left over by an interrupted lend, no device uses it */
+		if (object_del(vm, memdev, VM_TIMEOUT_DEFAULT_MS, NULL) == 0)
+			r = object_add_file(vm, memdev, bar_path, bar_size,
+					    (unsigned)MAX(remaining_ms(deadline), 1),
+					    why);
+	}
+	if (r < 0)
+		return reason_set(reason, r, "vm %s/%s: cannot add %s: %s", vm->host,
+				  vm->name, devid, why);
+
+	a = jobj();
+	if (!a) {
+		object_del(vm, memdev, VM_TIMEOUT_DEFAULT_MS, NULL);
+		return reason_set(reason, -ENOMEM, "vm %s/%s: out of memory",
+				  vm->host, vm->name);
+	}
+	jset_str(a, "driver", "ivshmem-plain");
+	jset_str(a, "id", qdev);
+	jset_str(a, "memdev", memdev);
+	jset_str(a, "bus", bus);
+	r = qmp_command(vm->q, "device_add", a,
+			(unsigned)MAX(remaining_ms(deadline), 1), NULL, why);
+	if (r < 0) {
+		if (r == -ETIMEDOUT)
+			rollback_device(vm, devid, qdev, memdev);
+		else
+			object_del(vm, memdev, VM_TIMEOUT_DEFAULT_MS, NULL);
+		return reason_set(reason, r, "vm %s/%s: cannot add %s: %s", vm->host,
+				  vm->name, devid, why);
+	}
+
+	/* the write returns when the guest's query-pci shows it */
+	for (;;) {
+		struct pci_hit h = { .qdev = qdev };
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+
+		r = query_pci(vm, &h, why);
+		if (r == 0 && h.found) {
+			if (h.dev.bar_size[2] == bar_size)
+				return 0;
+			r = -EIO;
+			snprintf(why, sizeof(why),
+				 "guest shows bar2 of 0x%" PRIx64 " bytes, not 0x%" PRIx64,
+				 h.dev.bar_size[2], bar_size);
+			break;
+		}
+		if (r == -ECONNRESET || r == -EPIPE)
+			return reason_set(reason, r, "vm %s/%s: cannot add %s: %s",
+					  vm->host, vm->name, devid, why);
+		if (remaining_ms(deadline) == 0) {
+			if (r == 0) {
+				r = -ETIMEDOUT;
+				snprintf(why, sizeof(why),
+					 "not in query-pci within %u ms", tmo);
+			}
+			break;
+		}
+		nanosleep(&ts, NULL);
+	}
+	rollback_device(vm, devid, qdev, memdev);
+	return reason_set(reason, r, "vm %s/%s: cannot add %s: %s", vm->host,
+			  vm->name, devid, why);
+}
+
+int vm_hotplug_add(struct vm *vm, const char *devid, const char *bar_path,
+		   uint64_t bar_size, unsigned timeout_ms, char *reason)
+{
+	int r;
+
+	pthread_mutex_lock(&vm->op_lock);
+	r = hotplug_add(vm, devid, bar_path, bar_size,
+			timeout_ms ? timeout_ms : VM_TIMEOUT_DEFAULT_MS, reason);
+	pthread_mutex_unlock(&vm->op_lock);
+	return r;
+}
+
+static int hotplug_del(struct vm *vm, const char *devid, unsigned tmo,
+		       char *reason)
+{
+	char why[REASON_MAX], qdev[VM_QDEV_ID_MAX], memdev[VM_QDEV_ID_MAX];
+	struct removal *x;
+	uint64_t seq, ticket;
+	int r;
+
+	if (vm_qdev_id(devid, qdev, sizeof(qdev)) < 0 ||
+	    vm_memdev_id(devid, memdev, sizeof(memdev)) < 0)
+		return reason_set(reason, -EINVAL, "vm %s/%s: bad device id '%s'",
+				  vm->host, vm->name, devid);
+	if (!vm_connected(vm, why))
+		return reason_set(reason, -ECONNRESET, "vm %s/%s: %s", vm->host,
+				  vm->name, why);
+	pthread_mutex_lock(&vm->lock);
+	x = removal_find(vm, devid);
+	if (!x) {
+		x = calloc(1, sizeof(*x));
+		if (!x) {
+			pthread_mutex_unlock(&vm->lock);
+			return reason_set(reason, -ENOMEM, "vm %s/%s: out of memory",
+					  vm->host, vm->name);
+		}
+		snprintf(x->devid, sizeof(x->devid), "%s", devid);
+		snprintf(x->qdev, sizeof(x->qdev), "%s", qdev);
+		snprintf(x->memdev, sizeof(x->memdev), "%s", memdev);
+		removal_insert(vm, x);
+	}
+	x->late = false; /* we wait for it now */
+	x->notify = true;
+	ticket = x->ticket;
+	pthread_mutex_unlock(&vm->lock);
+	/* from here on only the ticket: the dispatcher may free it */
+
+	seq = qmp_event_seq(vm->q);
+	r = device_del(vm, qdev, tmo, why);
+	if (r == 0)
+		r = qmp_wait_event(vm->q, seq, "DEVICE_DELETED", match_device, qdev,
+				   tmo, NULL, why);
+	if (r == -ETIMEDOUT) {
+		/* leave it pending: DEVICE_DELETED will finish it */
+		pthread_mutex_lock(&vm->lock);
+		x = removal_by_ticket(vm, ticket);
+		if (x)
+			x->late = true;
+		pthread_mutex_unlock(&vm->lock);
+		if (x && qmp_wait_event(vm->q, seq, "DEVICE_DELETED", match_device,
+					qdev, 0, NULL, NULL) != 0)
+			return reason_set(reason, -ETIMEDOUT,
+					  "vm %s/%s: the guest did not acknowledge the "
+					  "removal of %s within %u ms; it stays pending",
+					  vm->host, vm->name, devid, tmo);
+		r = 0; /* it came just now */
+	}
+
+	pthread_mutex_lock(&vm->lock);
+	x = removal_claim(vm, ticket);
+	pthread_mutex_unlock(&vm->lock);
+	if (!x) {
+		if (!vm_connected(vm, why))
+			return reason_set(reason, -ECONNRESET, "vm %s/%s: %s",
+					  vm->host, vm->name, why);
+		/* the dispatcher took it and reports it */
+		return reason_set(reason, -ETIMEDOUT,
+				  "vm %s/%s: the guest did not acknowledge the "
+				  "removal of %s within %u ms; it stays pending",
+				  vm->host, vm->name, devid, tmo);
+	}
+	free(x);
+	if (r < 0 && r != -ENODEV)
+		return reason_set(reason, r, "vm %s/%s: cannot remove %s: %s",
+				  vm->host, vm->name, devid, why);
+	/* deleted now, or was not in the guest at all: drop its backend */
+	r = object_del(vm, memdev, tmo, why);
+	if (r < 0)
+		return reason_set(reason, r, "vm %s/%s: removed %s but %s", vm->host,
+				  vm->name, devid, why);
+	return 0;
+}
+
+int vm_hotplug_del(struct vm *vm, const char *devid, unsigned timeout_ms,
+		   char *reason)
+{
+	int r;
+
+	if (!devid || !*devid)
+		return reason_set(reason, -EINVAL, "vm %s/%s: empty device id",
+				  vm->host, vm->name);
+	pthread_mutex_lock(&vm->op_lock);
+	r = hotplug_del(vm, devid, timeout_ms ? timeout_ms : VM_TIMEOUT_DEFAULT_MS,
+			reason);
+	pthread_mutex_unlock(&vm->op_lock);
+	return r;
+}

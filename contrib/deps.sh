@@ -11,7 +11,7 @@ bats bats-assert bats-support
 udev umockdev libumockdev-dev
 graphviz scdoc qemu-system-x86 ansible-core
 zookeeperd libzookeeper-mt-dev
-strace hyperfine util-linux procps psmisc perl
+strace hyperfine util-linux procps psmisc perl shellcheck
 "
 
 missing=""

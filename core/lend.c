@@ -57,10 +57,59 @@ _printf_(2, 3) static void report(struct engine *e, const char *fmt, ...)
 	e->log(e->log_arg, msg);
 }
 
+/*
+ * Change notifications are queued on the calling thread and delivered by
+ * notify_flush() once the public entry point has dropped every engine
+ * lock, as engine.h promises: a watcher may call back into the engine.
+ */
+static __thread struct {
+	char (*ids)[DEVICE_ID_MAX];
+	unsigned n, cap;
+	bool all;
+} pending;
+
 static void notify(struct engine *e, const char *devid)
 {
-	if (e->watch)
-		e->watch(e->watch_arg, devid);
+	if (!e->watch)
+		return;
+	if (!devid) {
+		pending.all = true;
+		return;
+	}
+	for (unsigned i = 0; i < pending.n; i++)
+		if (!strcmp(pending.ids[i], devid))
+			return;
+	if (pending.n == pending.cap) {
+		unsigned cap = pending.cap ? pending.cap * 2 : 8;
+		char (*n)[DEVICE_ID_MAX] = realloc(pending.ids, cap * sizeof(*n));
+
+		if (!n) {
+			pending.all = true; /* cannot say which: say all */
+			return;
+		}
+		pending.ids = n;
+		pending.cap = cap;
+	}
+	snprintf(pending.ids[pending.n++], DEVICE_ID_MAX, "%s", devid);
+}
+
+/* Deliver queued notifications; no engine lock may be held. */
+static void notify_flush(struct engine *e)
+{
+	char (*ids)[DEVICE_ID_MAX] = pending.ids;
+	unsigned n = pending.n;
+	bool all = pending.all;
+
+	pending.ids = NULL;
+	pending.n = pending.cap = 0;
+	pending.all = false;
+	if (e->watch) {
+		for (unsigned i = 0; i < n; i++)
+			e->watch(e->watch_arg, ids[i]);
+		if (all)
+			e->watch(e->watch_arg, NULL);
+	}
+	free(ids);
 }
 
 /* Record a failed request on the device (device lock held). */
@@ -629,6 +678,7 @@ static int request(struct engine *e, const char *devid, const char *value,
 	metrics_request(&e->metrics, lend, r, now_ns() - t0);
 	if (r < 0)
 		notify(e, devid);
+	notify_flush(e);
 	return r;
 }
 
@@ -691,12 +741,39 @@ int engine_write_borrower(struct engine *e, const char *devid, const char *buf,
 		pthread_rwlock_unlock(&e->model_lock);
 		metrics_request(&e->metrics, 1, r, 0);
 		notify(e, devid);
+		notify_flush(e);
 		return r;
 	}
 	return request(e, devid, value, reason);
 }
 
 /* ---- host state ---------------------------------------------------------- */
+
+/*
+ * A lend broke under the engine (route lost, device removed): tear down
+ * its windows and record, and leave the device `failed` with @why as its
+ * last_error.  The device is not in any composition any more.
+ */
+static void fail_lend(struct engine *e, struct ldevice *d, const char *why,
+		      bool gone)
+{
+	clear_windows(e, d->windows, d->nwindows, NULL);
+	store_remove(e, d, "store_fail", NULL);
+	pthread_mutex_lock(&e->fabric_lock);
+	plan_release(e, d->windows, d->nwindows);
+	pthread_mutex_unlock(&e->fabric_lock);
+	pthread_mutex_lock(&d->lock);
+	free(d->windows);
+	d->windows = NULL;
+	d->nwindows = 0;
+	d->has_route = false;
+	d->gone = gone;
+	d->state = DEV_FAILED;
+	snprintf(d->last_error, sizeof(d->last_error), "%s", why);
+	touch(d);
+	pthread_mutex_unlock(&d->lock);
+	notify(e, d->id);
+}
 
 /*
  * A lend whose route no longer holds is rerouted when another route
@@ -768,25 +845,12 @@ static void lend_route_lost(struct engine *e, struct ldevice *d,
 	}
 
 	/* no way around: the lend fails */
-	clear_windows(e, d->windows, d->nwindows, NULL);
-	store_remove(e, d, "store_fail", NULL);
-	pthread_mutex_lock(&e->fabric_lock);
-	plan_release(e, d->windows, d->nwindows);
-	pthread_mutex_unlock(&e->fabric_lock);
-	pthread_mutex_lock(&d->lock);
-	free(d->windows);
-	d->windows = NULL;
-	d->nwindows = 0;
-	d->has_route = false;
-	d->state = DEV_FAILED;
-	snprintf(d->last_error, sizeof(d->last_error), "EHOSTDOWN: route lost: %.200s",
-		 why);
-	touch(d);
-	pthread_mutex_unlock(&d->lock);
+	snprintf(reason, sizeof(reason), "EHOSTDOWN: route lost: %.200s", why);
+	fail_lend(e, d, reason, false);
 	report(e, "lend of %s failed: route lost: %s", d->id, why);
 }
 
-int engine_write_host_state(struct engine *e, const char *host,
+static int write_host_state(struct engine *e, const char *host,
 			    const char *buf, size_t len, char *reason)
 {
 	char value[16];
@@ -850,6 +914,15 @@ int engine_write_host_state(struct engine *e, const char *host,
 	pthread_rwlock_unlock(&e->model_lock);
 	notify(e, NULL);
 	return 0;
+}
+
+int engine_write_host_state(struct engine *e, const char *host,
+			    const char *buf, size_t len, char *reason)
+{
+	int r = write_host_state(e, host, buf, len, reason);
+
+	notify_flush(e);
+	return r;
 }
 
 /* ---- views ---------------------------------------------------------------- */
@@ -1200,7 +1273,7 @@ static void device_unlink(struct engine *e, struct ldevice *d)
 	free(d);
 }
 
-int engine_device_add(struct engine *e, const struct cfg_device *c,
+static int device_add(struct engine *e, const struct cfg_device *c,
 		      char *reason)
 {
 	struct ldevice *d;
@@ -1244,7 +1317,16 @@ int engine_device_add(struct engine *e, const struct cfg_device *c,
 	return 0;
 }
 
-int engine_device_update(struct engine *e, const struct cfg_device *c,
+int engine_device_add(struct engine *e, const struct cfg_device *c,
+		      char *reason)
+{
+	int r = device_add(e, c, reason);
+
+	notify_flush(e);
+	return r;
+}
+
+static int device_update(struct engine *e, const struct cfg_device *c,
 			 char *reason)
 {
 	struct ldevice *d;
@@ -1264,7 +1346,16 @@ int engine_device_update(struct engine *e, const struct cfg_device *c,
 	return 0;
 }
 
-int engine_device_remove(struct engine *e, const char *devid, char *reason)
+int engine_device_update(struct engine *e, const struct cfg_device *c,
+			 char *reason)
+{
+	int r = device_update(e, c, reason);
+
+	notify_flush(e);
+	return r;
+}
+
+static int device_remove(struct engine *e, const char *devid, char *reason)
 {
 	struct ldevice *d;
 	bool lent = false;
@@ -1286,25 +1377,19 @@ int engine_device_remove(struct engine *e, const char *devid, char *reason)
 		return 0;
 	}
 	decompose(e, d);
-	clear_windows(e, d->windows, d->nwindows, NULL);
-	store_remove(e, d, "store_fail", NULL);
-	pthread_mutex_lock(&e->fabric_lock);
-	plan_release(e, d->windows, d->nwindows);
-	pthread_mutex_unlock(&e->fabric_lock);
-	pthread_mutex_lock(&d->lock);
-	free(d->windows);
-	d->windows = NULL;
-	d->nwindows = 0;
-	d->has_route = false;
-	d->gone = true;
-	d->state = DEV_FAILED;
-	snprintf(d->last_error, sizeof(d->last_error), "ENODEV: device removed");
-	touch(d);
-	pthread_mutex_unlock(&d->lock);
+	fail_lend(e, d, "ENODEV: device removed", true);
 	pthread_rwlock_unlock(&e->model_lock);
 	report(e, "%s removed while lent to %s: lend torn down", devid, d->borrower);
 	notify(e, NULL);
 	return 0;
+}
+
+int engine_device_remove(struct engine *e, const char *devid, char *reason)
+{
+	int r = device_remove(e, devid, reason);
+
+	notify_flush(e);
+	return r;
 }
 
 struct recover_ctx {
@@ -1505,10 +1590,14 @@ int engine_new(const struct engine_options *opt, struct engine **out,
 
 		char why[REASON_MAX];
 
-		if (d && d->state == DEV_AVAILABLE &&
-		    request(e, d->id, cfg->autolends[i].borrower, why) < 0)
+		if (!d || d->state != DEV_AVAILABLE)
+			continue;
+		if (request(e, d->id, cfg->autolends[i].borrower, why) < 0)
 			report(e, "autolend %s -> %s failed: %s", d->id,
 			       cfg->autolends[i].borrower, why);
+		else
+			report(e, "autolend %s -> %s done", d->id,
+			       cfg->autolends[i].borrower);
 	}
 	*out = e;
 	return 0;

@@ -5,6 +5,8 @@
 #   make run        build and mount the demo cluster at ./mnt (foreground)
 #   make check      -Werror build, cmocka unit tests, bats on a real mount,
 #                   then the unit and bats suites again under ASan+UBSan
+#   make man        the man pages (scdoc) into $(BUILD)/man
+#   make install    PREFIX=/usr/local, DESTDIR=; make uninstall (see below)
 #
 # Out-of-tree builds: BUILD=dir (default build); SANITIZE=1 adds
 # AddressSanitizer and UndefinedBehaviorSanitizer.
@@ -30,6 +32,16 @@ CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer \
 	  -fno-sanitize-recover=all
 LDFLAGS += -fsanitize=address,undefined
 endif
+# SANITIZE=fuzz (clang only): ASan+UBSan and libFuzzer coverage, for make fuzz.
+ifeq ($(SANITIZE),fuzz)
+CFLAGS += -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
+	  -fno-sanitize-recover=all
+endif
+# SANITIZE=thread: ThreadSanitizer, for make tsan.
+ifeq ($(SANITIZE),thread)
+CFLAGS += -fsanitize=thread -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=thread
+endif
 
 CORE_SRCS := $(sort $(wildcard core/*.c))
 CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/obj/%.o)
@@ -41,7 +53,8 @@ TOOLS := $(TOOL_SRCS:lendfs/tools/%.c=$(BUILD)/%)
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps run check check-unit check-bats check-asan stress clean
+.PHONY: all deps run check check-unit check-bats check-asan stress clean \
+	fuzz fuzz-build check-fuzz
 
 all: $(BUILD)/lendfs $(TOOLS)
 
@@ -61,9 +74,51 @@ $(BUILD)/lendfs: $(DAEMON_OBJS) $(CORE_LIB)
 $(TOOLS): $(BUILD)/%: $(BUILD)/obj/lendfs/tools/%.o $(CORE_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# Test helpers, built with the daemon: tests/tools/racer.c (races.bats).
+TEST_TOOLS := $(BUILD)/racer
+all: $(TEST_TOOLS)
+$(TEST_TOOLS): $(BUILD)/%: $(BUILD)/obj/tests/tools/%.o $(CORE_LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# test_inventory_udev drives a umockdev test bed (libumockdev)
+UMOCKDEV_CFLAGS := $(shell pkg-config --cflags umockdev-1.0 2>/dev/null)
+UMOCKDEV_LIBS := $(shell pkg-config --libs umockdev-1.0 2>/dev/null)
+$(BUILD)/obj/tests/unit/test_inventory_udev.o: CFLAGS += $(UMOCKDEV_CFLAGS)
+$(BUILD)/tests/test_inventory_udev: LDLIBS += $(UMOCKDEV_LIBS)
+
 $(UNIT_BINS): $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(CORE_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+	$(CC) $(LDFLAGS) -o $@ $(filter-out $(CORE_LIB),$^) $(CORE_LIB) \
+		$(LDLIBS) -lcmocka
+
+# Pure parts of the daemon with unit tests of their own.
+DAEMON_PURE_OBJS := $(addprefix $(BUILD)/obj/lendfs/,path.o attr_device.o \
+		      attr_host.o attr_fabric.o)
+$(BUILD)/obj/tests/unit/test_path.o: CFLAGS += -Ilendfs
+$(BUILD)/tests/test_path: $(DAEMON_PURE_OBJS)
+
+# ---- fuzzing: clang libFuzzer targets of tests/fuzz/ -----------------------
+#   make fuzz          build into build/fuzz/, run each for FUZZ_SECONDS
+#   make check-fuzz    the same for FUZZ_CHECK_SECONDS each (part of check)
+# Both first replay tests/fuzz/regressions/TARGET/* (see tests/fuzz/run.sh).
+FUZZ_SECONDS ?= 20
+FUZZ_CHECK_SECONDS ?= 10
+FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/%)
+
+$(BUILD)/obj/tests/fuzz/%.o: CFLAGS += -Ilendfs
+$(FUZZ_BINS): $(BUILD)/%: $(BUILD)/obj/tests/fuzz/%.o $(CORE_LIB)
+	$(CC) $(LDFLAGS) -fsanitize=fuzzer,address,undefined -o $@ \
+		$(filter-out $(CORE_LIB),$^) $(CORE_LIB) $(LDLIBS)
+$(BUILD)/fuzz_path: $(DAEMON_PURE_OBJS)
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz check-fuzz:
+	@$(MAKE) --no-print-directory BUILD=build/fuzz CC=clang SANITIZE=fuzz \
+		fuzz-build
+	@tests/fuzz/run.sh build/fuzz \
+		$(if $(filter fuzz,$@),$(FUZZ_SECONDS),$(FUZZ_CHECK_SECONDS))
 
 deps:
 	@contrib/deps.sh
@@ -87,7 +142,7 @@ check-bats: all
 check-asan:
 	$(MAKE) --no-print-directory BUILD=build/asan SANITIZE=1 all check-unit
 	@rm -rf build/asan/logs && mkdir -p build/asan/logs
-	LENDFS_BUILD=build/asan \
+	LENDFS_BUILD=build/asan LENDFS_CRASH_ITERATIONS=15 \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:log_path=$(CURDIR)/build/asan/logs/asan \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:log_path=$(CURDIR)/build/asan/logs/ubsan \
 		bats tests/bats
@@ -103,6 +158,100 @@ check: deps
 STRESS_ITERATIONS ?= 1000
 stress: all
 	LENDFS_BUILD=$(BUILD) tests/stress/crash-loop.sh $(STRESS_ITERATIONS)
+
+# ---- installation (docs/ADMIN.md) -------------------------------------
+#
+#   make install [PREFIX=/usr/local] [DESTDIR=]    make uninstall
+#
+# The daemon goes to $(SBINDIR), lendctl and lendfs-dma to $(BINDIR).
+# Paths the system looks in whatever the prefix is (Debian practice) do not
+# follow PREFIX; each can be overridden: SYSCONFDIR (/etc), UDEVDIR and
+# UDEVRULESDIR (/usr/lib/udev), SYSTEMDUNITDIR (/usr/lib/systemd/system).
+# An existing $(SYSCONFDIR)/lendfs/lendfs.conf is never overwritten, and
+# uninstall removes it only when it is still the shipped example.
+
+INSTALL ?= install
+BINDIR ?= $(PREFIX)/bin
+SBINDIR ?= $(PREFIX)/sbin
+DATADIR ?= $(PREFIX)/share
+MANDIR ?= $(DATADIR)/man
+DOCDIR ?= $(DATADIR)/doc/lendfs
+BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
+SYSCONFDIR ?= /etc
+UDEVDIR ?= /usr/lib/udev
+UDEVRULESDIR ?= $(UDEVDIR)/rules.d
+SYSTEMDUNITDIR ?= /usr/lib/systemd/system
+
+MAN_SRCS := $(sort $(wildcard docs/man/*.scd))
+MANS := $(MAN_SRCS:docs/man/%.scd=$(BUILD)/man/%)
+UDEV_RULES := $(sort $(wildcard udev-rules/*.rules))
+UDEV_HELPER := $(wildcard udev-rules/lendfs-udev-helper)
+CONF_EXAMPLE := conf/lendfs.conf.example
+ABI_DOCS := $(sort $(wildcard docs/ABI/*))
+
+.PHONY: man install uninstall
+
+man: $(MANS)
+
+$(BUILD)/man/%: docs/man/%.scd
+	@mkdir -p $(dir $@)
+	scdoc <$< >$@.tmp && mv $@.tmp $@
+
+install: all man
+	$(INSTALL) -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR)
+	$(INSTALL) -m 0755 $(BUILD)/lendfs $(DESTDIR)$(SBINDIR)/lendfs
+	$(INSTALL) -m 0755 $(TOOLS) $(DESTDIR)$(BINDIR)/
+	$(INSTALL) -m 0755 contrib/lendctl $(DESTDIR)$(BINDIR)/lendctl
+	$(INSTALL) -d $(DESTDIR)$(UDEVRULESDIR)
+	$(if $(UDEV_RULES),$(INSTALL) -m 0644 $(UDEV_RULES) $(DESTDIR)$(UDEVRULESDIR)/)
+	$(if $(UDEV_HELPER),$(INSTALL) -m 0755 $(UDEV_HELPER) $(DESTDIR)$(UDEVDIR)/)
+	$(INSTALL) -d $(DESTDIR)$(SYSTEMDUNITDIR)
+	sed -e 's#/usr/sbin/lendfs#$(SBINDIR)/lendfs#' \
+	    -e 's#/etc/lendfs/#$(SYSCONFDIR)/lendfs/#g' contrib/lendfs.service \
+		>$(DESTDIR)$(SYSTEMDUNITDIR)/lendfs.service.tmp
+	chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/lendfs.service.tmp
+	mv $(DESTDIR)$(SYSTEMDUNITDIR)/lendfs.service.tmp \
+		$(DESTDIR)$(SYSTEMDUNITDIR)/lendfs.service
+	$(INSTALL) -d $(DESTDIR)$(SYSCONFDIR)/lendfs
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/lendfs/lendfs.conf ]; then \
+		echo "install: keeping $(DESTDIR)$(SYSCONFDIR)/lendfs/lendfs.conf"; \
+	else \
+		echo "$(INSTALL) -m 0644 $(CONF_EXAMPLE) $(DESTDIR)$(SYSCONFDIR)/lendfs/lendfs.conf"; \
+		$(INSTALL) -m 0644 $(CONF_EXAMPLE) $(DESTDIR)$(SYSCONFDIR)/lendfs/lendfs.conf; \
+	fi
+	$(INSTALL) -d $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7 \
+		$(DESTDIR)$(MANDIR)/man8
+	@set -e; for m in $(MANS); do \
+		s=$${m##*.}; \
+		echo "$(INSTALL) -m 0644 $$m $(DESTDIR)$(MANDIR)/man$$s/"; \
+		$(INSTALL) -m 0644 $$m $(DESTDIR)$(MANDIR)/man$$s/; \
+	done
+	$(INSTALL) -d $(DESTDIR)$(BASHCOMPDIR)
+	$(INSTALL) -m 0644 contrib/completion/lendfs contrib/completion/lendctl \
+		$(DESTDIR)$(BASHCOMPDIR)/
+	$(INSTALL) -d $(DESTDIR)$(DOCDIR)/ABI $(DESTDIR)$(DOCDIR)/examples/ansible
+	$(INSTALL) -m 0644 $(ABI_DOCS) $(DESTDIR)$(DOCDIR)/ABI/
+	$(INSTALL) -m 0644 conf/demo.ini $(CONF_EXAMPLE) \
+		$(wildcard udev-rules/*.example) $(DESTDIR)$(DOCDIR)/examples/
+	$(INSTALL) -m 0644 contrib/ansible/lend.yml contrib/ansible/inventory \
+		contrib/ansible/README.md $(DESTDIR)$(DOCDIR)/examples/ansible/
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/lendfs $(DESTDIR)$(BINDIR)/lendctl \
+		$(TOOLS:$(BUILD)/%=$(DESTDIR)$(BINDIR)/%) \
+		$(UDEV_RULES:udev-rules/%=$(DESTDIR)$(UDEVRULESDIR)/%) \
+		$(UDEV_HELPER:udev-rules/%=$(DESTDIR)$(UDEVDIR)/%) \
+		$(DESTDIR)$(SYSTEMDUNITDIR)/lendfs.service \
+		$(MAN_SRCS:docs/man/%.scd=$(DESTDIR)$(MANDIR)/man*/%) \
+		$(DESTDIR)$(BASHCOMPDIR)/lendfs $(DESTDIR)$(BASHCOMPDIR)/lendctl
+	rm -rf $(DESTDIR)$(DOCDIR)
+	@if cmp -s $(CONF_EXAMPLE) $(DESTDIR)$(SYSCONFDIR)/lendfs/lendfs.conf; then \
+		echo "rm -f $(DESTDIR)$(SYSCONFDIR)/lendfs/lendfs.conf"; \
+		rm -f $(DESTDIR)$(SYSCONFDIR)/lendfs/lendfs.conf; \
+		rmdir $(DESTDIR)$(SYSCONFDIR)/lendfs 2>/dev/null || true; \
+	elif [ -e $(DESTDIR)$(SYSCONFDIR)/lendfs/lendfs.conf ]; then \
+		echo "uninstall: keeping $(DESTDIR)$(SYSCONFDIR)/lendfs/lendfs.conf (changed)"; \
+	fi
 
 clean:
 	rm -rf build

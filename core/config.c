@@ -41,6 +41,7 @@ struct parser {
 	FILE *f;
 	const char *text;
 	size_t text_len, text_pos;
+	size_t bytes; /* read so far: a pipe has no st_size to check */
 
 	unsigned line;
 	unsigned err_line;
@@ -503,6 +504,8 @@ static int key_cluster(struct parser *p, const char *k, const char *v)
 		return want_u32(p, k, v, 1, 600000, &c->timeout_ms);
 	if (!strcmp(k, "max_requests"))
 		return want_u32(p, k, v, 1, 4096, &c->max_requests);
+	if (!strcmp(k, "vm_unplug_timeout_ms"))
+		return want_u32(p, k, v, 1, 600000, &c->vm_unplug_timeout_ms);
 	return perr(p, "unknown key '%s' in [cluster]", k);
 }
 
@@ -743,12 +746,29 @@ static char *reader(char *str, int num, void *stream)
 	if (p->stop)
 		return NULL;
 	if (p->f) {
-		if (!fgets(str, num, p->f))
+		/* not fgets(): a NUL byte must not hide the rest of the line */
+		int ch = 0;
+
+		while (n + 1 < (size_t)num && (ch = getc_unlocked(p->f)) != EOF) {
+			str[n++] = (char)ch;
+			if (ch == '\n') {
+				nl = true;
+				break;
+			}
+		}
+		if (n == 0)
 			return NULL;
-		n = strlen(str);
-		nl = n && str[n - 1] == '\n';
-		if (!nl && !feof(p->f))
+		if (!nl && ch != EOF && getc_unlocked(p->f) != EOF)
 			goto too_long;
+		str[n] = '\0';
+		p->bytes += n;
+		if (p->bytes > CONFIG_MAX_BYTES) {
+			p->line++;
+			perr(p, "file too large (more than %u bytes)",
+			     CONFIG_MAX_BYTES);
+			p->stop = true;
+			return NULL;
+		}
 	} else {
 		if (p->text_pos >= p->text_len)
 			return NULL;
@@ -901,6 +921,7 @@ static void config_defaults(struct cluster_config *c)
 	c->root_complex_ns = DEFAULT_ROOT_COMPLEX_NS;
 	c->timeout_ms = DEFAULT_TIMEOUT_MS;
 	c->max_requests = DEFAULT_MAX_REQUESTS;
+	c->vm_unplug_timeout_ms = DEFAULT_VM_UNPLUG_TIMEOUT_MS;
 }
 
 static int parse(struct parser *p, struct cluster_config **out, char *err)

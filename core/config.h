@@ -11,7 +11,7 @@
  *
  *   [cluster]  name, inventory (config|udev), fabric (sim|ntb),
  *              ntb_crossing_ns, remote_read_ns, root_complex_ns,
- *              timeout_ms, group, max_requests
+ *              timeout_ms, group, max_requests, vm_unplug_timeout_ms
  *   [host NAME]   adapter, iommu, lut_entries, window_max, window_align,
  *                 dma_windows, ram
  *   [switch NAME] latency_ns
@@ -135,6 +135,7 @@ struct cluster_config {
 	uint64_t root_complex_ns;
 	uint32_t timeout_ms;
 	uint32_t max_requests;
+	uint32_t vm_unplug_timeout_ms; /* a VM guest acknowledges an unplug */
 
 	struct cfg_host *hosts;
 	unsigned nhosts;
@@ -163,6 +164,7 @@ struct cluster_config {
 #define DEFAULT_ROOT_COMPLEX_NS 150
 #define DEFAULT_TIMEOUT_MS 10000
 #define DEFAULT_MAX_REQUESTS 64
+#define DEFAULT_VM_UNPLUG_TIMEOUT_MS 5000
 
 /*
  * Parse and validate @path.  On error returns -EINVAL (or -errno for I/O)

@@ -23,7 +23,7 @@
 #include "engine.h"
 
 #define ATTR_RO 0444
-#define ATTR_RW 0644
+#define ATTR_RW 0664 /* group write: docs/PERMISSIONS.md */
 
 struct device_attr {
 	const char *name;

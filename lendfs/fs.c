@@ -23,6 +23,7 @@
 #include "fs.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -33,11 +34,12 @@
 #include <syslog.h>
 
 #include "attr.h"
+#include "path.h"
 #include "tmpfile.h"
 
 #define DIR_MODE 0755
+#define DEVICE_DIR_MODE 0775 /* the group creates temp files there */
 #define LINK_PREFIX "../../../devices/"
-#define FS_NAME_MAX 255
 
 /* ---- logging -------------------------------------------------------- */
 
@@ -88,65 +90,9 @@ void lendfs_log_value(const char *buf, size_t len, char *out, size_t outlen)
 
 /* ---- path resolution ------------------------------------------------ */
 
-enum area {
-	AREA_ROOT,
-	AREA_CLUSTER_ATTR, /* MOUNT/version ... */
-	AREA_DEVICES,
-	AREA_DEVICE,
-	AREA_DEVICE_ATTR,
-	AREA_PEERS,
-	AREA_PEER,
-	AREA_TMP,
-	AREA_HOSTS,
-	AREA_HOST,
-	AREA_HOST_ATTR,
-	AREA_HOST_LINKS, /* hosts/H/lent/ or hosts/H/borrowed/ */
-	AREA_HOST_LINK,
-	AREA_VMS,
-	AREA_FABRIC,
-	AREA_FABRIC_ATTR,
-};
-
-struct node {
-	enum area area;
-	char dev[DEVICE_ID_MAX];
-	char host[HOST_NAME_MAX_LEN + 1];
-	char name[FS_NAME_MAX + 1]; /* peer, temp file or link name */
-	bool borrowed;		    /* borrowed/ rather than lent/ */
-	const struct device_attr *dattr;
-	const struct host_attr *hattr;
-	const struct cluster_attr *cattr;
-};
-
 static struct lendfs *fs_get(void)
 {
 	return fuse_get_context()->private_data;
-}
-
-static bool is_dir_area(enum area a)
-{
-	switch (a) {
-	case AREA_ROOT:
-	case AREA_DEVICES:
-	case AREA_DEVICE:
-	case AREA_PEERS:
-	case AREA_HOSTS:
-	case AREA_HOST:
-	case AREA_HOST_LINKS:
-	case AREA_VMS:
-	case AREA_FABRIC:
-		return true;
-	default:
-		return false;
-	}
-}
-
-static int copy_name(char *dst, size_t size, const char *src)
-{
-	if (strlen(src) >= size)
-		return -ENOENT;
-	memcpy(dst, src, strlen(src) + 1);
-	return 0;
 }
 
 static bool device_exists(struct lendfs *fs, const char *dev)
@@ -179,111 +125,29 @@ static bool peer_exists(struct lendfs *fs, const char *dev, const char *peer)
 	return yes;
 }
 
-static int resolve_device(struct lendfs *fs, char **c, unsigned n,
-			  struct node *nd)
-{
-	if (copy_name(nd->dev, sizeof(nd->dev), c[1]) < 0 ||
-	    !device_exists(fs, nd->dev))
-		return -ENOENT;
-	nd->area = AREA_DEVICE;
-	if (n == 2)
-		return 0;
-	if (strcmp(c[2], "peers") == 0) {
-		nd->area = AREA_PEERS;
-		if (n == 3)
-			return 0;
-		if (n > 4 || copy_name(nd->name, sizeof(nd->name), c[3]) < 0)
-			return -ENOENT;
-		nd->area = AREA_PEER;
-		return peer_exists(fs, nd->dev, nd->name) ? 0 : -ENOENT;
-	}
-	if (n > 3)
-		return -ENOENT;
-	nd->dattr = device_attr_find(c[2]);
-	if (nd->dattr) {
-		nd->area = AREA_DEVICE_ATTR;
-		return 0;
-	}
-	if (copy_name(nd->name, sizeof(nd->name), c[2]) < 0)
-		return -ENAMETOOLONG;
-	nd->area = AREA_TMP;
-	return 0; /* existence is the caller's business (tmpfile_get) */
-}
-
-static int resolve_host(struct lendfs *fs, char **c, unsigned n,
-			struct node *nd)
-{
-	if (copy_name(nd->host, sizeof(nd->host), c[1]) < 0 ||
-	    !host_exists(fs, nd->host))
-		return -ENOENT;
-	nd->area = AREA_HOST;
-	if (n == 2)
-		return 0;
-	if (strcmp(c[2], "lent") == 0 || strcmp(c[2], "borrowed") == 0) {
-		nd->borrowed = c[2][0] == 'b';
-		nd->area = AREA_HOST_LINKS;
-		if (n == 3)
-			return 0;
-		if (n > 4 || copy_name(nd->dev, sizeof(nd->dev), c[3]) < 0)
-			return -ENOENT;
-		nd->area = AREA_HOST_LINK;
-		return host_link_exists(fs, nd->host, nd->borrowed, nd->dev) ?
-			0 : -ENOENT;
-	}
-	if (strcmp(c[2], "vms") == 0) {
-		nd->area = AREA_VMS;
-		return n == 3 ? 0 : -ENOENT;
-	}
-	nd->hattr = host_attr_find(c[2]);
-	if (!nd->hattr || n > 3)
-		return -ENOENT;
-	nd->area = AREA_HOST_ATTR;
-	return 0;
-}
-
 /*
- * Fill @nd for @path.  Returns 0 when the path exists, except for
- * AREA_TMP, where 0 means "a temp file name in an existing device
- * directory" whether or not the temp file exists.
+ * Fill @nd for @path: the parser (path.c) checks the syntax, then the
+ * engine is asked about the names it accepted, outermost first.  Returns
+ * 0 when the path exists, except for AREA_TMP, where 0 means "a temp file
+ * name in an existing device directory" whether or not the temp file
+ * exists.
  */
 static int resolve(struct lendfs *fs, const char *path, struct node *nd)
 {
-	char buf[PATH_MAX], *c[5], *save = NULL, *tok;
-	unsigned n = 0;
+	int r = path_parse(path, nd);
 
-	memset(nd, 0, sizeof(*nd));
-	if (!path || strlen(path) >= sizeof(buf))
+	if (area_in_device(nd->area) && !device_exists(fs, nd->dev))
 		return -ENOENT;
-	memcpy(buf, path, strlen(path) + 1);
-	for (tok = strtok_r(buf, "/", &save); tok;
-	     tok = strtok_r(NULL, "/", &save)) {
-		if (n == ARRAY_SIZE(c))
-			return -ENOENT;
-		c[n++] = tok;
-	}
-
-	nd->area = AREA_ROOT;
-	if (n == 0)
-		return 0;
-	if (strcmp(c[0], "devices") == 0) {
-		nd->area = AREA_DEVICES;
-		return n == 1 ? 0 : resolve_device(fs, c, n, nd);
-	}
-	if (strcmp(c[0], "hosts") == 0) {
-		nd->area = AREA_HOSTS;
-		return n == 1 ? 0 : resolve_host(fs, c, n, nd);
-	}
-	if (strcmp(c[0], "fabric") == 0) {
-		nd->area = AREA_FABRIC;
-		if (n == 1)
-			return 0;
-		nd->cattr = cluster_attr_find(&fabric_attrs, c[1]);
-		nd->area = AREA_FABRIC_ATTR;
-		return nd->cattr && n == 2 ? 0 : -ENOENT;
-	}
-	nd->cattr = cluster_attr_find(&cluster_attrs, c[0]);
-	nd->area = AREA_CLUSTER_ATTR;
-	return nd->cattr && n == 1 ? 0 : -ENOENT;
+	if (area_in_host(nd->area) && !host_exists(fs, nd->host))
+		return -ENOENT;
+	if (r < 0)
+		return r;
+	if (nd->area == AREA_PEER && !peer_exists(fs, nd->dev, nd->name))
+		return -ENOENT;
+	if (nd->area == AREA_HOST_LINK &&
+	    !host_link_exists(fs, nd->host, nd->borrowed, nd->dev))
+		return -ENOENT;
+	return 0;
 }
 
 /* Resolve to something that exists (temp files included). */
@@ -357,20 +221,57 @@ static int render(struct lendfs *fs, const struct node *nd, char **buf,
 
 /* ---- attributes ----------------------------------------------------- */
 
-static mode_t node_mode(const struct node *nd)
+/*
+ * Permissions (docs/PERMISSIONS.md): everything belongs to the daemon's
+ * user and the write group; everyone reads; the owner and the group write
+ * `borrower`, hosts/HOST/state and create temp files in device
+ * directories.  Without the group only the owner writes.  The kernel
+ * enforces the modes (default_permissions).
+ */
+int lendfs_set_group(struct lendfs *fs, const char *group)
+{
+	struct group gr, *res = NULL;
+	char buf[4096];
+	int r;
+
+	fs->uid = geteuid();
+	fs->gid = getegid();
+	fs->group_write = false;
+	if (!group || !*group)
+		return 0;
+	r = getgrnam_r(group, &gr, buf, sizeof(buf), &res);
+	if (r != 0 || !res) {
+		lendfs_log("group %s %s: only %s can write", group,
+			   r ? strerror(r) : "does not exist",
+			   fs->uid == 0 ? "root" : "the daemon's user");
+		return r ? -r : -ENOENT;
+	}
+	fs->gid = res->gr_gid;
+	fs->group_write = true;
+	return 0;
+}
+
+static mode_t group_mode(const struct lendfs *fs, mode_t mode)
+{
+	return fs->group_write ? mode : mode & ~(mode_t)S_IWGRP;
+}
+
+static mode_t node_mode(const struct lendfs *fs, const struct node *nd)
 {
 	switch (nd->area) {
 	case AREA_CLUSTER_ATTR:
 	case AREA_FABRIC_ATTR:
 		return nd->cattr->mode;
 	case AREA_DEVICE_ATTR:
-		return nd->dattr->mode;
+		return group_mode(fs, nd->dattr->mode);
 	case AREA_HOST_ATTR:
-		return nd->hattr->mode;
+		return group_mode(fs, nd->hattr->mode);
 	case AREA_PEER:
 		return ATTR_RO;
 	case AREA_HOST_LINK:
 		return 0777;
+	case AREA_DEVICE:
+		return group_mode(fs, DEVICE_DIR_MODE);
 	default:
 		return DIR_MODE;
 	}
@@ -390,12 +291,12 @@ static int node_stat(struct lendfs *fs, const struct node *nd,
 		tmpfile_stat(fs->tmp, tmp, st);
 		return 0;
 	}
-	st->st_uid = 0;
-	st->st_gid = 0;
+	st->st_uid = fs->uid;
+	st->st_gid = fs->gid;
 	st->st_atim = st->st_mtim = st->st_ctim = fs->start;
 	st->st_blksize = 4096;
-	if (is_dir_area(nd->area)) {
-		st->st_mode = S_IFDIR | DIR_MODE;
+	if (area_is_dir(nd->area)) {
+		st->st_mode = S_IFDIR | node_mode(fs, nd);
 		st->st_nlink = 2;
 	} else if (nd->area == AREA_HOST_LINK) {
 		st->st_mode = S_IFLNK | 0777;
@@ -409,7 +310,7 @@ static int node_stat(struct lendfs *fs, const struct node *nd,
 		if (r < 0)
 			return r;
 		free(buf);
-		st->st_mode = S_IFREG | node_mode(nd);
+		st->st_mode = S_IFREG | node_mode(fs, nd);
 		st->st_nlink = 1;
 		st->st_size = (off_t)len;
 	}
@@ -432,13 +333,22 @@ static struct handle *handle_of(const struct fuse_file_info *fi)
 	return fi ? (struct handle *)(uintptr_t)fi->fh : NULL;
 }
 
-static int handle_open(struct fuse_file_info *fi, const struct node *nd,
-		       struct tmpfile *tmp)
+/* At most LENDFS_MAX_OPEN open files in the mount: -ENFILE beyond. */
+static int handle_open(struct lendfs *fs, struct fuse_file_info *fi,
+		       const struct node *nd, struct tmpfile *tmp)
 {
-	struct handle *h = calloc(1, sizeof(*h));
+	struct handle *h;
 
-	if (!h)
+	if (__atomic_add_fetch(&fs->handles, 1, __ATOMIC_RELAXED) >
+	    LENDFS_MAX_OPEN) {
+		__atomic_sub_fetch(&fs->handles, 1, __ATOMIC_RELAXED);
+		return -ENFILE;
+	}
+	h = calloc(1, sizeof(*h));
+	if (!h) {
+		__atomic_sub_fetch(&fs->handles, 1, __ATOMIC_RELAXED);
 		return -ENOMEM;
+	}
 	h->node = *nd;
 	h->tmp = tmp;
 	pthread_mutex_init(&h->lock, NULL);
@@ -453,6 +363,7 @@ static void handle_free(struct lendfs *fs, struct handle *h)
 	pthread_mutex_destroy(&h->lock);
 	free(h->buf);
 	free(h);
+	__atomic_sub_fetch(&fs->handles, 1, __ATOMIC_RELAXED);
 }
 
 /*
@@ -519,7 +430,7 @@ static int lendfs_access(const char *path, int mask)
 	tmpfile_put(fs->tmp, tmp);
 	if (tmp || mask == F_OK)
 		return 0;
-	if (is_dir_area(nd.area))
+	if (area_is_dir(nd.area))
 		return (mask & W_OK) && nd.area != AREA_DEVICE ? -EACCES : 0;
 	if ((mask & X_OK) || ((mask & W_OK) && !node_writable(&nd)))
 		return -EACCES;
@@ -617,7 +528,7 @@ static int lendfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 
 	if (r < 0)
 		return r;
-	if (!is_dir_area(nd.area))
+	if (!area_is_dir(nd.area))
 		return -ENOTDIR;
 	if (fill_one(&f, ".", S_IFDIR) || fill_one(&f, "..", S_IFDIR))
 		return -ENOMEM;
@@ -684,7 +595,7 @@ static int lendfs_open(const char *path, struct fuse_file_info *fi)
 
 	if (r < 0)
 		return r;
-	if (is_dir_area(nd.area)) {
+	if (area_is_dir(nd.area)) {
 		r = wr ? -EISDIR : 0;
 	} else if (tmp) {
 		if (fi->flags & O_TRUNC)
@@ -694,7 +605,7 @@ static int lendfs_open(const char *path, struct fuse_file_info *fi)
 	}
 	/* O_TRUNC on an attribute does nothing: only a write is a request. */
 	if (r == 0)
-		r = handle_open(fi, &nd, tmp);
+		r = handle_open(fs, fi, &nd, tmp);
 	if (r < 0)
 		tmpfile_put(fs->tmp, tmp);
 	return r;
@@ -721,7 +632,7 @@ static int lendfs_create(const char *path, mode_t mode,
 	if (r < 0)
 		return r;
 	if (nd.area != AREA_DEVICE)
-		return is_dir_area(nd.area) ? -EACCES : -ENOTDIR;
+		return area_is_dir(nd.area) ? -EACCES : -ENOTDIR;
 
 	r = resolve(fs, path, &nd);
 	if (r < 0)
@@ -732,7 +643,7 @@ static int lendfs_create(const char *path, mode_t mode,
 			   &tmp);
 	if (r < 0)
 		return r;
-	r = handle_open(fi, &nd, tmp);
+	r = handle_open(fs, fi, &nd, tmp);
 	if (r < 0) {
 		tmpfile_unlink(fs->tmp, tmp);
 		tmpfile_put(fs->tmp, tmp);
@@ -810,7 +721,7 @@ static int lendfs_truncate(const char *path, off_t size,
 		return r;
 	if (tmp)
 		r = tmpfile_truncate(fs->tmp, tmp, size);
-	else if (is_dir_area(nd.area))
+	else if (area_is_dir(nd.area))
 		r = -EISDIR;
 	else if (!node_writable(&nd))
 		r = -EACCES;
@@ -901,7 +812,7 @@ static int lendfs_chmod(const char *path, mode_t mode,
 		return 0;
 	}
 	/* Setting what is already there is fine (config tools do that). */
-	return (mode & 07777) == node_mode(&nd) ? 0 : -EPERM;
+	return (mode & 07777) == node_mode(fs, &nd) ? 0 : -EPERM;
 }
 
 static int lendfs_chown(const char *path, uid_t uid, gid_t gid,
@@ -919,7 +830,8 @@ static int lendfs_chown(const char *path, uid_t uid, gid_t gid,
 		tmpfile_put(fs->tmp, tmp);
 		return 0;
 	}
-	if ((uid != (uid_t)-1 && uid != 0) || (gid != (gid_t)-1 && gid != 0))
+	if ((uid != (uid_t)-1 && uid != fs->uid) ||
+	    (gid != (gid_t)-1 && gid != fs->gid))
 		return -EPERM;
 	return 0;
 }

@@ -21,10 +21,16 @@
 
 struct tmpfiles;
 
+#define LENDFS_MAX_OPEN 4096 /* open files in the mount (ENFILE beyond) */
+
 struct lendfs {
 	struct engine *engine;
 	struct tmpfiles *tmp;
 	struct timespec start; /* mtime / ctime / atime of the tree */
+	uid_t uid;	       /* owner of every file: the daemon's user */
+	gid_t gid;	       /* group of every file: the write group */
+	bool group_write;      /* false: the group does not exist */
+	unsigned handles;      /* open files */
 };
 
 extern const struct fuse_operations lendfs_ops;
@@ -35,6 +41,13 @@ extern const struct fuse_operations lendfs_ops;
  */
 void lendfs_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void lendfs_log_to_syslog(void);
+
+/*
+ * Owner and write group of the tree (docs/PERMISSIONS.md): the daemon's
+ * user, and @group (looked up now).  A group that does not exist is
+ * logged and leaves writing to the owner alone (-ENOENT).
+ */
+int lendfs_set_group(struct lendfs *fs, const char *group);
 
 /* Printable, bounded copy of a user-supplied value for log lines. */
 void lendfs_log_value(const char *buf, size_t len, char *out, size_t outlen);

@@ -3,7 +3,8 @@
  * main.c - the lendfs daemon: options, start-up, signals, shutdown.
  *
  *   lendfs [-c FILE] [--host NAME] [--state FILE|none] [--run-dir DIR]
- *          [--inventory config|udev] [-f] [-d] [-s] [-o OPT] MOUNTPOINT
+ *          [--inventory config|udev] [--group NAME] [-f] [-d] [-s]
+ *          [-o OPT] MOUNTPOINT
  *   lendfs --check [-c FILE] [--state FILE]
  *
  * Exit status: 0 after a clean unmount or SIGTERM/SIGINT/SIGHUP, 1 when
@@ -29,12 +30,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include "check.h"
 #include "config.h"
 #include "engine.h"
 #include "hashmap.h"
+#include "inventory.h"
 #include "tmpfile.h"
 
 #ifndef LENDFS_VERSION
@@ -56,6 +59,7 @@ struct options {
 	char *state;
 	char *run_dir;
 	char *inventory;
+	char *group;
 	int help;
 	int version;
 	int check;
@@ -77,6 +81,8 @@ static const struct fuse_opt lendfs_opts[] = {
 	OPT("--run-dir %s", run_dir),
 	OPT("--inventory=%s", inventory),
 	OPT("--inventory %s", inventory),
+	OPT("--group=%s", group),
+	OPT("--group %s", group),
 	{ "--check", offsetof(struct options, check), 1 },
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
@@ -159,6 +165,9 @@ static void usage(FILE *out, const struct defaults *d)
 		"      --inventory=config|udev\n"
 		"                           where devices come from (default: "
 		"the config's)\n"
+		"      --group=NAME         group that may lend (default: the "
+		"config's,\n"
+		"                           lendfs); see docs/PERMISSIONS.md\n"
 		"  -f                       stay in the foreground\n"
 		"  -d                       FUSE debug output (implies -f)\n"
 		"  -s                       single-threaded FUSE loop\n"
@@ -260,6 +269,19 @@ static void daemon_ready(int status)
 		status = 1;
 	close(ready_fd);
 	ready_fd = -1;
+}
+
+/*
+ * The service manager (Type=notify, contrib/lendfs.service): READY=1 once
+ * the mount exists and the engine has recovered, so units ordered after
+ * lendfs.service see a tree that serves; STOPPING=1 when it goes away.
+ * sd_notify() does nothing without $NOTIFY_SOCKET.  Sent by the process
+ * that serves (the child when lendfs forked).
+ */
+static void notify_ready(struct engine *e, const char *mountpoint)
+{
+	sd_notifyf(0, "READY=1\nMAINPID=%lu\nSTATUS=serving %zu devices at %s",
+		   (unsigned long)getpid(), engine_device_count(e), mountpoint);
 }
 
 /* ---- events --------------------------------------------------------- */
@@ -441,6 +463,9 @@ struct daemon {
 	struct fuse *fuse;
 	bool mounted;
 	bool signals;
+	const struct inventory_ops *inv_ops; /* udev inventory, if chosen */
+	void *inv;
+	struct inventory_thread *hotplug;
 };
 
 static void daemon_cleanup(struct daemon *d)
@@ -451,8 +476,11 @@ static void daemon_cleanup(struct daemon *d)
 		fuse_unmount(d->fuse);
 	if (d->fuse)
 		fuse_destroy(d->fuse);
+	inventory_thread_stop(d->hotplug);
 	event_log_stop(&d->events);
 	engine_free(d->fs.engine);
+	if (d->inv)
+		d->inv_ops->close(d->inv);
 	tmpfiles_free(d->fs.tmp);
 	config_free(d->cfg);
 	free(d->opt.config);
@@ -460,6 +488,7 @@ static void daemon_cleanup(struct daemon *d)
 	free(d->opt.state);
 	free(d->opt.run_dir);
 	free(d->opt.inventory);
+	free(d->opt.group);
 	free(d->fopt.mountpoint);
 	fuse_opt_free_args(&d->args);
 }
@@ -478,6 +507,34 @@ static void log_engine_event(void *arg, const char *msg)
 	fprintf(stderr, "lendfs: %s\n", msg);
 }
 
+/*
+ * With the udev inventory: open the monitor first (so no event is lost),
+ * then merge the local host's real PCI devices into the config, so the
+ * engine recovers their stored lends and auto-lends LENDFS_BORROWER ones.
+ */
+static int start_inventory(struct daemon *d)
+{
+	char host[HOST_NAME_MAX_LEN + 1], reason[REASON_MAX] = "";
+	struct inventory_args ia = { .cfg = d->cfg };
+	int r;
+
+	if (strcmp(d->cfg->inventory, "udev") != 0)
+		return 0;
+	d->inv_ops = &inventory_udev_ops;
+	r = inventory_local_host(d->opt.host, host, sizeof(host), reason);
+	if (r == 0) {
+		ia.local_host = host;
+		r = d->inv_ops->open(&ia, &d->inv, reason);
+	}
+	if (r == 0)
+		r = inventory_coldplug(d->cfg, host, d->inv_ops, d->inv,
+				       log_engine_event, NULL, reason);
+	if (r < 0)
+		fprintf(stderr, "lendfs: cannot start: %s\n",
+			reason[0] ? reason : strerror(-r));
+	return r < 0 ? r : 0;
+}
+
 static int start_engine(struct daemon *d, const struct defaults *def)
 {
 	char state[PATH_MAX], run_dir[PATH_MAX], reason[REASON_MAX];
@@ -485,6 +542,9 @@ static int start_engine(struct daemon *d, const struct defaults *def)
 	const char *where = d->opt.state ? d->opt.state : def->state;
 	int r;
 
+	r = start_inventory(d);
+	if (r < 0)
+		return r;
 	eo.cfg = d->cfg;
 	eo.local_host = d->opt.host;
 	eo.log = log_engine_event;
@@ -605,6 +665,7 @@ int main(int argc, char *argv[])
 			strerror(-r));
 		return fail(&d, 1);
 	}
+	sd_notify(0, "STATUS=recovering stored lends");
 	if (start_engine(&d, &def) < 0)
 		return fail(&d, 1);
 	r = tmpfiles_new(&d.fs.tmp);
@@ -612,6 +673,8 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "lendfs: cannot start: %s\n", strerror(-r));
 		return fail(&d, 1);
 	}
+	/* a missing group is logged; writing is then the owner's alone */
+	lendfs_set_group(&d.fs, d.opt.group ? d.opt.group : d.cfg->group);
 
 	if (fuse_opt_insert_arg(&d.args, 1, MOUNT_DEFAULTS) < 0)
 		return fail(&d, 1);
@@ -629,9 +692,20 @@ int main(int argc, char *argv[])
 	d.signals = true;
 	if (event_log_start(&d.events, d.fs.engine) < 0)
 		return fail(&d, 1);
+	if (d.inv) {
+		char reason[REASON_MAX] = "";
+
+		r = inventory_thread_start(d.fs.engine, d.inv_ops, d.inv,
+					   log_engine_event, NULL, &d.hotplug, reason);
+		if (r < 0) {
+			fprintf(stderr, "lendfs: cannot start: %s\n", reason);
+			return fail(&d, 1);
+		}
+	}
 
 	fuse_daemonize(1); /* we forked already: this only chdirs to / */
 	daemon_ready(0);
+	notify_ready(d.fs.engine, d.fopt.mountpoint);
 	if (d.fopt.singlethread)
 		r = fuse_loop(d.fuse);
 	else
@@ -642,6 +716,7 @@ int main(int argc, char *argv[])
 		r = 0;
 	if (r != 0)
 		lendfs_log("FUSE loop failed: %s", strerror(r < 0 ? -r : r));
+	sd_notify(0, "STOPPING=1\nSTATUS=unmounting");
 	daemon_cleanup(&d);
 	return r == 0 ? 0 : 1;
 }

@@ -42,6 +42,7 @@ struct tmpfiles {
 	pthread_mutex_t lock;
 	struct hashmap *dirs;
 	struct tmpdir *all;
+	unsigned live; /* allocated files, named or only open */
 };
 
 int tmpfiles_new(struct tmpfiles **out)
@@ -60,11 +61,13 @@ int tmpfiles_new(struct tmpfiles **out)
 	return 0;
 }
 
-static void file_unref(struct tmpfile *f)
+/* Under the lock. */
+static void file_unref(struct tmpfiles *t, struct tmpfile *f)
 {
 	if (--f->refs == 0) {
 		free(f->data);
 		free(f);
+		t->live--;
 	}
 }
 
@@ -89,7 +92,7 @@ void tmpfiles_free(struct tmpfiles *t)
 
 		for (unsigned i = 0; i < d->n; i++) {
 			d->files[i]->dir = NULL;
-			file_unref(d->files[i]);
+			file_unref(t, d->files[i]);
 		}
 		dir_drop(t, d);
 	}
@@ -169,7 +172,8 @@ int tmpfile_create(struct tmpfiles *t, const char *dev, const char *name,
 		free(f);
 		return -EEXIST;
 	}
-	if (d && d->n >= TMPFILE_MAX_PER_DIR) {
+	if ((d && d->n >= TMPFILE_MAX_PER_DIR) ||
+	    t->live >= TMPFILE_MAX_TOTAL) {
 		pthread_mutex_unlock(&t->lock);
 		free(f);
 		return -ENOSPC;
@@ -182,6 +186,7 @@ int tmpfile_create(struct tmpfiles *t, const char *dev, const char *name,
 	}
 	f->dir = d;
 	d->files[d->n++] = f;
+	t->live++;
 	pthread_mutex_unlock(&t->lock);
 	*out = f;
 	return 0;
@@ -217,7 +222,7 @@ void tmpfile_put(struct tmpfiles *t, struct tmpfile *f)
 	if (!f)
 		return;
 	pthread_mutex_lock(&t->lock);
-	file_unref(f);
+	file_unref(t, f);
 	pthread_mutex_unlock(&t->lock);
 }
 
@@ -395,7 +400,7 @@ int tmpfile_unlink(struct tmpfiles *t, struct tmpfile *f)
 		;
 	d->files[i] = d->files[--d->n];
 	f->dir = NULL;
-	file_unref(f);
+	file_unref(t, f);
 	if (d->n == 0)
 		dir_drop(t, d);
 	pthread_mutex_unlock(&t->lock);

@@ -9,9 +9,12 @@
  * request, fs.c) or unlinked.  An open file descriptor keeps the data
  * alive after the name is gone, as on any POSIX filesystem.
  *
- * Bounds: TMPFILE_MAX_PER_DIR files per device directory (-ENOSPC
- * beyond), TMPFILE_MAX_SIZE bytes of content (-EFBIG beyond), names of
- * 1..255 bytes without '/'.  All calls are thread-safe.
+ * Bounds: TMPFILE_MAX_PER_DIR files per device directory and
+ * TMPFILE_MAX_TOTAL in the whole mount, counting files unlinked but still
+ * open (-ENOSPC beyond either), TMPFILE_MAX_SIZE bytes of content (-EFBIG
+ * beyond), names of 1..255 bytes without '/'.  So temp files never hold
+ * more than TMPFILE_MAX_TOTAL * TMPFILE_MAX_SIZE bytes of the daemon's
+ * memory, whatever users do (docs/LIMITS.md).  All calls are thread-safe.
  */
 #ifndef LENDFS_TMPFILE_H
 #define LENDFS_TMPFILE_H
@@ -22,6 +25,7 @@
 #include <time.h>
 
 #define TMPFILE_MAX_PER_DIR 16
+#define TMPFILE_MAX_TOTAL 1024
 #define TMPFILE_MAX_SIZE 4096
 #define TMPFILE_NAME_MAX 255
 

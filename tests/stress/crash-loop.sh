@@ -122,8 +122,10 @@ for iter in $(seq "$N"); do
 			[ -n "$addr" ] || die "$dev: no bar0 window on $got"
 			"$DMA" -r "$TMP/run" cpu-write "$got" "$addr" "it$iter" >/dev/null ||
 				die "$dev: lendfs-dma cannot write through the restored lend"
-			[ "$(dd if="$TMP/run/devices/$dev/bar0" bs=1 count=${#iter} skip=2 2>/dev/null)" = "$iter" ] ||
-				die "$dev: bytes did not reach the BAR"
+			got_bytes=$(dd if="$TMP/run/devices/$dev/bar0" bs=1 count=${#iter} skip=2 2>/dev/null)
+			[ "$got_bytes" = "$iter" ] ||
+				die "$dev: bytes did not reach the BAR (read '$got_bytes' at 0x$addr" \
+					"on $got; windows: $(cat "$MNT/devices/$dev/windows"))"
 		fi
 	done
 	# nothing lent twice, windows consistent

@@ -5,6 +5,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -54,6 +56,7 @@ static void test_good(void **state)
 	assert_string_equal(c->name, "lab");
 	assert_int_equal(c->ntb_crossing_ns, 350);
 	assert_int_equal(c->timeout_ms, DEFAULT_TIMEOUT_MS);
+	assert_int_equal(c->vm_unplug_timeout_ms, DEFAULT_VM_UNPLUG_TIMEOUT_MS);
 	assert_int_equal(c->nhosts, 2);
 	assert_string_equal(c->hosts[0].name, "nodeA");
 	assert_true(c->hosts[0].iommu);
@@ -140,6 +143,8 @@ static const struct bad bads[] = {
 	{ "[cluster]\n[cluster]\n[host a]\n", "duplicate section [cluster]", 2 },
 	{ "[cluster]\ninventory = magic\n[host a]\n", "inventory: 'magic' is not one of", 2 },
 	{ "[cluster]\nfabric = fpga\n[host a]\n", "fabric: 'fpga' is not one of", 2 },
+	{ "[cluster]\nvm_unplug_timeout_ms = 0\n[host a]\n",
+	  "vm_unplug_timeout_ms: 0 out of range", 2 },
 	{ "[host a]\n[policy]\ndeny = a:0000:01:00.0\n", "deny: unknown device", 3 },
 	{ "[host a]\n[device a:0000:01:00.0]\n[policy]\nautolend = a:0000:01:00.0 nodeB\n",
 	  "autolend: expected 'DEVICE -> BORROWER'", 4 },
@@ -182,6 +187,117 @@ static void test_long_line(void **state)
 	strcat(text, "\n");
 	assert_int_equal(config_load_string("t.ini", text, &c, err), -EINVAL);
 	assert_non_null(strstr(err, "t.ini:2: line too long"));
+}
+
+/* Write @len bytes of @text to a new file under /tmp; returns its path. */
+static char *write_tmp(const char *text, size_t len)
+{
+	static char path[64];
+	int fd;
+
+	snprintf(path, sizeof(path), "/tmp/lendfs-config-XXXXXX");
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, len), (ssize_t)len);
+	close(fd);
+	return path;
+}
+
+/* A NUL byte is refused wherever it is, never cuts a line short. */
+static void test_nul_in_file(void **state)
+{
+	static const char last[] = "[host a]\nram = 0x0-0x1\0garbage";
+	static const char mid[] = "[host a]\nram = 0x0\0-0x1\n";
+	struct cluster_config *c = NULL;
+	char err[ERRMSG_MAX], want[128];
+	char *path;
+
+	(void)state;
+	path = write_tmp(last, sizeof(last) - 1);
+	assert_int_equal(config_load(path, &c, err), -EINVAL);
+	snprintf(want, sizeof(want), "%s:2: NUL byte in line", path);
+	assert_string_equal(err, want);
+	unlink(path);
+	path = write_tmp(mid, sizeof(mid) - 1);
+	assert_int_equal(config_load(path, &c, err), -EINVAL);
+	snprintf(want, sizeof(want), "%s:2: NUL byte in line", path);
+	assert_string_equal(err, want);
+	assert_null(c);
+	unlink(path);
+}
+
+/* The longest line fits inih's buffer; one more byte is refused, in both readers. */
+static void test_line_limit_file(void **state)
+{
+	char text[512] = "[host a]\n;";
+	struct cluster_config *c = NULL;
+	char err[ERRMSG_MAX];
+	size_t base = strlen(text);
+	char *path;
+
+	(void)state;
+	memset(text + base, 'x', 197); /* ';' + 197 = 198 bytes */
+	strcpy(text + base + 197, "\n");
+	path = write_tmp(text, strlen(text));
+	assert_int_equal(config_load(path, &c, err), 0);
+	config_free(c);
+	unlink(path);
+	assert_int_equal(config_load_string("t.ini", text, &c, err), 0);
+	config_free(c);
+	strcpy(text + base + 197, "x\n");
+	path = write_tmp(text, strlen(text));
+	assert_int_equal(config_load(path, &c, err), -EINVAL);
+	assert_non_null(strstr(err, ":2: line too long"));
+	unlink(path);
+	assert_int_equal(config_load_string("t.ini", text, &c, err), -EINVAL);
+	assert_non_null(strstr(err, "t.ini:2: line too long"));
+}
+
+/* A pipe has no size to check up front: the reader counts. */
+static void test_size_limit_pipe(void **state)
+{
+	struct cluster_config *c = NULL;
+	char err[ERRMSG_MAX], path[64];
+	int p[2], status;
+	pid_t pid;
+
+	(void)state;
+	assert_int_equal(pipe(p), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		static const char line[] =
+			"; 64 bytes of comment, over and over, in a very big config.....\n";
+		static char chunk[64 << 10];
+
+		_Static_assert(sizeof(line) == 65, "64 bytes and a NUL");
+		close(p[0]);
+		for (size_t i = 0; i < sizeof(chunk); i += 64)
+			memcpy(chunk + i, line, 64);
+		for (size_t n = 0; n <= CONFIG_MAX_BYTES; n += sizeof(chunk))
+			if (write(p[1], chunk, sizeof(chunk)) != (ssize_t)sizeof(chunk))
+				_exit(0);
+		_exit(0);
+	}
+	close(p[1]);
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", p[0]);
+	assert_int_equal(config_load(path, &c, err), -EINVAL);
+	assert_non_null(strstr(err, "file too large (more than 67108864 bytes)"));
+	close(p[0]);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+}
+
+static void test_vm_unplug_timeout(void **state)
+{
+	struct cluster_config *c = NULL;
+	char err[ERRMSG_MAX] = "";
+
+	(void)state;
+	assert_int_equal(config_load_string("t.ini",
+					    "[cluster]\nvm_unplug_timeout_ms = 250\n[host a]\n",
+					    &c, err), 0);
+	assert_int_equal(c->vm_unplug_timeout_ms, 250);
+	config_free(c);
 }
 
 static void test_missing_file(void **state)
@@ -259,7 +375,10 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_good),	    cmocka_unit_test(test_bad),
 		cmocka_unit_test(test_long_line),   cmocka_unit_test(test_missing_file),
+		cmocka_unit_test(test_vm_unplug_timeout),
 		cmocka_unit_test(test_demo),	    cmocka_unit_test(test_parsers),
+		cmocka_unit_test(test_nul_in_file), cmocka_unit_test(test_line_limit_file),
+		cmocka_unit_test(test_size_limit_pipe),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,173 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * path.c - a path of the lendfs tree to the node it names, by syntax
+ * alone (see path.h).
+ *
+ *   /                                 AREA_ROOT
+ *   /{version,lends,metrics}          AREA_CLUSTER_ATTR
+ *   /devices[/ID[/ATTR|/TMP|/peers[/PEER]]]
+ *   /hosts[/HOST[/ATTR|/vms|/{lent,borrowed}[/ID]]]
+ *   /fabric[/{links,topology.dot}]
+ */
+#include "path.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+
+static int copy_name(char *dst, size_t size, const char *src)
+{
+	size_t len = strlen(src);
+
+	if (len >= size)
+		return -ENOENT;
+	memcpy(dst, src, len + 1);
+	return 0;
+}
+
+static int parse_device(char **c, unsigned n, struct node *nd)
+{
+	if (copy_name(nd->dev, sizeof(nd->dev), c[1]) < 0)
+		return -ENOENT;
+	nd->area = AREA_DEVICE;
+	if (n == 2)
+		return 0;
+	if (strcmp(c[2], "peers") == 0) {
+		nd->area = AREA_PEERS;
+		if (n == 3)
+			return 0;
+		if (n > 4 || copy_name(nd->name, sizeof(nd->name), c[3]) < 0)
+			return -ENOENT;
+		nd->area = AREA_PEER;
+		return 0;
+	}
+	if (n > 3)
+		return -ENOENT;
+	nd->dattr = device_attr_find(c[2]);
+	if (nd->dattr) {
+		nd->area = AREA_DEVICE_ATTR;
+		return 0;
+	}
+	if (copy_name(nd->name, sizeof(nd->name), c[2]) < 0)
+		return -ENAMETOOLONG;
+	nd->area = AREA_TMP;
+	return 0;
+}
+
+static int parse_host(char **c, unsigned n, struct node *nd)
+{
+	if (copy_name(nd->host, sizeof(nd->host), c[1]) < 0)
+		return -ENOENT;
+	nd->area = AREA_HOST;
+	if (n == 2)
+		return 0;
+	if (strcmp(c[2], "lent") == 0 || strcmp(c[2], "borrowed") == 0) {
+		nd->borrowed = c[2][0] == 'b';
+		nd->area = AREA_HOST_LINKS;
+		if (n == 3)
+			return 0;
+		if (n > 4 || copy_name(nd->dev, sizeof(nd->dev), c[3]) < 0)
+			return -ENOENT;
+		nd->area = AREA_HOST_LINK;
+		return 0;
+	}
+	if (strcmp(c[2], "vms") == 0) {
+		nd->area = AREA_VMS;
+		return n == 3 ? 0 : -ENOENT;
+	}
+	nd->hattr = host_attr_find(c[2]);
+	if (!nd->hattr || n > 3)
+		return -ENOENT;
+	nd->area = AREA_HOST_ATTR;
+	return 0;
+}
+
+int path_parse(const char *path, struct node *nd)
+{
+	char buf[PATH_MAX], *c[PATH_MAX_DEPTH], *save = NULL, *tok;
+	unsigned n = 0;
+	size_t len;
+
+	memset(nd, 0, sizeof(*nd));
+	nd->area = AREA_ROOT;
+	if (!path)
+		return -ENOENT;
+	len = strlen(path);
+	if (len >= sizeof(buf))
+		return -ENOENT;
+	memcpy(buf, path, len + 1);
+	for (tok = strtok_r(buf, "/", &save); tok;
+	     tok = strtok_r(NULL, "/", &save)) {
+		if (n == PATH_MAX_DEPTH)
+			return -ENOENT;
+		c[n++] = tok;
+	}
+
+	if (n == 0)
+		return 0;
+	if (strcmp(c[0], "devices") == 0) {
+		nd->area = AREA_DEVICES;
+		return n == 1 ? 0 : parse_device(c, n, nd);
+	}
+	if (strcmp(c[0], "hosts") == 0) {
+		nd->area = AREA_HOSTS;
+		return n == 1 ? 0 : parse_host(c, n, nd);
+	}
+	if (strcmp(c[0], "fabric") == 0) {
+		nd->area = AREA_FABRIC;
+		if (n == 1)
+			return 0;
+		nd->cattr = cluster_attr_find(&fabric_attrs, c[1]);
+		nd->area = AREA_FABRIC_ATTR;
+		return nd->cattr && n == 2 ? 0 : -ENOENT;
+	}
+	nd->cattr = cluster_attr_find(&cluster_attrs, c[0]);
+	nd->area = AREA_CLUSTER_ATTR;
+	return nd->cattr && n == 1 ? 0 : -ENOENT;
+}
+
+bool area_is_dir(enum area a)
+{
+	switch (a) {
+	case AREA_ROOT:
+	case AREA_DEVICES:
+	case AREA_DEVICE:
+	case AREA_PEERS:
+	case AREA_HOSTS:
+	case AREA_HOST:
+	case AREA_HOST_LINKS:
+	case AREA_VMS:
+	case AREA_FABRIC:
+		return true;
+	default:
+		return false;
+	}
+}
+
+bool area_in_device(enum area a)
+{
+	switch (a) {
+	case AREA_DEVICE:
+	case AREA_DEVICE_ATTR:
+	case AREA_PEERS:
+	case AREA_PEER:
+	case AREA_TMP:
+		return true;
+	default:
+		return false;
+	}
+}
+
+bool area_in_host(enum area a)
+{
+	switch (a) {
+	case AREA_HOST:
+	case AREA_HOST_ATTR:
+	case AREA_HOST_LINKS:
+	case AREA_HOST_LINK:
+	case AREA_VMS:
+		return true;
+	default:
+		return false;
+	}
+}

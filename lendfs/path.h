@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * path.h - the pure part of path lookup: a path of the lendfs tree to the
+ * node it names, by syntax alone.
+ *
+ * path_parse() never asks the engine anything: it splits the path, finds
+ * attribute names in the tables of attr.h and copies the device, host,
+ * peer and temp file names into the node, bounded.  Whether the device,
+ * host, peer or symlink it names exists is the caller's question (fs.c),
+ * asked only for names the parser accepted.  Being pure, it is unit-tested
+ * and fuzzed on its own (tests/unit/test_path.c, tests/fuzz/fuzz_path.c).
+ */
+#ifndef LENDFS_PATH_H
+#define LENDFS_PATH_H
+
+#include <stdbool.h>
+
+#include "attr.h"
+#include "config.h"
+
+#define FS_NAME_MAX 255 /* longest name of one path component */
+#define PATH_MAX_DEPTH 5 /* devices/ID/peers/PEER is the deepest */
+
+enum area {
+	AREA_ROOT,
+	AREA_CLUSTER_ATTR, /* MOUNT/version ... */
+	AREA_DEVICES,
+	AREA_DEVICE,
+	AREA_DEVICE_ATTR,
+	AREA_PEERS,
+	AREA_PEER,
+	AREA_TMP,
+	AREA_HOSTS,
+	AREA_HOST,
+	AREA_HOST_ATTR,
+	AREA_HOST_LINKS, /* hosts/H/lent/ or hosts/H/borrowed/ */
+	AREA_HOST_LINK,
+	AREA_VMS,
+	AREA_FABRIC,
+	AREA_FABRIC_ATTR,
+};
+
+struct node {
+	enum area area;
+	char dev[DEVICE_ID_MAX];
+	char host[HOST_NAME_MAX_LEN + 1];
+	char name[FS_NAME_MAX + 1]; /* peer, temp file or link name */
+	bool borrowed;		    /* borrowed/ rather than lent/ */
+	const struct device_attr *dattr;
+	const struct host_attr *hattr;
+	const struct cluster_attr *cattr;
+};
+
+/*
+ * Fill @nd for @path ("/devices/ID/borrower", slashes may repeat).
+ * Returns 0 when the path is well-formed, -ENOENT when it cannot name
+ * anything, and -ENAMETOOLONG for a temp file name longer than
+ * FS_NAME_MAX.  On error @nd->area is the deepest area reached, with
+ * @nd->dev / @nd->host filled as far as they parsed, so the caller can
+ * report a missing device or host first.  AREA_TMP is any name in a device
+ * directory that is not an attribute or peers/.
+ */
+int path_parse(const char *path, struct node *nd);
+
+/* Directories of the tree. */
+bool area_is_dir(enum area a);
+
+/* Areas below devices/ID/ (nd->dev names that device). */
+bool area_in_device(enum area a);
+
+/* Areas below hosts/HOST/ (nd->host names that host). */
+bool area_in_host(enum area a);
+
+#endif

@@ -1,0 +1,237 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * cmocka tests for lendfs/path.c: the pure path -> node parser of the
+ * FUSE layer (existence is fs.c's business and not tested here).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "path.h"
+
+/* The attribute stores log through fs.c, which is not linked here. */
+void lendfs_log(const char *fmt, ...);
+void lendfs_log(const char *fmt, ...)
+{
+}
+
+void lendfs_log_value(const char *buf, size_t len, char *out, size_t outlen);
+void lendfs_log_value(const char *buf, size_t len, char *out, size_t outlen)
+{
+	out[0] = '\0';
+}
+
+#define GPU "nodeA:0000:65:00.0"
+
+static int parse(const char *path, struct node *nd)
+{
+	return path_parse(path, nd);
+}
+
+static void test_root_and_top_level(void **state)
+{
+	struct node nd;
+
+	assert_int_equal(parse("/", &nd), 0);
+	assert_int_equal(nd.area, AREA_ROOT);
+	assert_int_equal(parse("", &nd), 0);
+	assert_int_equal(nd.area, AREA_ROOT);
+	assert_int_equal(parse("//", &nd), 0);
+	assert_int_equal(nd.area, AREA_ROOT);
+
+	assert_int_equal(parse("/version", &nd), 0);
+	assert_int_equal(nd.area, AREA_CLUSTER_ATTR);
+	assert_string_equal(nd.cattr->name, "version");
+	assert_int_equal(parse("/lends", &nd), 0);
+	assert_string_equal(nd.cattr->name, "lends");
+	assert_int_equal(parse("/metrics", &nd), 0);
+	assert_string_equal(nd.cattr->name, "metrics");
+
+	assert_int_equal(parse("/devices", &nd), 0);
+	assert_int_equal(nd.area, AREA_DEVICES);
+	assert_int_equal(parse("/hosts", &nd), 0);
+	assert_int_equal(nd.area, AREA_HOSTS);
+	assert_int_equal(parse("/fabric", &nd), 0);
+	assert_int_equal(nd.area, AREA_FABRIC);
+	assert_int_equal(parse("/fabric/links", &nd), 0);
+	assert_int_equal(nd.area, AREA_FABRIC_ATTR);
+	assert_string_equal(nd.cattr->name, "links");
+	assert_int_equal(parse("/fabric/topology.dot", &nd), 0);
+	assert_string_equal(nd.cattr->name, "topology.dot");
+}
+
+static void test_unknown_names(void **state)
+{
+	struct node nd;
+
+	assert_int_equal(parse("/nonexistent", &nd), -ENOENT);
+	assert_int_equal(parse("/Version", &nd), -ENOENT);
+	assert_int_equal(parse("/version/x", &nd), -ENOENT);
+	assert_int_equal(parse("/fabric/x", &nd), -ENOENT);
+	assert_int_equal(parse("/fabric/links/x", &nd), -ENOENT);
+	/* cluster files live at the top only, fabric files in fabric/ only */
+	assert_int_equal(parse("/links", &nd), -ENOENT);
+	assert_int_equal(parse("/fabric/version", &nd), -ENOENT);
+	assert_int_equal(parse(NULL, &nd), -ENOENT);
+}
+
+static void test_device_paths(void **state)
+{
+	struct node nd;
+
+	assert_int_equal(parse("/devices/" GPU, &nd), 0);
+	assert_int_equal(nd.area, AREA_DEVICE);
+	assert_string_equal(nd.dev, GPU);
+
+	assert_int_equal(parse("/devices/" GPU "/borrower", &nd), 0);
+	assert_int_equal(nd.area, AREA_DEVICE_ATTR);
+	assert_string_equal(nd.dattr->name, BORROWER_ATTR);
+	assert_non_null(nd.dattr->store);
+	assert_int_equal(parse("/devices/" GPU "/state", &nd), 0);
+	assert_null(nd.dattr->store);
+
+	assert_int_equal(parse("/devices/" GPU "/peers", &nd), 0);
+	assert_int_equal(nd.area, AREA_PEERS);
+	assert_int_equal(parse("/devices/" GPU "/peers/nodeB:0000:17:00.0", &nd), 0);
+	assert_int_equal(nd.area, AREA_PEER);
+	assert_string_equal(nd.name, "nodeB:0000:17:00.0");
+	assert_string_equal(nd.dev, GPU);
+	assert_int_equal(parse("/devices/" GPU "/peers/x/y", &nd), -ENOENT);
+	assert_true(area_in_device(nd.area));
+
+	/* anything else in a device directory is a temp file name */
+	assert_int_equal(parse("/devices/" GPU "/.borrower.tmp", &nd), 0);
+	assert_int_equal(nd.area, AREA_TMP);
+	assert_string_equal(nd.name, ".borrower.tmp");
+	assert_int_equal(parse("/devices/" GPU "/borrower/x", &nd), -ENOENT);
+	assert_int_equal(parse("/devices/" GPU "/tmp/x", &nd), -ENOENT);
+}
+
+static void test_host_paths(void **state)
+{
+	struct node nd;
+
+	assert_int_equal(parse("/hosts/nodeB", &nd), 0);
+	assert_int_equal(nd.area, AREA_HOST);
+	assert_string_equal(nd.host, "nodeB");
+	assert_int_equal(parse("/hosts/nodeB/state", &nd), 0);
+	assert_int_equal(nd.area, AREA_HOST_ATTR);
+	assert_string_equal(nd.hattr->name, "state");
+	assert_int_equal(parse("/hosts/nodeB/vms", &nd), 0);
+	assert_int_equal(nd.area, AREA_VMS);
+	assert_int_equal(parse("/hosts/nodeB/vms/x", &nd), -ENOENT);
+
+	assert_int_equal(parse("/hosts/nodeB/lent", &nd), 0);
+	assert_int_equal(nd.area, AREA_HOST_LINKS);
+	assert_false(nd.borrowed);
+	assert_int_equal(parse("/hosts/nodeB/borrowed/" GPU, &nd), 0);
+	assert_int_equal(nd.area, AREA_HOST_LINK);
+	assert_true(nd.borrowed);
+	assert_string_equal(nd.dev, GPU);
+	assert_int_equal(parse("/hosts/nodeB/borrowed/" GPU "/x", &nd), -ENOENT);
+
+	assert_int_equal(parse("/hosts/nodeB/nonexistent", &nd), -ENOENT);
+	assert_int_equal(parse("/hosts/nodeB/state/x", &nd), -ENOENT);
+	/* the host was parsed: fs.c reports a missing host first */
+	assert_true(area_in_host(nd.area));
+	assert_string_equal(nd.host, "nodeB");
+}
+
+static void test_slashes_collapse(void **state)
+{
+	struct node a, b;
+
+	assert_int_equal(parse("/devices/" GPU "/state", &a), 0);
+	assert_int_equal(parse("devices//" GPU "///state/", &b), 0);
+	assert_int_equal(a.area, b.area);
+	assert_string_equal(a.dev, b.dev);
+	assert_ptr_equal(a.dattr, b.dattr);
+}
+
+static void test_bounds(void **state)
+{
+	char path[PATH_MAX + 16], name[FS_NAME_MAX + 2];
+	struct node nd;
+
+	/* deeper than devices/ID/peers/PEER: ENOENT without looking further */
+	assert_int_equal(parse("/a/b/c/d/e/f", &nd), -ENOENT);
+	assert_int_equal(nd.area, AREA_ROOT);
+	assert_int_equal(parse("/devices/" GPU "/peers/x/y/z", &nd), -ENOENT);
+
+	/* a device id longer than DEVICE_ID_MAX - 1 cannot exist */
+	memset(name, 'a', DEVICE_ID_MAX);
+	name[DEVICE_ID_MAX] = '\0';
+	snprintf(path, sizeof(path), "/devices/%s/state", name);
+	assert_int_equal(parse(path, &nd), -ENOENT);
+	assert_false(area_in_device(nd.area));
+	name[DEVICE_ID_MAX - 1] = '\0';
+	snprintf(path, sizeof(path), "/devices/%s", name);
+	assert_int_equal(parse(path, &nd), 0);
+	assert_int_equal(strlen(nd.dev), DEVICE_ID_MAX - 1);
+
+	/* a host name longer than 63 cannot exist */
+	memset(name, 'h', HOST_NAME_MAX_LEN + 1);
+	name[HOST_NAME_MAX_LEN + 1] = '\0';
+	snprintf(path, sizeof(path), "/hosts/%s", name);
+	assert_int_equal(parse(path, &nd), -ENOENT);
+	name[HOST_NAME_MAX_LEN] = '\0';
+	snprintf(path, sizeof(path), "/hosts/%s", name);
+	assert_int_equal(parse(path, &nd), 0);
+
+	/* temp file names: up to FS_NAME_MAX, then ENAMETOOLONG */
+	memset(name, 't', FS_NAME_MAX);
+	name[FS_NAME_MAX] = '\0';
+	snprintf(path, sizeof(path), "/devices/" GPU "/%s", name);
+	assert_int_equal(parse(path, &nd), 0);
+	assert_int_equal(nd.area, AREA_TMP);
+	memset(name, 't', FS_NAME_MAX + 1);
+	name[FS_NAME_MAX + 1] = '\0';
+	snprintf(path, sizeof(path), "/devices/" GPU "/%s", name);
+	assert_int_equal(parse(path, &nd), -ENAMETOOLONG);
+	assert_int_equal(nd.area, AREA_DEVICE);
+	assert_string_equal(nd.dev, GPU);
+
+	/* a path of PATH_MAX bytes or more */
+	memset(path, '/', PATH_MAX);
+	path[PATH_MAX] = '\0';
+	assert_int_equal(parse(path, &nd), -ENOENT);
+	path[PATH_MAX - 1] = '\0';
+	assert_int_equal(parse(path, &nd), 0);
+	assert_int_equal(nd.area, AREA_ROOT);
+}
+
+static void test_area_classes(void **state)
+{
+	assert_true(area_is_dir(AREA_ROOT));
+	assert_true(area_is_dir(AREA_DEVICE));
+	assert_true(area_is_dir(AREA_VMS));
+	assert_false(area_is_dir(AREA_DEVICE_ATTR));
+	assert_false(area_is_dir(AREA_TMP));
+	assert_false(area_is_dir(AREA_HOST_LINK));
+	assert_true(area_in_device(AREA_TMP));
+	assert_false(area_in_device(AREA_DEVICES));
+	assert_false(area_in_device(AREA_HOST_LINK));
+	assert_true(area_in_host(AREA_HOST_LINK));
+	assert_false(area_in_host(AREA_HOSTS));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_root_and_top_level),
+		cmocka_unit_test(test_unknown_names),
+		cmocka_unit_test(test_device_paths),
+		cmocka_unit_test(test_host_paths),
+		cmocka_unit_test(test_slashes_collapse),
+		cmocka_unit_test(test_bounds),
+		cmocka_unit_test(test_area_classes),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -46,7 +46,7 @@ static uint64_t load(const uint64_t *p)
 
 void metrics_render(const struct metrics *m, FILE *out)
 {
-	uint64_t cum = 0;
+	uint64_t cum = 0, total;
 
 	metrics_header(out, "lendfs_lends_total", "counter",
 		       "Lends completed successfully.");
@@ -66,15 +66,21 @@ void metrics_render(const struct metrics *m, FILE *out)
 	}
 	metrics_header(out, "lendfs_request_duration_seconds", "histogram",
 		       "Time from a borrower write to its completion.");
+	/*
+	 * The counters are bumped one by one without a lock: a request in
+	 * flight may be in its bucket but not yet in count.  The total shown
+	 * is the larger of the two, so +Inf never falls below a bucket.
+	 */
 	for (unsigned i = 0; i < METRICS_BUCKETS; i++) {
 		cum += load(&m->buckets[i]);
 		fprintf(out, "lendfs_request_duration_seconds_bucket{le=\"%g\"} %llu\n",
 			bucket_le[i], (unsigned long long)cum);
 	}
+	total = MAX(cum, load(&m->count));
 	fprintf(out, "lendfs_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n",
-		(unsigned long long)load(&m->count));
+		(unsigned long long)total);
 	fprintf(out, "lendfs_request_duration_seconds_sum %.9f\n",
 		(double)load(&m->sum_ns) / 1e9);
 	fprintf(out, "lendfs_request_duration_seconds_count %llu\n",
-		(unsigned long long)load(&m->count));
+		(unsigned long long)total);
 }

@@ -31,6 +31,7 @@
 #include "fabric.h"
 #include "store.h"
 #include "topology.h"
+#include "vm.h"
 #include "window.h"
 
 #define BORROWER_MAX 255 /* bytes in one borrower write, newline excluded */
@@ -225,5 +226,70 @@ void engine_set_watch(struct engine *e, engine_watch_cb cb, void *arg);
 
 /* The run directory of the sim fabric (for lendfs-dma). */
 const char *engine_run_dir(struct engine *e);
+
+/* ---- VM borrowers ------------------------------------------------------ */
+
+/*
+ * The VM registry (docs/VM.md, core/vmreg.c): hosts/HOST/vms/VM.  A VM
+ * borrower "vm:HOST/VM" is a QEMU guest on HOST reached over QMP; its
+ * name, host and QMP socket path are stored.  VMs of [vm HOST/NAME]
+ * config sections are listed too, as static (config RAM, no QMP, they
+ * cannot be attached or removed).  A VM is busy while a device holds it
+ * (lent, lending, returning to it): then it cannot be removed, detached or
+ * attached elsewhere (-EBUSY).
+ */
+#define VM_QMP_PATH_MAX STORE_QMP_PATH_MAX /* bytes, NUL included */
+#define VM_REGISTRY_MAX 1024		   /* VMs in one engine */
+
+/*
+ * mkdir hosts/HOST/vms/VM: a new, disconnected VM.  -ENOENT unknown
+ * host, -EINVAL malformed name, -EEXIST already there (config VMs too),
+ * -ENOSPC more than VM_REGISTRY_MAX.
+ */
+int engine_vm_create(struct engine *e, const char *host, const char *vm,
+		     char *reason);
+
+/*
+ * One write of @len bytes to hosts/HOST/vms/VM/qmp: one trailing newline
+ * stripped; an absolute socket path attaches (connect, capabilities,
+ * memory probe) and keeps one QMP connection; the current path of a
+ * connected VM is a no-op; empty detaches.  Errors: -EINVAL (relative or
+ * malformed path), -EBUSY (devices are lent to it), -EPERM (config VM),
+ * -ENOENT / -ECONNREFUSED / -ETIMEDOUT ... from the connection.  A failed
+ * attach leaves the VM disconnected with the reason in its last_error.
+ */
+int engine_vm_attach(struct engine *e, const char *host, const char *vm,
+		     const char *buf, size_t len, char *reason);
+
+/* rmdir hosts/HOST/vms/VM: detach and forget.  -EBUSY, -EPERM, -ENOENT. */
+int engine_vm_remove(struct engine *e, const char *host, const char *vm,
+		     char *reason);
+
+enum vm_view_state {
+	VM_DISCONNECTED,
+	VM_CONNECTED,
+	VM_STATIC, /* a [vm] config section */
+};
+
+const char *vm_view_state_name(enum vm_view_state s);
+
+struct vm_view {
+	char host[HOST_NAME_MAX_LEN + 1];
+	char name[VM_NAME_MAX_LEN + 1];
+	char qmp[VM_QMP_PATH_MAX]; /* the configured socket, "" none */
+	enum vm_view_state state;
+	char memory[VM_MEMORY_TEXT_MAX]; /* vm_memory_format(), "" unknown */
+	char last_error[REASON_MAX + 16]; /* "ERRNO: reason", or "" */
+	uint64_t generation;	   /* changes whenever anything above does */
+};
+
+/* -ENOENT if there is no such VM. */
+int engine_vm_view(struct engine *e, const char *host, const char *vm,
+		   struct vm_view *out);
+bool engine_vm_exists(struct engine *e, const char *host, const char *vm);
+
+/* Every VM of @host, in creation order (config first); stops on nonzero. */
+int engine_foreach_vm(struct engine *e, const char *host,
+		      int (*cb)(void *arg, const char *vm), void *arg);
 
 #endif

@@ -12,6 +12,11 @@
  *   e->fabric_lock (mutex) topology, NTB tables, IOMMU domains, host
  *                  online flags; held while planning, never across a
  *                  back-end call either
+ *
+ * The VM registry (vmreg.c): e->vm_op_lock serialises its changes (held
+ * across QMP connects, taken before everything else); e->vm_lock guards
+ * the list and each VM's fields and nests inside model_lock and outside
+ * d->lock.  Neither is held across a QMP call.
  */
 #ifndef LENDFS_ENGINE_INTERNAL_H
 #define LENDFS_ENGINE_INTERNAL_H
@@ -23,6 +28,7 @@
 #include "iommu.h"
 #include "metrics.h"
 #include "ntb.h"
+#include "vm.h"
 
 #define BAR_BASE 0x380000000000ULL /* where the sim places lender BARs */
 
@@ -61,9 +67,12 @@ struct ldevice {
 	uint64_t owner; /* tag of the current lend in NTB/IOMMU tables */
 	uint64_t epoch;
 	bool has_route;
-	struct route route;
+	struct route *route; /* allocated by the first lend: 800 bytes */
 	struct window *windows;
 	unsigned nwindows;
+	/* returning from a VM (vmreg.c), under lock: */
+	bool vm_pending; /* the guest has not acknowledged the unplug yet */
+	bool vm_acked;	 /* its acknowledgement came while the request ran */
 };
 
 /*
@@ -113,20 +122,33 @@ struct engine {
 	void *watch_arg;
 	engine_log_cb log;
 	void *log_arg;
+
+	pthread_mutex_t vm_op_lock; /* VM registry changes (vmreg.c) */
+	pthread_mutex_t vm_lock;    /* the VM list and each VM's fields */
+	struct lvm *vms;
+	unsigned nvms;
 };
 
 struct lhost *engine_host(struct engine *e, const char *name);
 struct ldevice *engine_dev(struct engine *e, const char *id);
 
 /*
- * A borrower as parsed from a request.  Hosts only for now; VMs carry
- * "vm:HOST/VM" and the host they run on.
+ * A borrower as parsed from a request.  VMs carry "vm:HOST/VM" and the
+ * host they run on; a VM of the registry (vmreg.c) also its RAM as last
+ * probed, and what the lend gives its guest.
  */
 struct borrower {
 	char value[BORROWER_MAX + 1];
 	struct lhost *host; /* the host whose fabric side maps the device */
 	const struct range *ram;
 	unsigned nram;
+	bool vmreg;		/* a VM of the registry, not of the config */
+	struct range ram_buf[CONFIG_MAX_RAM_RANGES];
+	struct lvm *vm;		/* set by vmreg_prepare() */
+	struct vm *qmp;		/* its connection, stable while the device holds it */
+	unsigned bar;		/* the BAR the guest gets (the largest) */
+	uint64_t bar_size;
+	bool plugged;		/* vmreg_plug() hot-added the device */
 };
 
 /*
@@ -150,5 +172,50 @@ void plan_release(struct engine *e, const struct window *w, unsigned n);
  * each other's BARs.  Same lender: direct, or identity IOMMU mappings.
  */
 int plan_p2p(struct engine *e, struct p2p_link *l, char *reason);
+
+/*
+ * lend.c, for vmreg.c.  lend_return_finish(): @d is `returning` and owned
+ * by the caller; with @r 0 tear its lend down (store, windows) and make it
+ * available, else (or if that fails) it is lent again.  Call with
+ * model_lock read-held.  Notifications are queued (lend_notify) and
+ * delivered by lend_notify_flush() once no engine lock is held.
+ */
+int lend_return_finish(struct engine *e, struct ldevice *d, int r,
+		       char *reason);
+void lend_notify(struct engine *e, const char *devid);
+void lend_notify_flush(struct engine *e);
+
+/*
+ * vmreg.c: the VM registry and the VM steps of a lend (docs/VM.md).
+ *
+ *   vmreg_init / vmreg_free    engine construction; vmreg_free() first
+ *   vmreg_load                 config VMs, then stored VMs re-attached
+ *                              (before the lends are recovered)
+ *   vmreg_start                QMP callbacks on (after recovery)
+ *   vmreg_resolve              borrower_resolve() of a registry VM
+ *   vmreg_prepare              lend, device `lending`: re-probe the guest
+ *                              memory, RAM to the fabric
+ *   vmreg_plug                 lend, windows programmed: hot-add
+ *   vmreg_unplug_rollback      lend failed after vmreg_plug()
+ *   vmreg_unplug               return, device `returning`: hot-remove;
+ *                              -ETIMEDOUT leaves it pending (the guest's
+ *                              acknowledgement finishes the return)
+ *   vmreg_recover              recovery of one record: > 0 releases it
+ */
+void vmreg_init(struct engine *e);
+void vmreg_free(struct engine *e);
+int vmreg_load(struct engine *e, char *reason);
+void vmreg_start(struct engine *e);
+int vmreg_resolve(struct engine *e, const struct ldevice *d, struct lhost *h,
+		  const char *vm, struct borrower *b, char *reason);
+int vmreg_prepare(struct engine *e, struct ldevice *d, struct borrower *b,
+		  char *reason);
+int vmreg_plug(struct engine *e, struct ldevice *d, struct borrower *b,
+	       uint64_t deadline, char *reason);
+void vmreg_unplug_rollback(struct engine *e, struct ldevice *d,
+			   struct borrower *b);
+int vmreg_unplug(struct engine *e, struct ldevice *d, char *reason);
+int vmreg_recover(struct engine *e, struct ldevice *d,
+		  const struct lend_record *rec, char *reason);
 
 #endif

@@ -112,6 +112,16 @@ static void notify_flush(struct engine *e)
 	free(ids);
 }
 
+void lend_notify(struct engine *e, const char *devid)
+{
+	notify(e, devid);
+}
+
+void lend_notify_flush(struct engine *e)
+{
+	notify_flush(e);
+}
+
 /* Record a failed request on the device (device lock held). */
 static void set_last_error(struct ldevice *d, int err, const char *reason)
 {
@@ -122,6 +132,21 @@ static void set_last_error(struct ldevice *d, int err, const char *reason)
 static void touch(struct ldevice *d)
 {
 	d->generation++;
+}
+
+/*
+ * Is the lender of @d online?  h->online belongs to fabric_lock, which
+ * nests inside d->lock (engine_internal.h): a host going offline at the
+ * same moment is then seen either before or after, never half.
+ */
+static bool lender_online(struct engine *e, const struct ldevice *d)
+{
+	bool online;
+
+	pthread_mutex_lock(&e->fabric_lock);
+	online = d->lender->online;
+	pthread_mutex_unlock(&e->fabric_lock);
+	return online;
 }
 
 /* ---- borrower values ---------------------------------------------------- */
@@ -164,8 +189,7 @@ static int borrower_resolve(struct engine *e, const struct ldevice *d,
 				return 0;
 			}
 		}
-		return reason_set(reason, -EINVAL, "unknown vm '%s' on host %s",
-				  slash + 1, host);
+		return vmreg_resolve(e, d, h, slash + 1, b, reason); /* registry */
 	}
 	if (!name_valid(value))
 		return reason_set(reason, -EINVAL,
@@ -429,7 +453,7 @@ static int do_lend(struct engine *e, struct ldevice *d, const char *value,
 	case DEV_LENT:
 		if (!strcmp(d->borrower, value)) {
 			pthread_mutex_unlock(&d->lock);
-			return 0; /* idempotent */
+			return 1; /* idempotent: a no-op, not counted */
 		}
 		r = reason_set(reason, -EBUSY, "lent to %s; return it first",
 			       d->borrower);
@@ -462,6 +486,11 @@ static int do_lend(struct engine *e, struct ldevice *d, const char *value,
 		pthread_mutex_unlock(&d->lock);
 		return r;
 	}
+	if (!d->route && !(d->route = calloc(1, sizeof(*d->route)))) {
+		inflight_put(e);
+		pthread_mutex_unlock(&d->lock);
+		return reason_set(reason, -ENOMEM, "out of memory");
+	}
 	prev = d->state;
 	d->state = DEV_LENDING;
 	snprintf(d->borrower, sizeof(d->borrower), "%s", value);
@@ -469,6 +498,9 @@ static int do_lend(struct engine *e, struct ldevice *d, const char *value,
 	pthread_mutex_unlock(&d->lock);
 	notify(e, d->id);
 
+	r = vmreg_prepare(e, d, &b, reason); /* a VM: its memory layout now */
+	if (r < 0)
+		goto fail;
 	pthread_mutex_lock(&e->fabric_lock);
 	owner = ++e->next_owner;
 	epoch = ++e->next_epoch;
@@ -484,7 +516,9 @@ static int do_lend(struct engine *e, struct ldevice *d, const char *value,
 	r = program_windows(e, w, nw, deadline, reason);
 	if (r < 0)
 		goto fail_abort;
-	r = fault_check("lend_commit", reason);
+	r = vmreg_plug(e, d, &b, deadline, reason); /* a VM: hot-add to the guest */
+	if (r == 0)
+		r = fault_check("lend_commit", reason);
 	if (r == 0 && now_ns() > deadline)
 		r = reason_set(reason, -ETIMEDOUT, "engine timeout (%u ms)",
 			       e->cfg->timeout_ms);
@@ -492,6 +526,7 @@ static int do_lend(struct engine *e, struct ldevice *d, const char *value,
 		r = store_put(e, d, value, REC_LENT, epoch, w, nw, "store_commit",
 			      reason);
 	if (r < 0) {
+		vmreg_unplug_rollback(e, d, &b);
 		clear_windows(e, w, nw, NULL);
 		goto fail_abort;
 	}
@@ -501,7 +536,7 @@ static int do_lend(struct engine *e, struct ldevice *d, const char *value,
 	d->owner = owner;
 	d->epoch = epoch;
 	d->since = now_wall();
-	d->route = route;
+	*d->route = route;
 	d->has_route = true;
 	free(d->windows);
 	d->windows = w;
@@ -570,6 +605,34 @@ static int teardown(struct engine *e, struct ldevice *d, struct window *w,
 	return 0;
 }
 
+int lend_return_finish(struct engine *e, struct ldevice *d, int r,
+		       char *reason)
+{
+	decompose(e, d); /* done already by a return, not by a VM that went */
+	if (r == 0)
+		r = teardown(e, d, d->windows, d->nwindows, reason);
+	if (r < 0)
+		compose(e, d); /* still lent: back in its composition */
+
+	pthread_mutex_lock(&d->lock);
+	if (r < 0) {
+		d->state = DEV_LENT;
+	} else {
+		d->state = lender_online(e, d) ? DEV_AVAILABLE : DEV_OFFLINE;
+		d->borrower[0] = '\0';
+		free(d->windows);
+		d->windows = NULL;
+		d->nwindows = 0;
+		d->has_route = false;
+		d->owner = 0;
+		d->since = now_wall();
+	}
+	touch(d);
+	pthread_mutex_unlock(&d->lock);
+	notify(e, d->id);
+	return r;
+}
+
 static int do_return(struct engine *e, struct ldevice *d, char *reason)
 {
 	int r = 0;
@@ -579,9 +642,9 @@ static int do_return(struct engine *e, struct ldevice *d, char *reason)
 	case DEV_AVAILABLE:
 	case DEV_OFFLINE:
 		pthread_mutex_unlock(&d->lock);
-		return 0; /* nothing lent: writing "" is a no-op */
+		return 1; /* nothing lent: writing "" is a no-op */
 	case DEV_FAILED:
-		d->state = d->lender->online ? DEV_AVAILABLE : DEV_OFFLINE;
+		d->state = lender_online(e, d) ? DEV_AVAILABLE : DEV_OFFLINE;
 		d->borrower[0] = '\0';
 		touch(d);
 		pthread_mutex_unlock(&d->lock);
@@ -589,6 +652,10 @@ static int do_return(struct engine *e, struct ldevice *d, char *reason)
 		return 0;
 	case DEV_LENDING:
 	case DEV_RETURNING:
+		if (d->state == DEV_RETURNING && d->vm_pending) {
+			d->vm_pending = false; /* a VM guest did not ack: ask again */
+			break;
+		}
 		r = reason_set(reason, -EBUSY, "a request is in flight (%s %s)",
 			       dev_state_name(d->state), d->borrower);
 		break;
@@ -609,25 +676,9 @@ static int do_return(struct engine *e, struct ldevice *d, char *reason)
 
 	/* windows stay owned by the device while it is returning */
 	decompose(e, d);
-	r = teardown(e, d, d->windows, d->nwindows, reason);
-	if (r < 0)
-		compose(e, d); /* still lent: back in its composition */
-
-	pthread_mutex_lock(&d->lock);
-	if (r < 0) {
-		d->state = DEV_LENT;
-	} else {
-		d->state = d->lender->online ? DEV_AVAILABLE : DEV_OFFLINE;
-		d->borrower[0] = '\0';
-		free(d->windows);
-		d->windows = NULL;
-		d->nwindows = 0;
-		d->has_route = false;
-		d->owner = 0;
-		d->since = now_wall();
-	}
-	touch(d);
-	pthread_mutex_unlock(&d->lock);
+	r = vmreg_unplug(e, d, reason); /* a VM: hot-remove, the guest acks */
+	if (r != -ETIMEDOUT) /* else it stays returning: vmreg.c finishes it */
+		r = lend_return_finish(e, d, r, reason);
 	inflight_put(e);
 	notify(e, d->id);
 	return r;
@@ -644,6 +695,7 @@ static int request(struct engine *e, const char *devid, const char *value,
 	struct ldevice *d;
 	uint64_t t0 = now_ns();
 	bool lend = value && *value;
+	bool noop;
 	int r;
 
 	if (!reason)
@@ -656,6 +708,9 @@ static int request(struct engine *e, const char *devid, const char *value,
 		return reason_set(reason, -ENODEV, "no device %s", devid);
 	}
 	r = lend ? do_lend(e, d, value, reason) : do_return(e, d, reason);
+	noop = r == 1;
+	if (noop)
+		r = 0;
 	if (r < 0) {
 		pthread_mutex_lock(&d->lock);
 		set_last_error(d, r, reason);
@@ -675,7 +730,8 @@ static int request(struct engine *e, const char *devid, const char *value,
 			pthread_rwlock_unlock(&e->model_lock);
 		}
 	}
-	metrics_request(&e->metrics, lend, r, now_ns() - t0);
+	if (!noop)
+		metrics_request(&e->metrics, lend, r, now_ns() - t0);
 	if (r < 0)
 		notify(e, devid);
 	notify_flush(e);
@@ -834,7 +890,7 @@ static void lend_route_lost(struct engine *e, struct ldevice *d,
 		pthread_mutex_lock(&d->lock);
 		d->windows = w;
 		d->nwindows = nw;
-		d->route = route;
+		*d->route = route;
 		d->state = DEV_LENT;
 		touch(d);
 		pthread_mutex_unlock(&d->lock);
@@ -861,7 +917,8 @@ static int write_host_state(struct engine *e, const char *host,
 
 	if (len && buf[len - 1] == '\n')
 		len--;
-	if (len >= sizeof(value))
+	/* a NUL must not make "offline\0junk" read as "offline" */
+	if (len >= sizeof(value) || memchr(buf, '\0', len))
 		return reason_set(reason, -EINVAL, "expected 'online' or 'offline'");
 	memcpy(value, buf, len);
 	value[len] = '\0';
@@ -904,7 +961,7 @@ static int write_host_state(struct engine *e, const char *host,
 		}
 		if (d->state == DEV_LENT && d->has_route) {
 			pthread_mutex_lock(&e->fabric_lock);
-			broken = !topo_route_intact(e->topo, &d->route);
+			broken = !topo_route_intact(e->topo, d->route);
 			pthread_mutex_unlock(&e->fabric_lock);
 		}
 		pthread_mutex_unlock(&d->lock);
@@ -973,6 +1030,8 @@ int engine_device_view(struct engine *e, const char *devid,
 		pthread_rwlock_unlock(&e->model_lock);
 		return -ENOENT;
 	}
+	/* under the device lock: a udev `change` rewrites the ids and driver */
+	pthread_mutex_lock(&d->lock);
 	snprintf(v->id, sizeof(v->id), "%s", d->id);
 	snprintf(v->lender, sizeof(v->lender), "%s", d->lender->name);
 	v->addr = d->addr;
@@ -991,7 +1050,6 @@ int engine_device_view(struct engine *e, const char *devid,
 		v->bar_flags[i] = d->bar_size[i] ?
 			(d->bar_size[i] >= (1 << 20) ? 0x14220c : 0x140204) : 0;
 	}
-	pthread_mutex_lock(&d->lock);
 	v->state = d->state;
 	snprintf(v->borrower, sizeof(v->borrower), "%s", d->borrower);
 	snprintf(v->last_error, sizeof(v->last_error), "%s", d->last_error);
@@ -999,7 +1057,8 @@ int engine_device_view(struct engine *e, const char *devid,
 	v->generation = d->generation;
 	v->has_route = d->has_route && (d->state == DEV_LENT ||
 					d->state == DEV_RETURNING);
-	v->route = d->route;
+	if (d->route)
+		v->route = *d->route;
 	if (d->nwindows && v->has_route) {
 		v->windows = malloc(d->nwindows * sizeof(*v->windows));
 		if (v->windows) {
@@ -1270,6 +1329,7 @@ static void device_unlink(struct engine *e, struct ldevice *d)
 	pthread_mutex_destroy(&d->lock);
 	iommu_domain_release(&d->iommu);
 	free(d->windows);
+	free(d->route);
 	free(d);
 }
 
@@ -1286,7 +1346,7 @@ static int device_add(struct engine *e, const struct cfg_device *c,
 		pthread_mutex_lock(&d->lock);
 		d->gone = false;
 		device_fill(d, c);
-		d->state = d->lender->online ? DEV_AVAILABLE : DEV_OFFLINE;
+		d->state = lender_online(e, d) ? DEV_AVAILABLE : DEV_OFFLINE;
 		d->borrower[0] = '\0';
 		touch(d);
 		pthread_mutex_unlock(&d->lock);
@@ -1357,6 +1417,7 @@ int engine_device_update(struct engine *e, const struct cfg_device *c,
 
 static int device_remove(struct engine *e, const char *devid, char *reason)
 {
+	char borrower[BORROWER_MAX + 1];
 	struct ldevice *d;
 	bool lent = false;
 
@@ -1378,8 +1439,12 @@ static int device_remove(struct engine *e, const char *devid, char *reason)
 	}
 	decompose(e, d);
 	fail_lend(e, d, "ENODEV: device removed", true);
+	/* once unlocked, a return may free @d: keep what the report needs */
+	pthread_mutex_lock(&d->lock);
+	snprintf(borrower, sizeof(borrower), "%s", d->borrower);
+	pthread_mutex_unlock(&d->lock);
 	pthread_rwlock_unlock(&e->model_lock);
-	report(e, "%s removed while lent to %s: lend torn down", devid, d->borrower);
+	report(e, "%s removed while lent to %s: lend torn down", devid, borrower);
 	notify(e, NULL);
 	return 0;
 }
@@ -1417,6 +1482,9 @@ static int recover_one(void *arg, const struct lend_record *rec)
 	uint64_t owner;
 	int r;
 
+	r = vmreg_recover(e, d, rec, reason); /* a VM borrower: ask its guest */
+	if (r > 0)
+		return e->store->remove(e->store_ctx, rec->device, rc->reason);
 	if (rec->state != REC_LENT || !d) {
 		if (rec->state == REC_LENT)
 			report(e, "lend of %s to %s dropped: the device is no longer in the config",
@@ -1429,7 +1497,8 @@ static int recover_one(void *arg, const struct lend_record *rec)
 			       rec->device, rec->borrower);
 		return e->store->remove(e->store_ctx, rec->device, rc->reason);
 	}
-	r = borrower_resolve(e, d, rec->borrower, &b, reason);
+	if (r == 0)
+		r = borrower_resolve(e, d, rec->borrower, &b, reason);
 	pthread_mutex_lock(&e->fabric_lock);
 	owner = ++e->next_owner;
 	if (rec->epoch > e->next_epoch)
@@ -1460,6 +1529,8 @@ static int recover_one(void *arg, const struct lend_record *rec)
 		report(e, "%s", d->last_error);
 		return e->store->remove(e->store_ctx, rec->device, rc->reason);
 	}
+	if (!d->route && !(d->route = calloc(1, sizeof(*d->route))))
+		return reason_set(rc->reason, -ENOMEM, "out of memory");
 	d->windows = malloc(rec->nwindows * sizeof(*d->windows));
 	if (!d->windows)
 		return reason_set(rc->reason, -ENOMEM, "out of memory");
@@ -1469,7 +1540,7 @@ static int recover_one(void *arg, const struct lend_record *rec)
 	d->owner = owner;
 	d->epoch = rec->epoch;
 	d->since = rec->since;
-	d->route = route;
+	*d->route = route;
 	d->has_route = route.nhops > 0;
 	snprintf(d->borrower, sizeof(d->borrower), "%s", rec->borrower);
 	return 0;
@@ -1511,6 +1582,7 @@ int engine_new(const struct engine_options *opt, struct engine **out,
 	pthread_rwlock_init(&e->model_lock, NULL);
 	pthread_mutex_init(&e->fabric_lock, NULL);
 	pthread_mutex_init(&e->comp_lock, NULL);
+	vmreg_init(e);
 
 	e->hostmap = hashmap_new(cfg->nhosts);
 	e->devmap = hashmap_new(cfg->ndevices);
@@ -1569,6 +1641,8 @@ int engine_new(const struct engine_options *opt, struct engine **out,
 		goto fail;
 	rc = (struct recover_ctx){ e, reason };
 	r = e->store->host_load(e->store_ctx, recover_host, &rc, reason);
+	if (r == 0)
+		r = vmreg_load(e, reason); /* VM borrowers: connect again */
 	if (r < 0)
 		goto fail;
 	for (unsigned i = 0; i < cfg->ndevices; i++) {
@@ -1583,6 +1657,7 @@ int engine_new(const struct engine_options *opt, struct engine **out,
 	for (unsigned i = 0; i < e->ndevs; i++)
 		if (e->devs[i]->state == DEV_LENT)
 			compose(e, e->devs[i]);
+	vmreg_start(e); /* VM events from here on */
 
 	/* autolend: devices not already lent from the store */
 	for (unsigned i = 0; i < cfg->nautolends; i++) {
@@ -1610,6 +1685,7 @@ void engine_free(struct engine *e)
 {
 	if (!e)
 		return;
+	vmreg_free(e); /* first: the VMs' callbacks use the engine */
 	while (e->p2p) {
 		struct p2p_link *l = e->p2p;
 
@@ -1625,6 +1701,7 @@ void engine_free(struct engine *e)
 		pthread_mutex_destroy(&d->lock);
 		iommu_domain_release(&d->iommu);
 		free(d->windows);
+		free(d->route);
 		free(d);
 	}
 	free(e->devs);

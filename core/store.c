@@ -185,6 +185,26 @@ int store_record_validate(const struct lend_record *rec, char *reason)
 	return 0;
 }
 
+int store_vm_validate(const char *host, const char *vm, const char *qmp,
+		      char *reason)
+{
+	if (!host || !name_valid(host))
+		return reason_set(reason, -EINVAL, "invalid host name '%s'",
+				  host ? host : "");
+	if (!vm || !name_valid(vm))
+		return reason_set(reason, -EINVAL, "invalid vm name '%s' on host %s",
+				  vm ? vm : "", host);
+	if (!qmp || !str_fits(qmp, STORE_QMP_PATH_MAX))
+		return reason_set(reason, -EINVAL, "qmp socket path of vm %s/%s is too long",
+				  host, vm);
+	for (const char *c = qmp; *c; c++)
+		if ((unsigned char)*c < 0x20 || (unsigned char)*c == 0x7f)
+			return reason_set(reason, -EINVAL,
+					  "qmp socket path of vm %s/%s has a control character",
+					  host, vm);
+	return 0;
+}
+
 /* ---- invariants -------------------------------------------------------- */
 
 static int cmp_device_ci(const void *pa, const void *pb)

@@ -6,7 +6,10 @@
  * state (lending, lent, returning) and the windows the lend owns.  The
  * engine writes the intent (lending/returning, with the windows it is
  * about to program) before touching the fabric, and the outcome (lent, or
- * the record removed) after; every call is durable when it returns.
+ * the record removed) after; every call is durable when it returns,
+ * except that the sqlite back-end makes a put() of an intent (lending,
+ * returning) durable against a crash of the process only: the outcome's
+ * commit that follows syncs it too (docs/STATE.md).
  *
  * Back-ends: sqlite (embedded default), zk (distributed, later).
  */
@@ -62,6 +65,21 @@ struct store_ops {
 			 int (*cb)(void *arg, const char *host, int online),
 			 void *arg, char *reason);
 	/*
+	 * VM borrowers registered at run time (hosts/HOST/vms/VM, see
+	 * docs/VM.md): the host, the VM name and its QMP socket path ("" when
+	 * none was given).  vm_put inserts or replaces, durably; vm_remove of
+	 * an absent VM is not an error; vm_load calls @cb for each, ordered by
+	 * host then name (a nonzero return stops the walk and is returned).
+	 */
+	int (*vm_put)(void *ctx, const char *host, const char *vm,
+		      const char *qmp, char *reason);
+	int (*vm_remove)(void *ctx, const char *host, const char *vm,
+			 char *reason);
+	int (*vm_load)(void *ctx,
+		       int (*cb)(void *arg, const char *host, const char *vm,
+				 const char *qmp),
+		       void *arg, char *reason);
+	/*
 	 * Offline invariant check; prints one line per violation to @out and
 	 * returns the number of violations (or -errno).
 	 */
@@ -87,6 +105,13 @@ int lend_record_copy(struct lend_record *dst, const struct lend_record *src);
 int store_record_validate(const struct lend_record *rec, char *reason);
 
 /*
+ * Can this VM be stored?  Valid host and vm names, a QMP path shorter than
+ * STORE_QMP_PATH_MAX without control characters.  -EINVAL with reason.
+ */
+int store_vm_validate(const char *host, const char *vm, const char *qmp,
+		      char *reason);
+
+/*
  * The invariants of check() that hold over a set of records: each device
  * once (also case-insensitively), state in range, >= 1 window, borrower
  * non-empty and not the lender, no two windows sharing LUT entries, a DMA
@@ -97,12 +122,16 @@ int store_check_records(const struct lend_record *recs, unsigned n, FILE *out);
 
 /* SQLite back-end: PRAGMA application_id ("LEND") and schema version. */
 #define STORE_SQLITE_APPLICATION_ID 0x4c454e44
-#define STORE_SQLITE_VERSION 2
+#define STORE_SQLITE_VERSION 3
+
+#define STORE_QMP_PATH_MAX 4096 /* bytes of a stored QMP socket path, NUL included */
 
 /*
- * Test helper: write a new, empty version-1 database at @path (which must
- * not exist or be empty), to exercise migrations.
+ * Test helpers: write a new, empty database of schema version 1 (or
+ * @version, 1 .. STORE_SQLITE_VERSION) at @path (which must not exist or
+ * be empty), to exercise migrations.
  */
 int store_sqlite_create_v1(const char *path, char *reason);
+int store_sqlite_create_version(const char *path, int version, char *reason);
 
 #endif

@@ -15,12 +15,20 @@ struct mem_host {
 	int online;
 };
 
+struct mem_vm {
+	char host[HOST_NAME_MAX_LEN + 1];
+	char name[VM_NAME_MAX_LEN + 1];
+	char *qmp;
+};
+
 struct mem_store {
 	pthread_mutex_t lock;
 	struct lend_record *recs; /* sorted by device (strcmp) */
 	unsigned nrecs, caprecs;
 	struct mem_host *hosts;	  /* sorted by name */
 	unsigned nhosts, caphosts;
+	struct mem_vm *vms;	  /* sorted by host, then name */
+	unsigned nvms, capvms;
 };
 
 static void records_free(struct lend_record *recs, unsigned n)
@@ -49,6 +57,9 @@ static void mem_close(void *ctx)
 		return;
 	records_free(s->recs, s->nrecs);
 	free(s->hosts);
+	for (unsigned i = 0; i < s->nvms; i++)
+		free(s->vms[i].qmp);
+	free(s->vms);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
 }
@@ -242,6 +253,131 @@ static int mem_host_load(void *ctx, int (*cb)(void *arg, const char *host, int o
 	return r;
 }
 
+static int vm_cmp(const struct mem_vm *v, const char *host, const char *vm)
+{
+	int c = strcmp(v->host, host);
+
+	return c ? c : strcmp(v->name, vm);
+}
+
+/* Index of @host/@vm, or where it would go (with *found false). */
+static unsigned vm_find(const struct mem_store *s, const char *host,
+			const char *vm, bool *found)
+{
+	unsigned at;
+
+	*found = false;
+	for (at = 0; at < s->nvms; at++) {
+		int c = vm_cmp(&s->vms[at], host, vm);
+
+		if (c == 0)
+			*found = true;
+		if (c >= 0)
+			break;
+	}
+	return at;
+}
+
+static int mem_vm_put(void *ctx, const char *host, const char *vm,
+		      const char *qmp, char *reason)
+{
+	struct mem_store *s = ctx;
+	char *copy;
+	unsigned at;
+	bool found;
+	int r;
+
+	r = store_vm_validate(host, vm, qmp, reason);
+	if (r < 0)
+		return r;
+	copy = strdup(qmp);
+	if (!copy)
+		return reason_set(reason, -ENOMEM, "cannot store vm %s/%s: out of memory",
+				  host, vm);
+	pthread_mutex_lock(&s->lock);
+	at = vm_find(s, host, vm, &found);
+	if (found) {
+		free(s->vms[at].qmp);
+		s->vms[at].qmp = copy;
+		pthread_mutex_unlock(&s->lock);
+		return 0;
+	}
+	if (s->nvms == s->capvms) {
+		unsigned cap = s->capvms ? 2 * s->capvms : 8;
+		struct mem_vm *p = realloc(s->vms, cap * sizeof(*p));
+
+		if (!p) {
+			pthread_mutex_unlock(&s->lock);
+			free(copy);
+			return reason_set(reason, -ENOMEM,
+					  "cannot store vm %s/%s: out of memory", host, vm);
+		}
+		s->vms = p;
+		s->capvms = cap;
+	}
+	memmove(&s->vms[at + 1], &s->vms[at], (s->nvms - at) * sizeof(*s->vms));
+	snprintf(s->vms[at].host, sizeof(s->vms[at].host), "%s", host);
+	snprintf(s->vms[at].name, sizeof(s->vms[at].name), "%s", vm);
+	s->vms[at].qmp = copy;
+	s->nvms++;
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+static int mem_vm_remove(void *ctx, const char *host, const char *vm,
+			 char *reason)
+{
+	struct mem_store *s = ctx;
+	unsigned at;
+	bool found;
+	int r;
+
+	r = store_vm_validate(host, vm, "", reason);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&s->lock);
+	at = vm_find(s, host, vm, &found);
+	if (found) {
+		free(s->vms[at].qmp);
+		memmove(&s->vms[at], &s->vms[at + 1],
+			(s->nvms - at - 1) * sizeof(*s->vms));
+		s->nvms--;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+static int mem_vm_load(void *ctx,
+		       int (*cb)(void *arg, const char *host, const char *vm,
+				 const char *qmp),
+		       void *arg, char *reason)
+{
+	struct mem_store *s = ctx;
+	struct mem_vm *copy = NULL;
+	unsigned n, i;
+	int r = 0;
+
+	pthread_mutex_lock(&s->lock);
+	n = s->nvms;
+	if (n)
+		copy = calloc(n, sizeof(*copy));
+	for (i = 0; copy && i < n; i++) {
+		copy[i] = s->vms[i];
+		copy[i].qmp = strdup(s->vms[i].qmp);
+		if (!copy[i].qmp)
+			break;
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (n && (!copy || i < n))
+		r = reason_set(reason, -ENOMEM, "cannot copy the memory store");
+	for (unsigned j = 0; r == 0 && j < n; j++)
+		r = cb(arg, copy[j].host, copy[j].name, copy[j].qmp);
+	for (unsigned j = 0; copy && j < i; j++)
+		free(copy[j].qmp);
+	free(copy);
+	return r;
+}
+
 static int mem_check(void *ctx, FILE *out)
 {
 	struct lend_record *recs = NULL;
@@ -265,5 +401,8 @@ const struct store_ops store_memory_ops = {
 	.remove = mem_remove,
 	.host_put = mem_host_put,
 	.host_load = mem_host_load,
+	.vm_put = mem_vm_put,
+	.vm_remove = mem_vm_remove,
+	.vm_load = mem_vm_load,
 	.check = mem_check,
 };

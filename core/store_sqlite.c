@@ -3,12 +3,15 @@
  * store_sqlite.c - the embedded store: one SQLite database per daemon.
  *
  * WAL journal, synchronous=FULL: put(), remove() and host_put() return
- * after their transaction is on disk.  The file is recognised by its
- * PRAGMA application_id and versioned by PRAGMA user_version:
+ * after their transaction is on disk (the put() of an intent, lending or
+ * returning, is only written to the WAL: see transact_intent()).  The
+ * file is recognised by its PRAGMA application_id and versioned by PRAGMA
+ * user_version:
  *
  *   v1  lends(device PK, borrower, state, since)
  *       windows(device, seq, text)  PK (device, seq), text = window_format()
  *   v2  lends.epoch; hosts(host PK, online)
+ *   v3  vms(host, vm, qmp) PK (host, vm): VM borrowers registered at run time
  *
  * Older versions are migrated forward, one transaction per step.  Anything
  * else (garbage, a corrupt file, another application's database, a newer
@@ -47,12 +50,16 @@ static const char *const migrations[STORE_SQLITE_VERSION] = {
 	"ALTER TABLE lends ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;"
 	"CREATE TABLE hosts(host TEXT PRIMARY KEY NOT NULL,"
 	" online INTEGER NOT NULL);",
+	/* 2 -> 3: the VM borrowers of hosts/HOST/vms/. */
+	"CREATE TABLE vms(host TEXT NOT NULL, vm TEXT NOT NULL,"
+	" qmp TEXT NOT NULL, PRIMARY KEY(host, vm));",
 };
 
 /* The tables of each version; a database with others is not ours. */
 static const char *const schema_tables[STORE_SQLITE_VERSION + 1][4] = {
 	[1] = { "lends", "windows" },
 	[2] = { "lends", "windows", "hosts" },
+	[3] = { "lends", "windows", "hosts", "vms" },
 };
 
 enum {
@@ -66,6 +73,11 @@ enum {
 	ST_LOAD,
 	ST_HOST_PUT,
 	ST_HOST_LOAD,
+	ST_VM_PUT,
+	ST_VM_DEL,
+	ST_VM_LOAD,
+	ST_UPD_LEND,
+	ST_GET_WINDOWS,
 	ST_COUNT,
 };
 
@@ -83,6 +95,12 @@ static const char *const st_sql[ST_COUNT] = {
 		    " ORDER BY l.device, w.seq",
 	[ST_HOST_PUT] = "INSERT OR REPLACE INTO hosts(host, online) VALUES(?1, ?2)",
 	[ST_HOST_LOAD] = "SELECT host, online FROM hosts ORDER BY host",
+	[ST_VM_PUT] = "INSERT OR REPLACE INTO vms(host, vm, qmp) VALUES(?1, ?2, ?3)",
+	[ST_VM_DEL] = "DELETE FROM vms WHERE host = ?1 AND vm = ?2",
+	[ST_VM_LOAD] = "SELECT host, vm, qmp FROM vms ORDER BY host, vm",
+	[ST_UPD_LEND] = "UPDATE lends SET borrower = ?2, state = ?3, since = ?4, epoch = ?5"
+			" WHERE device = ?1",
+	[ST_GET_WINDOWS] = "SELECT text FROM windows WHERE device = ?1 ORDER BY seq",
 };
 
 struct sq_store {
@@ -629,11 +647,19 @@ static int sq_open(const char *where, void **ctx, char *reason)
 
 int store_sqlite_create_v1(const char *path, char *reason)
 {
+	return store_sqlite_create_version(path, 1, reason);
+}
+
+int store_sqlite_create_version(const char *path, int version, char *reason)
+{
 	sqlite3 *db = NULL;
 	int v, r;
 
 	if (!path || !path[0] || strlen(path) >= PATH_MAX)
 		return reason_set(reason, -EINVAL, "invalid state database path");
+	if (version < 1 || version > STORE_SQLITE_VERSION)
+		return reason_set(reason, -EINVAL, "no schema version %d (1 to %d)",
+				  version, STORE_SQLITE_VERSION);
 	r = precheck(path, true, reason);
 	if (r == 0)
 		r = open_db(path, &db, reason);
@@ -643,7 +669,7 @@ int store_sqlite_create_v1(const char *path, char *reason)
 		r = reason_set(reason, -EEXIST, "cannot create state database %s: not empty",
 			       path);
 	if (r == 0)
-		r = migrate(db, path, 0, 1, reason);
+		r = migrate(db, path, 0, version, reason);
 	sqlite3_close_v2(db);
 	return r;
 }
@@ -672,20 +698,58 @@ static void rollback(struct sq_store *s)
 }
 
 /* Run the statements of @fn in one durable transaction, under the lock. */
-static int transact(struct sq_store *s, int (*fn)(struct sq_store *s, const void *arg,
-						  const char *what, char *reason),
-		    const void *arg, const char *what, char *reason)
-{
-	int r;
+typedef int (*statements_fn)(struct sq_store *s, const void *arg, const char *what,
+			     char *reason);
 
-	pthread_mutex_lock(&s->lock);
-	r = run(s, ST_BEGIN, what, reason);
+static int transact_locked(struct sq_store *s, statements_fn fn, const void *arg,
+			   const char *what, char *reason)
+{
+	int r = run(s, ST_BEGIN, what, reason);
+
 	if (r == 0)
 		r = fn(s, arg, what, reason);
 	if (r == 0)
 		r = run(s, ST_COMMIT, what, reason);
 	if (r < 0)
 		rollback(s);
+	return r;
+}
+
+static int transact(struct sq_store *s, statements_fn fn, const void *arg,
+		    const char *what, char *reason)
+{
+	int r;
+
+	pthread_mutex_lock(&s->lock);
+	r = transact_locked(s, fn, arg, what, reason);
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+/*
+ * The same for an intent (lending, returning): committed to the WAL but
+ * not synced (synchronous=NORMAL for this one transaction).  It survives
+ * a crash of the daemon, which is what recovery needs (an unacknowledged
+ * lend is rolled back, an interrupted return finished); after a power
+ * failure it may be missing, which recovery treats the same as a crash
+ * just before it.  The outcome that follows (lent, or the record removed)
+ * is a durable commit, and its sync covers this frame too, as the WAL is
+ * written in order.  One fsync per lend instead of two.
+ */
+static int transact_intent(struct sq_store *s, statements_fn fn, const void *arg,
+			   const char *what, char *reason)
+{
+	bool lazy;
+	int r;
+
+	pthread_mutex_lock(&s->lock);
+	lazy = sqlite3_exec(s->db, "PRAGMA synchronous = NORMAL", NULL, NULL,
+			    NULL) == SQLITE_OK; /* else durable, as any other */
+	r = transact_locked(s, fn, arg, what, reason);
+	if (lazy && sqlite3_exec(s->db, "PRAGMA synchronous = FULL", NULL, NULL,
+				 NULL) != SQLITE_OK && r == 0)
+		r = sql_fail(s->db, SQLITE_ERROR, s->path,
+			     "restore synchronous commits on", reason);
 	pthread_mutex_unlock(&s->lock);
 	return r;
 }
@@ -695,28 +759,63 @@ static int bind_text(struct sq_store *s, int id, int col, const char *text)
 	return sqlite3_bind_text(s->st[id], col, text, -1, SQLITE_STATIC);
 }
 
+/*
+ * Are the stored windows of @rec->device exactly @lines?  A lend's outcome
+ * and a return's intent keep the windows of the intent before them: then
+ * only the lends row changes, one page in the WAL instead of four.
+ */
+static bool windows_stored(struct sq_store *s, const struct lend_record *rec,
+			   char (*lines)[512])
+{
+	sqlite3_stmt *st = s->st[ST_GET_WINDOWS];
+	unsigned n = 0;
+	bool same = true;
+	int rc;
+
+	bind_text(s, ST_GET_WINDOWS, 1, rec->device);
+	while (same && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *text = (const char *)sqlite3_column_text(st, 0);
+
+		same = n < rec->nwindows && text && !strcmp(text, lines[n]);
+		n++;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return same && n == rec->nwindows;
+}
+
 static int put_statements(struct sq_store *s, const void *arg, const char *what,
 			  char *reason)
 {
 	const struct lend_record *rec = arg;
-	int r;
+	_cleanup_free_ char (*lines)[512] = NULL;
+	int id = ST_UPD_LEND, r = 0;
 
-	bind_text(s, ST_PUT_LEND, 1, rec->device);
-	bind_text(s, ST_PUT_LEND, 2, rec->borrower);
-	sqlite3_bind_int(s->st[ST_PUT_LEND], 3, (int)rec->state);
-	sqlite3_bind_int64(s->st[ST_PUT_LEND], 4, rec->since);
-	sqlite3_bind_int64(s->st[ST_PUT_LEND], 5, (int64_t)rec->epoch);
-	r = run(s, ST_PUT_LEND, what, reason);
-	if (r < 0)
+	lines = calloc(rec->nwindows ? rec->nwindows : 1, sizeof(*lines));
+	if (!lines)
+		return reason_set(reason, -ENOMEM, "out of memory");
+	for (unsigned i = 0; i < rec->nwindows; i++)
+		if (window_format(&rec->windows[i], lines[i], sizeof(lines[i])) < 0)
+			return reason_set(reason, -EINVAL, "window %u of %s is too long", i,
+					  rec->device);
+	/* an UPDATE keeps the row and its index entry; INSERT if none */
+	for (int pass = 0; pass < 2; pass++, id = ST_PUT_LEND) {
+		bind_text(s, id, 1, rec->device);
+		bind_text(s, id, 2, rec->borrower);
+		sqlite3_bind_int(s->st[id], 3, (int)rec->state);
+		sqlite3_bind_int64(s->st[id], 4, rec->since);
+		sqlite3_bind_int64(s->st[id], 5, (int64_t)rec->epoch);
+		r = run(s, id, what, reason);
+		if (r < 0 || sqlite3_changes(s->db) > 0)
+			break;
+	}
+	if (r < 0 || windows_stored(s, rec, lines))
 		return r;
 	bind_text(s, ST_DEL_WINDOWS, 1, rec->device);
 	r = run(s, ST_DEL_WINDOWS, what, reason);
 	for (unsigned i = 0; r == 0 && i < rec->nwindows; i++) {
-		char line[512];
+		const char *line = lines[i];
 
-		if (window_format(&rec->windows[i], line, sizeof(line)) < 0)
-			return reason_set(reason, -EINVAL, "window %u of %s is too long", i,
-					  rec->device);
 		bind_text(s, ST_PUT_WINDOW, 1, rec->device);
 		sqlite3_bind_int(s->st[ST_PUT_WINDOW], 2, (int)i);
 		bind_text(s, ST_PUT_WINDOW, 3, line);
@@ -734,6 +833,8 @@ static int sq_put(void *ctx, const struct lend_record *rec, char *reason)
 	if (r < 0)
 		return r;
 	snprintf(what, sizeof(what), "store the lend of %s in", rec->device);
+	if (rec->state == REC_LENDING || rec->state == REC_RETURNING)
+		return transact_intent(ctx, put_statements, rec, what, reason);
 	return transact(ctx, put_statements, rec, what, reason);
 }
 
@@ -786,6 +887,58 @@ static int sq_host_put(void *ctx, const char *host, int online, char *reason)
 				  host ? host : "");
 	snprintf(what, sizeof(what), "store the state of host %s in", host);
 	return transact(ctx, host_put_statements, &h, what, reason);
+}
+
+struct vm_row {
+	const char *host, *vm, *qmp;
+};
+
+static int vm_put_statements(struct sq_store *s, const void *arg, const char *what,
+			     char *reason)
+{
+	const struct vm_row *v = arg;
+
+	bind_text(s, ST_VM_PUT, 1, v->host);
+	bind_text(s, ST_VM_PUT, 2, v->vm);
+	bind_text(s, ST_VM_PUT, 3, v->qmp);
+	return run(s, ST_VM_PUT, what, reason);
+}
+
+static int sq_vm_put(void *ctx, const char *host, const char *vm, const char *qmp,
+		     char *reason)
+{
+	struct vm_row v = { host, vm, qmp };
+	char what[HOST_NAME_MAX_LEN + VM_NAME_MAX_LEN + 64];
+	int r;
+
+	r = store_vm_validate(host, vm, qmp, reason);
+	if (r < 0)
+		return r;
+	snprintf(what, sizeof(what), "store vm %s/%s in", host, vm);
+	return transact(ctx, vm_put_statements, &v, what, reason);
+}
+
+static int vm_del_statements(struct sq_store *s, const void *arg, const char *what,
+			     char *reason)
+{
+	const struct vm_row *v = arg;
+
+	bind_text(s, ST_VM_DEL, 1, v->host);
+	bind_text(s, ST_VM_DEL, 2, v->vm);
+	return run(s, ST_VM_DEL, what, reason);
+}
+
+static int sq_vm_remove(void *ctx, const char *host, const char *vm, char *reason)
+{
+	struct vm_row v = { host, vm, "" };
+	char what[HOST_NAME_MAX_LEN + VM_NAME_MAX_LEN + 64];
+	int r;
+
+	r = store_vm_validate(host, vm, "", reason);
+	if (r < 0)
+		return r;
+	snprintf(what, sizeof(what), "remove vm %s/%s from", host, vm);
+	return transact(ctx, vm_del_statements, &v, what, reason);
 }
 
 /* ---- reading records --------------------------------------------------- */
@@ -1013,6 +1166,70 @@ static int sq_host_load(void *ctx, int (*cb)(void *arg, const char *host, int on
 	return r;
 }
 
+struct vm_entry {
+	char host[HOST_NAME_MAX_LEN + 1];
+	char vm[VM_NAME_MAX_LEN + 1];
+	char *qmp;
+};
+
+static int sq_vm_load(void *ctx,
+		      int (*cb)(void *arg, const char *host, const char *vm,
+				const char *qmp),
+		      void *arg, char *reason)
+{
+	struct sq_store *s = ctx;
+	sqlite3_stmt *st = s->st[ST_VM_LOAD];
+	struct vm_entry *v = NULL;
+	unsigned n = 0, cap = 0;
+	int rc, r = 0;
+
+	pthread_mutex_lock(&s->lock);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *host = col_text(st, 0), *vm = col_text(st, 1);
+		const char *qmp = col_text(st, 2);
+
+		r = store_vm_validate(host, vm, qmp, NULL);
+		if (r < 0) {
+			r = reason_set(reason, -EIO,
+				       "state database %s: invalid vm row '%s' '%s'",
+				       s->path, host, vm);
+			break;
+		}
+		if (n == cap) {
+			unsigned ncap = cap ? 2 * cap : 8;
+			struct vm_entry *p = realloc(v, ncap * sizeof(*p));
+
+			if (!p) {
+				r = reason_set(reason, -ENOMEM, "cannot load %s: out of memory",
+					       s->path);
+				break;
+			}
+			v = p;
+			cap = ncap;
+		}
+		snprintf(v[n].host, sizeof(v[n].host), "%s", host);
+		snprintf(v[n].vm, sizeof(v[n].vm), "%s", vm);
+		v[n].qmp = strdup(qmp);
+		if (!v[n].qmp) {
+			r = reason_set(reason, -ENOMEM, "cannot load %s: out of memory",
+				       s->path);
+			break;
+		}
+		n++;
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = sql_fail(s->db, rc, s->path, "read vms from state database", reason);
+	sqlite3_reset(st);
+	pthread_mutex_unlock(&s->lock);
+
+	for (unsigned i = 0; r == 0 && i < n; i++)
+		r = cb(arg, v[i].host, v[i].vm, v[i].qmp);
+	for (unsigned i = 0; i < n; i++)
+		free(v[i].qmp);
+	free(v);
+	return r;
+}
+
 /* ---- check ------------------------------------------------------------- */
 
 struct check_ctx {
@@ -1060,6 +1277,19 @@ static int row_host_check(void *arg, sqlite3_stmt *st)
 	return 0;
 }
 
+static int row_vm_check(void *arg, sqlite3_stmt *st)
+{
+	struct check_ctx *c = arg;
+	char why[REASON_MAX];
+
+	if (store_vm_validate(col_text(st, 0), col_text(st, 1), col_text(st, 2),
+			      why) < 0) {
+		fprintf(c->out, "vm '%s/%s': %s\n", col_text(st, 0), col_text(st, 1), why);
+		c->bad++;
+	}
+	return 0;
+}
+
 /* The checks only SQL can see, then the records into @set.  Lock held. */
 static int check_rows(struct sq_store *s, struct check_ctx *c, struct rec_set *set,
 		      char *reason)
@@ -1079,6 +1309,10 @@ static int check_rows(struct sq_store *s, struct check_ctx *c, struct rec_set *s
 		return r;
 	r = query(s->db, s->path, "SELECT host, online FROM hosts ORDER BY host",
 		  row_host_check, c, "check hosts of state database", reason);
+	if (r < 0)
+		return r;
+	r = query(s->db, s->path, "SELECT host, vm, qmp FROM vms ORDER BY host, vm",
+		  row_vm_check, c, "check vms of state database", reason);
 	if (r < 0)
 		return r;
 	r = read_records(s, set);
@@ -1120,5 +1354,8 @@ const struct store_ops store_sqlite_ops = {
 	.remove = sq_remove,
 	.host_put = sq_host_put,
 	.host_load = sq_host_load,
+	.vm_put = sq_vm_put,
+	.vm_remove = sq_vm_remove,
+	.vm_load = sq_vm_load,
 	.check = sq_check,
 };

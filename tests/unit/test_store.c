@@ -643,6 +643,101 @@ static void hosts(const struct store_ops *ops, const char *where, bool durable)
 	ops->close(ctx);
 }
 
+struct vm_seen {
+	char names[8][HOST_NAME_MAX_LEN + VM_NAME_MAX_LEN + 2];
+	char qmp[8][128];
+	unsigned n;
+};
+
+static int vm_cb(void *arg, const char *host, const char *vm, const char *qmp)
+{
+	struct vm_seen *v = arg;
+
+	if (v->n >= 8)
+		return -E2BIG;
+	snprintf(v->names[v->n], sizeof(v->names[0]), "%s/%s", host, vm);
+	snprintf(v->qmp[v->n++], sizeof(v->qmp[0]), "%s", qmp);
+	return 0;
+}
+
+static int vm_cb_stop(void *arg, const char *host, const char *vm, const char *qmp)
+{
+	(*(unsigned *)arg)++;
+	return 42;
+}
+
+static void vms(const struct store_ops *ops, const char *where, bool durable)
+{
+	struct vm_seen v = { 0 };
+	char reason[REASON_MAX], long_path[STORE_QMP_PATH_MAX + 1];
+	unsigned calls = 0;
+	void *ctx = open_ok(ops, where);
+
+	assert_int_equal(ops->vm_load(ctx, vm_cb, &v, reason), 0);
+	assert_int_equal(v.n, 0);
+	assert_int_equal(ops->vm_put(ctx, "nodeB", "vm2", "", reason), 0);
+	assert_int_equal(ops->vm_put(ctx, "nodeB", "vm1", "/run/a.qmp", reason), 0);
+	assert_int_equal(ops->vm_put(ctx, "nodeA", "vm9", "/run/b.qmp", reason), 0);
+	/* replace */
+	assert_int_equal(ops->vm_put(ctx, "nodeB", "vm2", "/run/c.qmp", reason), 0);
+	/* bad input names the problem */
+	assert_int_equal(ops->vm_put(ctx, "bad host", "vm1", "", reason), -EINVAL);
+	assert_non_null(strstr(reason, "bad host"));
+	assert_int_equal(ops->vm_put(ctx, "nodeB", "v.m", "", reason), -EINVAL);
+	assert_non_null(strstr(reason, "invalid vm name 'v.m'"));
+	assert_int_equal(ops->vm_put(ctx, "nodeB", "vm3", "/a\nb", reason), -EINVAL);
+	assert_non_null(strstr(reason, "control character"));
+	memset(long_path, 'x', sizeof(long_path) - 1);
+	long_path[sizeof(long_path) - 1] = '\0';
+	assert_int_equal(ops->vm_put(ctx, "nodeB", "vm3", long_path, reason), -EINVAL);
+	assert_non_null(strstr(reason, "too long"));
+	assert_int_equal(ops->vm_remove(ctx, "nodeB", "bad/name", reason), -EINVAL);
+	/* absent is fine */
+	assert_int_equal(ops->vm_remove(ctx, "nodeC", "vm1", reason), 0);
+
+	assert_int_equal(ops->vm_load(ctx, vm_cb, &v, reason), 0);
+	assert_int_equal(v.n, 3);
+	assert_string_equal(v.names[0], "nodeA/vm9");
+	assert_string_equal(v.qmp[0], "/run/b.qmp");
+	assert_string_equal(v.names[1], "nodeB/vm1");
+	assert_string_equal(v.names[2], "nodeB/vm2");
+	assert_string_equal(v.qmp[2], "/run/c.qmp");
+	/* a nonzero return stops the walk */
+	assert_int_equal(ops->vm_load(ctx, vm_cb_stop, &calls, reason), 42);
+	assert_int_equal(calls, 1);
+
+	assert_int_equal(ops->vm_remove(ctx, "nodeB", "vm1", reason), 0);
+	v.n = 0;
+	assert_int_equal(ops->vm_load(ctx, vm_cb, &v, reason), 0);
+	assert_int_equal(v.n, 2);
+	assert_string_equal(v.names[1], "nodeB/vm2");
+	ops->close(ctx);
+
+	if (!durable)
+		return;
+	ctx = open_ok(ops, where);
+	v.n = 0;
+	assert_int_equal(ops->vm_load(ctx, vm_cb, &v, reason), 0);
+	assert_int_equal(v.n, 2);
+	assert_string_equal(v.names[0], "nodeA/vm9");
+	assert_string_equal(v.names[1], "nodeB/vm2");
+	assert_string_equal(v.qmp[1], "/run/c.qmp");
+	assert_int_equal(store_sqlite_ops.check(ctx, stdout), 0);
+	ops->close(ctx);
+}
+
+static void test_vms_memory(void **state)
+{
+	vms(&store_memory_ops, "none", false);
+}
+
+static void test_vms_sqlite(void **state)
+{
+	struct fixture *f = *state;
+
+	vms(&store_sqlite_ops, f->db, true);
+}
+
 static void test_hosts_memory(void **state)
 {
 	hosts(&store_memory_ops, "none", false);
@@ -792,7 +887,7 @@ static void test_sqlite_migrate_v1(void **state)
 	assert_int_equal(store_sqlite_ops.host_put(ctx, "nodeB", 0, reason), 0);
 	store_sqlite_ops.close(ctx);
 
-	assert_int_equal(raw_int(f->db, "PRAGMA user_version"), 2);
+	assert_int_equal(raw_int(f->db, "PRAGMA user_version"), STORE_SQLITE_VERSION);
 	assert_int_equal(raw_int(f->db, "SELECT epoch FROM lends"), 3);
 	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM hosts WHERE online = 0"), 1);
 
@@ -803,6 +898,75 @@ static void test_sqlite_migrate_v1(void **state)
 	assert_rec_equal(&c.recs[0], &want);
 	collected_release(&c);
 	store_sqlite_ops.close(ctx);
+}
+
+/* v2 (lends with epochs, hosts) to v3 (vms): the data stays, vms work. */
+static void test_sqlite_migrate_v2(void **state)
+{
+	struct fixture *f = *state;
+	struct collected c = { 0 };
+	struct host_seen h = { 0 };
+	struct vm_seen v = { 0 };
+	struct lend_record want;
+	struct window w[1];
+	char reason[REASON_MAX];
+	void *ctx;
+
+	assert_int_equal(store_sqlite_create_version(f->db, 0, reason), -EINVAL);
+	assert_int_equal(store_sqlite_create_version(f->db, STORE_SQLITE_VERSION + 1,
+						     reason), -EINVAL);
+	assert_int_equal(store_sqlite_create_version(f->db, 2, reason), 0);
+	assert_int_equal(raw_int(f->db, "PRAGMA user_version"), 2);
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM sqlite_master"
+				 " WHERE name = 'vms'"), 0);
+	raw_exec(f->db,
+		 "INSERT INTO lends VALUES('" DEV_A "', 'vm:nodeB/vm1', 1, 1700000000, 7);"
+		 "INSERT INTO windows VALUES('" DEV_A "', 0,"
+		 " 'lut nodeB 0 2 0x200000000000 0x1000000 0x380000000000 nodeA - bar0');"
+		 "INSERT INTO hosts VALUES('nodeC', 0);");
+
+	ctx = open_ok(&store_sqlite_ops, f->db);
+	assert_int_equal(raw_int(f->db, "PRAGMA user_version"), 3);
+	load_all(&store_sqlite_ops, ctx, &c);
+	assert_int_equal(c.n, 1);
+	w[0] = win(WIN_LUT, "nodeB", 0, 2, 0x200000000000, 0x1000000, 0x380000000000, "nodeA",
+		   "bar0");
+	want = rec(DEV_A, "vm:nodeB/vm1", REC_LENT, w, 1);
+	want.epoch = 7;
+	assert_rec_equal(&c.recs[0], &want);
+	collected_release(&c);
+	assert_int_equal(store_sqlite_ops.host_load(ctx, host_cb, &h, reason), 0);
+	assert_int_equal(h.n, 1);
+	assert_string_equal(h.names[0], "nodeC");
+	/* the new table is there and empty, and works */
+	assert_int_equal(store_sqlite_ops.vm_load(ctx, vm_cb, &v, reason), 0);
+	assert_int_equal(v.n, 0);
+	assert_int_equal(store_sqlite_ops.vm_put(ctx, "nodeB", "vm1", "/run/vm1.qmp", reason),
+			 0);
+	store_sqlite_ops.close(ctx);
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM vms WHERE qmp = '/run/vm1.qmp'"),
+			 1);
+	/* and the migrated file passes the offline check */
+	ctx = open_ok(&store_sqlite_ops, f->db);
+	assert_int_equal(store_sqlite_ops.check(ctx, stdout), 0);
+	store_sqlite_ops.close(ctx);
+}
+
+/* A v2 file that already has a table named like v3's is not ours. */
+static void test_sqlite_v2_with_vms_table(void **state)
+{
+	struct fixture *f = *state;
+	char reason[REASON_MAX];
+	size_t len;
+	char *before;
+
+	assert_int_equal(store_sqlite_create_version(f->db, 2, reason), 0);
+	raw_exec(f->db, "CREATE TABLE vms(x)");
+	before = file_read(f->db, &len);
+	open_fails(f->db, -EIO, "unknown table 'vms'");
+	assert_file_is(f->db, before, len);
+	assert_int_equal(raw_int(f->db, "PRAGMA user_version"), 2);
+	free(before);
 }
 
 static void test_sqlite_v1_with_unknown_table(void **state)
@@ -828,12 +992,15 @@ static void test_sqlite_newer_refused(void **state)
 	size_t len;
 	char *before;
 
+	char sql[64];
+
 	make_base_db(f->db);
-	raw_exec(f->db, "PRAGMA user_version = 3");
+	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", STORE_SQLITE_VERSION + 1);
+	raw_exec(f->db, sql);
 	before = file_read(f->db, &len);
 	open_fails(f->db, -EIO, "newer");
 	assert_file_is(f->db, before, len);
-	assert_int_equal(raw_int(f->db, "PRAGMA user_version"), 3);
+	assert_int_equal(raw_int(f->db, "PRAGMA user_version"), STORE_SQLITE_VERSION + 1);
 	free(before);
 }
 
@@ -1161,6 +1328,9 @@ static const struct bad_case bad_cases[] = {
 	  DEV_A ": empty borrower" },
 	{ "borrower-lender", "UPDATE lends SET borrower = 'nodeA' WHERE device = '" DEV_B "'",
 	  1, DEV_B ": borrower nodeA is the lender itself" },
+	{ "vm-bad-name", "INSERT INTO vms VALUES('nodeB', 'v.1', '/run/v.qmp')", 1,
+	  "vm 'nodeB/v.1': invalid vm name 'v.1' on host nodeB" },
+	{ "vm-fine", "INSERT INTO vms VALUES('nodeB', 'v1', '/run/v.qmp')", 0, NULL },
 	{ "borrower-malformed",
 	  "UPDATE lends SET borrower = 'vm:nodeB' WHERE device = '" DEV_B "'", 1,
 	  "malformed borrower 'vm:nodeB'" },
@@ -1337,11 +1507,16 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_load_stops_sqlite, setup, teardown),
 		cmocka_unit_test(test_hosts_memory),
 		cmocka_unit_test_setup_teardown(test_hosts_sqlite, setup, teardown),
+		cmocka_unit_test(test_vms_memory),
+		cmocka_unit_test_setup_teardown(test_vms_sqlite, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sqlite_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sqlite_survives_crash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sqlite_threads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sqlite_migrate_v1, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sqlite_v1_with_unknown_table, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_sqlite_migrate_v2, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sqlite_v2_with_vms_table, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_sqlite_newer_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sqlite_garbage_refused, setup, teardown),

@@ -1,0 +1,364 @@
+#!/usr/bin/env bats
+# VM borrowers (issue 8): hosts/HOST/vms/VM with a real QEMU guest.
+#
+# Each test that needs a guest starts a throw-away QEMU with
+# tests/vm/qemu-guest.sh (pc, no OS, TCG when KVM is missing): lendfs gets
+# its first QMP socket, the test plays the guest (BIOS, ACPI eject) and
+# checks query-pci through the second one.  If qemu-system-x86_64 cannot
+# start at all, those tests are skipped with the reason.
+
+load helpers
+
+GUEST="$ROOT/tests/vm/qemu-guest.sh"
+QDEV=lendfs-nodeA-0000-65-00-0	# $GPU in the guest (ivshmem-plain id)
+GPU_BAR=0x4000000		# its largest BAR: bar1, 64 MiB
+
+setup_file() {
+	# the demo cluster, with a short unplug timeout for the timeout tests
+	VMCONF="$BATS_FILE_TMPDIR/vm.ini"
+	sed '/^\[cluster\]/a vm_unplug_timeout_ms = 1500' "$ROOT/conf/demo.ini" >"$VMCONF"
+	export VMCONF
+}
+
+setup() {
+	GDIR="$(mktemp -d /tmp/lendfs-vmg-XXXXXX)" # socket paths must be short
+	lendfs_mount "$VMCONF"
+	VMD="$MNT/hosts/nodeB/vms/vm1"
+}
+
+teardown() {
+	sh "$GUEST" stop "$GDIR" 2>/dev/null || true
+	lendfs_unmount
+	rm -rf "$GDIR"
+}
+
+guest() {
+	sh "$GUEST" "$1" "$GDIR" "${@:2}"
+}
+
+# guest_start [MACHINE [MEM [QEMU ARGS]]]: or skip if QEMU cannot start.
+guest_start() {
+	local out status=0
+	out=$(sh "$GUEST" start "$GDIR" "$@" 2>&1) || status=$?
+	if [ "$status" -eq 77 ]; then
+		skip "qemu-system-x86_64 cannot start: $out"
+	fi
+	[ "$status" -eq 0 ] || { echo "$out" >&2; return 1; }
+}
+
+# vm_up [MACHINE [MEM [QEMU ARGS]]]: a guest, attached as vm:nodeB/vm1.
+vm_up() {
+	guest_start "$@"
+	mkdir "$VMD"
+	echo "$GDIR/qmp.sock" >"$VMD/qmp"
+}
+
+# How many times query-pci of the guest lists $QDEV.
+pci_count() {
+	guest qmp '{"execute":"query-pci"}' | grep -o "\"$QDEV\"" | wc -l
+}
+
+# wait_for FILE VALUE: poll (3 s) until FILE reads VALUE.
+wait_for() {
+	local i
+	for ((i = 0; i < 150; i++)); do
+		[ "$(cat "$1")" = "$2" ] && return 0
+		sleep 0.02
+	done
+	echo "$1 is '$(cat "$1")', not '$2'" >&2
+	return 1
+}
+
+# kill -9 the daemon and mount again on the same state and run directory.
+crash_and_restart() {
+	kill -KILL "$LENDFS_PID" 2>/dev/null || true
+	wait "$LENDFS_PID" 2>/dev/null || true
+	fusermount3 -uz "$MNT"
+	"$LENDFS" -f -c "$VMCONF" --state "$TMP/state.db" --run-dir "$TMP/run" \
+		"$MNT" </dev/null >>"$TMP/lendfs.out" 2>>"$TMP/lendfs.log" 3>&- &
+	LENDFS_PID=$!
+	for _ in $(seq 100); do
+		[ -e "$MNT/version" ] && return 0
+		sleep 0.1
+	done
+	cat "$TMP/lendfs.log" >&2
+	return 1
+}
+
+# ---- the registry, no guest needed -------------------------------------
+
+@test "mkdir creates a vm borrower, rmdir removes it" {
+	run ls "$MNT/hosts/nodeB/vms"
+	assert_output ""
+	mkdir "$VMD"
+	run ls "$MNT/hosts/nodeB/vms"
+	assert_output vm1
+	run ls "$VMD"
+	assert_output "$(printf 'devices\nlast_error\nmemory\nqmp\nstate')"
+	run cat "$VMD/state"
+	assert_output disconnected
+	run cat "$VMD/qmp"
+	assert_output ""
+	run cat "$VMD/memory"
+	assert_output ""
+	run ls "$VMD/devices"
+	assert_output ""
+	[ "$(stat -c %a "$VMD/qmp")" = "$(stat -c %a "$(dev $GPU)/borrower")" ]
+	[ "$(stat -c %a "$VMD/state")" = 444 ]
+	rmdir "$VMD"
+	run ls "$MNT/hosts/nodeB/vms"
+	assert_output ""
+	run cat "$VMD/state"
+	assert_failure
+}
+
+@test "mkdir and rmdir refuse what they cannot do, with the errno" {
+	mkdir "$VMD"
+	run mkdir "$VMD"
+	assert_failure
+	assert_output --partial "File exists"
+	run mkdir "$MNT/hosts/nodeB/vms/bad.name"
+	assert_failure
+	assert_output --partial "Invalid argument"
+	run mkdir "$MNT/hosts/nodeZ/vms/vm1"
+	assert_failure
+	assert_output --partial "No such file or directory"
+	run rmdir "$MNT/hosts/nodeB/vms/nosuch"
+	assert_failure
+	assert_output --partial "No such file or directory"
+	run mkdir "$MNT/hosts/nodeB/lent/x"
+	assert_failure
+	assert_output --partial "Operation not permitted"
+	run grep -c "cannot create vm nodeB/bad.name: malformed vm name" "$TMP/lendfs.log"
+	assert_output 1
+}
+
+@test "the vm registry survives a restart" {
+	mkdir "$VMD" "$MNT/hosts/nodeA/vms/other"
+	crash_and_restart
+	run ls "$MNT/hosts/nodeB/vms" "$MNT/hosts/nodeA/vms"
+	assert_output --partial vm1
+	assert_output --partial other
+	run cat "$VMD/state"
+	assert_output disconnected
+}
+
+@test "a bad qmp socket path is refused with a clear error" {
+	mkdir "$VMD"
+	run bash -c 'echo relative.sock >"$1"' _ "$VMD/qmp"
+	assert_failure
+	assert_output --partial "Invalid argument"
+	run bash -c 'echo "$2" >"$1"' _ "$VMD/qmp" "$GDIR/nosuch.sock"
+	assert_failure
+	assert_output --partial "No such file or directory"
+	run cat "$VMD/last_error"
+	assert_output --regexp "^ENOENT: vm nodeB/vm1: .*nosuch.sock"
+	run cat "$VMD/state"
+	assert_output disconnected
+	run cat "$VMD/qmp"
+	assert_output ""
+	: >"$GDIR/plain"
+	run bash -c 'echo "$2" >"$1"' _ "$VMD/qmp" "$GDIR/plain"
+	assert_failure
+	assert_output --partial "Connection refused"
+	run grep -c "cannot attach vm nodeB/vm1 to '$GDIR/plain'" "$TMP/lendfs.log"
+	assert_output 1
+	# a disconnected vm takes no devices
+	assert_lend_fails $GPU vm:nodeB/vm1 EHOSTDOWN "Host is down"
+	run cat "$(dev $GPU)/last_error"
+	assert_output --partial "vm nodeB/vm1 is not connected"
+	assert_lend_fails $GPU vm:nodeB/nosuch EINVAL "Invalid argument"
+}
+
+# ---- with a guest ------------------------------------------------------
+
+@test "attach probes the guest memory layout (-m 512M)" {
+	vm_up pc 512
+	run cat "$VMD/state"
+	assert_output connected
+	run cat "$VMD/qmp"
+	assert_output "$GDIR/qmp.sock"
+	run cat "$VMD/memory"
+	assert_output "$(printf '%s\n' 'ram 0x0-0x1fffffff' \
+		'pci-hole 0x20000000-0xfebfffff' 'pci-hole64 0x100000000-0x17fffffff')"
+	run cat "$VMD/last_error"
+	assert_output ""
+}
+
+@test "attach probes the guest memory layout (-m 3G)" {
+	vm_up pc 3G
+	run cat "$VMD/memory"
+	assert_line --index 0 "ram 0x0-0xbfffffff"
+	assert_line --index 1 "pci-hole 0xc0000000-0xfebfffff"
+}
+
+@test "lend hot-adds the device: it is in query-pci with the BAR's size" {
+	vm_up pc 512
+	lend $GPU vm:nodeB/vm1
+	run cat "$(dev $GPU)/state"
+	assert_output lent
+	# bus 0, slot 2 (the first free one), BAR2 = bar1 of the GPU, unassigned
+	run guest pci "$QDEV"
+	assert_success
+	assert_output "0 2 0 $GPU_BAR -1"
+	[ "$(pci_count)" -eq 1 ]
+	# DMA windows for the guest RAM, through the lender's IOMMU
+	run cat "$(dev $GPU)/windows"
+	assert_line --regexp "^dma nodeA [0-9]+ 1 0x[0-9a-f]+ 0x20000000 0x0 vm:nodeB/vm1 - ram0$"
+	assert_line --regexp "^iommu nodeA .* ram0$"
+	# the tree shows it
+	run readlink "$VMD/devices/$GPU"
+	assert_output "../../../../../devices/$GPU"
+	run cat "$VMD/devices/$GPU/borrower"
+	assert_output vm:nodeB/vm1
+	run ls "$MNT/hosts/nodeB/borrowed"
+	assert_output "$GPU"
+	run cat "$MNT/lends"
+	assert_output --partial "$GPU vm:nodeB/vm1"
+	# busy while it holds a device
+	run rmdir "$VMD"
+	assert_failure
+	assert_output --partial "Device or resource busy"
+	run bash -c 'echo >"$1"' _ "$VMD/qmp"
+	assert_failure
+	assert_output --partial "Device or resource busy"
+	# writing the current value is a no-op
+	lend $GPU vm:nodeB/vm1
+	echo "$GDIR/qmp.sock" >"$VMD/qmp"
+	[ "$(pci_count)" -eq 1 ]
+}
+
+@test "a lend into a guest moves bytes both ways" {
+	vm_up pc 512 -S # the vCPU never runs: the test plays the BIOS
+	lend $GPU vm:nodeB/vm1
+	guest program-bar 2 2 0xe0000000
+	run guest pci "$QDEV"
+	assert_output "0 2 0 $GPU_BAR 0xe0000000"
+	# the borrower host's CPU writes the BAR through its NTB window ...
+	addr=$(awk '$1 == "lut" && $2 == "nodeB" && $NF == "bar1" { print $5 }' \
+		"$(dev $GPU)/windows")
+	run "$BUILD_DIR/lendfs-dma" -r "$TMP/run" cpu-write nodeB "$addr" "hello vm"
+	assert_success
+	# ... and the guest reads it at its BAR2
+	run guest xp 0xe0000000 8
+	assert_output "68 65 6c 6c 6f 20 76 6d"
+	# the device DMAs into guest RAM through the windows for it
+	run "$BUILD_DIR/lendfs-dma" -r "$TMP/run" dma-write $GPU 0x1000 "to guest"
+	assert_success
+	run "$BUILD_DIR/lendfs-dma" -r "$TMP/run" cpu-read vm:nodeB/vm1 0x1000 8
+	assert_output "to guest"
+	# beyond the guest RAM there is no window
+	run "$BUILD_DIR/lendfs-dma" -r "$TMP/run" dma-write $GPU 0x20000000 x
+	assert_failure
+}
+
+@test "return: the guest acknowledges the unplug, the device is available" {
+	vm_up pc 512
+	lend $GPU vm:nodeB/vm1
+	(sleep 0.2; guest eject 2) &
+	echo >"$(dev $GPU)/borrower"
+	wait $! # not the daemon's pid
+	run cat "$(dev $GPU)/state"
+	assert_output available
+	run guest pci "$QDEV"
+	assert_failure
+	run cat "$(dev $GPU)/windows"
+	assert_output ""
+	run ls "$VMD/devices"
+	assert_output ""
+	rmdir "$VMD"
+}
+
+@test "return timeout: ETIMEDOUT, then it completes when the guest acknowledges" {
+	vm_up pc 512
+	lend $GPU vm:nodeB/vm1
+	run bash -c 'echo >"$1"' _ "$(dev $GPU)/borrower"
+	assert_failure
+	assert_output --partial "Connection timed out"
+	run cat "$(dev $GPU)/state"
+	assert_output returning
+	run cat "$(dev $GPU)/last_error"
+	assert_output --regexp "^ETIMEDOUT: .*did not acknowledge the removal"
+	assert_lend_fails $GPU vm:nodeB/vm1 EBUSY "Device or resource busy"
+	# the late acknowledgement finishes the return by itself
+	guest eject 2
+	wait_for "$(dev $GPU)/state" available
+	run guest pci "$QDEV"
+	assert_failure
+	run cat "$(dev $GPU)/windows"
+	assert_output ""
+	run grep -c "$GPU returned from vm:nodeB/vm1: the guest acknowledged the removal late" \
+		"$TMP/lendfs.log"
+	assert_output 1
+}
+
+@test "QEMU killed while lent: the device is available again" {
+	vm_up pc 512
+	lend $GPU vm:nodeB/vm1
+	guest stop
+	wait_for "$(dev $GPU)/state" available
+	run cat "$(dev $GPU)/windows"
+	assert_output ""
+	run cat "$VMD/state"
+	assert_output disconnected
+	run cat "$VMD/last_error"
+	assert_output --partial "ECONNRESET: vm nodeB/vm1: qemu closed the qmp connection"
+	run grep -c "$GPU released: vm nodeB/vm1" "$TMP/lendfs.log"
+	assert_output 1
+	# a new QEMU on the same socket: attach again, lend again
+	guest_start pc 512
+	echo "$GDIR/qmp.sock" >"$VMD/qmp"
+	lend $GPU vm:nodeB/vm1
+	[ "$(pci_count)" -eq 1 ]
+}
+
+@test "a failed hot-add rolls the lend back (q35 without a free root port)" {
+	vm_up q35 512
+	assert_lend_fails $GPU vm:nodeB/vm1 ENOSPC "No space left on device"
+	run cat "$(dev $GPU)/last_error"
+	assert_output --partial "no free pcie-root-port"
+	run cat "$(dev $GPU)/state"
+	assert_output available
+	run cat "$(dev $GPU)/windows"
+	assert_output ""
+	run cat "$MNT/lends"
+	assert_output ""
+}
+
+@test "daemon restart keeps the vm lend: the device is in query-pci once" {
+	vm_up pc 512
+	lend $GPU vm:nodeB/vm1
+	crash_and_restart
+	run cat "$(dev $GPU)/state"
+	assert_output lent
+	run cat "$(dev $GPU)/borrower"
+	assert_output vm:nodeB/vm1
+	run cat "$VMD/state"
+	assert_output connected
+	[ "$(pci_count)" -eq 1 ]
+	run readlink "$VMD/devices/$GPU"
+	assert_success
+	run grep -c "lend of $GPU to vm:nodeB/vm1 restored: the device is still in the guest" \
+		"$TMP/lendfs.log"
+	assert_output 1
+	# and it returns as usual
+	(sleep 0.2; guest eject 2) &
+	echo >"$(dev $GPU)/borrower"
+	wait $! # not the daemon's pid
+	run guest pci "$QDEV"
+	assert_failure
+}
+
+@test "daemon restart with the guest gone releases the vm lend" {
+	vm_up pc 512
+	lend $GPU vm:nodeB/vm1
+	kill -KILL "$LENDFS_PID"
+	guest stop # while the daemon is down
+	crash_and_restart
+	run cat "$(dev $GPU)/state"
+	assert_output available
+	run cat "$VMD/state"
+	assert_output disconnected
+	run cat "$MNT/lends"
+	assert_output ""
+}

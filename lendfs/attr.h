@@ -10,6 +10,7 @@
  *
  *   device_attrs   devices/ID/NAME           (attr_device.c)
  *   host_attrs     hosts/HOST/NAME           (attr_host.c)
+ *   vm_attrs       hosts/HOST/vms/VM/NAME    (attr_vm.c)
  *   cluster_attrs  MOUNT/NAME                (attr_fabric.c)
  *   fabric_attrs   fabric/NAME               (attr_fabric.c)
  */
@@ -41,6 +42,14 @@ struct host_attr {
 		     size_t len, char *reason);
 };
 
+struct vm_attr {
+	const char *name;
+	mode_t mode;
+	int (*show)(struct engine *e, const struct vm_view *v, FILE *out);
+	int (*store)(struct engine *e, const char *host, const char *vm,
+		     const char *buf, size_t len, char *reason);
+};
+
 struct cluster_attr {
 	const char *name;
 	mode_t mode;
@@ -58,6 +67,11 @@ struct host_attr_table {
 	size_t n;
 };
 
+struct vm_attr_table {
+	const struct vm_attr *attrs;
+	size_t n;
+};
+
 struct cluster_attr_table {
 	const struct cluster_attr *attrs;
 	size_t n;
@@ -65,12 +79,14 @@ struct cluster_attr_table {
 
 extern const struct device_attr_table device_attrs;
 extern const struct host_attr_table host_attrs;
+extern const struct vm_attr_table vm_attrs;
 extern const struct cluster_attr_table cluster_attrs;
 extern const struct cluster_attr_table fabric_attrs;
 
 /* Lookup by name in a table; NULL if absent. */
 const struct device_attr *device_attr_find(const char *name);
 const struct host_attr *host_attr_find(const char *name);
+const struct vm_attr *vm_attr_find(const char *name);
 const struct cluster_attr *cluster_attr_find(const struct cluster_attr_table *t,
 					     const char *name);
 
@@ -84,5 +100,15 @@ const struct cluster_attr *cluster_attr_find(const struct cluster_attr_table *t,
 bool device_peer_exists(const struct device_view *v, const char *peer);
 int device_peer_show(struct engine *e, const struct device_view *v,
 		     const char *peer, FILE *out);
+
+/*
+ * mkdir / rmdir hosts/HOST/vms/VM: create or remove a VM borrower
+ * (logged); 0 or -errno (engine_vm_create / engine_vm_remove).
+ */
+int vm_dir_create(struct engine *e, const char *host, const char *vm);
+int vm_dir_remove(struct engine *e, const char *host, const char *vm);
+
+/* The directory of a VM's lent devices: hosts/HOST/vms/VM/devices/. */
+#define VM_DEVICES_DIR "devices"
 
 #endif

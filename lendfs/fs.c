@@ -9,7 +9,8 @@
  *   MOUNT/devices/ID/TMPNAME                    tmpfile.c
  *   MOUNT/hosts/HOST/ATTR                       host_attrs
  *   MOUNT/hosts/HOST/{lent,borrowed}/ID         symlinks to the device
- *   MOUNT/hosts/HOST/vms/                       (empty for now)
+ *   MOUNT/hosts/HOST/vms/VM/ATTR                vm_attrs (mkdir / rmdir VM)
+ *   MOUNT/hosts/HOST/vms/VM/devices/ID          symlinks to the device
  *   MOUNT/fabric/{links,topology.dot}           fabric_attrs
  *
  * Lookups are O(1) in the number of devices: a device is found by id
@@ -34,12 +35,16 @@
 #include <syslog.h>
 
 #include "attr.h"
+#include "cache.h"
 #include "path.h"
 #include "tmpfile.h"
 
 #define DIR_MODE 0755
+#define CACHE_TIMEOUT_S 1.0 /* entries and attributes the kernel keeps */
 #define DEVICE_DIR_MODE 0775 /* the group creates temp files there */
 #define LINK_PREFIX "../../../devices/"
+#define VM_LINK_PREFIX "../../../../../devices/"
+#define VMS_DIR_MODE 0775 /* the group creates VMs there */
 
 /* ---- logging -------------------------------------------------------- */
 
@@ -100,11 +105,15 @@ static bool device_exists(struct lendfs *fs, const char *dev)
 	return engine_device_exists(fs->engine, dev);
 }
 
+static int host_match(void *arg, const char *host)
+{
+	return strcmp(arg, host) == 0;
+}
+
+/* O(hosts): a host view would count the IOMMU mappings of every device. */
 static bool host_exists(struct lendfs *fs, const char *host)
 {
-	struct host_view hv;
-
-	return engine_host_view(fs->engine, host, &hv) == 0;
+	return engine_foreach_host(fs->engine, host_match, (void *)host) > 0;
 }
 
 static bool host_link_exists(struct lendfs *fs, const char *host,
@@ -125,6 +134,15 @@ static bool peer_exists(struct lendfs *fs, const char *dev, const char *peer)
 	return yes;
 }
 
+/* hosts/H/vms/VM/devices/ID: is ID lent to vm:H/VM? */
+static bool vm_link_exists(struct lendfs *fs, const struct node *nd)
+{
+	char owner[BORROWER_MAX + 1];
+
+	snprintf(owner, sizeof(owner), "vm:%s/%.*s", nd->host, VM_NAME_MAX_LEN, nd->vm);
+	return engine_device_lent_to_or_by(fs->engine, nd->dev, owner, false);
+}
+
 /*
  * Fill @nd for @path: the parser (path.c) checks the syntax, then the
  * engine is asked about the names it accepted, outermost first.  Returns
@@ -143,6 +161,11 @@ static int resolve(struct lendfs *fs, const char *path, struct node *nd)
 	if (r < 0)
 		return r;
 	if (nd->area == AREA_PEER && !peer_exists(fs, nd->dev, nd->name))
+		return -ENOENT;
+	if (area_in_vm(nd->area) &&
+	    !engine_vm_exists(fs->engine, nd->host, nd->vm))
+		return -ENOENT;
+	if (nd->area == AREA_VM_LINK && !vm_link_exists(fs, nd))
 		return -ENOENT;
 	if (nd->area == AREA_HOST_LINK &&
 	    !host_link_exists(fs, nd->host, nd->borrowed, nd->dev))
@@ -191,6 +214,14 @@ static int render_node(struct lendfs *fs, const struct node *nd, FILE *out)
 		if (r < 0)
 			return r;
 		return nd->hattr->show(fs->engine, &hv, out);
+	case AREA_VM_ATTR: {
+		_cleanup_free_ struct vm_view *vv = malloc(sizeof(*vv));
+
+		if (!vv)
+			return -ENOMEM;
+		r = engine_vm_view(fs->engine, nd->host, nd->vm, vv);
+		return r < 0 ? r : nd->vattr->show(fs->engine, vv, out);
+	}
 	default:
 		return -EISDIR;
 	}
@@ -266,12 +297,17 @@ static mode_t node_mode(const struct lendfs *fs, const struct node *nd)
 		return group_mode(fs, nd->dattr->mode);
 	case AREA_HOST_ATTR:
 		return group_mode(fs, nd->hattr->mode);
+	case AREA_VM_ATTR:
+		return group_mode(fs, nd->vattr->mode);
 	case AREA_PEER:
 		return ATTR_RO;
 	case AREA_HOST_LINK:
+	case AREA_VM_LINK:
 		return 0777;
 	case AREA_DEVICE:
 		return group_mode(fs, DEVICE_DIR_MODE);
+	case AREA_VMS:
+		return group_mode(fs, VMS_DIR_MODE);
 	default:
 		return DIR_MODE;
 	}
@@ -280,7 +316,8 @@ static mode_t node_mode(const struct lendfs *fs, const struct node *nd)
 static bool node_writable(const struct node *nd)
 {
 	return (nd->area == AREA_DEVICE_ATTR && nd->dattr->store) ||
-	       (nd->area == AREA_HOST_ATTR && nd->hattr->store);
+	       (nd->area == AREA_HOST_ATTR && nd->hattr->store) ||
+	       (nd->area == AREA_VM_ATTR && nd->vattr->store);
 }
 
 static int node_stat(struct lendfs *fs, const struct node *nd,
@@ -298,10 +335,11 @@ static int node_stat(struct lendfs *fs, const struct node *nd,
 	if (area_is_dir(nd->area)) {
 		st->st_mode = S_IFDIR | node_mode(fs, nd);
 		st->st_nlink = 2;
-	} else if (nd->area == AREA_HOST_LINK) {
+	} else if (nd->area == AREA_HOST_LINK || nd->area == AREA_VM_LINK) {
 		st->st_mode = S_IFLNK | 0777;
 		st->st_nlink = 1;
-		st->st_size = (off_t)(strlen(LINK_PREFIX) + strlen(nd->dev));
+		st->st_size = (off_t)(strlen(nd->area == AREA_VM_LINK ? VM_LINK_PREFIX :
+					     LINK_PREFIX) + strlen(nd->dev));
 	} else {
 		char *buf;
 		size_t len;
@@ -354,6 +392,7 @@ static int handle_open(struct lendfs *fs, struct fuse_file_info *fi,
 	pthread_mutex_init(&h->lock, NULL);
 	fi->fh = (uintptr_t)h;
 	fi->direct_io = 1;
+	fi->noflush = !tmp; /* close(2) never fails here: no FLUSH round trip */
 	return 0;
 }
 
@@ -389,8 +428,16 @@ static int lookup(struct lendfs *fs, const char *path,
 
 static void *lendfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
-	cfg->entry_timeout = 0;
-	cfg->attr_timeout = 0;
+	struct lendfs *fs = fs_get();
+
+	/*
+	 * The kernel keeps names and attributes (no LOOKUP per component,
+	 * no GETATTR per open) and is told when they change (cache.h); the
+	 * timeout only bounds what no notification covers.  Contents are
+	 * never cached (direct_io) and missing names not at all.
+	 */
+	cfg->entry_timeout = CACHE_TIMEOUT_S;
+	cfg->attr_timeout = CACHE_TIMEOUT_S;
 	cfg->negative_timeout = 0;
 	cfg->use_ino = 0;
 	cfg->nullpath_ok = 0;
@@ -400,7 +447,15 @@ static void *lendfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	 * turn into a rename of `borrower` itself.
 	 */
 	cfg->hard_remove = 1;
-	return fs_get();
+	cache_attach(fs->cache, fuse_get_context()->fuse);
+	return fs;
+}
+
+static void lendfs_destroy(void *private_data)
+{
+	struct lendfs *fs = private_data;
+
+	cache_detach(fs->cache);
 }
 
 static int lendfs_getattr(const char *path, struct stat *st,
@@ -415,6 +470,8 @@ static int lendfs_getattr(const char *path, struct stat *st,
 		return r;
 	r = node_stat(fs, &nd, tmp, st);
 	tmpfile_put(fs->tmp, tmp);
+	if (r == 0 && nd.dev[0])
+		cache_seen(fs->cache, nd.dev); /* the kernel may keep it now */
 	return r;
 }
 
@@ -431,7 +488,8 @@ static int lendfs_access(const char *path, int mask)
 	if (tmp || mask == F_OK)
 		return 0;
 	if (area_is_dir(nd.area))
-		return (mask & W_OK) && nd.area != AREA_DEVICE ? -EACCES : 0;
+		return (mask & W_OK) && nd.area != AREA_DEVICE &&
+		       nd.area != AREA_VMS ? -EACCES : 0;
 	if ((mask & X_OK) || ((mask & W_OK) && !node_writable(&nd)))
 		return -EACCES;
 	return 0;
@@ -445,11 +503,12 @@ static int lendfs_readlink(const char *path, char *buf, size_t size)
 
 	if (r < 0)
 		return r;
-	if (nd.area != AREA_HOST_LINK)
+	if (nd.area != AREA_HOST_LINK && nd.area != AREA_VM_LINK)
 		return -EINVAL;
 	if (size == 0)
 		return -EINVAL;
-	snprintf(buf, size, "%s%s", LINK_PREFIX, nd.dev);
+	snprintf(buf, size, "%s%s",
+		 nd.area == AREA_VM_LINK ? VM_LINK_PREFIX : LINK_PREFIX, nd.dev);
 	return 0;
 }
 
@@ -457,6 +516,8 @@ struct fill {
 	void *buf;
 	fuse_fill_dir_t filler;
 	mode_t mode;
+	struct lendfs *fs;
+	bool plus; /* READDIRPLUS: full attributes with each entry */
 };
 
 static int fill_one(struct fill *f, const char *name, mode_t mode)
@@ -471,6 +532,24 @@ static int fill_cb(void *arg, const char *name)
 	struct fill *f = arg;
 
 	return fill_one(f, name, f->mode);
+}
+
+/*
+ * devices/: with READDIRPLUS each entry carries its attributes, so that
+ * `ls -l` of 100,000 devices costs no LOOKUP per device.
+ */
+static int fill_device_cb(void *arg, const char *devid)
+{
+	struct fill *f = arg;
+	struct node nd = { .area = AREA_DEVICE };
+	struct stat st;
+
+	if (!f->plus)
+		return fill_one(f, devid, S_IFDIR);
+	snprintf(nd.dev, sizeof(nd.dev), "%s", devid);
+	node_stat(f->fs, &nd, NULL, &st);
+	cache_seen(f->fs->cache, devid);
+	return f->filler(f->buf, devid, &st, 0, FUSE_FILL_DIR_PLUS) ? -ENOMEM : 0;
 }
 
 static int fill_tmp_cb(void *arg, const char *name, const struct stat *st)
@@ -517,12 +596,34 @@ static int readdir_cluster(const struct cluster_attr_table *t, struct fill *f)
 	return r;
 }
 
+/* hosts/H/vms/, hosts/H/vms/VM/ and hosts/H/vms/VM/devices/ */
+static int readdir_vms(struct lendfs *fs, const struct node *nd,
+		       struct fill *f)
+{
+	char owner[BORROWER_MAX + 1];
+	int r = 0;
+
+	switch (nd->area) {
+	case AREA_VMS:
+		f->mode = S_IFDIR;
+		return engine_foreach_vm(fs->engine, nd->host, fill_cb, f);
+	case AREA_VM:
+		for (size_t i = 0; i < vm_attrs.n && r == 0; i++)
+			r = fill_one(f, vm_attrs.attrs[i].name, S_IFREG);
+		return r ? r : fill_one(f, VM_DEVICES_DIR, S_IFDIR);
+	default: /* AREA_VM_LINKS */
+		f->mode = S_IFLNK;
+		snprintf(owner, sizeof(owner), "vm:%s/%.*s", nd->host, VM_NAME_MAX_LEN, nd->vm);
+		return engine_foreach_borrowed_by(fs->engine, owner, fill_cb, f);
+	}
+}
+
 static int lendfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 			  off_t off, struct fuse_file_info *fi,
 			  enum fuse_readdir_flags flags)
 {
 	struct lendfs *fs = fs_get();
-	struct fill f = { buf, filler, S_IFREG };
+	struct fill f = { buf, filler, S_IFREG, fs, flags & FUSE_READDIR_PLUS };
 	struct node nd;
 	int r = resolve(fs, path, &nd);
 
@@ -544,8 +645,7 @@ static int lendfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 			r = fill_one(&f, "fabric", S_IFDIR);
 		break;
 	case AREA_DEVICES:
-		f.mode = S_IFDIR;
-		r = engine_foreach_device(fs->engine, fill_cb, &f);
+		r = engine_foreach_device(fs->engine, fill_device_cb, &f);
 		break;
 	case AREA_DEVICE:
 		r = readdir_device(fs, &nd, &f);
@@ -579,7 +679,12 @@ static int lendfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 	case AREA_FABRIC:
 		r = readdir_cluster(&fabric_attrs, &f);
 		break;
-	default: /* AREA_VMS: empty for now */
+	case AREA_VMS:
+	case AREA_VM:
+	case AREA_VM_LINKS:
+		r = readdir_vms(fs, &nd, &f);
+		break;
+	default:
 		break;
 	}
 	return r < 0 ? r : 0;
@@ -703,6 +808,9 @@ static int lendfs_write(const char *path, const char *buf, size_t size,
 	else if (h->node.area == AREA_HOST_ATTR && h->node.hattr->store)
 		r = h->node.hattr->store(fs->engine, h->node.host, buf, size,
 					 reason);
+	else if (h->node.area == AREA_VM_ATTR && h->node.vattr->store)
+		r = h->node.vattr->store(fs->engine, h->node.host, h->node.vm,
+					 buf, size, reason);
 	else
 		r = -EACCES;
 	return r < 0 ? r : (int)size;
@@ -745,14 +853,34 @@ static int lendfs_unlink(const char *path)
 	return r;
 }
 
+/* Only hosts/HOST/vms/ takes new directories: VM borrowers (configfs). */
 static int lendfs_mkdir(const char *path, mode_t mode)
 {
-	return -EPERM;
+	struct lendfs *fs = fs_get();
+	struct tmpfile *tmp;
+	struct node nd;
+	/* a temp file name resolves in any device directory: it must exist */
+	int r = resolve_existing(fs, path, &nd, &tmp);
+
+	tmpfile_put(fs->tmp, tmp);
+	if (r == 0)
+		return -EEXIST;
+	if (r != -ENOENT || nd.area != AREA_VM)
+		return -EPERM;
+	if (!host_exists(fs, nd.host))
+		return -ENOENT;
+	return vm_dir_create(fs->engine, nd.host, nd.vm);
 }
 
 static int lendfs_rmdir(const char *path)
 {
-	return -EPERM;
+	struct lendfs *fs = fs_get();
+	struct node nd;
+	int r = resolve(fs, path, &nd);
+
+	if (nd.area != AREA_VM)
+		return -EPERM;
+	return r < 0 ? r : vm_dir_remove(fs->engine, nd.host, nd.vm);
 }
 
 /*
@@ -880,6 +1008,7 @@ static int lendfs_statfs(const char *path, struct statvfs *st)
 
 const struct fuse_operations lendfs_ops = {
 	.init = lendfs_init,
+	.destroy = lendfs_destroy,
 	.getattr = lendfs_getattr,
 	.access = lendfs_access,
 	.readlink = lendfs_readlink,

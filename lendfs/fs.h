@@ -20,12 +20,14 @@
 #include "engine.h"
 
 struct tmpfiles;
+struct lendfs_cache;
 
 #define LENDFS_MAX_OPEN 4096 /* open files in the mount (ENFILE beyond) */
 
 struct lendfs {
 	struct engine *engine;
 	struct tmpfiles *tmp;
+	struct lendfs_cache *cache; /* what the kernel caches (cache.h) */
 	struct timespec start; /* mtime / ctime / atime of the tree */
 	uid_t uid;	       /* owner of every file: the daemon's user */
 	gid_t gid;	       /* group of every file: the write group */

@@ -38,6 +38,7 @@
 #include "engine.h"
 #include "hashmap.h"
 #include "inventory.h"
+#include "cache.h"
 #include "tmpfile.h"
 
 #ifndef LENDFS_VERSION
@@ -300,6 +301,7 @@ struct logged {
 
 struct event_log {
 	struct engine *engine;
+	struct lendfs_cache *cache; /* told first, before anything is logged */
 	pthread_mutex_t lock;
 	struct hashmap *seen;
 	struct logged *all;
@@ -310,6 +312,9 @@ static bool event_changed(struct event_log *el, const struct device_view *v)
 {
 	struct logged *l = hashmap_get(el->seen, v->id);
 
+	/* not remembered: available and not lent (100,000 of them, mostly) */
+	if (!l && v->state == DEV_AVAILABLE && !v->borrower[0])
+		return false;
 	if (!l) {
 		l = calloc(1, sizeof(*l));
 		if (!l)
@@ -396,6 +401,7 @@ static void log_device_event(void *arg, const char *devid)
 	struct event_log *el = arg;
 	struct id_list l = { 0 };
 
+	cache_changed(el->cache, devid);
 	if (devid) {
 		log_device(el, devid);
 		return;
@@ -426,7 +432,7 @@ static void event_seed(struct event_log *el)
 static int event_log_start(struct event_log *el, struct engine *e)
 {
 	el->engine = e;
-	el->seen = hashmap_new(engine_device_count(e));
+	el->seen = hashmap_new(64); /* devices not simply available */
 	if (!el->seen)
 		return -ENOMEM;
 	pthread_mutex_init(&el->lock, NULL);
@@ -482,6 +488,7 @@ static void daemon_cleanup(struct daemon *d)
 	if (d->inv)
 		d->inv_ops->close(d->inv);
 	tmpfiles_free(d->fs.tmp);
+	cache_free(d->fs.cache);
 	config_free(d->cfg);
 	free(d->opt.config);
 	free(d->opt.host);
@@ -668,7 +675,19 @@ int main(int argc, char *argv[])
 	sd_notify(0, "STATUS=recovering stored lends");
 	if (start_engine(&d, &def) < 0)
 		return fail(&d, 1);
+	if (!d.inv) {
+		/*
+		 * The engine holds its own copy of every device: the config's
+		 * list (664 bytes a device, 66 MB for 100,000) is not needed
+		 * again.  The udev inventory keeps its list.
+		 */
+		free(d.cfg->devices);
+		d.cfg->devices = NULL;
+		d.cfg->ndevices = 0;
+	}
 	r = tmpfiles_new(&d.fs.tmp);
+	if (r == 0)
+		r = cache_new(d.fs.engine, &d.fs.cache);
 	if (r < 0) {
 		fprintf(stderr, "lendfs: cannot start: %s\n", strerror(-r));
 		return fail(&d, 1);
@@ -690,6 +709,7 @@ int main(int argc, char *argv[])
 	if (fuse_set_signal_handlers(fuse_get_session(d.fuse)) < 0)
 		return fail(&d, 1);
 	d.signals = true;
+	d.events.cache = d.fs.cache;
 	if (event_log_start(&d.events, d.fs.engine) < 0)
 		return fail(&d, 1);
 	if (d.inv) {

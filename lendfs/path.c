@@ -6,7 +6,7 @@
  *   /                                 AREA_ROOT
  *   /{version,lends,metrics}          AREA_CLUSTER_ATTR
  *   /devices[/ID[/ATTR|/TMP|/peers[/PEER]]]
- *   /hosts[/HOST[/ATTR|/vms|/{lent,borrowed}[/ID]]]
+ *   /hosts[/HOST[/ATTR|/{lent,borrowed}[/ID]|/vms[/VM[/ATTR|/devices[/ID]]]]]
  *   /fabric[/{links,topology.dot}]
  */
 #include "path.h"
@@ -54,6 +54,30 @@ static int parse_device(char **c, unsigned n, struct node *nd)
 	return 0;
 }
 
+/* hosts/HOST/vms/VM[/ATTR|/devices[/ID]] */
+static int parse_vm(char **c, unsigned n, struct node *nd)
+{
+	if (copy_name(nd->vm, sizeof(nd->vm), c[3]) < 0)
+		return -ENOENT;
+	nd->area = AREA_VM;
+	if (n == 4)
+		return 0;
+	if (strcmp(c[4], VM_DEVICES_DIR) == 0) {
+		nd->area = AREA_VM_LINKS;
+		if (n == 5)
+			return 0;
+		if (copy_name(nd->dev, sizeof(nd->dev), c[5]) < 0)
+			return -ENOENT;
+		nd->area = AREA_VM_LINK;
+		return 0;
+	}
+	nd->vattr = vm_attr_find(c[4]);
+	if (!nd->vattr || n > 5)
+		return -ENOENT;
+	nd->area = AREA_VM_ATTR;
+	return 0;
+}
+
 static int parse_host(char **c, unsigned n, struct node *nd)
 {
 	if (copy_name(nd->host, sizeof(nd->host), c[1]) < 0)
@@ -73,7 +97,7 @@ static int parse_host(char **c, unsigned n, struct node *nd)
 	}
 	if (strcmp(c[2], "vms") == 0) {
 		nd->area = AREA_VMS;
-		return n == 3 ? 0 : -ENOENT;
+		return n == 3 ? 0 : parse_vm(c, n, nd);
 	}
 	nd->hattr = host_attr_find(c[2]);
 	if (!nd->hattr || n > 3)
@@ -137,6 +161,8 @@ bool area_is_dir(enum area a)
 	case AREA_HOST:
 	case AREA_HOST_LINKS:
 	case AREA_VMS:
+	case AREA_VM:
+	case AREA_VM_LINKS:
 	case AREA_FABRIC:
 		return true;
 	default:
@@ -166,6 +192,23 @@ bool area_in_host(enum area a)
 	case AREA_HOST_LINKS:
 	case AREA_HOST_LINK:
 	case AREA_VMS:
+	case AREA_VM:
+	case AREA_VM_ATTR:
+	case AREA_VM_LINKS:
+	case AREA_VM_LINK:
+		return true;
+	default:
+		return false;
+	}
+}
+
+bool area_in_vm(enum area a)
+{
+	switch (a) {
+	case AREA_VM:
+	case AREA_VM_ATTR:
+	case AREA_VM_LINKS:
+	case AREA_VM_LINK:
 		return true;
 	default:
 		return false;

@@ -19,7 +19,7 @@
 #include "config.h"
 
 #define FS_NAME_MAX 255 /* longest name of one path component */
-#define PATH_MAX_DEPTH 5 /* devices/ID/peers/PEER is the deepest */
+#define PATH_MAX_DEPTH 6 /* hosts/H/vms/VM/devices/ID is the deepest */
 
 enum area {
 	AREA_ROOT,
@@ -36,6 +36,10 @@ enum area {
 	AREA_HOST_LINKS, /* hosts/H/lent/ or hosts/H/borrowed/ */
 	AREA_HOST_LINK,
 	AREA_VMS,
+	AREA_VM,	  /* hosts/H/vms/VM/ */
+	AREA_VM_ATTR,
+	AREA_VM_LINKS,	  /* hosts/H/vms/VM/devices/ */
+	AREA_VM_LINK,
 	AREA_FABRIC,
 	AREA_FABRIC_ATTR,
 };
@@ -44,10 +48,12 @@ struct node {
 	enum area area;
 	char dev[DEVICE_ID_MAX];
 	char host[HOST_NAME_MAX_LEN + 1];
+	char vm[FS_NAME_MAX + 1]; /* any name: mkdir says which are valid */
 	char name[FS_NAME_MAX + 1]; /* peer, temp file or link name */
 	bool borrowed;		    /* borrowed/ rather than lent/ */
 	const struct device_attr *dattr;
 	const struct host_attr *hattr;
+	const struct vm_attr *vattr;
 	const struct cluster_attr *cattr;
 };
 
@@ -70,5 +76,8 @@ bool area_in_device(enum area a);
 
 /* Areas below hosts/HOST/ (nd->host names that host). */
 bool area_in_host(enum area a);
+
+/* Areas below hosts/HOST/vms/VM/ (nd->vm names that VM). */
+bool area_in_vm(enum area a);
 
 #endif

@@ -92,15 +92,19 @@ demo_devices() {
 	assert_equal "${lines[2]}" "0x0000000000000000 0x0000000000000000 0x0000000000000000"
 }
 
-@test "attribute modes: borrower 0644, the rest 0444, owned by root" {
+@test "attribute modes: borrower 0664, the rest 0444, owned by root:lendfs" {
+	# docs/PERMISSIONS.md: without a `lendfs` group, 0644 and root:root
+	local rw=664 gid
+	gid="$(getent group lendfs | cut -d: -f3)"
+	[ -n "$gid" ] || { rw=644; gid=0; }
 	d="$(dev $GPU)"
 	run stat -c '%a %u %g' "$d/borrower" "$d/state" "$d/vendor" \
 		"$MNT/hosts/nodeA/state" "$MNT/fabric/links"
-	assert_line --index 0 "644 0 0"
-	assert_line --index 1 "444 0 0"
-	assert_line --index 2 "444 0 0"
-	assert_line --index 3 "644 0 0"
-	assert_line --index 4 "444 0 0"
+	assert_line --index 0 "$rw 0 $gid"
+	assert_line --index 1 "444 0 $gid"
+	assert_line --index 2 "444 0 $gid"
+	assert_line --index 3 "$rw 0 $gid"
+	assert_line --index 4 "444 0 $gid"
 }
 
 @test "st_size is the length of the content" {

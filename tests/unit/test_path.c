@@ -125,7 +125,33 @@ static void test_host_paths(void **state)
 	assert_string_equal(nd.hattr->name, "state");
 	assert_int_equal(parse("/hosts/nodeB/vms", &nd), 0);
 	assert_int_equal(nd.area, AREA_VMS);
-	assert_int_equal(parse("/hosts/nodeB/vms/x", &nd), -ENOENT);
+	assert_int_equal(parse("/hosts/nodeB/vms/vm1", &nd), 0);
+	assert_int_equal(nd.area, AREA_VM);
+	assert_string_equal(nd.vm, "vm1");
+	assert_true(area_in_vm(nd.area));
+	assert_true(area_in_host(nd.area));
+	/* any name parses: mkdir says which are valid, lookups which exist */
+	assert_int_equal(parse("/hosts/nodeB/vms/bad.name", &nd), 0);
+	assert_string_equal(nd.vm, "bad.name");
+	assert_int_equal(parse("/hosts/nodeB/vms/vm1/qmp", &nd), 0);
+	assert_int_equal(nd.area, AREA_VM_ATTR);
+	assert_string_equal(nd.vattr->name, "qmp");
+	assert_non_null(nd.vattr->store);
+	assert_int_equal(parse("/hosts/nodeB/vms/vm1/state", &nd), 0);
+	assert_int_equal(nd.area, AREA_VM_ATTR);
+	assert_null(nd.vattr->store);
+	assert_int_equal(parse("/hosts/nodeB/vms/vm1/memory", &nd), 0);
+	assert_int_equal(parse("/hosts/nodeB/vms/vm1/last_error", &nd), 0);
+	assert_int_equal(parse("/hosts/nodeB/vms/vm1/devices", &nd), 0);
+	assert_int_equal(nd.area, AREA_VM_LINKS);
+	assert_int_equal(parse("/hosts/nodeB/vms/vm1/devices/" GPU, &nd), 0);
+	assert_int_equal(nd.area, AREA_VM_LINK);
+	assert_string_equal(nd.dev, GPU);
+	assert_string_equal(nd.vm, "vm1");
+	assert_string_equal(nd.host, "nodeB");
+	assert_int_equal(parse("/hosts/nodeB/vms/vm1/devices/" GPU "/x", &nd), -ENOENT);
+	assert_int_equal(parse("/hosts/nodeB/vms/vm1/bogus", &nd), -ENOENT);
+	assert_int_equal(parse("/hosts/nodeB/vms/vm1/qmp/x", &nd), -ENOENT);
 
 	assert_int_equal(parse("/hosts/nodeB/lent", &nd), 0);
 	assert_int_equal(nd.area, AREA_HOST_LINKS);
@@ -159,8 +185,8 @@ static void test_bounds(void **state)
 	char path[PATH_MAX + 16], name[FS_NAME_MAX + 2];
 	struct node nd;
 
-	/* deeper than devices/ID/peers/PEER: ENOENT without looking further */
-	assert_int_equal(parse("/a/b/c/d/e/f", &nd), -ENOENT);
+	/* deeper than hosts/H/vms/VM/devices/ID: ENOENT without looking further */
+	assert_int_equal(parse("/a/b/c/d/e/f/g", &nd), -ENOENT);
 	assert_int_equal(nd.area, AREA_ROOT);
 	assert_int_equal(parse("/devices/" GPU "/peers/x/y/z", &nd), -ENOENT);
 
@@ -211,6 +237,12 @@ static void test_area_classes(void **state)
 	assert_true(area_is_dir(AREA_ROOT));
 	assert_true(area_is_dir(AREA_DEVICE));
 	assert_true(area_is_dir(AREA_VMS));
+	assert_true(area_is_dir(AREA_VM));
+	assert_true(area_is_dir(AREA_VM_LINKS));
+	assert_false(area_is_dir(AREA_VM_ATTR));
+	assert_false(area_is_dir(AREA_VM_LINK));
+	assert_true(area_in_vm(AREA_VM_LINK));
+	assert_false(area_in_vm(AREA_VMS));
 	assert_false(area_is_dir(AREA_DEVICE_ATTR));
 	assert_false(area_is_dir(AREA_TMP));
 	assert_false(area_is_dir(AREA_HOST_LINK));

@@ -1,0 +1,307 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * cache.c - invalidate what the kernel caches of the tree when the engine
+ * changes it (see cache.h for the rules).
+ *
+ * fuse_invalidate_path() looks the path up in libfuse's node table and,
+ * when the kernel holds it, sends FUSE_NOTIFY_INVAL_INODE: cheap for a
+ * path the kernel never saw (-ENOENT, no system call), one write to
+ * /dev/fuse otherwise.  Every file of the tree is opened direct_io, so no
+ * page cache is dropped and the notification never waits on a reader.
+ */
+#include "cache.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attr.h"
+#include "hashmap.h"
+
+/* The peers/ entries of one device the kernel may hold. */
+struct peer_set {
+	char id[DEVICE_ID_MAX]; /* the hash key */
+	unsigned n;
+	char (*peers)[DEVICE_ID_MAX];
+};
+
+struct lendfs_cache {
+	struct engine *engine;
+	pthread_rwlock_t fuse_lock; /* written by attach / detach only */
+	struct fuse *fuse;
+
+	pthread_mutex_t lock; /* the rest */
+	struct hashmap *known; /* id -> index + 1 in ids */
+	char **ids;	       /* device ids the kernel was told about */
+	size_t nids, ids_cap;
+	struct hashmap *peers; /* id -> struct peer_set */
+	struct peer_set **sets;
+	size_t nsets, sets_cap;
+};
+
+int cache_new(struct engine *e, struct lendfs_cache **out)
+{
+	struct lendfs_cache *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return -ENOMEM;
+	c->engine = e;
+	c->known = hashmap_new(64);
+	c->peers = hashmap_new(16);
+	if (!c->known || !c->peers) {
+		hashmap_free(c->known);
+		hashmap_free(c->peers);
+		free(c);
+		return -ENOMEM;
+	}
+	pthread_rwlock_init(&c->fuse_lock, NULL);
+	pthread_mutex_init(&c->lock, NULL);
+	*out = c;
+	return 0;
+}
+
+void cache_free(struct lendfs_cache *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->nids; i++)
+		free(c->ids[i]);
+	for (size_t i = 0; i < c->nsets; i++) {
+		free(c->sets[i]->peers);
+		free(c->sets[i]);
+	}
+	free(c->ids);
+	free(c->sets);
+	hashmap_free(c->known);
+	hashmap_free(c->peers);
+	pthread_rwlock_destroy(&c->fuse_lock);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+void cache_attach(struct lendfs_cache *c, struct fuse *f)
+{
+	if (!c)
+		return;
+	pthread_rwlock_wrlock(&c->fuse_lock);
+	c->fuse = f;
+	pthread_rwlock_unlock(&c->fuse_lock);
+}
+
+void cache_detach(struct lendfs_cache *c)
+{
+	cache_attach(c, NULL);
+}
+
+/* ---- device ids the kernel knows ---------------------------------------- */
+
+void cache_seen(struct lendfs_cache *c, const char *devid)
+{
+	char *id;
+
+	if (!c || !devid || !devid[0])
+		return;
+	pthread_mutex_lock(&c->lock);
+	if (hashmap_get(c->known, devid))
+		goto out;
+	if (c->nids == c->ids_cap) {
+		size_t cap = c->ids_cap ? 2 * c->ids_cap : 64;
+		char **n = realloc(c->ids, cap * sizeof(*n));
+
+		if (!n)
+			goto out;
+		c->ids = n;
+		c->ids_cap = cap;
+	}
+	id = strdup(devid);
+	if (!id)
+		goto out;
+	if (hashmap_put(c->known, id, (void *)(uintptr_t)(c->nids + 1)) < 0) {
+		free(id);
+		goto out;
+	}
+	c->ids[c->nids++] = id;
+out:
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* Under c->lock: forget ids[i] (the last one moves into its place). */
+static void forget(struct lendfs_cache *c, size_t i)
+{
+	char *id = c->ids[i];
+
+	hashmap_remove(c->known, id);
+	c->ids[i] = c->ids[--c->nids];
+	if (i < c->nids) {
+		hashmap_remove(c->known, c->ids[i]);
+		hashmap_put(c->known, c->ids[i], (void *)(uintptr_t)(i + 1));
+	}
+	free(id);
+}
+
+/* ---- invalidation ------------------------------------------------------- */
+
+/* 0, or -ENOENT when the kernel does not hold the path. */
+_printf_(2, 3) static int inval(struct lendfs_cache *c, const char *fmt, ...)
+{
+	char path[PATH_MAX];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(path, sizeof(path), fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(path))
+		return -ENAMETOOLONG;
+	return fuse_invalidate_path(c->fuse, path);
+}
+
+/*
+ * Under c->lock: invalidate devices/@id/peers/P for every P the kernel
+ * may hold (the peers remembered, and those of @v), then remember @v's.
+ */
+static void peers_changed(struct lendfs_cache *c, const char *id,
+			  const struct device_view *v)
+{
+	struct peer_set *s = hashmap_get(c->peers, id);
+
+	for (unsigned i = 0; s && i < s->n; i++)
+		inval(c, "/devices/%s/peers/%s", id, s->peers[i]);
+	for (unsigned i = 0; v && i < v->npeers; i++)
+		inval(c, "/devices/%s/peers/%s", id, v->peers[i].device);
+	if (!v || !v->npeers) {
+		if (s)
+			s->n = 0; /* the set stays, empty: devices do come back */
+		return;
+	}
+	if (!s) {
+		if (c->nsets == c->sets_cap) {
+			size_t cap = c->sets_cap ? 2 * c->sets_cap : 16;
+			struct peer_set **n = realloc(c->sets, cap * sizeof(*n));
+
+			if (!n)
+				return;
+			c->sets = n;
+			c->sets_cap = cap;
+		}
+		s = calloc(1, sizeof(*s));
+		if (!s)
+			return;
+		snprintf(s->id, sizeof(s->id), "%s", id);
+		if (hashmap_put(c->peers, s->id, s) < 0) {
+			free(s);
+			return;
+		}
+		c->sets[c->nsets++] = s;
+	}
+	free(s->peers);
+	s->n = 0;
+	s->peers = malloc(v->npeers * sizeof(*s->peers));
+	if (!s->peers)
+		return;
+	for (unsigned i = 0; i < v->npeers; i++)
+		snprintf(s->peers[i], sizeof(s->peers[i]), "%s", v->peers[i].device);
+	s->n = v->npeers;
+}
+
+struct link_ctx {
+	struct lendfs_cache *c;
+	const char *id;
+	const char *host;
+};
+
+static int vm_link_changed(void *arg, const char *vm)
+{
+	struct link_ctx *l = arg;
+
+	inval(l->c, "/hosts/%s/vms/%s/%s/%s", l->host, vm, VM_DEVICES_DIR, l->id);
+	return 0;
+}
+
+/* hosts/H/{lent,borrowed}/ID and hosts/H/vms/VM/devices/ID */
+static int host_links_changed(void *arg, const char *host)
+{
+	struct link_ctx *l = arg;
+
+	l->host = host;
+	inval(l->c, "/hosts/%s/lent/%s", host, l->id);
+	inval(l->c, "/hosts/%s/borrowed/%s", host, l->id);
+	engine_foreach_vm(l->c->engine, host, vm_link_changed, l);
+	return 0;
+}
+
+/* Under c->lock: everything that names device @id.  False: it is gone. */
+static bool device_changed(struct lendfs_cache *c, const char *id)
+{
+	struct link_ctx l = { c, id, NULL };
+	struct device_view v;
+	bool exists = engine_device_view(c->engine, id, &v) == 0;
+
+	if (!exists) { /* gone: its directories too */
+		inval(c, "/devices/%s", id);
+		inval(c, "/devices/%s/peers", id);
+	}
+	for (size_t i = 0; i < device_attrs.n; i++)
+		inval(c, "/devices/%s/%s", id, device_attrs.attrs[i].name);
+	peers_changed(c, id, exists ? &v : NULL);
+	engine_foreach_host(c->engine, host_links_changed, &l);
+	if (exists)
+		device_view_release(&v);
+	return exists;
+}
+
+static int vm_attrs_changed(void *arg, const char *vm)
+{
+	struct link_ctx *l = arg;
+
+	for (size_t i = 0; i < vm_attrs.n; i++)
+		inval(l->c, "/hosts/%s/vms/%s/%s", l->host, vm, vm_attrs.attrs[i].name);
+	return 0;
+}
+
+static int host_attrs_changed(void *arg, const char *host)
+{
+	struct link_ctx *l = arg;
+
+	for (size_t i = 0; i < host_attrs.n; i++)
+		inval(l->c, "/hosts/%s/%s", host, host_attrs.attrs[i].name);
+	l->host = host;
+	engine_foreach_vm(l->c->engine, host, vm_attrs_changed, l);
+	return 0;
+}
+
+/* The files about the whole cluster: lends, metrics, hosts, the fabric. */
+static void cluster_changed(struct lendfs_cache *c)
+{
+	struct link_ctx l = { c, NULL, NULL };
+
+	for (size_t i = 0; i < cluster_attrs.n; i++)
+		inval(c, "/%s", cluster_attrs.attrs[i].name);
+	for (size_t i = 0; i < fabric_attrs.n; i++)
+		inval(c, "/fabric/%s", fabric_attrs.attrs[i].name);
+	engine_foreach_host(c->engine, host_attrs_changed, &l);
+}
+
+void cache_changed(struct lendfs_cache *c, const char *devid)
+{
+	if (!c)
+		return;
+	pthread_rwlock_rdlock(&c->fuse_lock);
+	if (!c->fuse)
+		goto out;
+	pthread_mutex_lock(&c->lock);
+	if (devid) {
+		device_changed(c, devid);
+	} else {
+		for (size_t i = c->nids; i-- > 0;)
+			if (!device_changed(c, c->ids[i]))
+				forget(c, i);
+	}
+	cluster_changed(c);
+	pthread_mutex_unlock(&c->lock);
+out:
+	pthread_rwlock_unlock(&c->fuse_lock);
+}

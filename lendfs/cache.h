@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * cache.h - what the kernel caches of the tree, and telling it when that
+ * goes stale.
+ *
+ * lendfs lets the kernel keep dentries and attributes (entry and attribute
+ * timeouts, fs.c) so that reading an attribute costs one OPEN and one READ
+ * round trip, not a LOOKUP per path component and a GETATTR.  File
+ * contents are never cached (direct_io): a read always renders the value
+ * now.  What can go stale is therefore the metadata: the size that
+ * stat(2) shows, and the existence of entries that vanish (a returned
+ * device's hosts/H/lent/ID, peers/ID, a hot-removed device).
+ *
+ * The engine's watch (engine_set_watch) calls cache_changed() from the
+ * thread that made the change, before the request returns to its writer;
+ * it invalidates the attributes of every path that may mention the
+ * device (fuse_invalidate_path, a no-op for what the kernel does not
+ * hold), so the next stat(2) asks the daemon again and a vanished entry
+ * answers ENOENT.  A reader that starts after a write returned therefore
+ * sees the new value and the new size.
+ *
+ * Device ids the kernel has been told about (lookups, readdir) are
+ * remembered, so that a change of the whole tree (@devid NULL: hot-plug,
+ * a host going offline) invalidates exactly those, the vanished ones
+ * included.
+ */
+#ifndef LENDFS_CACHE_H
+#define LENDFS_CACHE_H
+
+#define FUSE_USE_VERSION 31
+
+#include <fuse.h>
+
+#include "engine.h"
+
+struct lendfs_cache;
+
+int cache_new(struct engine *e, struct lendfs_cache **out);
+void cache_free(struct lendfs_cache *c);
+
+/* The mount serves (fuse init) / is going away (fuse destroy). */
+void cache_attach(struct lendfs_cache *c, struct fuse *f);
+void cache_detach(struct lendfs_cache *c);
+
+/* The kernel has been given a path that names device @devid. */
+void cache_seen(struct lendfs_cache *c, const char *devid);
+
+/* Engine watch: @devid changed, or (NULL) anything may have. */
+void cache_changed(struct lendfs_cache *c, const char *devid);
+
+#endif

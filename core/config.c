@@ -71,6 +71,10 @@ _printf_(2, 3) static int perr(struct parser *p, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(p->err + n, sizeof(p->err) - n, fmt, ap);
 	va_end(ap);
+	/* the reason quotes the file: no control bytes to the terminal */
+	for (char *c = p->err + n; *c; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			*c = '?';
 	p->err_line = p->line;
 	return 0; /* inih: handler error */
 }
@@ -80,24 +84,26 @@ _printf_(2, 3) static int perr(struct parser *p, const char *fmt, ...)
 static void *grow_array(void *arr, unsigned n, size_t elem)
 {
 	size_t cap;
-	void *na;
 
 	/* capacities run 16, 32, 64, ...: full exactly when n is one of them */
 	if (n != 0 && (n < 16 || (n & (n - 1)) != 0))
 		return arr;
 	cap = n ? (size_t)n * 2 : 16;
-	na = realloc(arr, cap * elem);
-	if (!na)
-		return NULL;
-	memset((char *)na + (size_t)n * elem, 0, (cap - n) * elem);
-	return na;
+	return realloc(arr, cap * elem);
 }
 
+/*
+ * A new zeroed element at the end.  Only that element is cleared: with
+ * 100,000 devices, zeroing the spare capacity would touch megabytes for
+ * nothing.
+ */
 #define APPEND(p, arr, count)                                              \
 	({                                                                 \
 		__typeof__(arr) _na = grow_array((arr), (count), sizeof(*(arr))); \
-		if (_na)                                                   \
+		if (_na) {                                                 \
 			(arr) = _na;                                       \
+			memset(&(arr)[(count)], 0, sizeof(*(arr)));        \
+		}                                                          \
 		_na ? &(arr)[(count)++] : NULL;                            \
 	})
 
@@ -794,10 +800,12 @@ static char *reader(char *str, int num, void *stream)
 	}
 
 	s = str;
+	if (p->line == 1 && !strncmp(s, "\xef\xbb\xbf", 3))
+		s += 3; /* a UTF-8 byte order mark, skipped by inih too */
 	while (*s == ' ' || *s == '\t')
 		s++;
 	if (*s == '[') {
-		const char *end = strchr(s, ']');
+		const char *end = strchr(s, ']'), *rest;
 		char hdr[512];
 		size_t hl;
 
@@ -805,6 +813,14 @@ static char *reader(char *str, int num, void *stream)
 		if (!end) {
 			p->kind = SEC_BAD;
 			perr(p, "unterminated section header");
+			return str;
+		}
+		/* inih ignores what follows ']': only a comment may */
+		rest = end + 1 + strspn(end + 1, " \t\r\n");
+		if (*rest && *rest != ';') {
+			p->kind = SEC_BAD;
+			perr(p, "unexpected text after the section header: '%.*s'",
+			     (int)MIN(strcspn(rest, "\r\n"), 64), rest);
 			return str;
 		}
 		s++;

@@ -7,10 +7,18 @@
  * (the daemon) holds an exclusive flock() on a host's file while it
  * changes registers; a reader (lendfs-dma) holds a shared one while it
  * copies them, so nobody sees a half-written entry.  The counters are
- * bumped with atomic adds and no lock.  Device records are written to a
- * temporary name and renamed into place.  Inside one process a mutex
+ * bumped with atomic adds and no lock.  Inside one process a mutex
  * serialises the users of one handle (the daemon calls from several
  * threads).
+ *
+ * Scale: a cluster may hold 100,000 devices, so attaching one costs no
+ * system call.  The device records live in one table file (devices.tab)
+ * that the daemon maps and fills in place, each record guarded by a
+ * sequence count (odd while it changes) that readers check around their
+ * copy; an index in memory finds a record by id, and the BAR overlap
+ * check scans the lender's devices only when the new BARs do not all lie
+ * above its others (the engine allocates them upward).  A BAR's backing
+ * file is created by the first access that reaches it, not at attach.
  */
 #include "fabric_sim.h"
 
@@ -27,13 +35,19 @@
 
 #include "config.h"
 #include "fabric.h"
+#include "hashmap.h"
 #include "ntb.h"
 #include "util.h"
 #include "window.h"
 
 #define SIM_HW_MAGIC 0x5748534cu  /* "LSHW" */
 #define SIM_DEV_MAGIC 0x5645444cu /* "LDEV" */
-#define SIM_HW_VERSION 2u
+#define SIM_HW_VERSION 3u
+#define SIM_TAB_MAGIC 0x4241544cu /* "LTAB" */
+#define SIM_TAB_FILE "devices.tab"
+#define SIM_DEV_MAX (1u << 22)	 /* records a table can ever hold */
+#define SIM_TAB_MIN 256u	 /* records of a new table */
+#define SIM_SEQ_TRIES 100000u /* a record that never settles is skipped */
 #define SIM_OWNER_MAX 136 /* WINDOW_NEXT_MAX rounded up to 8 */
 #define SIM_MAX_LUT_ENTRIES 65536u
 #define SIM_MAX_DMA_WINDOWS 1024u
@@ -88,10 +102,18 @@ struct sim_hdr {
 	uint64_t bad_accesses; /* atomic */
 };
 
-/* RUN/devices/DEVID/device */
-struct sim_dev {
+/* RUN/devices.tab: this header, then struct sim_dev records. */
+struct sim_tab_hdr {
 	uint32_t magic;
 	uint32_t version;
+	uint32_t rec_size;
+	uint32_t pad;
+};
+
+/* One record of RUN/devices.tab; magic is SIM_DEV_MAGIC while attached. */
+struct sim_dev {
+	uint32_t magic;
+	uint32_t seq; /* odd while the daemon changes the record */
 	char devid[DEVICE_ID_MAX];
 	char lender[HOST_NAME_MAX_LEN + 1];
 	uint64_t bar_size[PCI_NUM_BARS];
@@ -101,6 +123,7 @@ struct sim_dev {
 /* One mapped register file. */
 struct sim_host {
 	char owner[SIM_OWNER_MAX];
+	uint64_t bar_end; /* above every BAR this handle attached */
 	int fd;
 	dev_t dev;
 	ino_t ino;
@@ -114,6 +137,14 @@ struct sim_hw {
 	char run_dir[PATH_MAX];
 	struct sim_host **hosts;
 	unsigned nhosts;
+	/* the daemon's side of devices.tab (sim_open only) */
+	int tab_fd;
+	struct sim_tab_hdr *tab; /* address space for SIM_DEV_MAX records */
+	uint32_t tab_cap;	 /* records the file holds */
+	uint32_t tab_used;	 /* records ever used (free ones below) */
+	struct hashmap *tab_index; /* devid -> record + 1; keys in the map */
+	uint32_t *tab_free;	 /* detached records, reused first */
+	uint32_t tab_nfree;
 };
 
 /* Where an access lands: a RAM file or a BAR file, and how far. */
@@ -121,6 +152,7 @@ struct sim_target {
 	bool bar;
 	char name[SIM_OWNER_MAX]; /* RAM owner or device id */
 	unsigned bar_index;
+	uint64_t bar_size;
 	uint64_t off;
 	uint64_t len;
 };
@@ -301,6 +333,18 @@ static int host_get(struct sim_hw *hw, const char *owner, struct sim_host **out,
 	if (!owner_valid(owner))
 		return reason_set(reason, -EINVAL, "invalid host name '%s'",
 				  owner ? owner : "");
+	if (hw->tab) {
+		/*
+		 * The daemon's handle powered the hardware on itself: nobody
+		 * else replaces its files, and a lend saves a stat per window.
+		 */
+		for (unsigned i = 0; i < hw->nhosts; i++) {
+			if (hw->hosts[i]->hdr && !strcmp(hw->hosts[i]->owner, owner)) {
+				*out = hw->hosts[i];
+				return 0;
+			}
+		}
+	}
 	hw_path(owner, path, sizeof(path));
 	if (fstatat(hw->dirfd, path, &st, 0) < 0) {
 		if (errno == ENOENT)
@@ -431,69 +475,104 @@ static int hw_create(struct sim_hw *hw, const char *owner,
 
 /* ---- device records ----------------------------------------------------- */
 
-static int dev_read(struct sim_hw *hw, const char *devid, struct sim_dev *d,
-		    char *reason)
+/* Copy record @src as it stands between two changes; false if unused. */
+static bool rec_copy(const struct sim_dev *src, struct sim_dev *out)
 {
-	char path[SIM_PATH_MAX];
-	_cleanup_close_ int fd = -1;
-	ssize_t n;
+	for (unsigned tries = 0; tries < SIM_SEQ_TRIES; tries++) {
+		uint32_t s1 = __atomic_load_n(&src->seq, __ATOMIC_ACQUIRE);
 
-	if (!devid_valid(devid))
-		return reason_set(reason, -EINVAL, "invalid device id '%s'",
-				  devid ? devid : "");
-	snprintf(path, sizeof(path), "devices/%s/device", devid);
-	fd = openat(hw->dirfd, path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 && errno == ENOENT)
-		return reason_set(reason, -ENOENT,
-				  "no device %s in the sim fabric", devid);
-	if (fd < 0)
-		return reason_set(reason, -errno, "cannot open %s/%s: %s",
-				  hw->run_dir, path, strerror(errno));
-	n = read(fd, d, sizeof(*d));
-	if (n != (ssize_t)sizeof(*d) || d->magic != SIM_DEV_MAGIC ||
-	    d->version != SIM_HW_VERSION ||
-	    strnlen(d->devid, sizeof(d->devid)) >= sizeof(d->devid) ||
-	    strnlen(d->lender, sizeof(d->lender)) >= sizeof(d->lender) ||
-	    strcmp(d->devid, devid) != 0)
-		return reason_set(reason, -EPROTO, "%s/%s is corrupt",
-				  hw->run_dir, path);
-	return 0;
+		if (s1 & 1)
+			continue;
+		memcpy(out, src, sizeof(*out));
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		if (__atomic_load_n(&src->seq, __ATOMIC_RELAXED) != s1)
+			continue;
+		return out->magic == SIM_DEV_MAGIC &&
+		       strnlen(out->devid, sizeof(out->devid)) < sizeof(out->devid) &&
+		       strnlen(out->lender, sizeof(out->lender)) < sizeof(out->lender);
+	}
+	return false;
 }
 
 /*
- * Call @fn for every device lent by @lender (every device when NULL)
- * until it returns nonzero; returns that value.  Unreadable records are
- * skipped: a device being attached or detached is not there yet.
+ * Call @fn for every device lent by @lender (every device when NULL), as
+ * devices.tab holds them now, until it returns nonzero; returns that
+ * value.  Records being changed are skipped: that device is not there yet
+ * (or any more).
  */
 static int dev_foreach(struct sim_hw *hw, const char *lender,
 		       int (*fn)(const struct sim_dev *d, void *arg), void *arg)
 {
-	_cleanup_closedir_ DIR *dir = NULL;
-	struct dirent *de;
-	int fd;
+	_cleanup_close_ int fd = -1;
+	const struct sim_tab_hdr *tab;
+	const struct sim_dev *recs;
+	struct stat st;
+	size_t n;
+	void *map;
+	int r = 0;
 
-	fd = openat(hw->dirfd, "devices", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	fd = openat(hw->dirfd, SIM_TAB_FILE, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ENOENT ? 0 : -errno;
-	dir = fdopendir(fd);
-	if (!dir) {
-		close(fd);
+	if (fstat(fd, &st) < 0)
 		return -errno;
+	if ((size_t)st.st_size < sizeof(*tab))
+		return 0; /* being created */
+	map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED)
+		return -errno;
+	tab = map;
+	if (tab->magic != SIM_TAB_MAGIC || tab->version != SIM_HW_VERSION ||
+	    tab->rec_size != sizeof(struct sim_dev)) {
+		munmap(map, (size_t)st.st_size);
+		return -EPROTO;
 	}
-	while ((de = readdir(dir))) {
+	recs = (const struct sim_dev *)(tab + 1);
+	n = ((size_t)st.st_size - sizeof(*tab)) / sizeof(*recs);
+	for (size_t i = 0; i < n && r == 0; i++) {
 		struct sim_dev d;
-		int r;
 
-		if (de->d_name[0] == '.' || !devid_valid(de->d_name))
-			continue;
-		if (dev_read(hw, de->d_name, &d, NULL) < 0)
+		if (!rec_copy(&recs[i], &d))
 			continue;
 		if (lender && strcmp(d.lender, lender) != 0)
 			continue;
 		r = fn(&d, arg);
-		if (r)
-			return r;
 	}
+	munmap(map, (size_t)st.st_size);
+	return r;
+}
+
+struct dev_find {
+	const char *devid;
+	struct sim_dev *out;
+};
+
+static int dev_match(const struct sim_dev *d, void *arg)
+{
+	struct dev_find *f = arg;
+
+	if (strcmp(d->devid, f->devid) != 0)
+		return 0;
+	*f->out = *d;
+	return 1;
+}
+
+static int dev_read(struct sim_hw *hw, const char *devid, struct sim_dev *d,
+		    char *reason)
+{
+	struct dev_find f = { devid, d };
+	int r;
+
+	if (!devid_valid(devid))
+		return reason_set(reason, -EINVAL, "invalid device id '%s'",
+				  devid ? devid : "");
+	r = dev_foreach(hw, NULL, dev_match, &f);
+	if (r == 0)
+		return reason_set(reason, -ENOENT,
+				  "no device %s in the sim fabric", devid);
+	if (r < 0)
+		return reason_set(reason, r, "cannot read %s/%s: %s",
+				  hw->run_dir, SIM_TAB_FILE, strerror(-r));
 	return 0;
 }
 
@@ -514,6 +593,7 @@ static int bar_match(const struct sim_dev *d, void *arg)
 		l->t->bar = true;
 		snprintf(l->t->name, sizeof(l->t->name), "%s", d->devid);
 		l->t->bar_index = i;
+		l->t->bar_size = d->bar_size[i];
 		l->t->off = l->addr - d->bar_addr[i];
 		l->avail = d->bar_size[i] - l->t->off;
 		return 1;
@@ -691,6 +771,38 @@ static int resolve_dma(struct sim_hw *hw, const char *devid, uint64_t addr,
 	return resolve_cpu(hw, d.lender, phys, len, t, reason);
 }
 
+/*
+ * The backing file of a BAR, created (exactly the BAR's size, zeroed) by
+ * the first write that reaches it.  Returns the fd or -errno.
+ */
+static int bar_create(struct sim_hw *hw, const struct sim_target *t,
+		      const char *path, char *reason)
+{
+	char dir[SIM_PATH_MAX];
+	struct stat st;
+	int fd;
+
+	snprintf(dir, sizeof(dir), "devices/%s", t->name);
+	if (mkdirat(hw->dirfd, dir, 0755) < 0 && errno != EEXIST)
+		return reason_set(reason, -errno, "cannot create %s/%s: %s",
+				  hw->run_dir, dir, strerror(errno));
+	fd = openat(hw->dirfd, path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return reason_set(reason, -errno, "cannot open %s/%s: %s",
+				  hw->run_dir, path, strerror(errno));
+	if (fstat(fd, &st) < 0 ||
+	    ((uint64_t)st.st_size < t->bar_size &&
+	     ftruncate(fd, (off_t)t->bar_size) < 0)) {
+		int r = -errno;
+
+		close(fd);
+		return reason_set(reason, r, "cannot size %s/%s to 0x%" PRIx64
+				  " bytes: %s", hw->run_dir, path, t->bar_size,
+				  strerror(-r));
+	}
+	return fd;
+}
+
 static int target_io(struct sim_hw *hw, const struct sim_target *t, char *buf,
 		     bool write, char *reason)
 {
@@ -709,10 +821,20 @@ static int target_io(struct sim_hw *hw, const struct sim_target *t, char *buf,
 		return reason_set(reason, -EFBIG, "offset 0x%" PRIx64
 				  " of %s/%s is too large", t->off,
 				  hw->run_dir, path);
-	fd = openat(hw->dirfd, path, (write ? O_RDWR : O_RDONLY) | O_CLOEXEC);
-	if (fd < 0)
-		return reason_set(reason, -errno, "cannot open %s/%s: %s",
-				  hw->run_dir, path, strerror(errno));
+	if (t->bar && write) {
+		fd = bar_create(hw, t, path, reason);
+		if (fd < 0)
+			return fd;
+	} else {
+		fd = openat(hw->dirfd, path, (write ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+		if (fd < 0 && t->bar && errno == ENOENT) {
+			memset(buf, 0, t->len); /* never written: zeros */
+			return 0;
+		}
+		if (fd < 0)
+			return reason_set(reason, -errno, "cannot open %s/%s: %s",
+					  hw->run_dir, path, strerror(errno));
+	}
 	while (done < t->len) {
 		off_t pos = (off_t)(t->off + done);
 		ssize_t n = write ? pwrite(fd, buf + done, t->len - done, pos)
@@ -797,6 +919,134 @@ int sim_dma_access(struct sim_hw *hw, const char *devid, uint64_t addr,
 	return access_run(hw, resolve_dma, devid, addr, buf, len, write, reason);
 }
 
+/* ---- the daemon's device table ----------------------------------------- */
+
+static size_t tab_bytes(uint32_t records)
+{
+	return sizeof(struct sim_tab_hdr) + (size_t)records * sizeof(struct sim_dev);
+}
+
+static struct sim_dev *tab_rec(struct sim_hw *hw, uint32_t i)
+{
+	return (struct sim_dev *)(hw->tab + 1) + i;
+}
+
+static void tab_close(struct sim_hw *hw)
+{
+	if (hw->tab)
+		munmap(hw->tab, tab_bytes(SIM_DEV_MAX));
+	if (hw->tab_fd >= 0)
+		close(hw->tab_fd);
+	hashmap_free(hw->tab_index);
+	free(hw->tab_free);
+	hw->tab = NULL;
+	hw->tab_fd = -1;
+	hw->tab_index = NULL;
+	hw->tab_free = NULL;
+}
+
+/* Power-on: a new, empty devices.tab, mapped for writing. */
+static int tab_create(struct sim_hw *hw, char *reason)
+{
+	struct sim_tab_hdr hdr = { SIM_TAB_MAGIC, SIM_HW_VERSION,
+				   sizeof(struct sim_dev), 0 };
+	void *p;
+
+	hw->tab_index = hashmap_new(SIM_TAB_MIN);
+	if (!hw->tab_index)
+		return reason_set(reason, -ENOMEM, "out of memory");
+	/* a new file: a reader may still map the old one */
+	if (unlinkat(hw->dirfd, SIM_TAB_FILE, 0) < 0 && errno != ENOENT)
+		return reason_set(reason, -errno, "cannot remove %s/%s: %s",
+				  hw->run_dir, SIM_TAB_FILE, strerror(errno));
+	errno = 0;
+	hw->tab_fd = openat(hw->dirfd, SIM_TAB_FILE,
+			    O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (hw->tab_fd < 0 || ftruncate(hw->tab_fd, (off_t)tab_bytes(SIM_TAB_MIN)) < 0 ||
+	    pwrite(hw->tab_fd, &hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr))
+		return reason_set(reason, errno ? -errno : -EIO,
+				  "cannot create %s/%s: %s", hw->run_dir,
+				  SIM_TAB_FILE, strerror(errno ? errno : EIO));
+	/*
+	 * Mapped once for the most records it can ever hold: growing the
+	 * file does not move (or re-fault) the map, and the index keeps
+	 * pointers into it.  Only records below tab_cap (inside the file)
+	 * are ever touched.
+	 */
+	p = mmap(NULL, tab_bytes(SIM_DEV_MAX), PROT_READ | PROT_WRITE, MAP_SHARED,
+		 hw->tab_fd, 0);
+	if (p == MAP_FAILED)
+		return reason_set(reason, -errno, "cannot map %s/%s: %s",
+				  hw->run_dir, SIM_TAB_FILE, strerror(errno));
+	hw->tab = p;
+	hw->tab_cap = SIM_TAB_MIN;
+	return 0;
+}
+
+/* A record for a new device: a free one, or one more (growing the file). */
+static int tab_alloc(struct sim_hw *hw, uint32_t *out, char *reason)
+{
+	uint32_t cap = hw->tab_cap;
+
+	if (hw->tab_nfree) {
+		*out = hw->tab_free[--hw->tab_nfree];
+		return 0;
+	}
+	if (hw->tab_used == SIM_DEV_MAX)
+		return reason_set(reason, -ENOSPC,
+				  "the sim fabric holds at most %u devices",
+				  SIM_DEV_MAX);
+	if (hw->tab_used == cap) {
+		cap = MIN(2 * cap, SIM_DEV_MAX);
+		if (ftruncate(hw->tab_fd, (off_t)tab_bytes(cap)) < 0)
+			return reason_set(reason, -errno, "cannot grow %s/%s: %s",
+					  hw->run_dir, SIM_TAB_FILE,
+					  strerror(errno));
+		hw->tab_cap = cap;
+	}
+	*out = hw->tab_used++;
+	return 0;
+}
+
+/* Change a record under its sequence count (readers retry meanwhile). */
+static void tab_write(struct sim_dev *slot, const struct sim_dev *rec)
+{
+	uint32_t seq = slot->seq;
+
+	__atomic_store_n(&slot->seq, seq + 1, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	slot->magic = rec->magic;
+	memcpy(slot->devid, rec->devid, sizeof(slot->devid));
+	memcpy(slot->lender, rec->lender, sizeof(slot->lender));
+	memcpy(slot->bar_size, rec->bar_size, sizeof(slot->bar_size));
+	memcpy(slot->bar_addr, rec->bar_addr, sizeof(slot->bar_addr));
+	__atomic_store_n(&slot->seq, seq + 2, __ATOMIC_RELEASE);
+}
+
+/* Clear the record of @devid and keep it for the next device. */
+static void tab_forget(struct sim_hw *hw, const char *devid)
+{
+	uintptr_t known = (uintptr_t)hashmap_get(hw->tab_index, devid);
+	struct sim_dev none = { 0 };
+	uint32_t slot;
+
+	if (!known)
+		return;
+	slot = (uint32_t)(known - 1);
+	hashmap_remove(hw->tab_index, devid); /* its key is in the record */
+	tab_write(tab_rec(hw, slot), &none);
+	if ((hw->tab_nfree & (hw->tab_nfree + 1)) == 0) {
+		/* 0, 1, 3, 7, ...: full, double it */
+		uint32_t *n = realloc(hw->tab_free,
+				      2 * ((size_t)hw->tab_nfree + 1) * sizeof(*n));
+
+		if (!n)
+			return; /* the record is lost, not reused */
+		hw->tab_free = n;
+	}
+	hw->tab_free[hw->tab_nfree++] = slot;
+}
+
 /* ---- handle ------------------------------------------------------------- */
 
 static int hw_new(const char *run_dir, struct sim_hw **out, char *reason)
@@ -816,6 +1066,7 @@ static int hw_new(const char *run_dir, struct sim_hw **out, char *reason)
 		return reason_set(reason, -errno, "cannot open run directory %s: %s",
 				  run_dir, strerror(errno));
 	snprintf(hw->run_dir, sizeof(hw->run_dir), "%s", run_dir);
+	hw->tab_fd = -1;
 	pthread_mutex_init(&hw->lock, NULL);
 	*out = take_ptr(hw);
 	return 0;
@@ -849,6 +1100,7 @@ void sim_hw_close(struct sim_hw *hw)
 		free(hw->hosts[i]);
 	}
 	free(hw->hosts);
+	tab_close(hw);
 	if (hw->dirfd >= 0)
 		close(hw->dirfd);
 	pthread_mutex_destroy(&hw->lock);
@@ -980,6 +1232,8 @@ static int sim_open(const struct cluster_config *cfg, const char *run_dir,
 	if (r < 0)
 		return r;
 	r = power_on(hw, cfg, reason);
+	if (r == 0)
+		r = tab_create(hw, reason);
 	if (r < 0) {
 		sim_hw_close(hw);
 		return r;
@@ -1042,72 +1296,57 @@ static int bar_overlap(const struct sim_dev *d, void *arg)
 	return 0;
 }
 
-static int device_write(struct sim_hw *hw, const char *devid,
-			const struct sim_dev *rec, char *reason)
-{
-	char dir[SIM_PATH_MAX], path[SIM_PATH_MAX], tmp[SIM_PATH_MAX];
-
-	snprintf(dir, sizeof(dir), "devices/%s", devid);
-	if (mkdirat(hw->dirfd, dir, 0755) < 0)
-		return reason_set(reason, -errno, "cannot create %s/%s: %s",
-				  hw->run_dir, dir, strerror(errno));
-	for (unsigned i = 0; i < PCI_NUM_BARS; i++) {
-		_cleanup_close_ int fd = -1;
-
-		if (!rec->bar_size[i])
-			continue;
-		snprintf(path, sizeof(path), "devices/%s/bar%u", devid, i);
-		fd = openat(hw->dirfd, path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC,
-			    0644);
-		if (fd < 0 || ftruncate(fd, (off_t)rec->bar_size[i]) < 0)
-			return reason_set(reason, -errno,
-					  "cannot create %s/%s of 0x%" PRIx64
-					  " bytes: %s", hw->run_dir, path,
-					  rec->bar_size[i], strerror(errno));
-	}
-	/* The record last: a reader never sees a device without its BARs. */
-	snprintf(tmp, sizeof(tmp), "devices/%s/.device.tmp", devid);
-	snprintf(path, sizeof(path), "devices/%s/device", devid);
-	{
-		_cleanup_close_ int fd = openat(hw->dirfd, tmp,
-						O_WRONLY | O_CREAT | O_TRUNC |
-							O_CLOEXEC, 0644);
-
-		errno = fd < 0 ? errno : 0;
-		if (fd < 0 ||
-		    write(fd, rec, sizeof(*rec)) != (ssize_t)sizeof(*rec) ||
-		    renameat(hw->dirfd, tmp, hw->dirfd, path) < 0) {
-			int r = errno ? -errno : -EIO;
-
-			return reason_set(reason, r, "cannot write %s/%s: %s",
-					  hw->run_dir, path, strerror(-r));
-		}
-	}
-	return 0;
-}
-
+/* Remove the BAR files of @devid (a re-attached device starts zeroed). */
 static void device_remove(struct sim_hw *hw, const char *devid)
 {
 	char path[SIM_PATH_MAX];
 
-	snprintf(path, sizeof(path), "devices/%s/device", devid);
-	unlinkat(hw->dirfd, path, 0);
 	snprintf(path, sizeof(path), "devices/%s", devid);
 	remove_tree(hw->dirfd, path, 1);
+}
+
+/* Does any BAR in @size/@addr overlap a BAR of another device of @host? */
+static int overlap_check(struct sim_hw *hw, struct sim_host *h,
+			 const char *devid, const uint64_t *size,
+			 const uint64_t *addr, char *reason)
+{
+	struct overlap_check oc = { devid, size, addr, reason };
+	bool above = true;
+
+	for (unsigned i = 0; i < PCI_NUM_BARS; i++)
+		if (size[i] && addr[i] < h->bar_end)
+			above = false;
+	if (above)
+		return 0; /* the usual case: the engine allocates upward */
+	for (uint32_t i = 0; i < hw->tab_used; i++) {
+		const struct sim_dev *d = tab_rec(hw, i);
+		int r;
+
+		if (d->magic != SIM_DEV_MAGIC || strcmp(d->lender, h->owner) != 0)
+			continue;
+		r = bar_overlap(d, &oc);
+		if (r < 0)
+			return r;
+	}
+	return 0;
 }
 
 static int device_attach_locked(struct sim_hw *hw, const char *devid,
 				const char *host, const uint64_t *size,
 				const uint64_t *addr, char *reason)
 {
-	struct overlap_check oc = { devid, size, addr, reason };
 	struct sim_dev rec = { 0 };
 	struct sim_host *h;
+	uintptr_t known;
+	uint32_t slot = 0;
 	int r;
 
 	if (!devid_valid(devid))
 		return reason_set(reason, -EINVAL, "invalid device id '%s'",
 				  devid ? devid : "");
+	if (!hw->tab)
+		return reason_set(reason, -EINVAL,
+				  "devices attach through the daemon's handle only");
 	r = real_host_get(hw, host, &h, reason);
 	if (r < 0)
 		return r;
@@ -1129,25 +1368,45 @@ static int device_attach_locked(struct sim_hw *hw, const char *devid,
 						  "bar%u and bar%u of %s overlap",
 						  j, i, devid);
 	}
-	r = dev_foreach(hw, host, bar_overlap, &oc);
+	r = overlap_check(hw, h, devid, size, addr, reason);
 	if (r < 0)
-		return r == -EEXIST ? r
-				    : reason_set(reason, r,
-						 "cannot list the devices of %s: %s",
-						 hw->run_dir, strerror(-r));
+		return r;
 
 	rec.magic = SIM_DEV_MAGIC;
-	rec.version = SIM_HW_VERSION;
 	snprintf(rec.devid, sizeof(rec.devid), "%s", devid);
 	snprintf(rec.lender, sizeof(rec.lender), "%s", host);
 	memcpy(rec.bar_size, size, sizeof(rec.bar_size));
 	memcpy(rec.bar_addr, addr, sizeof(rec.bar_addr));
 
-	device_remove(hw, devid); /* attached again: fresh BARs */
-	r = device_write(hw, devid, &rec, reason);
-	if (r < 0)
+	known = (uintptr_t)hashmap_get(hw->tab_index, devid);
+	if (known) {
+		/* attached again: its record is rewritten, its BARs fresh */
+		slot = (uint32_t)(known - 1);
+		tab_write(tab_rec(hw, slot), &rec);
 		device_remove(hw, devid);
-	return r;
+	} else {
+		bool reused = hw->tab_nfree > 0;
+
+		r = tab_alloc(hw, &slot, reason);
+		if (r < 0)
+			return r;
+		tab_write(tab_rec(hw, slot), &rec);
+		r = hashmap_put(hw->tab_index, tab_rec(hw, slot)->devid,
+				(void *)(uintptr_t)(slot + 1));
+		if (r < 0) {
+			memset(&rec, 0, sizeof(rec));
+			tab_write(tab_rec(hw, slot), &rec);
+			if (reused)
+				hw->tab_nfree++; /* back on the free list */
+			else
+				hw->tab_used--;
+			return reason_set(reason, r, "out of memory");
+		}
+	}
+	for (unsigned i = 0; i < PCI_NUM_BARS; i++)
+		if (size[i])
+			h->bar_end = MAX(h->bar_end, addr[i] + size[i]);
+	return 0;
 }
 
 static int sim_device_attach(void *ctx, const char *devid, const char *host,
@@ -1170,6 +1429,8 @@ static void sim_device_detach(void *ctx, const char *devid)
 	if (!devid_valid(devid))
 		return;
 	pthread_mutex_lock(&hw->lock);
+	if (hw->tab)
+		tab_forget(hw, devid);
 	device_remove(hw, devid);
 	pthread_mutex_unlock(&hw->lock);
 }

@@ -12,13 +12,16 @@
  *                             counters (fixed-size binary records, mmap'd)
  *   RUN/ram/OWNER             the owner's RAM: sparse, file offset ==
  *                             physical address
- *   RUN/devices/DEVID/device  the device's lender and BAR addresses
- *   RUN/devices/DEVID/barN    BAR N, exactly its size
+ *   RUN/devices.tab           one record per attached device: its lender
+ *                             and BAR addresses (mmap'd by the daemon)
+ *   RUN/devices/DEVID/barN    BAR N, exactly its size, created by the
+ *                             first write that reaches it (reads of a
+ *                             BAR never written return zeros)
  *
  * OWNER is a host name, or for a VM borrower "vm:HOST/VM" written as
  * "vm.HOST.VM" ('.' cannot occur in a name, so this is unambiguous).
- * fabric_sim_ops.open() is a power-on: it recreates hosts/, ram/ and
- * devices/ from scratch.
+ * fabric_sim_ops.open() is a power-on: it recreates hosts/, ram/,
+ * devices/ and devices.tab from scratch.
  *
  * An access is resolved the way the hardware would, hop by hop (at most
  * SIM_MAX_HOPS, else -ELOOP): an address in one of the host's RAM ranges

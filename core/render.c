@@ -59,7 +59,7 @@ int engine_render_lends(struct engine *e, FILE *out)
 		if (d->state == DEV_LENT)
 			fprintf(out, "%s %s since %" PRId64 " windows %u latency_ns %" PRIu64 "\n",
 				d->id, d->borrower, d->since, d->nwindows,
-				d->has_route ? d->route.latency_ns : 0);
+				d->has_route ? d->route->latency_ns : 0);
 		pthread_mutex_unlock(&d->lock);
 	}
 	pthread_rwlock_unlock(&e->model_lock);
@@ -176,9 +176,11 @@ int engine_render_metrics(struct engine *e, FILE *out)
 
 	metrics_header(out, "lendfs_host_online", "gauge",
 		       "1 when the host is online.");
+	pthread_mutex_lock(&e->fabric_lock); /* the online flags */
 	for (unsigned i = 0; i < e->nhosts; i++)
 		fprintf(out, "lendfs_host_online{host=\"%s\"} %d\n", e->hosts[i].name,
 			e->hosts[i].online);
+	pthread_mutex_unlock(&e->fabric_lock);
 	metrics_header(out, "lendfs_lut_entries", "gauge",
 		       "NTB translation table size per adapter.");
 	for (unsigned i = 0; i < e->nhosts; i++)

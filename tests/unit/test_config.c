@@ -156,6 +156,11 @@ static const struct bad bads[] = {
 	{ "[host a]\n[switch s]\nlatency_ns = 1\nbogus = 2\n", "unknown key 'bogus' in [switch s]", 4 },
 	{ "[host a]\nadapter =\n", "adapter: empty value", 2 },
 	{ "[link x]\n", "section [link] takes no name", 1 },
+	{ "[host a] junk\n", "unexpected text after the section header: 'junk'", 1 },
+	{ "[host a]\nadapter = ntb\x01\x1b[0m\n", "adapter: invalid name 'ntb??[0m'", 2 },
+	{ "[host a]\rlut_entries = 4\n", "unexpected text after the section header", 1 },
+	{ "[host a]\n[device a:0000:01:00.0]x\n", "unexpected text after the section header: 'x'",
+	  2 },
 };
 
 static void test_bad(void **state)
@@ -201,6 +206,29 @@ static char *write_tmp(const char *text, size_t len)
 	assert_int_equal(write(fd, text, len), (ssize_t)len);
 	close(fd);
 	return path;
+}
+
+/* What inih accepts around headers: a BOM on line 1, CR LF, a comment. */
+static void test_header_forms(void **state)
+{
+	static const char *const ok[] = {
+		"\xef\xbb\xbf[host a]\nlut_entries = 4\n",
+		"[host a]\r\nlut_entries = 4\r\n",
+		"[host a] ; the first host\nlut_entries = 4\n",
+		"  [ host a ]\t\nlut_entries = 4\n",
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		struct cluster_config *c = NULL;
+		char err[ERRMSG_MAX] = "";
+
+		if (config_load_string("t.ini", ok[i], &c, err) < 0)
+			fail_msg("case %zu: %s", i, err);
+		assert_int_equal(c->nhosts, 1);
+		assert_int_equal(c->hosts[0].lut_entries, 4);
+		config_free(c);
+	}
 }
 
 /* A NUL byte is refused wherever it is, never cuts a line short. */
@@ -378,7 +406,7 @@ int main(void)
 		cmocka_unit_test(test_vm_unplug_timeout),
 		cmocka_unit_test(test_demo),	    cmocka_unit_test(test_parsers),
 		cmocka_unit_test(test_nul_in_file), cmocka_unit_test(test_line_limit_file),
-		cmocka_unit_test(test_size_limit_pipe),
+		cmocka_unit_test(test_size_limit_pipe), cmocka_unit_test(test_header_forms),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

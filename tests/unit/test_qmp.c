@@ -93,11 +93,13 @@ static void *fake_main(void *arg)
 {
 	struct fake *f = arg;
 	struct timeval tv = { 5, 0 };
+	int cfd = accept4(f->lfd, NULL, NULL, SOCK_CLOEXEC);
 
-	f->cfd = accept4(f->lfd, NULL, NULL, SOCK_CLOEXEC);
-	if (f->cfd < 0)
+	/* fake_stop() reads it from the test's thread to unblock us */
+	__atomic_store_n(&f->cfd, cfd, __ATOMIC_RELEASE);
+	if (cfd < 0)
 		return NULL;
-	setsockopt(f->cfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(cfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	f->script(f);
 	return NULL;
 }
@@ -122,9 +124,11 @@ static void fake_start(struct fake *f, void (*script)(struct fake *))
 
 static void fake_stop(struct fake *f)
 {
+	int cfd = __atomic_load_n(&f->cfd, __ATOMIC_ACQUIRE);
+
 	shutdown(f->lfd, SHUT_RDWR);
-	if (f->cfd >= 0)
-		shutdown(f->cfd, SHUT_RDWR);
+	if (cfd >= 0)
+		shutdown(cfd, SHUT_RDWR);
 	pthread_join(f->th, NULL);
 	if (f->cfd >= 0)
 		close(f->cfd);

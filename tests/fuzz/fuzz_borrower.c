@@ -1,0 +1,187 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * fuzz_borrower.c - one write(2) to devices/ID/borrower and to
+ * hosts/HOST/state, through the real engine (engine_write_borrower(),
+ * engine_write_host_state()) with the memory store and the sim fabric in
+ * a temporary run directory.
+ *
+ * Checks (SPEC section 4): the result is 0 or a negative errno of the
+ * SPEC table; a failure leaves the device exactly as it was (available,
+ * no windows, no borrower) with last_error "ERRNO: reason"; a success
+ * lends to exactly the written value minus one newline (or returns for
+ * an empty one).  After each input the device is returned and the host
+ * put back online, so every input starts from the same engine state.
+ */
+#include <errno.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "fabric_sim.h"
+#include "fuzz.h"
+
+static const char cfg_text[] =
+	"[cluster]\ntimeout_ms = 2000\n"
+	"[host a]\niommu = on\n"
+	"[host b]\nram = 0x0-0x7fffffff\n"
+	"[host c]\n"
+	"[link]\na = a\nb = b\n"
+	"[link]\na = b\nb = c\n"
+	"[device a:0000:01:00.0]\nbar0 = 16M\nbar2 = 64K\n"
+	"[device a:0000:02:00.0]\nbar0 = 16K\n"
+	"[vm b/vm1]\nram = 0x0-0x3fffffff\n"
+	"[policy]\ndeny = a:0000:02:00.0\n";
+
+#define DEV "a:0000:01:00.0"
+#define DENIED "a:0000:02:00.0"
+
+static struct cluster_config *cfg;
+static struct engine *engine;
+static char run_dir[64];
+
+static void cleanup(void)
+{
+	char cmd[128];
+
+	engine_free(engine);
+	config_free(cfg);
+	if (run_dir[0]) {
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", run_dir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "fuzz_borrower: cannot remove %s\n", run_dir);
+	}
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	struct engine_options opt = { 0 };
+	char err[ERRMSG_MAX], reason[REASON_MAX] = "", run[96];
+
+	unsetenv("LENDFS_FAULT");
+	unsetenv("LENDFS_DELAY");
+	snprintf(run_dir, sizeof(run_dir), "/tmp/lendfs-fuzz-XXXXXX");
+	FUZZ_ASSERT(mkdtemp(run_dir) != NULL);
+	snprintf(run, sizeof(run), "%s/run", run_dir);
+	if (config_load_string("fuzz.ini", cfg_text, &cfg, err) < 0) {
+		fprintf(stderr, "%s\n", err);
+		abort();
+	}
+	opt.cfg = cfg;
+	opt.fabric = &fabric_sim_ops;
+	opt.run_dir = run;
+	opt.store = &store_memory_ops;
+	opt.store_where = "fuzz";
+	if (engine_new(&opt, &engine, reason) < 0) {
+		fprintf(stderr, "engine_new: %s\n", reason);
+		abort();
+	}
+	atexit(cleanup);
+	return 0;
+}
+
+static bool spec_errno(int r)
+{
+	static const int ok[] = { EINVAL, EBUSY, ENODEV, EHOSTDOWN, ENOSPC,
+				  ETIMEDOUT, EACCES, EPERM, ENOTSUP };
+
+	for (size_t i = 0; i < ARRAY_SIZE(ok); i++)
+		if (r == -ok[i])
+			return true;
+	return false;
+}
+
+/* The value a successful write stands for: one trailing newline off. */
+static void expected_value(const uint8_t *data, size_t size, char *out)
+{
+	if (size && data[size - 1] == '\n')
+		size--;
+	FUZZ_ASSERT(size <= BORROWER_MAX);
+	memcpy(out, data, size);
+	out[size] = '\0';
+	/* a successful value has no NUL, space or control byte */
+	FUZZ_ASSERT(strlen(out) == size);
+}
+
+static void check_available(const char *devid)
+{
+	struct device_view v;
+
+	FUZZ_ASSERT(engine_device_view(engine, devid, &v) == 0);
+	FUZZ_ASSERT(v.state == DEV_AVAILABLE);
+	FUZZ_ASSERT(v.nwindows == 0 && v.borrower[0] == '\0');
+	FUZZ_ASSERT(!v.has_route);
+	device_view_release(&v);
+}
+
+static void write_borrower(const char *devid, const uint8_t *data,
+			   size_t size)
+{
+	char reason[REASON_MAX] = "", value[BORROWER_MAX + 1];
+	struct device_view v;
+	int r;
+
+	r = engine_write_borrower(engine, devid, (const char *)data, size,
+				  reason);
+	FUZZ_ASSERT(r <= 0);
+	FUZZ_ASSERT(fuzz_terminated(reason, sizeof(reason)));
+	if (r < 0) {
+		FUZZ_ASSERT(spec_errno(r));
+		FUZZ_ASSERT(reason[0] != '\0');
+		FUZZ_ASSERT(engine_device_view(engine, devid, &v) == 0);
+		FUZZ_ASSERT(fuzz_terminated(v.last_error, sizeof(v.last_error)));
+		FUZZ_ASSERT(!strncmp(v.last_error, errno_name(r),
+				     strlen(errno_name(r))));
+		device_view_release(&v);
+		check_available(devid);
+		return;
+	}
+	expected_value(data, size, value);
+	FUZZ_ASSERT(engine_device_view(engine, devid, &v) == 0);
+	if (value[0] == '\0') {
+		FUZZ_ASSERT(v.state == DEV_AVAILABLE);
+	} else {
+		FUZZ_ASSERT(strcmp(devid, DENIED) != 0);
+		FUZZ_ASSERT(v.state == DEV_LENT);
+		FUZZ_ASSERT(!strcmp(v.borrower, value));
+		FUZZ_ASSERT(v.nwindows > 0);
+	}
+	device_view_release(&v);
+	if (value[0]) {
+		FUZZ_ASSERT(engine_return(engine, devid, reason) == 0);
+		check_available(devid);
+	}
+}
+
+static void write_host_state(const uint8_t *data, size_t size)
+{
+	char reason[REASON_MAX] = "";
+	struct host_view hv;
+	int r;
+
+	r = engine_write_host_state(engine, "b", (const char *)data, size,
+				    reason);
+	FUZZ_ASSERT(r == 0 || r == -EINVAL);
+	FUZZ_ASSERT(fuzz_terminated(reason, sizeof(reason)));
+	FUZZ_ASSERT(engine_host_view(engine, "b", &hv) == 0);
+	if (r < 0) {
+		FUZZ_ASSERT(hv.online);
+		return;
+	}
+	/* exactly one of the two words, and at most one newline */
+	if (size && data[size - 1] == '\n')
+		size--;
+	FUZZ_ASSERT((size == 6 && !memcmp(data, "online", 6)) ||
+		    (size == 7 && !memcmp(data, "offline", 7)));
+	if (!hv.online)
+		FUZZ_ASSERT(engine_write_host_state(engine, "b", "online", 6,
+						    reason) == 0);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	if (size > 4 * BORROWER_MAX)
+		return -1; /* all the same: too long */
+	write_borrower(DEV, data, size);
+	write_borrower(DENIED, data, size);
+	write_host_state(data, size);
+	return 0;
+}

@@ -1,0 +1,382 @@
+#!/bin/bash
+# tests/bench/run.sh BUILD [OUT.md] - the lendfs benchmarks (make bench).
+#
+# Every figure is measured next to its floor in the same run, and printed
+# with the ratio lendfs / floor (a cost: lower is better; for lends per
+# second it is floor rate / lendfs rate, so the same reading holds).  The
+# machine is shared and noisy: figures are medians, the things compared
+# take turns batch by batch (readloop, rounds of lendloop and ls), and the
+# whole run can simply be repeated.  Writes the table to OUT.md (default
+# docs/PERFORMANCE.md) with the machine and the date.
+#
+# Environment (defaults in brackets): READ_ITERS [100000] iterations of
+# the attribute read loop; SIZES ["1000 10000 100000"] devices per mount;
+# MOUNT_REPS [3]; LEND_ITERS [60] lends per round, LEND_ROUNDS [5];
+# RATE_SECONDS [1.5] per lends/s round, RATE_ROUNDS [2]; STAT_ITERS [20000];
+# LS_REPS [3].
+set -euo pipefail
+
+BUILD="${1:?usage: run.sh BUILD [OUT.md]}"
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
+OUT="${2:-$ROOT/docs/PERFORMANCE.md}"
+BIN="$BUILD/bench"
+LENDFS="$BUILD/lendfs"
+
+READ_ITERS="${READ_ITERS:-100000}"
+SIZES="${SIZES:-1000 10000 100000}"
+MOUNT_REPS="${MOUNT_REPS:-3}"
+LEND_ITERS="${LEND_ITERS:-60}"
+LEND_ROUNDS="${LEND_ROUNDS:-5}"
+RATE_SECONDS="${RATE_SECONDS:-1.5}"
+RATE_ROUNDS="${RATE_ROUNDS:-2}"
+STAT_ITERS="${STAT_ITERS:-20000}"
+LS_REPS="${LS_REPS:-3}"
+WRITERS="1 2 8 32"
+LEND_HOSTS=33 # one lender and one borrower of its own per writer
+
+# State (SQLite) and the fsync floor on the build's disk; the sim fabric in
+# tmpfs, where /run/lendfs lives on a real system.
+WORK="$BUILD/bench-work"
+SHM="$(mktemp -d /dev/shm/lendfs-bench.XXXXXX)"
+PIDS=()
+MOUNTS=()
+T_START=$(date +%s)
+
+log() { printf '%s\n' "$*" >&2; }
+
+cleanup() {
+	local m p
+	for m in "${MOUNTS[@]}"; do
+		fusermount3 -u "$m" 2>/dev/null || fusermount3 -uz "$m" 2>/dev/null || true
+	done
+	for p in "${PIDS[@]}"; do
+		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+		kill "$p" 2>/dev/null || true
+	done
+	rm -rf "$SHM" "$WORK"
+}
+trap cleanup EXIT
+
+rm -rf "$WORK"
+mkdir -p "$WORK/conf" "$WORK/mnt"
+
+# ---- helpers ----------------------------------------------------------------
+
+# median of the numbers on stdin
+median() { sort -g | awk '{v[NR] = $1} END {
+	if (NR == 0) { print "nan"; exit }
+	if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+# field NAME of a "name value name value" line
+field() { awk -v k="$1" '{for (i = 1; i < NF; i++) if ($i == k) {print $(i + 1); exit}}'; }
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+us() { awk -v v="$1" 'BEGIN { printf "%.1f", v / 1000 }'; }
+ms() { awk -v v="$1" 'BEGIN { printf "%.2f", v / 1e6 }'; }
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+
+# mount_lendfs NAME CONFIG: start lendfs on $WORK/mnt/NAME; sets M_MS, M_PID
+mount_lendfs() {
+	local name="$1" conf="$2" out
+	mkdir -p "$WORK/mnt/$name"
+	rm -rf "$WORK/$name.db" "$WORK/$name.db-wal" "$WORK/$name.db-shm" "$SHM/$name"
+	out=$("$BIN/mounttime" "$WORK/mnt/$name/version" 60 "$LENDFS" -f -c "$conf" \
+		--state "$WORK/$name.db" --run-dir "$SHM/$name" "$WORK/mnt/$name" \
+		2>"$WORK/$name.log" </dev/null)
+	M_MS=$(echo "$out" | field ms)
+	M_PID=$(echo "$out" | field pid)
+	PIDS+=("$M_PID")
+	MOUNTS+=("$WORK/mnt/$name")
+}
+
+# mount_floor NAME [OPTIONS]: start floorfs; sets M_MS, M_PID
+mount_floor() {
+	local name="$1" out
+	shift
+	mkdir -p "$WORK/mnt/$name"
+	out=$("$BIN/mounttime" "$WORK/mnt/$name/state" 60 "$BIN/floorfs" -f "$@" \
+		"$WORK/mnt/$name" 2>"$WORK/$name.log" </dev/null)
+	M_MS=$(echo "$out" | field ms)
+	M_PID=$(echo "$out" | field pid)
+	PIDS+=("$M_PID")
+	MOUNTS+=("$WORK/mnt/$name")
+}
+
+# unmount NAME PID: unmount and wait for the daemon to exit
+unmount() {
+	fusermount3 -u "$WORK/mnt/$1"
+	for _ in $(seq 300); do kill -0 "$2" 2>/dev/null || return 0; sleep 0.1; done
+	log "bench: $1 (pid $2) did not exit"
+	return 1
+}
+
+# time_ms CMD...: wall time of a command in ms
+time_ms() {
+	local t0 t1
+	t0=$(date +%s%N)
+	"$@" >/dev/null
+	t1=$(date +%s%N)
+	awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", (b - a) / 1e6 }'
+}
+
+ROWS=()
+row() { ROWS+=("| $1 | $2 | $3 | $4 | $5 | $6 |"); }
+
+# ---- configurations ---------------------------------------------------------
+
+log "bench: generating configurations ($SIZES devices, 4 hosts)"
+for n in $SIZES; do
+	"$ROOT/tests/bench/genconf.sh" "$n" 4 >"$WORK/conf/$n.ini"
+done
+"$ROOT/tests/bench/genconf.sh" "$LEND_HOSTS" "$LEND_HOSTS" >"$WORK/conf/lend.ini"
+SMALL=${SIZES%% *}
+LARGE=${SIZES##* }
+
+# ---- mount time and memory --------------------------------------------------
+
+log "bench: mount time and memory ($MOUNT_REPS mounts of each size)"
+mount_floor floor
+F_MS=$M_MS
+F_RSS=$(rss_kb "$M_PID")
+declare -A MOUNT_MS RSS PID_OF
+for n in $SIZES; do
+	times=()
+	for rep in $(seq "$MOUNT_REPS"); do
+		mount_lendfs "m$n" "$WORK/conf/$n.ini"
+		pid=$M_PID
+		times+=("$M_MS")
+		RSS[$n]=$(rss_kb "$pid")
+		if [ "$rep" -lt "$MOUNT_REPS" ]; then
+			unmount "m$n" "$pid"
+		else
+			PID_OF[$n]=$pid # the last one stays mounted
+		fi
+	done
+	MOUNT_MS[$n]=$(printf '%s\n' "${times[@]}" | median)
+	log "bench:   $n devices: ${MOUNT_MS[$n]} ms, VmRSS ${RSS[$n]} kB"
+done
+
+# ---- attribute read -----------------------------------------------------------
+
+log "bench: attribute read, $READ_ITERS iterations each (interleaved)"
+mount_floor floorc --cache
+DEV0=node0:0000:00:00.0
+ATTR="$WORK/mnt/m$SMALL/devices/$DEV0/state"
+echo available >"$SHM/state"
+SYSFS=$(ls -d /sys/bus/pci/devices/*/vendor 2>/dev/null | head -1 || true)
+files=("$ATTR" "$WORK/mnt/floor/state" "$WORK/mnt/floorc/state" "$SHM/state")
+[ -n "$SYSFS" ] && files+=("$SYSFS")
+out=$("$BIN/readloop" -b 20 "$READ_ITERS" "${files[@]}")
+r_l=$(echo "$out" | grep -F "$ATTR " | field median_ns)
+r_f=$(echo "$out" | grep -F "$WORK/mnt/floor/state " | field median_ns)
+r_c=$(echo "$out" | grep -F "$WORK/mnt/floorc/state " | field median_ns)
+r_t=$(echo "$out" | grep -F "$SHM/state " | field median_ns)
+r_s=$([ -n "$SYSFS" ] && echo "$out" | grep -F "$SYSFS " | field median_ns || echo 0)
+ITERS_DONE=$(echo "$out" | head -1 | field iterations)
+row "attribute read: open+read+close of devices/X/state (µs)" "$(us "$r_l")" "$(us "$r_f")" \
+	"minimal libfuse3 fs, defaults (1 s timeouts, FLUSH), same mount options, mt loop" \
+	"$(ratio "$r_l" "$r_f")" "≤ 1.10"
+row "attribute read vs a FUSE fs with keep_cache + noflush (µs)" "$(us "$r_l")" "$(us "$r_c")" \
+	"floorfs --cache: OPEN + RELEASE only, content from the page cache" \
+	"$(ratio "$r_l" "$r_c")" "-"
+row "attribute read vs tmpfs (µs)" "$(us "$r_l")" "$(us "$r_t")" "a file in /dev/shm" \
+	"$(ratio "$r_l" "$r_t")" "-"
+if [ -n "$SYSFS" ]; then
+	row "attribute read vs sysfs (µs)" "$(us "$r_l")" "$(us "$r_s")" "$SYSFS" \
+		"$(ratio "$r_l" "$r_s")" "stretch: ≤ 3"
+fi
+
+# ---- lookup and getattr: 1k vs 100k devices ----------------------------------
+
+log "bench: stat and lookup with $SMALL vs $LARGE devices"
+A1="$WORK/mnt/m$SMALL/devices/$DEV0/state"
+A2="$WORK/mnt/m$LARGE/devices/$DEV0/state"
+out=$("$BIN/readloop" -s -b 20 "$STAT_ITERS" "$A1" "$A2")
+s1=$(echo "$out" | grep -F "$A1 " | field median_ns)
+s2=$(echo "$out" | grep -F "$A2 " | field median_ns)
+row "stat devices/X/state, $LARGE vs $SMALL devices mounted (µs)" "$(us "$s2")" "$(us "$s1")" \
+	"the same with $SMALL devices (attributes cached: no round trip)" \
+	"$(ratio "$s2" "$s1")" "flat (≈ 1)"
+N1="$WORK/mnt/m$SMALL/devices/$DEV0/nosuch"
+N2="$WORK/mnt/m$LARGE/devices/$DEV0/nosuch"
+out=$("$BIN/readloop" -l -b 20 "$STAT_ITERS" "$N1" "$N2")
+l1=$(echo "$out" | grep -F "$N1 " | field median_ns)
+l2=$(echo "$out" | grep -F "$N2 " | field median_ns)
+row "lookup of a missing name in devices/X/ (one LOOKUP round trip each), $LARGE vs $SMALL (µs)" \
+	"$(us "$l2")" "$(us "$l1")" "the same with $SMALL devices" "$(ratio "$l2" "$l1")" \
+	"flat (≈ 1)"
+
+# ---- ls -l devices/ -------------------------------------------------------------
+
+log "bench: ls -l devices/"
+for n in $SIZES; do
+	mount_floor "fl$n" --dirs="$n"
+	fpid=$M_PID
+	mkdir -p "$SHM/ls$n"
+	(cd "$SHM/ls$n" && seq -f 'd%06g' 0 $((n - 1)) | xargs mkdir)
+	tl=() tf=() tt=()
+	for _ in $(seq "$LS_REPS"); do
+		tl+=("$(time_ms ls -l "$WORK/mnt/m$n/devices")")
+		tf+=("$(time_ms ls -l "$WORK/mnt/fl$n/devices")")
+		tt+=("$(time_ms ls -l "$SHM/ls$n")")
+	done
+	a=$(printf '%s\n' "${tl[@]}" | median)
+	b=$(printf '%s\n' "${tf[@]}" | median)
+	c=$(printf '%s\n' "${tt[@]}" | median)
+	row "ls -l devices/ with $n devices (ms)" "$a" "$b" \
+		"floorfs with $n empty directories (tmpfs: $c ms)" "$(ratio "$a" "$b")" "-"
+	unmount "fl$n" "$fpid"
+	rm -rf "$SHM/ls$n"
+done
+
+# ---- mount rows (measured above) ---------------------------------------------------
+
+for n in $SIZES; do
+	target="-"
+	[ "$n" = 100000 ] && target="< 1000 ms"
+	row "mount time with $n devices, until version is readable (ms)" "${MOUNT_MS[$n]}" "$F_MS" \
+		"floorfs mount (one file)" "$(ratio "${MOUNT_MS[$n]}" "$F_MS")" "$target"
+done
+for n in $SIZES; do
+	row "resident memory (VmRSS) with $n devices (MB)" \
+		"$(awk -v k="${RSS[$n]}" 'BEGIN { printf "%.1f", k / 1024 }')" \
+		"$(awk -v k="$F_RSS" 'BEGIN { printf "%.1f", k / 1024 }')" "floorfs" \
+		"$(ratio "${RSS[$n]}" "$F_RSS")" "-"
+done
+BPD=$(awk -v a="${RSS[$LARGE]}" -v b="${RSS[$SMALL]}" -v n="$LARGE" -v m="$SMALL" \
+	'BEGIN { printf "%.0f", (a - b) * 1024 / (n - m) }')
+row "bytes per device: (VmRSS($LARGE) - VmRSS($SMALL)) / $((LARGE - SMALL))" "$BPD" \
+	"-" "-" "-" "< 2048"
+
+# the big mounts are done with
+for n in $SIZES; do
+	[ "$n" = "$SMALL" ] || unmount "m$n" "${PID_OF[$n]}"
+done
+
+# ---- lend and return -------------------------------------------------------------
+
+log "bench: lend and return ($LEND_ROUNDS rounds of $LEND_ITERS, interleaved with the floor)"
+mount_lendfs lend "$WORK/conf/lend.ini"
+LPID=$M_PID
+LM="$WORK/mnt/lend/devices"
+ll=() lr=() fl=() fr=()
+for _ in $(seq "$LEND_ROUNDS"); do
+	out=$("$BIN/lendloop" -n "$LEND_ITERS" "$LM/node0:0000:00:00.0/borrower=node1")
+	ll+=("$(echo "$out" | field lend_median_ns)")
+	lr+=("$(echo "$out" | field return_median_ns)")
+	out=$("$BIN/lendloop" -n "$LEND_ITERS" -f "$WORK" "$WORK/mnt/floor/borrower=node1")
+	fl+=("$(echo "$out" | field lend_median_ns)")
+	fr+=("$(echo "$out" | field return_median_ns)")
+done
+a=$(printf '%s\n' "${ll[@]}" | median)
+b=$(printf '%s\n' "${fl[@]}" | median)
+row "lend: write(2) of borrower until it returns, SQLite store (ms)" "$(ms "$a")" "$(ms "$b")" \
+	"the same write to floorfs + one fsync of a small file in the state directory" \
+	"$(ratio "$a" "$b")" "≤ 1.2"
+a=$(printf '%s\n' "${lr[@]}" | median)
+b=$(printf '%s\n' "${fr[@]}" | median)
+row "return: write(2) of an empty borrower (ms)" "$(ms "$a")" "$(ms "$b")" "the same floor" \
+	"$(ratio "$a" "$b")" "-"
+
+log "bench: lends per second (${RATE_ROUNDS} rounds of ${RATE_SECONDS} s per writer count)"
+for w in $WRITERS; do
+	targets=() floors=()
+	for k in $(seq 0 $((w - 1))); do
+		targets+=("$LM/node$k:0000:00:00.0/borrower=node$((k + 1))")
+	done
+	lv=() fv=()
+	for _ in $(seq "$RATE_ROUNDS"); do
+		lv+=("$("$BIN/lendloop" -w "$w" -t "$RATE_SECONDS" "${targets[@]}" |
+			field lends_per_s)")
+		fv+=("$("$BIN/lendloop" -w "$w" -t "$RATE_SECONDS" -f "$WORK" \
+			"$WORK/mnt/floor/borrower=node1" | field lends_per_s)")
+	done
+	a=$(printf '%s\n' "${lv[@]}" | median)
+	b=$(printf '%s\n' "${fv[@]}" | median)
+	row "lends per second, $w concurrent writer(s) on different devices (lend + return each)" \
+		"$a" "$b" "$w writer(s): floorfs write + fsync of a file each, per request" \
+		"$(ratio "$b" "$a")" "-"
+done
+unmount lend "$LPID"
+
+notes() {
+	cat <<'EOF'
+
+## Method
+
+* **Attribute read**: `tests/bench/readloop` opens, reads and closes one
+  file in a loop; lendfs (`devices/X/state` of the smallest mount), the
+  FUSE floor, the FUSE floor with keep_cache, tmpfs and sysfs take turns
+  in 20 batches; the figure is the median batch.  The FUSE floor is
+  `tests/bench/floorfs`: a libfuse3 high-level filesystem serving one
+  constant file, with lendfs's mount options and loop (multi-threaded)
+  and libfuse's defaults otherwise, as a minimal filesystem has them.
+  Per read it costs OPEN, READ, FLUSH and RELEASE; lendfs costs OPEN,
+  READ and RELEASE (its files are opened direct_io and noflush, and the
+  kernel keeps its entries and attributes, invalidated by the engine's
+  change notifications: lendfs/cache.h).
+* **Lookup and getattr**: the same loop with stat(2), and with a missing
+  name (each one a LOOKUP round trip, as missing names are never cached),
+  on mounts of the smallest and the largest configuration at once.
+* **ls -l**: wall time of `ls -l devices/`, lendfs against floorfs with as
+  many empty directories (and tmpfs), in turns.  lendfs answers
+  READDIRPLUS with the attributes of every device directory.
+* **Mount time**: from exec of `lendfs -f` until `version` reads back
+  (`tests/bench/mounttime`); configurations from
+  `tests/bench/genconf.sh N 4` (N devices over 4 hosts on one switch).
+  Memory is VmRSS right after the mount, the sim fabric's device table
+  (mapped, 264 bytes a device) included.
+* **Lend and return**: `tests/bench/lendloop` writes `node1` then an empty
+  line to `borrower`, each an open+write+close, timing each request; the
+  floor writes the same to floorfs and then rewrites and fsyncs one small
+  file in the directory of the state database (same disk).  lendfs commits
+  each request's intent without a sync and its outcome with one
+  (store_sqlite.c).  Lends per second: N writers, each lending its own
+  device to its own borrower (33 hosts), against N floor writers fsyncing
+  a file each.  libfuse serves at most 10 requests at a time (its default
+  max_threads), so 32 writers queue in the kernel.
+
+The machine is shared: other processes (test suites) run at the same
+time, so absolute figures move from run to run by a factor of two; the
+ratios, measured in turns, move much less.  Re-run `make bench` to see the
+spread.
+EOF
+}
+
+# ---- the table ------------------------------------------------------------------------
+
+T_END=$(date +%s)
+CPU=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
+FUSEV=$(pkg-config --modversion fuse3 2>/dev/null || echo unknown)
+{
+	echo "| figure | lendfs | floor | the floor is | ratio | target |"
+	echo "|---|---:|---:|---|---:|---|"
+	printf '%s\n' "${ROWS[@]}"
+} >"$WORK/table.md"
+
+cat "$WORK/table.md"
+
+mkdir -p "$(dirname "$OUT")"
+{
+	cat <<EOF
+# lendfs performance
+
+Regenerated by \`make bench\` (tests/bench/run.sh); do not edit by hand.
+
+* date: $(date -u '+%Y-%m-%d %H:%M UTC'), run time $((T_END - T_START)) s
+* machine: $(nproc) CPUs, ${CPU}; kernel $(uname -r); libfuse ${FUSEV}
+* load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)
+* attribute reads: $ITERS_DONE iterations per file, 20 interleaved batches
+
+Ratios are lendfs cost / floor cost (for lends per second: floor rate /
+lendfs rate), so below 1 is faster than the floor.  Medians; the files,
+filesystems and mounts compared take turns, batch by batch, so that a
+noisy machine weighs on both sides alike.  See the method, the floors and
+what the figures mean below the table.
+
+EOF
+	cat "$WORK/table.md"
+	notes
+} >"$OUT"
+log "bench: wrote $OUT ($((T_END - T_START)) s)"

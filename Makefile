@@ -163,7 +163,7 @@ check-bats: all
 check-asan:
 	$(MAKE) --no-print-directory BUILD=build/asan SANITIZE=1 all check-unit
 	@rm -rf build/asan/logs && mkdir -p build/asan/logs
-	LENDFS_BUILD=build/asan LENDFS_CRASH_ITERATIONS=15 \
+	LENDFS_BUILD=build/asan LENDFS_CRASH_ITERATIONS=15 SANITIZE=1 \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:log_path=$(CURDIR)/build/asan/logs/asan \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:log_path=$(CURDIR)/build/asan/logs/ubsan \
 		bats tests/bats

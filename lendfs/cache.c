@@ -160,7 +160,8 @@ _printf_(2, 3) static int inval(struct lendfs_cache *c, const char *fmt, ...)
 }
 
 /*
- * Under c->lock: invalidate devices/@id/peers/P for every P the kernel
+ * Under c->lock (the invalidations need none, only the remembered sets):
+ * invalidate devices/@id/peers/P for every P the kernel
  * may hold (the peers remembered, and those of @v), then remember @v's.
  */
 static void peers_changed(struct lendfs_cache *c, const char *id,
@@ -233,7 +234,11 @@ static int host_links_changed(void *arg, const char *host)
 	return 0;
 }
 
-/* Under c->lock: everything that names device @id.  False: it is gone. */
+/*
+ * Everything that names device @id.  False: it is gone.  c->lock is taken
+ * only around the cache's own state, never across an engine call: the
+ * engine calls cache_seen() with its model lock held (readdir).
+ */
 static bool device_changed(struct lendfs_cache *c, const char *id)
 {
 	struct link_ctx l = { c, id, NULL };
@@ -246,7 +251,9 @@ static bool device_changed(struct lendfs_cache *c, const char *id)
 	}
 	for (size_t i = 0; i < device_attrs.n; i++)
 		inval(c, "/devices/%s/%s", id, device_attrs.attrs[i].name);
+	pthread_mutex_lock(&c->lock);
 	peers_changed(c, id, exists ? &v : NULL);
+	pthread_mutex_unlock(&c->lock);
 	engine_foreach_host(c->engine, host_links_changed, &l);
 	if (exists)
 		device_view_release(&v);
@@ -292,16 +299,34 @@ void cache_changed(struct lendfs_cache *c, const char *devid)
 	pthread_rwlock_rdlock(&c->fuse_lock);
 	if (!c->fuse)
 		goto out;
-	pthread_mutex_lock(&c->lock);
 	if (devid) {
 		device_changed(c, devid);
 	} else {
-		for (size_t i = c->nids; i-- > 0;)
-			if (!device_changed(c, c->ids[i]))
-				forget(c, i);
+		char **ids = NULL;
+		size_t n = 0;
+
+		/* a copy: the engine is called without c->lock */
+		pthread_mutex_lock(&c->lock);
+		ids = calloc(c->nids ? c->nids : 1, sizeof(*ids));
+		for (size_t i = 0; ids && i < c->nids; i++)
+			if ((ids[n] = strdup(c->ids[i])))
+				n++;
+		pthread_mutex_unlock(&c->lock);
+		for (size_t i = 0; i < n; i++) {
+			if (!device_changed(c, ids[i])) {
+				uintptr_t at;
+
+				pthread_mutex_lock(&c->lock);
+				at = (uintptr_t)hashmap_get(c->known, ids[i]);
+				if (at)
+					forget(c, at - 1);
+				pthread_mutex_unlock(&c->lock);
+			}
+			free(ids[i]);
+		}
+		free(ids);
 	}
 	cluster_changed(c);
-	pthread_mutex_unlock(&c->lock);
 out:
 	pthread_rwlock_unlock(&c->fuse_lock);
 }

@@ -738,6 +738,19 @@ static int request(struct engine *e, const char *devid, const char *value,
 	return r;
 }
 
+/* A lend the configuration or udev asked for; the outcome is reported. */
+static int autolend(struct engine *e, const char *devid, const char *borrower,
+		    char *why)
+{
+	int r = request(e, devid, borrower, why);
+
+	if (r < 0)
+		report(e, "autolend %s -> %s failed: %s", devid, borrower, why);
+	else
+		report(e, "autolend %s -> %s done", devid, borrower);
+	return r;
+}
+
 int engine_lend(struct engine *e, const char *devid, const char *borrower,
 		char *reason)
 {
@@ -1367,12 +1380,10 @@ static int device_add(struct engine *e, const struct cfg_device *c,
 		pthread_rwlock_unlock(&e->model_lock);
 		if (r)
 			return 0; /* already lent (restored from the store) */
-		if (request(e, c->id, c->borrower, why) < 0) {
-			report(e, "autolend %s -> %s failed: %s", c->id, c->borrower, why);
+		if (autolend(e, c->id, c->borrower, why) < 0) {
 			reason_set(reason, 0, "%s", why);
 			return 1;
 		}
-		report(e, "autolend %s -> %s done", c->id, c->borrower);
 	}
 	return 0;
 }
@@ -1662,17 +1673,10 @@ int engine_new(const struct engine_options *opt, struct engine **out,
 	/* autolend: devices not already lent from the store */
 	for (unsigned i = 0; i < cfg->nautolends; i++) {
 		struct ldevice *d = engine_dev(e, cfg->autolends[i].device);
-
 		char why[REASON_MAX];
 
-		if (!d || d->state != DEV_AVAILABLE)
-			continue;
-		if (request(e, d->id, cfg->autolends[i].borrower, why) < 0)
-			report(e, "autolend %s -> %s failed: %s", d->id,
-			       cfg->autolends[i].borrower, why);
-		else
-			report(e, "autolend %s -> %s done", d->id,
-			       cfg->autolends[i].borrower);
+		if (d && d->state == DEV_AVAILABLE)
+			autolend(e, d->id, cfg->autolends[i].borrower, why);
 	}
 	*out = e;
 	return 0;

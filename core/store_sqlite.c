@@ -108,7 +108,20 @@ struct sq_store {
 	sqlite3 *db;
 	char path[PATH_MAX];
 	sqlite3_stmt *st[ST_COUNT];
+	/*
+	 * Group commit (see wal_sync()): with wal_fd open, transactions
+	 * commit with synchronous=NORMAL and a durable one then waits until
+	 * one fdatasync of the WAL covers it.  -1: synchronous=FULL.
+	 */
+	int wal_fd;
+	uint64_t committed;   /* durable transactions committed (s->lock) */
+	pthread_mutex_t sync_lock;
+	pthread_cond_t sync_cond;
+	uint64_t synced;      /* ... of which the WAL is synced (sync_lock) */
+	bool syncing;	      /* a thread is in fdatasync (sync_lock) */
 };
+
+static void group_commit_start(struct sq_store *s);
 
 /* ---- errors ------------------------------------------------------------ */
 
@@ -589,7 +602,11 @@ static void sq_close(void *ctx)
 	for (unsigned i = 0; i < ST_COUNT; i++)
 		sqlite3_finalize(s->st[i]);
 	sqlite3_close_v2(s->db);
+	if (s->wal_fd >= 0)
+		close(s->wal_fd);
 	pthread_mutex_destroy(&s->lock);
+	pthread_mutex_destroy(&s->sync_lock);
+	pthread_cond_destroy(&s->sync_cond);
 	free(s);
 }
 
@@ -614,6 +631,9 @@ static int sq_open(const char *where, void **ctx, char *reason)
 		return reason_set(reason, -ENOMEM, "cannot open state database %s: %s",
 				  where, "out of memory");
 	pthread_mutex_init(&s->lock, NULL);
+	pthread_mutex_init(&s->sync_lock, NULL);
+	pthread_cond_init(&s->sync_cond, NULL);
+	s->wal_fd = -1;
 	snprintf(s->path, sizeof(s->path), "%s", where);
 
 	r = open_db(where, &s->db, reason);
@@ -637,6 +657,8 @@ static int sq_open(const char *where, void **ctx, char *reason)
 	}
 	if (r == 0 && !existed)
 		r = sync_dir(where, reason);
+	if (r == 0)
+		group_commit_start(s);
 	if (r < 0) {
 		sq_close(s);
 		return r;
@@ -715,15 +737,75 @@ static int transact_locked(struct sq_store *s, statements_fn fn, const void *arg
 	return r;
 }
 
+/*
+ * Wait until the WAL is synced up to durable transaction @seq, syncing it
+ * if nobody is: one fdatasync covers every transaction committed before
+ * it started, so concurrent lends share their syncs (group commit).  The
+ * WAL is written in order; what one sync covers stays covered.
+ */
+static int wal_sync(struct sq_store *s, uint64_t seq, const char *what,
+		    char *reason)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&s->sync_lock);
+	while (r == 0 && s->synced < seq) {
+		uint64_t target;
+
+		if (s->syncing) {
+			pthread_cond_wait(&s->sync_cond, &s->sync_lock);
+			continue;
+		}
+		s->syncing = true;
+		target = __atomic_load_n(&s->committed, __ATOMIC_ACQUIRE);
+		pthread_mutex_unlock(&s->sync_lock);
+		r = fdatasync(s->wal_fd) < 0 ? -errno : 0;
+		pthread_mutex_lock(&s->sync_lock);
+		s->syncing = false;
+		if (r == 0 && target > s->synced)
+			s->synced = target;
+		pthread_cond_broadcast(&s->sync_cond);
+	}
+	pthread_mutex_unlock(&s->sync_lock);
+	if (r < 0)
+		return reason_set(reason, r, "cannot %s %s: cannot sync its journal: %s",
+				  what, s->path, strerror(-r));
+	return 0;
+}
+
+/*
+ * Group commit needs the WAL's file: open it (it exists once the database
+ * is in WAL mode and was read) and let transactions commit unsynced.  If
+ * it cannot be opened, every commit stays synchronous=FULL.
+ */
+static void group_commit_start(struct sq_store *s)
+{
+	char wal[PATH_MAX + 8];
+
+	snprintf(wal, sizeof(wal), "%s-wal", s->path);
+	s->wal_fd = open(wal, O_RDONLY | O_CLOEXEC);
+	if (s->wal_fd < 0)
+		return;
+	if (sqlite3_exec(s->db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL) !=
+	    SQLITE_OK) {
+		close(s->wal_fd);
+		s->wal_fd = -1;
+	}
+}
+
+/* Run the statements of @fn in one durable transaction. */
 static int transact(struct sq_store *s, statements_fn fn, const void *arg,
 		    const char *what, char *reason)
 {
+	uint64_t seq = 0;
 	int r;
 
 	pthread_mutex_lock(&s->lock);
 	r = transact_locked(s, fn, arg, what, reason);
+	if (r == 0 && s->wal_fd >= 0)
+		seq = __atomic_add_fetch(&s->committed, 1, __ATOMIC_ACQ_REL);
 	pthread_mutex_unlock(&s->lock);
-	return r;
+	return seq ? wal_sync(s, seq, what, reason) : r;
 }
 
 /*
@@ -743,6 +825,11 @@ static int transact_intent(struct sq_store *s, statements_fn fn, const void *arg
 	int r;
 
 	pthread_mutex_lock(&s->lock);
+	if (s->wal_fd >= 0) { /* group commit: nothing waits for a sync */
+		r = transact_locked(s, fn, arg, what, reason);
+		pthread_mutex_unlock(&s->lock);
+		return r;
+	}
 	lazy = sqlite3_exec(s->db, "PRAGMA synchronous = NORMAL", NULL, NULL,
 			    NULL) == SQLITE_OK; /* else durable, as any other */
 	r = transact_locked(s, fn, arg, what, reason);

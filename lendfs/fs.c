@@ -364,7 +364,16 @@ struct handle {
 	char *buf; /* the snapshot being read */
 	size_t len;
 	bool rendered;
+	struct handle *prev, *next; /* every open handle: handles_lock */
 };
+
+/*
+ * Open handles, counted against LENDFS_MAX_OPEN and listed so that those
+ * still open when the loop ends (a RELEASE the kernel had not sent yet)
+ * are freed in lendfs_destroy().  One mount per process.
+ */
+static pthread_mutex_t handles_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct handle *handles_all;
 
 static struct handle *handle_of(const struct fuse_file_info *fi)
 {
@@ -375,18 +384,22 @@ static struct handle *handle_of(const struct fuse_file_info *fi)
 static int handle_open(struct lendfs *fs, struct fuse_file_info *fi,
 		       const struct node *nd, struct tmpfile *tmp)
 {
-	struct handle *h;
+	struct handle *h = calloc(1, sizeof(*h));
 
-	if (__atomic_add_fetch(&fs->handles, 1, __ATOMIC_RELAXED) >
-	    LENDFS_MAX_OPEN) {
-		__atomic_sub_fetch(&fs->handles, 1, __ATOMIC_RELAXED);
+	if (!h)
+		return -ENOMEM;
+	pthread_mutex_lock(&handles_lock);
+	if (fs->handles >= LENDFS_MAX_OPEN) {
+		pthread_mutex_unlock(&handles_lock);
+		free(h);
 		return -ENFILE;
 	}
-	h = calloc(1, sizeof(*h));
-	if (!h) {
-		__atomic_sub_fetch(&fs->handles, 1, __ATOMIC_RELAXED);
-		return -ENOMEM;
-	}
+	fs->handles++;
+	h->next = handles_all;
+	if (handles_all)
+		handles_all->prev = h;
+	handles_all = h;
+	pthread_mutex_unlock(&handles_lock);
 	h->node = *nd;
 	h->tmp = tmp;
 	pthread_mutex_init(&h->lock, NULL);
@@ -398,11 +411,19 @@ static int handle_open(struct lendfs *fs, struct fuse_file_info *fi,
 
 static void handle_free(struct lendfs *fs, struct handle *h)
 {
+	pthread_mutex_lock(&handles_lock);
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		handles_all = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	fs->handles--;
+	pthread_mutex_unlock(&handles_lock);
 	tmpfile_put(fs->tmp, h->tmp);
 	pthread_mutex_destroy(&h->lock);
 	free(h->buf);
 	free(h);
-	__atomic_sub_fetch(&fs->handles, 1, __ATOMIC_RELAXED);
 }
 
 /*
@@ -456,6 +477,9 @@ static void lendfs_destroy(void *private_data)
 	struct lendfs *fs = private_data;
 
 	cache_detach(fs->cache);
+	/* no request runs any more: what the kernel did not release, we do */
+	while (handles_all)
+		handle_free(fs, handles_all);
 }
 
 static int lendfs_getattr(const char *path, struct stat *st,
@@ -518,6 +542,7 @@ struct fill {
 	mode_t mode;
 	struct lendfs *fs;
 	bool plus; /* READDIRPLUS: full attributes with each entry */
+	off_t skip, pos; /* offset mode (devices/): entries already sent, this one */
 };
 
 static int fill_one(struct fill *f, const char *name, mode_t mode)
@@ -534,22 +559,42 @@ static int fill_cb(void *arg, const char *name)
 	return fill_one(f, name, f->mode);
 }
 
-/*
- * devices/: with READDIRPLUS each entry carries its attributes, so that
- * `ls -l` of 100,000 devices costs no LOOKUP per device.
- */
+/* Returns 1 when the kernel's buffer is full: stop, it asks again. */
 static int fill_device_cb(void *arg, const char *devid)
 {
 	struct fill *f = arg;
 	struct node nd = { .area = AREA_DEVICE };
 	struct stat st;
 
-	if (!f->plus)
-		return fill_one(f, devid, S_IFDIR);
+	if (++f->pos <= f->skip)
+		return 0;
 	snprintf(nd.dev, sizeof(nd.dev), "%s", devid);
 	node_stat(f->fs, &nd, NULL, &st);
-	cache_seen(f->fs->cache, devid);
-	return f->filler(f->buf, devid, &st, 0, FUSE_FILL_DIR_PLUS) ? -ENOMEM : 0;
+	if (f->plus)
+		cache_seen(f->fs->cache, devid); /* the kernel keeps it now */
+	return f->filler(f->buf, devid, &st, f->pos,
+			 f->plus ? FUSE_FILL_DIR_PLUS : 0) ? 1 : 0;
+}
+
+/*
+ * devices/ is read in offset mode (".", "..", then device i at offset
+ * i + 3): with READDIRPLUS libfuse then hands the kernel every device's
+ * node and attributes, so that `ls -l` of 100,000 devices costs no LOOKUP
+ * per device.  (In its buffered mode, offset 0, libfuse drops them.)
+ */
+static int readdir_devices(struct lendfs *fs, struct fill *f, off_t off)
+{
+	static const char *const dots[] = { ".", ".." };
+	struct stat st = { .st_mode = S_IFDIR };
+	int r;
+
+	f->skip = off;
+	f->pos = 0;
+	for (size_t i = 0; i < ARRAY_SIZE(dots); i++)
+		if (++f->pos > off && f->filler(f->buf, dots[i], &st, f->pos, 0))
+			return 0;
+	r = engine_foreach_device(fs->engine, fill_device_cb, f);
+	return r < 0 ? r : 0;
 }
 
 static int fill_tmp_cb(void *arg, const char *name, const struct stat *st)
@@ -623,7 +668,7 @@ static int lendfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 			  enum fuse_readdir_flags flags)
 {
 	struct lendfs *fs = fs_get();
-	struct fill f = { buf, filler, S_IFREG, fs, flags & FUSE_READDIR_PLUS };
+	struct fill f = { buf, filler, S_IFREG, fs, flags & FUSE_READDIR_PLUS, 0, 0 };
 	struct node nd;
 	int r = resolve(fs, path, &nd);
 
@@ -631,6 +676,8 @@ static int lendfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 		return r;
 	if (!area_is_dir(nd.area))
 		return -ENOTDIR;
+	if (nd.area == AREA_DEVICES)
+		return readdir_devices(fs, &f, off);
 	if (fill_one(&f, ".", S_IFDIR) || fill_one(&f, "..", S_IFDIR))
 		return -ENOMEM;
 
@@ -643,9 +690,6 @@ static int lendfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 			r = fill_one(&f, "hosts", S_IFDIR);
 		if (r == 0)
 			r = fill_one(&f, "fabric", S_IFDIR);
-		break;
-	case AREA_DEVICES:
-		r = engine_foreach_device(fs->engine, fill_device_cb, &f);
 		break;
 	case AREA_DEVICE:
 		r = readdir_device(fs, &nd, &f);

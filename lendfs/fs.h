@@ -32,7 +32,7 @@ struct lendfs {
 	uid_t uid;	       /* owner of every file: the daemon's user */
 	gid_t gid;	       /* group of every file: the write group */
 	bool group_write;      /* false: the group does not exist */
-	unsigned handles;      /* open files */
+	unsigned handles;      /* open files (under handles_lock of fs.c) */
 };
 
 extern const struct fuse_operations lendfs_ops;

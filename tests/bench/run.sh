@@ -78,13 +78,14 @@ us() { awk -v v="$1" 'BEGIN { printf "%.1f", v / 1000 }'; }
 ms() { awk -v v="$1" 'BEGIN { printf "%.2f", v / 1e6 }'; }
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
-# mount_lendfs NAME CONFIG: start lendfs on $WORK/mnt/NAME; sets M_MS, M_PID
+# mount_lendfs NAME CONFIG [STATE]: start lendfs on $WORK/mnt/NAME; sets
+# M_MS, M_PID.  STATE defaults to $WORK/NAME.db (SQLite).
 mount_lendfs() {
-	local name="$1" conf="$2" out
+	local name="$1" conf="$2" state="${3:-$WORK/$1.db}" out
 	mkdir -p "$WORK/mnt/$name"
 	rm -rf "$WORK/$name.db" "$WORK/$name.db-wal" "$WORK/$name.db-shm" "$SHM/$name"
 	out=$("$BIN/mounttime" "$WORK/mnt/$name/version" 60 "$LENDFS" -f -c "$conf" \
-		--state "$WORK/$name.db" --run-dir "$SHM/$name" "$WORK/mnt/$name" \
+		--state "$state" --run-dir "$SHM/$name" "$WORK/mnt/$name" \
 		2>"$WORK/$name.log" </dev/null)
 	M_MS=$(echo "$out" | field ms)
 	M_PID=$(echo "$out" | field pid)
@@ -263,8 +264,10 @@ done
 log "bench: lend and return ($LEND_ROUNDS rounds of $LEND_ITERS, interleaved with the floor)"
 mount_lendfs lend "$WORK/conf/lend.ini"
 LPID=$M_PID
+mount_lendfs nostore "$WORK/conf/lend.ini" none
+NPID=$M_PID
 LM="$WORK/mnt/lend/devices"
-ll=() lr=() fl=() fr=()
+ll=() lr=() fl=() fr=() nl=() nf=()
 for _ in $(seq "$LEND_ROUNDS"); do
 	out=$("$BIN/lendloop" -n "$LEND_ITERS" "$LM/node0:0000:00:00.0/borrower=node1")
 	ll+=("$(echo "$out" | field lend_median_ns)")
@@ -272,7 +275,14 @@ for _ in $(seq "$LEND_ROUNDS"); do
 	out=$("$BIN/lendloop" -n "$LEND_ITERS" -f "$WORK" "$WORK/mnt/floor/borrower=node1")
 	fl+=("$(echo "$out" | field lend_median_ns)")
 	fr+=("$(echo "$out" | field return_median_ns)")
+	# where the time goes: the same without the store, and without fsync
+	out=$("$BIN/lendloop" -n "$LEND_ITERS" \
+		"$WORK/mnt/nostore/devices/node0:0000:00:00.0/borrower=node1")
+	nl+=("$(echo "$out" | field lend_median_ns)")
+	out=$("$BIN/lendloop" -n "$LEND_ITERS" "$WORK/mnt/floor/borrower=node1")
+	nf+=("$(echo "$out" | field lend_median_ns)")
 done
+unmount nostore "$NPID"
 a=$(printf '%s\n' "${ll[@]}" | median)
 b=$(printf '%s\n' "${fl[@]}" | median)
 row "lend: write(2) of borrower until it returns, SQLite store (ms)" "$(ms "$a")" "$(ms "$b")" \
@@ -282,6 +292,17 @@ a=$(printf '%s\n' "${lr[@]}" | median)
 b=$(printf '%s\n' "${fr[@]}" | median)
 row "return: write(2) of an empty borrower (ms)" "$(ms "$a")" "$(ms "$b")" "the same floor" \
 	"$(ratio "$a" "$b")" "-"
+a=$(printf '%s\n' "${ll[@]}" | median)
+b=$(printf '%s\n' "${fl[@]}" | median)
+c=$(printf '%s\n' "${nl[@]}" | median)
+d=$(printf '%s\n' "${nf[@]}" | median)
+row "lend with --state none: FUSE, engine and sim fabric, no store (ms)" "$(ms "$c")" \
+	"$(ms "$d")" "the same write to floorfs, no fsync" "$(ratio "$c" "$d")" "-"
+store=$((${a%.*} - ${c%.*}))
+sync=$((${b%.*} - ${d%.*}))
+row "the store's share of a lend: lend(SQLite) - lend(none) (ms)" "$(ms "$store")" \
+	"$(ms "$sync")" "the fsync's share of the floor: floor - floor without fsync" \
+	"$(ratio "$store" "$sync")" "-"
 
 log "bench: lends per second (${RATE_ROUNDS} rounds of ${RATE_SECONDS} s per writer count)"
 for w in $WRITERS; do
@@ -339,15 +360,62 @@ notes() {
   file in the directory of the state database (same disk).  lendfs commits
   each request's intent without a sync and its outcome with one; durable
   commits of concurrent requests share one fdatasync of the WAL (group
-  commit, core/store_sqlite.c).  Lends per second: N writers, each lending
-  its own device to its own borrower (33 hosts), against N floor writers
-  fsyncing a file each.  libfuse serves at most 10 requests at a time (its default
+  commit, core/store_sqlite.c).  Two more rows split a lend: the same
+  loop on a mount with `--state none`, against floorfs without the
+  fsync; the differences are the store's share and the fsync's.
+  Lends per second: N writers, each lending its own device to its own
+  borrower (33 hosts), against N floor writers fsyncing a file each.
+  libfuse serves at most 10 requests at a time (its default
   max_threads), so 32 writers queue in the kernel.
 
 The machine is shared: other processes (test suites) run at the same
 time, so absolute figures move from run to run by a factor of two; the
 ratios, measured in turns, move much less.  Re-run `make bench` to see the
 spread.
+
+## Where the time goes
+
+Profiles taken while writing this (perf record -e cpu-clock --call-graph
+dwarf; strace -c; this machine has no hardware counters):
+
+* **Mount with 100,000 devices.**  The daemon touches about 150 MB while
+  starting, and on this VM (a paravirtualized guest) a first touch of a
+  4 KiB page costs about 25 µs: a quarter of the start-up is page faults
+  (`exc_page_fault`), the rest parsing (inih and one 664-byte
+  `struct cfg_device` per device: 45 %) and the engine's device records
+  (`add_device`: 40 %, of which the sim fabric's table 14 %).  Fixed on the
+  way: the sim fabric read every device file of the lender at each attach
+  (O(N²): 14 s for 1,000 devices) and created a directory and two BAR
+  files per device; its records are now one mapped table and BAR files
+  appear on first access.  The config's device list is freed once the
+  engine has its copy, the device's route (800 bytes) is allocated by its
+  first lend, the event log remembers only devices that are not simply
+  available, hash probes compare a stored hash before the key.  What is
+  left is proportional to the bytes per device: the udev-only strings of
+  `struct cfg_device` (416 bytes) and the lend-time strings of
+  `struct ldevice` (borrower, last_error: 528 bytes) are the next to move
+  out of line.
+* **Lend.**  A lend costs the FUSE write, the engine and the sim fabric
+  (the `--state none` row) and the store: two SQLite transactions, the
+  intent unsynced, the outcome synced, which flushes about 5 WAL pages
+  (20 KiB) where the floor flushes 8 bytes; `fdatasync` of that costs
+  about 1.5x the floor's fsync on this disk.  Fixed on the way: two
+  fsyncs per request became one, an unchanged window list is no longer
+  rewritten (8 pages became 5), concurrent requests share one sync
+  (group commit: 8 writers went from about 430 to 900-1,700 lends per
+  second, depending on the load),
+  and the sim fabric no longer stats its register file per window.
+  Meeting 1.2x needs a store whose durable record of a lend is one small
+  write (one row, windows inline, no index pages), which is a schema
+  change (docs/STATE.md).
+* **Attribute read.**  lendfs is at the FUSE floor: three round trips
+  (OPEN, READ, RELEASE) against the floor's four, each one a wake-up of a
+  daemon thread; the daemon's own work is a few µs of the ~60 µs.  Reading
+  within 3x of sysfs would need the kernel to serve `state` without any
+  round trip (FUSE_CAP_NO_OPEN_SUPPORT and the page cache), which
+  FUSE grants per connection, not per file: `borrower` writes must reach
+  the daemon with their errno and temp files need their handles, so it
+  was not done.
 EOF
 }
 

@@ -512,6 +512,8 @@ static int key_cluster(struct parser *p, const char *k, const char *v)
 		return want_u32(p, k, v, 1, 4096, &c->max_requests);
 	if (!strcmp(k, "vm_unplug_timeout_ms"))
 		return want_u32(p, k, v, 1, 600000, &c->vm_unplug_timeout_ms);
+	if (!strcmp(k, "session_timeout_ms"))
+		return want_u32(p, k, v, 1000, 600000, &c->session_timeout_ms);
 	return perr(p, "unknown key '%s' in [cluster]", k);
 }
 
@@ -936,6 +938,7 @@ static void config_defaults(struct cluster_config *c)
 	c->remote_read_ns = DEFAULT_REMOTE_READ_NS;
 	c->root_complex_ns = DEFAULT_ROOT_COMPLEX_NS;
 	c->timeout_ms = DEFAULT_TIMEOUT_MS;
+	c->session_timeout_ms = DEFAULT_SESSION_TIMEOUT_MS;
 	c->max_requests = DEFAULT_MAX_REQUESTS;
 	c->vm_unplug_timeout_ms = DEFAULT_VM_UNPLUG_TIMEOUT_MS;
 }

@@ -11,7 +11,8 @@
  *
  *   [cluster]  name, inventory (config|udev), fabric (sim|ntb),
  *              ntb_crossing_ns, remote_read_ns, root_complex_ns,
- *              timeout_ms, group, max_requests, vm_unplug_timeout_ms
+ *              timeout_ms, group, max_requests, vm_unplug_timeout_ms,
+ *              session_timeout_ms (zk store)
  *   [host NAME]   adapter, iommu, lut_entries, window_max, window_align,
  *                 dma_windows, ram
  *   [switch NAME] latency_ns
@@ -136,6 +137,7 @@ struct cluster_config {
 	uint32_t timeout_ms;
 	uint32_t max_requests;
 	uint32_t vm_unplug_timeout_ms; /* a VM guest acknowledges an unplug */
+	uint32_t session_timeout_ms;   /* zk store: ZooKeeper session */
 
 	struct cfg_host *hosts;
 	unsigned nhosts;
@@ -163,6 +165,7 @@ struct cluster_config {
 #define DEFAULT_REMOTE_READ_NS 200
 #define DEFAULT_ROOT_COMPLEX_NS 150
 #define DEFAULT_TIMEOUT_MS 10000
+#define DEFAULT_SESSION_TIMEOUT_MS 10000
 #define DEFAULT_MAX_REQUESTS 64
 #define DEFAULT_VM_UNPLUG_TIMEOUT_MS 5000
 

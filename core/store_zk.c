@@ -1,0 +1,1284 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * store_zk.c - the distributed store on ZooKeeper (store_zk.h).
+ *
+ * One zhandle per store, replaced when a session expires.  Callers hold
+ * the handle lock for reading around each call; zks_connect() holds it
+ * for writing while it swaps the handle.  Calls that fail because the
+ * connection is lost wait for it to come back (up to the session timeout)
+ * and are retried; a write whose outcome is unknown is read back first.
+ */
+#include "store_zk.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zookeeper/zookeeper.h>
+
+#include "util.h"
+
+#define ZK_DEFAULT_SESSION_MS 10000u
+#define ZK_DATA_START 4096 /* first guess of a node's size */
+#define ANSWER_OK "= 0 "	   /* a request's answer: done */
+
+struct zks {
+	char hosts[ZK_HOSTS_MAX];
+	char root[ZK_ROOT_MAX];
+	unsigned session_ms;
+
+	pthread_rwlock_t hlock; /* zh: read-held by calls, written to swap */
+	zhandle_t *zh;
+
+	pthread_mutex_t lock; /* the fields below */
+	pthread_cond_t cond;
+	int state;	 /* of the session, from the watcher */
+	int64_t seq;	 /* version of ROOT/seq, -1 unknown */
+	zks_event_cb cb;
+	void *cb_arg;
+};
+
+/* ---- the client's log --------------------------------------------------- */
+
+static void (*log_fn)(void *arg, const char *msg);
+static void *log_arg;
+
+void zks_set_log(void (*fn)(void *arg, const char *msg), void *arg)
+{
+	log_fn = fn;
+	log_arg = arg;
+	zoo_set_debug_level(ZOO_LOG_LEVEL_WARN);
+}
+
+static void client_log(const char *msg)
+{
+	if (log_fn)
+		log_fn(log_arg, msg);
+}
+
+/* ---- URIs --------------------------------------------------------------- */
+
+bool zk_uri_is(const char *where)
+{
+	return where && strncmp(where, "zk://", 5) == 0;
+}
+
+int zk_uri_parse(const char *uri, char *hosts, size_t hlen, char *root,
+		 size_t rlen, char *reason)
+{
+	const char *p, *slash;
+	size_t n;
+
+	if (!zk_uri_is(uri))
+		return reason_set(reason, -EINVAL,
+				  "store '%.64s' is not a zk:// URI", uri ? uri : "");
+	p = uri + 5;
+	slash = strchr(p, '/');
+	n = slash ? (size_t)(slash - p) : strlen(p);
+	if (n == 0)
+		return reason_set(reason, -EINVAL,
+				  "%.128s: no ZooKeeper servers (zk://HOST:PORT[,...][/chroot])",
+				  uri);
+	if (n >= hlen)
+		return reason_set(reason, -EINVAL, "%.64s...: server list too long",
+				  uri);
+	for (size_t i = 0; i < n; i++) {
+		char c = p[i];
+
+		if (!(c == ',' || c == ':' || c == '.' || c == '-' || c == '[' ||
+		      c == ']' || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+		      (c >= 'A' && c <= 'Z')))
+			return reason_set(reason, -EINVAL,
+					  "%.128s: invalid character '%c' in the server list",
+					  uri, c);
+		if (c == ',' && (i == 0 || i + 1 == n || p[i + 1] == ','))
+			return reason_set(reason, -EINVAL,
+					  "%.128s: empty server in the list", uri);
+	}
+	memcpy(hosts, p, n);
+	hosts[n] = '\0';
+	if (!slash || !slash[1]) {
+		snprintf(root, rlen, "%s", ZK_DEFAULT_ROOT);
+		return 0;
+	}
+	n = strlen(slash);
+	if (n >= rlen || n >= ZK_ROOT_MAX - 1)
+		return reason_set(reason, -EINVAL, "%.64s...: chroot too long", uri);
+	for (const char *c = slash; *c; c++)
+		if ((unsigned char)*c <= ' ' || *c == 0x7f ||
+		    (c[0] == '/' && (c[1] == '/' || c[1] == '\0')))
+			return reason_set(reason, -EINVAL,
+					  "%.128s: malformed chroot '%s'", uri, slash);
+	snprintf(root, rlen, "%s", slash);
+	return 0;
+}
+
+/* ---- errors -------------------------------------------------------------- */
+
+static bool transient(int rc)
+{
+	return rc == ZCONNECTIONLOSS || rc == ZOPERATIONTIMEOUT ||
+	       rc == ZSESSIONEXPIRED || rc == ZINVALIDSTATE ||
+	       rc == ZSESSIONMOVED || rc == ZCLOSING;
+}
+
+static int zk_errno(int rc)
+{
+	switch (rc) {
+	case ZOK:
+		return 0;
+	case ZNONODE:
+		return -ENOENT;
+	case ZNODEEXISTS:
+		return -EEXIST;
+	case ZBADVERSION:
+		return -EAGAIN;
+	case ZNOTEMPTY:
+		return -ENOTEMPTY;
+	case ZNOAUTH:
+	case ZAUTHFAILED:
+		return -EACCES;
+	case ZMARSHALLINGERROR:
+	case ZBADARGUMENTS:
+		return -EINVAL;
+	default:
+		return transient(rc) ? -EHOSTDOWN : -EIO;
+	}
+}
+
+static int zk_fail(char *reason, int rc, const char *what, const char *path)
+{
+	return reason_set(reason, zk_errno(rc), "ZooKeeper %s %.200s: %s", what,
+			  path, zerror(rc));
+}
+
+/* ---- the session -------------------------------------------------------- */
+
+static void watcher(zhandle_t *zh, int type, int state, const char *path,
+		    void *ctx)
+{
+	struct zks *s = ctx;
+	zks_event_cb cb;
+	void *arg;
+
+	(void)zh;
+	pthread_mutex_lock(&s->lock);
+	if (type == ZOO_SESSION_EVENT) {
+		s->state = state;
+		pthread_cond_broadcast(&s->cond);
+	}
+	cb = s->cb;
+	arg = s->cb_arg;
+	pthread_mutex_unlock(&s->lock);
+	if (cb)
+		cb(arg, type, state, path ? path : "");
+}
+
+void zks_set_events(struct zks *s, zks_event_cb cb, void *arg)
+{
+	pthread_mutex_lock(&s->lock);
+	s->cb = cb;
+	s->cb_arg = arg;
+	pthread_mutex_unlock(&s->lock);
+}
+
+void zks_set_session_ms(struct zks *s, unsigned ms)
+{
+	s->session_ms = ms ? ms : ZK_DEFAULT_SESSION_MS;
+}
+
+unsigned zks_session_ms(struct zks *s)
+{
+	return s->session_ms;
+}
+
+bool zks_connected(struct zks *s)
+{
+	bool up;
+
+	pthread_mutex_lock(&s->lock);
+	up = s->state == ZOO_CONNECTED_STATE;
+	pthread_mutex_unlock(&s->lock);
+	return up;
+}
+
+int64_t zks_session_id(struct zks *s)
+{
+	int64_t id = 0;
+
+	pthread_rwlock_rdlock(&s->hlock);
+	if (s->zh && zks_connected(s))
+		id = zoo_client_id(s->zh)->client_id;
+	pthread_rwlock_unlock(&s->hlock);
+	return id;
+}
+
+static void deadline_ts(uint64_t deadline, struct timespec *ts)
+{
+	uint64_t now = now_ns();
+	uint64_t left = deadline > now ? deadline - now : 0;
+
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_sec += (time_t)(left / 1000000000ULL);
+	ts->tv_nsec += (long)(left % 1000000000ULL);
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+/* Wait until the session is up; false at @deadline or when it expired. */
+static bool wait_connected(struct zks *s, uint64_t deadline)
+{
+	bool up;
+
+	pthread_mutex_lock(&s->lock);
+	while (s->state != ZOO_CONNECTED_STATE && now_ns() < deadline) {
+		struct timespec ts;
+
+		deadline_ts(MIN(deadline, now_ns() + 100000000ULL), &ts);
+		pthread_cond_timedwait(&s->cond, &s->lock, &ts);
+	}
+	up = s->state == ZOO_CONNECTED_STATE;
+	pthread_mutex_unlock(&s->lock);
+	return up;
+}
+
+static uint64_t retry_deadline(struct zks *s)
+{
+	return now_ns() + (uint64_t)s->session_ms * 1000000ULL;
+}
+
+void zks_path(struct zks *s, char *buf, const char *name, const char *child)
+{
+	if (child)
+		snprintf(buf, ZK_PATH_MAX, "%s/%s/%s", s->root, name, child);
+	else if (name)
+		snprintf(buf, ZK_PATH_MAX, "%s/%s", s->root, name);
+	else
+		snprintf(buf, ZK_PATH_MAX, "%s", s->root);
+}
+
+static const char *const layout[] = {
+	"lends", "hosts", "vms", "live", "requests", "acks", "fence", "seq",
+};
+
+/* Create ROOT's ancestors, ROOT and its children (existing is fine). */
+static int make_layout(struct zks *s, char *reason)
+{
+	char path[ZK_PATH_MAX];
+	int rc;
+
+	for (char *p = s->root + 1;; p++) {
+		if (*p != '/' && *p != '\0')
+			continue;
+		snprintf(path, sizeof(path), "%.*s", (int)(p - s->root), s->root);
+		rc = zoo_create(s->zh, path, NULL, -1, &ZOO_OPEN_ACL_UNSAFE, 0,
+				NULL, 0);
+		if (rc != ZOK && rc != ZNODEEXISTS)
+			return zk_fail(reason, rc, "create", path);
+		if (*p == '\0')
+			break;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(layout); i++) {
+		zks_path(s, path, layout[i], NULL);
+		rc = zoo_create(s->zh, path, NULL, -1, &ZOO_OPEN_ACL_UNSAFE, 0,
+				NULL, 0);
+		if (rc != ZOK && rc != ZNODEEXISTS)
+			return zk_fail(reason, rc, "create", path);
+	}
+	return 0;
+}
+
+int zks_connect(struct zks *s, char *reason)
+{
+	uint64_t deadline = retry_deadline(s);
+	zhandle_t *old;
+	int r;
+
+	pthread_rwlock_wrlock(&s->hlock);
+	old = s->zh;
+	s->zh = NULL;
+	pthread_mutex_lock(&s->lock);
+	s->state = 0;
+	s->seq = -1;
+	pthread_mutex_unlock(&s->lock);
+	if (old)
+		zookeeper_close(old);
+	s->zh = zookeeper_init2(s->hosts, watcher, (int)s->session_ms, NULL, s,
+				0, client_log);
+	if (!s->zh) {
+		r = reason_set(reason, errno ? -errno : -EINVAL,
+			       "cannot start a ZooKeeper client for %.200s: %s",
+			       s->hosts, strerror(errno ? errno : EINVAL));
+		pthread_rwlock_unlock(&s->hlock);
+		return r;
+	}
+	if (!wait_connected(s, deadline)) {
+		r = reason_set(reason, -EHOSTDOWN,
+			       "no ZooKeeper server of %.200s answered within %u ms",
+			       s->hosts, s->session_ms);
+		pthread_rwlock_unlock(&s->hlock);
+		return r;
+	}
+	r = make_layout(s, reason);
+	pthread_rwlock_unlock(&s->hlock);
+	return r;
+}
+
+/*
+ * Run @op with the handle read-held; while it fails because the session
+ * is down, wait for it (up to the session timeout) and run it again.
+ * Returns the last ZooKeeper code.
+ */
+#define ZK_RETRY(s, rc, op)                                                    \
+	do {                                                                   \
+		uint64_t _dl = retry_deadline(s);                              \
+		for (;;) {                                                     \
+			pthread_rwlock_rdlock(&(s)->hlock);                    \
+			rc = (s)->zh ? (op) : ZINVALIDSTATE;                   \
+			pthread_rwlock_unlock(&(s)->hlock);                    \
+			if (!transient(rc) || now_ns() >= _dl)                 \
+				break;                                         \
+			if (!wait_connected(s, _dl))                           \
+				break;                                         \
+		}                                                              \
+	} while (0)
+
+/* ---- calls ----------------------------------------------------------------- */
+
+int zks_get(struct zks *s, const char *path, bool watch, char **data,
+	    int32_t *version, char *reason)
+{
+	int len = ZK_DATA_START;
+	char *buf = NULL;
+	struct Stat st;
+	int rc;
+
+	for (;;) {
+		char *nb = realloc(buf, (size_t)len + 1);
+		int got = len;
+
+		if (!nb) {
+			free(buf);
+			return reason_set(reason, -ENOMEM, "out of memory");
+		}
+		buf = nb;
+		ZK_RETRY(s, rc, (got = len, zoo_get(s->zh, path, watch, buf, &got, &st)));
+		if (rc != ZOK) {
+			free(buf);
+			return zk_fail(reason, rc, "get", path);
+		}
+		if (st.dataLength <= len) {
+			buf[got > 0 ? got : 0] = '\0';
+			break;
+		}
+		len = st.dataLength;
+	}
+	if (version)
+		*version = st.version;
+	if (data)
+		*data = buf;
+	else
+		free(buf);
+	return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void zks_strv_free(char **v, unsigned n)
+{
+	for (unsigned i = 0; v && i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+int zks_children(struct zks *s, const char *path, bool watch, char ***names,
+		 unsigned *n, char *reason)
+{
+	struct String_vector sv = { 0, NULL };
+	char **v;
+	int rc;
+
+	*names = NULL;
+	*n = 0;
+	ZK_RETRY(s, rc, zoo_get_children(s->zh, path, watch, &sv));
+	if (rc != ZOK)
+		return zk_fail(reason, rc, "list", path);
+	v = calloc(sv.count ? (size_t)sv.count : 1, sizeof(*v));
+	for (int i = 0; v && i < sv.count; i++) {
+		v[i] = strdup(sv.data[i]);
+		if (!v[i]) {
+			zks_strv_free(v, (unsigned)i);
+			v = NULL;
+		}
+	}
+	if (!v) {
+		deallocate_String_vector(&sv);
+		return reason_set(reason, -ENOMEM, "out of memory");
+	}
+	qsort(v, (size_t)sv.count, sizeof(*v), cmp_str);
+	*names = v;
+	*n = (unsigned)sv.count;
+	deallocate_String_vector(&sv);
+	return 0;
+}
+
+/*
+ * Does @path hold @data now?  1 yes, 0 no (or absent), -errno.  Reads
+ * back a write whose reply was lost.
+ */
+static int holds(struct zks *s, const char *path, const char *data)
+{
+	char *cur = NULL;
+	int r = zks_get(s, path, false, &cur, NULL, NULL);
+
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return r;
+	r = strcmp(cur, data ? data : "") == 0;
+	free(cur);
+	return r;
+}
+
+int zks_put(struct zks *s, const char *path, const char *data, bool ephemeral,
+	    bool excl, char *reason)
+{
+	int len = data ? (int)strlen(data) : -1;
+	int flags = ephemeral ? ZOO_EPHEMERAL : 0;
+	int rc;
+
+	for (int tries = 0; tries < 8; tries++) {
+		if (!excl) {
+			ZK_RETRY(s, rc, zoo_set(s->zh, path, data, len, -1));
+			if (rc != ZNONODE)
+				return rc == ZOK ? 0 : zk_fail(reason, rc, "set", path);
+		}
+		pthread_rwlock_rdlock(&s->hlock);
+		rc = s->zh ? zoo_create(s->zh, path, data, len,
+					&ZOO_OPEN_ACL_UNSAFE, flags, NULL, 0)
+			   : ZINVALIDSTATE;
+		pthread_rwlock_unlock(&s->hlock);
+		if (rc == ZOK)
+			return 0;
+		if (transient(rc)) {
+			/* lost reply: did it go in?  (an ephemeral node of
+			 * an expired session did not stay) */
+			if (!wait_connected(s, retry_deadline(s)))
+				return zk_fail(reason, rc, "create", path);
+			if (!ephemeral && holds(s, path, data) == 1)
+				return 0;
+			if (ephemeral) {
+				char *cur = NULL;
+				struct Stat st;
+				int r;
+
+				pthread_rwlock_rdlock(&s->hlock);
+				r = s->zh ? zoo_exists(s->zh, path, 0, &st) : ZINVALIDSTATE;
+				if (r == ZOK && st.ephemeralOwner == zoo_client_id(s->zh)->client_id) {
+					pthread_rwlock_unlock(&s->hlock);
+					return 0;
+				}
+				pthread_rwlock_unlock(&s->hlock);
+				free(cur);
+			}
+			continue;
+		}
+		if (rc == ZNODEEXISTS && excl)
+			return reason_set(reason, -EEXIST, "%.200s exists", path);
+		if (rc != ZNODEEXISTS)
+			return zk_fail(reason, rc, "create", path);
+		/* created meanwhile by someone else: set it */
+	}
+	return reason_set(reason, -EIO, "ZooKeeper put %.200s: no progress", path);
+}
+
+int zks_cas(struct zks *s, const char *path, const char *data,
+	    int32_t version, char *reason)
+{
+	int len = data ? (int)strlen(data) : -1;
+	int rc;
+
+	pthread_rwlock_rdlock(&s->hlock);
+	rc = s->zh ? zoo_set(s->zh, path, data, len, version) : ZINVALIDSTATE;
+	pthread_rwlock_unlock(&s->hlock);
+	if (rc == ZOK)
+		return 0;
+	if (transient(rc) && wait_connected(s, retry_deadline(s)) &&
+	    holds(s, path, data) == 1)
+		return 0;
+	return zk_fail(reason, rc, "set", path);
+}
+
+int zks_delete(struct zks *s, const char *path, int32_t version, char *reason)
+{
+	int rc;
+
+	ZK_RETRY(s, rc, zoo_delete(s->zh, path, version));
+	if (rc == ZOK || rc == ZNONODE)
+		return 0;
+	return zk_fail(reason, rc, "delete", path);
+}
+
+struct change_wait {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool fired;
+	int refs; /* the waiter and a pending watch */
+};
+
+static void change_put(struct change_wait *w)
+{
+	bool last;
+
+	pthread_mutex_lock(&w->lock);
+	last = --w->refs == 0;
+	pthread_mutex_unlock(&w->lock);
+	if (last) {
+		pthread_mutex_destroy(&w->lock);
+		pthread_cond_destroy(&w->cond);
+		free(w);
+	}
+}
+
+static void change_watch(zhandle_t *zh, int type, int state, const char *path,
+			 void *ctx)
+{
+	struct change_wait *w = ctx;
+
+	(void)zh;
+	(void)path;
+	(void)state;
+	pthread_mutex_lock(&w->lock);
+	w->fired = true;
+	pthread_cond_broadcast(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+	/* a session event leaves the watch armed: only node events free it */
+	if (type != ZOO_SESSION_EVENT)
+		change_put(w);
+}
+
+int zks_get_watched(struct zks *s, const char *path, char **data,
+		    int32_t *version, struct zks_watch **out, char *reason)
+{
+	struct change_wait *w = calloc(1, sizeof(*w));
+	char *buf = malloc(ZK_DATA_START + 1);
+	int len = ZK_DATA_START, rc;
+	bool created = false;
+	struct Stat st;
+
+	*out = NULL;
+	*data = NULL;
+	if (!w || !buf) {
+		free(w);
+		free(buf);
+		return reason_set(reason, -ENOMEM, "out of memory");
+	}
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->cond, NULL);
+	w->refs = 2; /* ours, and the watch's until it fires */
+	pthread_rwlock_rdlock(&s->hlock);
+	rc = s->zh ? zoo_wget(s->zh, path, change_watch, w, buf, &len, &st)
+		   : ZINVALIDSTATE;
+	if (rc == ZNONODE) { /* a watch for its creation instead */
+		rc = s->zh ? zoo_wexists(s->zh, path, change_watch, w, &st)
+			   : ZINVALIDSTATE;
+		created = rc == ZOK; /* meanwhile */
+	}
+	pthread_rwlock_unlock(&s->hlock);
+	*out = (struct zks_watch *)w;
+	if (rc == ZNONODE) {
+		free(buf);
+		return -ENOENT;
+	}
+	if (rc == ZOK && st.dataLength > ZK_DATA_START) {
+		/* too big for the first read (not the case of our small nodes) */
+		free(buf);
+		w->fired = true;
+		return zks_get(s, path, false, data, version, reason);
+	}
+	if (created) {
+		/* wexists found it created meanwhile: read it */
+		w->fired = true;
+		free(buf);
+		return zks_get(s, path, false, data, version, reason);
+	}
+	if (rc != ZOK) {
+		free(buf);
+		w->refs = 1; /* no watch was left */
+		w->fired = true;
+		if (transient(rc))
+			wait_connected(s, retry_deadline(s));
+		return zk_fail(reason, rc, "get", path);
+	}
+	buf[len > 0 ? len : 0] = '\0';
+	*data = buf;
+	if (version)
+		*version = st.version;
+	return 0;
+}
+
+int zks_watch_wait(struct zks_watch *zw, uint64_t deadline)
+{
+	struct change_wait *w = (struct change_wait *)zw;
+	int r = 0;
+
+	pthread_mutex_lock(&w->lock);
+	while (!w->fired && now_ns() < deadline) {
+		struct timespec ts;
+
+		deadline_ts(deadline, &ts);
+		pthread_cond_timedwait(&w->cond, &w->lock, &ts);
+	}
+	if (!w->fired)
+		r = -ETIMEDOUT;
+	pthread_mutex_unlock(&w->lock);
+	return r;
+}
+
+void zks_watch_put(struct zks_watch *w)
+{
+	if (w)
+		change_put((struct change_wait *)w);
+}
+
+int zks_wait_change(struct zks *s, const char *path, int32_t version,
+		    uint64_t deadline, char *reason)
+{
+	struct zks_watch *w;
+	char *data = NULL;
+	int32_t v = -1;
+	int r = zks_get_watched(s, path, &data, &v, &w, reason);
+
+	free(data);
+	if (r < 0 && r != -ENOENT) {
+		zks_watch_put(w);
+		return r;
+	}
+	if (r == -ENOENT)
+		v = -1;
+	if (v == version)
+		r = zks_watch_wait(w, deadline);
+	else
+		r = 0;
+	zks_watch_put(w);
+	if (r < 0)
+		return reason_set(reason, r, "timed out waiting for %.200s", path);
+	return 0;
+}
+
+/* The client asserts that an asynchronous call has a completion. */
+static void void_done(int rc, const void *data)
+{
+	(void)rc;
+	(void)data;
+}
+
+void zks_delete_async(struct zks *s, const char *path)
+{
+	pthread_rwlock_rdlock(&s->hlock);
+	if (s->zh)
+		zoo_adelete(s->zh, path, -1, void_done, NULL);
+	pthread_rwlock_unlock(&s->hlock);
+}
+
+int64_t zks_seq(struct zks *s)
+{
+	int64_t v;
+
+	pthread_mutex_lock(&s->lock);
+	v = s->seq;
+	pthread_mutex_unlock(&s->lock);
+	return v;
+}
+
+static void seq_set(struct zks *s, int64_t v)
+{
+	pthread_mutex_lock(&s->lock);
+	s->seq = v;
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* ---- records ---------------------------------------------------------- */
+
+char *store_zk_format(const struct lend_record *rec)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (!f)
+		return NULL;
+	fprintf(f, "state %s\nborrower %s\nsince %" PRId64 "\nepoch %" PRIu64 "\n",
+		rec_state_name(rec->state), rec->borrower, rec->since,
+		rec->epoch);
+	for (unsigned i = 0; i < rec->nwindows; i++) {
+		char line[512];
+
+		if (window_format(&rec->windows[i], line, sizeof(line)) < 0) {
+			fclose(f);
+			free(buf);
+			return NULL;
+		}
+		fprintf(f, "window %s\n", line);
+	}
+	if (fclose(f)) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+static int rec_state_parse(const char *s, enum rec_state *out)
+{
+	for (int i = REC_LENDING; i <= REC_RETURNING; i++)
+		if (!strcmp(s, rec_state_name((enum rec_state)i))) {
+			*out = (enum rec_state)i;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+int store_zk_parse(const char *device, const char *text,
+		   struct lend_record *rec, char *reason)
+{
+	char *copy = strdup(text ? text : ""), *save = NULL;
+	unsigned cap = 0, seen = 0;
+	int r = 0;
+
+	memset(rec, 0, sizeof(*rec));
+	if (!copy)
+		return reason_set(reason, -ENOMEM, "out of memory");
+	snprintf(rec->device, sizeof(rec->device), "%s", device);
+	for (char *line = strtok_r(copy, "\n", &save); line && r == 0;
+	     line = strtok_r(NULL, "\n", &save)) {
+		char *val = strchr(line, ' ');
+
+		if (!val) {
+			r = -EINVAL;
+			break;
+		}
+		*val++ = '\0';
+		if (!strcmp(line, "state")) {
+			r = rec_state_parse(val, &rec->state);
+			seen |= 1;
+		} else if (!strcmp(line, "borrower")) {
+			snprintf(rec->borrower, sizeof(rec->borrower), "%s", val);
+			seen |= 2;
+		} else if (!strcmp(line, "since")) {
+			rec->since = strtoll(val, NULL, 10);
+		} else if (!strcmp(line, "epoch")) {
+			r = parse_u64(val, &rec->epoch);
+		} else if (!strcmp(line, "answer") || !strcmp(line, "fenced")) {
+			/* the request node a commit answers, and the mark of
+			 * a lender that gave up on its peer: cluster.c's */
+		} else if (!strcmp(line, "window")) {
+			if (rec->nwindows == cap) {
+				unsigned nc = cap ? cap * 2 : 8;
+				struct window *nw = realloc(rec->windows,
+							    nc * sizeof(*nw));
+
+				if (!nw) {
+					r = -ENOMEM;
+					break;
+				}
+				rec->windows = nw;
+				cap = nc;
+			}
+			r = window_parse(val, &rec->windows[rec->nwindows]);
+			if (r == 0)
+				rec->nwindows++;
+		} else {
+			r = -EINVAL;
+		}
+	}
+	free(copy);
+	if (r == 0 && seen != 3)
+		r = -EINVAL;
+	if (r == 0)
+		r = store_record_validate(rec, reason);
+	else
+		reason_set(reason, r == -ENOMEM ? -ENOMEM : -EIO,
+			   "malformed lend record of %.96s in ZooKeeper", device);
+	if (r < 0) {
+		lend_record_release(rec);
+		return r == -ENOMEM ? r : -EIO;
+	}
+	return 0;
+}
+
+/* ---- store_ops ------------------------------------------------------------ */
+
+static int zk_open(const char *where, void **ctx, char *reason)
+{
+	struct zks *s;
+	int r;
+
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return reason_set(reason, -ENOMEM, "out of memory");
+	r = zk_uri_parse(where, s->hosts, sizeof(s->hosts), s->root,
+			 sizeof(s->root), reason);
+	if (r < 0) {
+		free(s);
+		return r;
+	}
+	s->session_ms = ZK_DEFAULT_SESSION_MS;
+	s->seq = -1;
+	pthread_rwlock_init(&s->hlock, NULL);
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->cond, NULL);
+	*ctx = s;
+	return 0;
+}
+
+static void zk_close(void *ctx)
+{
+	struct zks *s = ctx;
+
+	if (!s)
+		return;
+	if (s->zh)
+		zookeeper_close(s->zh);
+	pthread_rwlock_destroy(&s->hlock);
+	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->cond);
+	free(s);
+}
+
+static int zk_load(void *ctx, store_load_cb cb, void *arg, char *reason)
+{
+	struct zks *s = ctx;
+	char path[ZK_PATH_MAX];
+	char **names;
+	unsigned n;
+	int32_t seqv;
+	int r;
+
+	/* the version first: records read after it are at least as new */
+	zks_path(s, path, "seq", NULL);
+	r = zks_get(s, path, false, NULL, &seqv, reason);
+	if (r < 0)
+		return r;
+	zks_path(s, path, "lends", NULL);
+	r = zks_children(s, path, false, &names, &n, reason);
+	if (r < 0)
+		return r;
+	for (unsigned i = 0; i < n && r == 0; i++) {
+		struct lend_record rec;
+		char *text;
+
+		zks_path(s, path, "lends", names[i]);
+		r = zks_get(s, path, false, &text, NULL, reason);
+		if (r == -ENOENT) { /* removed meanwhile */
+			r = 0;
+			continue;
+		}
+		if (r < 0)
+			break;
+		r = store_zk_parse(names[i], text, &rec, reason);
+		free(text);
+		if (r < 0)
+			break;
+		r = cb(arg, &rec);
+		lend_record_release(&rec);
+	}
+	zks_strv_free(names, n);
+	if (r == 0)
+		seq_set(s, seqv);
+	return r;
+}
+
+/*
+ * An intent that reserves: check and bump ROOT/seq, write the record.
+ * -EAGAIN when ROOT/seq moved since this store last saw it.
+ */
+static int put_intent(struct zks *s, const char *path, const char *text,
+		      char *reason)
+{
+	char seq[ZK_PATH_MAX];
+	int64_t v = zks_seq(s);
+	zoo_op_t ops[3];
+	zoo_op_result_t res[3];
+	struct Stat st;
+	int rc;
+
+	if (v < 0)
+		return reason_set(reason, -EAGAIN, "the cluster's state is not loaded yet");
+	zks_path(s, seq, "seq", NULL);
+	zoo_check_op_init(&ops[0], seq, (int)v);
+	zoo_set_op_init(&ops[1], seq, NULL, -1, (int)v, &st);
+	zoo_create_op_init(&ops[2], path, text, (int)strlen(text),
+			   &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0);
+	pthread_rwlock_rdlock(&s->hlock);
+	rc = s->zh ? zoo_multi(s->zh, 3, ops, res) : ZINVALIDSTATE;
+	pthread_rwlock_unlock(&s->hlock);
+	if (rc == ZOK) {
+		seq_set(s, v + 1);
+		return 0;
+	}
+	seq_set(s, -1); /* whatever happened, look again before the next */
+	if (transient(rc)) {
+		if (wait_connected(s, retry_deadline(s)) && holds(s, path, text) == 1)
+			return 0;
+		if (!zks_connected(s))
+			return zk_fail(reason, rc, "multi", path);
+		return reason_set(reason, -EAGAIN, "connection lost, the intent did not go in");
+	}
+	if (res[0].err == ZBADVERSION || res[1].err == ZBADVERSION)
+		return reason_set(reason, -EAGAIN,
+				  "another daemon reserved fabric resources meanwhile");
+	if (res[2].err == ZNODEEXISTS)
+		return reason_set(reason, -EBUSY, "%.96s has a lend record already",
+				  path);
+	return zk_fail(reason, rc, "multi", path);
+}
+
+/* ---- answers of requests from other mounts ------------------------------- */
+
+static __thread struct {
+	bool armed, lend, done;
+	char path[ZK_PATH_MAX];
+} answer;
+
+void zks_answer_arm(const char *path, bool lend)
+{
+	answer.armed = true;
+	answer.lend = lend;
+	answer.done = false;
+	snprintf(answer.path, sizeof(answer.path), "%s", path);
+}
+
+bool zks_answer_disarm(void)
+{
+	bool done = answer.done;
+
+	answer.armed = answer.done = false;
+	return done;
+}
+
+/*
+ * The commit (@text: the record now, NULL: removed) and the answer "= 0"
+ * of the request being run, in one transaction.
+ */
+static int commit_answered(struct zks *s, const char *path, const char *text,
+			   char *reason)
+{
+	zoo_op_t ops[2];
+	zoo_op_result_t res[2];
+	struct Stat st[2];
+	int rc = ZOK;
+
+	for (int tries = 0; tries < 3; tries++) {
+		if (text)
+			zoo_set_op_init(&ops[0], path, text, (int)strlen(text), -1,
+					&st[0]);
+		else
+			zoo_delete_op_init(&ops[0], path, -1);
+		zoo_set_op_init(&ops[1], answer.path, ANSWER_OK,
+				(int)strlen(ANSWER_OK), -1, &st[1]);
+		pthread_rwlock_rdlock(&s->hlock);
+		rc = s->zh ? zoo_multi(s->zh, 2, ops, res) : ZINVALIDSTATE;
+		pthread_rwlock_unlock(&s->hlock);
+		if (rc == ZOK) {
+			answer.done = true;
+			return 0;
+		}
+		if (!transient(rc))
+			break;
+		/* lost reply: both went in, or neither */
+		if (!wait_connected(s, retry_deadline(s)))
+			break;
+		if (holds(s, answer.path, ANSWER_OK) == 1) {
+			answer.done = true;
+			return 0;
+		}
+	}
+	if (rc == ZNONODE && res[1].err == ZNONODE)
+		return reason_set(reason, -ETIMEDOUT,
+				  "the writer withdrew the request (its own timeout)");
+	return zk_fail(reason, rc, "commit", path);
+}
+
+/*
+ * The intent of a request from another mount names its node, so that a
+ * borrower that commits it answers too (zks_peer_commit()).
+ */
+static char *with_answer(char *text, const struct lend_record *rec)
+{
+	char *out;
+
+	if (!answer.armed || (rec->state == REC_LENDING) != answer.lend ||
+	    rec->state == REC_LENT)
+		return text;
+	if (asprintf(&out, "%sanswer %s\n", text, answer.path) < 0)
+		out = NULL;
+	free(text);
+	return out;
+}
+
+int zks_peer_commit(struct zks *s, const char *path, const char *text,
+		    int32_t version, const char *answer_path, char *reason)
+{
+	zoo_op_t ops[2];
+	zoo_op_result_t res[2];
+	struct Stat st[2];
+	int n = answer_path ? 2 : 1, rc = ZOK;
+
+	for (int tries = 0; tries < 3; tries++) {
+		if (text)
+			zoo_set_op_init(&ops[0], path, text, (int)strlen(text),
+					version, &st[0]);
+		else
+			zoo_delete_op_init(&ops[0], path, version);
+		if (n == 2)
+			zoo_set_op_init(&ops[1], answer_path, ANSWER_OK,
+					(int)strlen(ANSWER_OK), -1, &st[1]);
+		pthread_rwlock_rdlock(&s->hlock);
+		rc = s->zh ? zoo_multi(s->zh, n, ops, res) : ZINVALIDSTATE;
+		pthread_rwlock_unlock(&s->hlock);
+		if (rc == ZOK)
+			return 0;
+		if (n == 2 && res[1].err == ZNONODE && res[0].err != ZBADVERSION) {
+			n = 1; /* the writer gave up: commit all the same */
+			continue;
+		}
+		if (!transient(rc))
+			break;
+		if (!wait_connected(s, retry_deadline(s)))
+			break;
+		/* lost reply: did it go in? */
+		if (text ? holds(s, path, text) == 1 : holds(s, path, NULL) == 0)
+			return 0;
+	}
+	if (rc == ZBADVERSION || res[0].err == ZBADVERSION ||
+	    res[0].err == ZNONODE)
+		return reason_set(reason, -EAGAIN,
+				  "%.200s changed: the lender gave up on it", path);
+	return zk_fail(reason, rc, "commit", path);
+}
+
+static int zk_put(void *ctx, const struct lend_record *rec, char *reason)
+{
+	struct zks *s = ctx;
+	char path[ZK_PATH_MAX];
+	char *text;
+	int r = store_record_validate(rec, reason);
+
+	if (r < 0)
+		return r;
+	text = with_answer(store_zk_format(rec), rec);
+	if (!text)
+		return reason_set(reason, -ENOMEM, "out of memory");
+	zks_path(s, path, "lends", rec->device);
+	if (rec->state == REC_LENDING)
+		r = put_intent(s, path, text, reason);
+	else if (answer.armed && answer.lend && rec->state == REC_LENT)
+		r = commit_answered(s, path, text, reason);
+	else
+		r = zks_put(s, path, text, false, false, reason);
+	free(text);
+	return r;
+}
+
+static int zk_remove(void *ctx, const char *device, char *reason)
+{
+	struct zks *s = ctx;
+	char path[ZK_PATH_MAX];
+
+	zks_path(s, path, "lends", device);
+	if (answer.armed && !answer.lend)
+		return commit_answered(s, path, NULL, reason);
+	return zks_delete(s, path, -1, reason);
+}
+
+static int zk_host_put(void *ctx, const char *host, int online, char *reason)
+{
+	struct zks *s = ctx;
+	char path[ZK_PATH_MAX];
+
+	zks_path(s, path, "hosts", host);
+	return zks_put(s, path, online ? "online" : "offline", false, false,
+		       reason);
+}
+
+static int zk_host_load(void *ctx,
+			int (*cb)(void *arg, const char *host, int online),
+			void *arg, char *reason)
+{
+	struct zks *s = ctx;
+	char path[ZK_PATH_MAX];
+	char **names;
+	unsigned n;
+	int r;
+
+	zks_path(s, path, "hosts", NULL);
+	r = zks_children(s, path, false, &names, &n, reason);
+	for (unsigned i = 0; r == 0 && i < n; i++) {
+		char *v = NULL;
+
+		zks_path(s, path, "hosts", names[i]);
+		r = zks_get(s, path, false, &v, NULL, reason);
+		if (r == -ENOENT) {
+			r = 0;
+			continue;
+		}
+		if (r == 0)
+			r = cb(arg, names[i], strcmp(v, "offline") != 0);
+		free(v);
+	}
+	if (n || names)
+		zks_strv_free(names, n);
+	return r;
+}
+
+static void vm_node(const char *host, const char *vm, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s:%s", host, vm);
+}
+
+static int zk_vm_put(void *ctx, const char *host, const char *vm,
+		     const char *qmp, char *reason)
+{
+	struct zks *s = ctx;
+	char name[HOST_NAME_MAX_LEN + VM_NAME_MAX_LEN + 2];
+	char path[ZK_PATH_MAX];
+	int r = store_vm_validate(host, vm, qmp, reason);
+
+	if (r < 0)
+		return r;
+	vm_node(host, vm, name, sizeof(name));
+	zks_path(s, path, "vms", name);
+	return zks_put(s, path, qmp, false, false, reason);
+}
+
+static int zk_vm_remove(void *ctx, const char *host, const char *vm,
+			char *reason)
+{
+	struct zks *s = ctx;
+	char name[HOST_NAME_MAX_LEN + VM_NAME_MAX_LEN + 2];
+	char path[ZK_PATH_MAX];
+
+	vm_node(host, vm, name, sizeof(name));
+	zks_path(s, path, "vms", name);
+	return zks_delete(s, path, -1, reason);
+}
+
+static int zk_vm_load(void *ctx,
+		      int (*cb)(void *arg, const char *host, const char *vm,
+				const char *qmp),
+		      void *arg, char *reason)
+{
+	struct zks *s = ctx;
+	char path[ZK_PATH_MAX];
+	char **names;
+	unsigned n;
+	int r;
+
+	zks_path(s, path, "vms", NULL);
+	r = zks_children(s, path, false, &names, &n, reason);
+	for (unsigned i = 0; r == 0 && i < n; i++) {
+		char *colon = strchr(names[i], ':');
+		char *v = NULL;
+
+		if (!colon)
+			continue;
+		zks_path(s, path, "vms", names[i]);
+		r = zks_get(s, path, false, &v, NULL, reason);
+		if (r == -ENOENT) {
+			r = 0;
+			continue;
+		}
+		*colon = '\0';
+		if (r == 0)
+			r = cb(arg, names[i], colon + 1, v);
+		*colon = ':';
+		free(v);
+	}
+	zks_strv_free(names, n);
+	return r;
+}
+
+struct collect {
+	struct lend_record *recs;
+	unsigned n, cap;
+};
+
+static int collect_cb(void *arg, const struct lend_record *rec)
+{
+	struct collect *c = arg;
+
+	if (c->n == c->cap) {
+		unsigned cap = c->cap ? c->cap * 2 : 16;
+		struct lend_record *nr = realloc(c->recs, cap * sizeof(*nr));
+
+		if (!nr)
+			return -ENOMEM;
+		c->recs = nr;
+		c->cap = cap;
+	}
+	if (lend_record_copy(&c->recs[c->n], rec) < 0)
+		return -ENOMEM;
+	c->n++;
+	return 0;
+}
+
+static int zk_check(void *ctx, FILE *out)
+{
+	struct zks *s = ctx;
+	struct collect c = { 0 };
+	char reason[REASON_MAX];
+	int r;
+
+	if (!zks_connected(s)) {
+		r = zks_connect(s, reason);
+		if (r < 0) {
+			fprintf(out, "%s\n", reason);
+			return r;
+		}
+	}
+	r = zk_load(ctx, collect_cb, &c, reason);
+	if (r == 0)
+		r = store_check_records(c.recs, c.n, out);
+	else
+		fprintf(out, "%s\n", reason);
+	for (unsigned i = 0; i < c.n; i++)
+		lend_record_release(&c.recs[i]);
+	free(c.recs);
+	return r;
+}
+
+const struct store_ops store_zk_ops = {
+	.name = "zk",
+	.open = zk_open,
+	.close = zk_close,
+	.load = zk_load,
+	.put = zk_put,
+	.remove = zk_remove,
+	.host_put = zk_host_put,
+	.host_load = zk_host_load,
+	.vm_put = zk_vm_put,
+	.vm_remove = zk_vm_remove,
+	.vm_load = zk_vm_load,
+	.check = zk_check,
+};
+
+int zks_seq_refresh(struct zks *s, char *reason)
+{
+	char path[ZK_PATH_MAX];
+	int32_t v;
+	int r;
+
+	zks_path(s, path, "seq", NULL);
+	r = zks_get(s, path, false, NULL, &v, reason);
+	if (r == 0)
+		seq_set(s, v);
+	return r;
+}

@@ -1,0 +1,177 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * store_zk.h - the distributed store: ZooKeeper, and the session to it.
+ *
+ * `--store zk://h1:p1,h2:p2,h3:p3/chroot`: every daemon of the cluster
+ * keeps its state in one ZooKeeper ensemble, under the chroot (default
+ * /lendfs).  The layout (docs/STATE.md):
+ *
+ *   ROOT/seq               version = cluster allocation counter (CAS)
+ *   ROOT/lends/DEVID       one lend record, text (store_zk_format())
+ *   ROOT/hosts/HOST        "online" | "offline" (admin state)
+ *   ROOT/vms/HOST:VM       the QMP socket path of a registered VM
+ *   ROOT/live/HOST         ephemeral: the daemon of HOST is up
+ *   ROOT/requests/DEVID    ephemeral: a write from another mount
+ *   ROOT/acks/DEVID@HOST   ephemeral: HOST has (un)mapped its windows
+ *   ROOT/fence/HOST        the epoch of the last forced take-back
+ *
+ * The store operations behave like the SQLite back-end's.  A put() of a
+ * `lending` record (an intent that reserves fabric resources) is one
+ * zoo_multi that also checks and bumps ROOT/seq: when another daemon
+ * reserved something since this one last looked, it fails with -EAGAIN
+ * and nothing is written (the caller reloads and plans again).  Every
+ * write whose outcome a lost connection hides is read back once the
+ * session is up again, so it is either done or not, never both.  Calls
+ * wait up to the session timeout for a connection, then fail with
+ * -EHOSTDOWN.
+ *
+ * open() does not wait for ZooKeeper: zks_connect() (cluster.c's session
+ * thread) does, and again after a session expires.
+ */
+#ifndef LENDFS_STORE_ZK_H
+#define LENDFS_STORE_ZK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+
+extern const struct store_ops store_zk_ops;
+
+#define ZK_HOSTS_MAX 1024 /* bytes of the connect string */
+#define ZK_ROOT_MAX 256	  /* bytes of the chroot */
+#define ZK_DEFAULT_ROOT "/lendfs"
+#define ZK_PATH_MAX (ZK_ROOT_MAX + 256)
+
+/*
+ * "zk://h1:p1,h2:p2/chroot" -> "h1:p1,h2:p2" and "/chroot" (default
+ * ZK_DEFAULT_ROOT).  -EINVAL with reason when malformed.
+ */
+int zk_uri_parse(const char *uri, char *hosts, size_t hlen, char *root,
+		 size_t rlen, char *reason);
+
+/* Is @where a zk:// URI? */
+bool zk_uri_is(const char *where);
+
+/* ---- for cluster.c ------------------------------------------------------- */
+
+struct zks;
+
+/*
+ * Events of the session and of the watches set with watch = true below:
+ * @type is ZOO_SESSION_EVENT (path "") or a node event, @state the
+ * session's state.  Called from the ZooKeeper client's thread: queue the
+ * work, do not block.
+ */
+typedef void (*zks_event_cb)(void *arg, int type, int state,
+			     const char *path);
+
+void zks_set_events(struct zks *s, zks_event_cb cb, void *arg);
+
+/* Session timeout asked of the server (default 10 s), before connecting. */
+void zks_set_session_ms(struct zks *s, unsigned ms);
+unsigned zks_session_ms(struct zks *s);
+
+/*
+ * Where the ZooKeeper client's own log lines go (it logs warnings and
+ * errors only); NULL: nowhere.  One sink per process.
+ */
+void zks_set_log(void (*fn)(void *arg, const char *msg), void *arg);
+
+/*
+ * (Re)connect: drop the old session, open a new one and wait until it
+ * is up (at most the session timeout), then create the layout.  -EHOSTDOWN
+ * with reason when no server answers.
+ */
+int zks_connect(struct zks *s, char *reason);
+
+/* Is the session up now?  Its id (0 when none). */
+bool zks_connected(struct zks *s);
+int64_t zks_session_id(struct zks *s);
+
+/* ROOT/NAME[/CHILD] into @buf (ZK_PATH_MAX). */
+void zks_path(struct zks *s, char *buf, const char *name, const char *child);
+
+/*
+ * Read a node: its data (NUL-terminated, malloc'ed) and version.  With
+ * @watch the session's event callback hears of its next change.  -ENOENT
+ * when absent.
+ */
+int zks_get(struct zks *s, const char *path, bool watch, char **data,
+	    int32_t *version, char *reason);
+
+/* Children of @path, sorted; free with zks_strv_free(). */
+int zks_children(struct zks *s, const char *path, bool watch, char ***names,
+		 unsigned *n, char *reason);
+void zks_strv_free(char **v, unsigned n);
+
+/* Create (ephemeral or not) or overwrite @path. -EEXIST when @excl. */
+int zks_put(struct zks *s, const char *path, const char *data, bool ephemeral,
+	    bool excl, char *reason);
+
+/* Set @path only if its version is still @version (-EAGAIN otherwise). */
+int zks_cas(struct zks *s, const char *path, const char *data,
+	    int32_t version, char *reason);
+
+/* Delete @path (@version -1: any); absent is not an error. */
+int zks_delete(struct zks *s, const char *path, int32_t version,
+	       char *reason);
+
+/*
+ * One round trip: read @path and arm a watch for its next change (its
+ * creation when absent: -ENOENT).  Wait for the watch with
+ * zks_watch_wait() (0 fired, -ETIMEDOUT at @deadline, a now_ns() time),
+ * then drop it with zks_watch_put() (always, whatever the return).
+ */
+struct zks_watch;
+
+int zks_get_watched(struct zks *s, const char *path, char **data,
+		    int32_t *version, struct zks_watch **w, char *reason);
+int zks_watch_wait(struct zks_watch *w, uint64_t deadline);
+void zks_watch_put(struct zks_watch *w);
+
+/*
+ * Wait until @path changes (data, creation or deletion) or @deadline
+ * passes: 0 when something changed, -ETIMEDOUT.  @version is the version
+ * last read (-1: absent).
+ */
+int zks_wait_change(struct zks *s, const char *path, int32_t version,
+		    uint64_t deadline, char *reason);
+
+/* Delete @path without waiting for the answer (ordered with later calls). */
+void zks_delete_async(struct zks *s, const char *path);
+
+/*
+ * The request worker (cluster.c) running a write of another mount: the
+ * commit this thread makes next (the put of a `lent` record when @lend,
+ * else the remove of a record) also writes the answer "= 0" into the
+ * request node @path, in the same transaction.  So the writer hears
+ * exactly what was committed, and a writer that gave up (its node gone)
+ * makes the commit fail: the request is rolled back.  disarm: was the
+ * answer written?
+ */
+void zks_answer_arm(const char *path, bool lend);
+bool zks_answer_disarm(void);
+
+/*
+ * The sole peer of a lend commits it: @text (the record, now `lent`) or,
+ * NULL, the removal of a returned one, if @path is still at @version
+ * (-EAGAIN when the lender changed it: it gave up), with the answer
+ * "= 0" into @answer_path (NULL: none) in the same transaction.
+ */
+int zks_peer_commit(struct zks *s, const char *path, const char *text,
+		    int32_t version, const char *answer_path, char *reason);
+
+/* The version of ROOT/seq this store last saw (intents CAS on it). */
+int64_t zks_seq(struct zks *s);
+
+/* Read ROOT/seq's version again (before reading the records). */
+int zks_seq_refresh(struct zks *s, char *reason);
+
+/* Record <-> text (one "key value" per line, windows as window_format()). */
+char *store_zk_format(const struct lend_record *rec);
+int store_zk_parse(const char *device, const char *text,
+		   struct lend_record *rec, char *reason);
+
+#endif

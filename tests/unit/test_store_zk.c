@@ -1,0 +1,183 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * test_store_zk.c - the pure parts of the ZooKeeper store: zk:// URIs,
+ * the record text (both ways), and the sole-peer rule of the protocol.
+ * The store against a real server is tests/bats/cluster.bats.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "engine_internal.h"
+#include "store_zk.h"
+
+static void uri_ok(void **state)
+{
+	char hosts[ZK_HOSTS_MAX], root[ZK_ROOT_MAX], reason[REASON_MAX];
+
+	(void)state;
+	assert_int_equal(zk_uri_parse("zk://h1:2181,h2:2181,10.0.0.3:2181/lab",
+				      hosts, sizeof(hosts), root, sizeof(root),
+				      reason), 0);
+	assert_string_equal(hosts, "h1:2181,h2:2181,10.0.0.3:2181");
+	assert_string_equal(root, "/lab");
+	assert_int_equal(zk_uri_parse("zk://127.0.0.1:2181", hosts, sizeof(hosts),
+				      root, sizeof(root), reason), 0);
+	assert_string_equal(root, ZK_DEFAULT_ROOT);
+	assert_int_equal(zk_uri_parse("zk://h:1/a/b-c.d", hosts, sizeof(hosts),
+				      root, sizeof(root), reason), 0);
+	assert_string_equal(root, "/a/b-c.d");
+	assert_true(zk_uri_is("zk://x"));
+	assert_false(zk_uri_is("/var/lib/lendfs/state.db"));
+}
+
+static void uri_bad(void **state)
+{
+	static const struct {
+		const char *uri, *why;
+	} bad[] = {
+		{ "sqlite:///x", "not a zk:// URI" },
+		{ "zk://", "no ZooKeeper servers" },
+		{ "zk:///root", "no ZooKeeper servers" },
+		{ "zk://h:1,,h:2/r", "empty server" },
+		{ "zk://,h:1/r", "empty server" },
+		{ "zk://h:1,/r", "empty server" },
+		{ "zk://h 1/r", "invalid character" },
+		{ "zk://h:1/a//b", "malformed chroot" },
+		{ "zk://h:1/a/", "malformed chroot" },
+		{ "zk://h:1/a b", "malformed chroot" },
+	};
+	char hosts[ZK_HOSTS_MAX], root[ZK_ROOT_MAX], reason[REASON_MAX];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		reason[0] = '\0';
+		assert_int_equal(zk_uri_parse(bad[i].uri, hosts, sizeof(hosts), root,
+					      sizeof(root), reason), -EINVAL);
+		if (!strstr(reason, bad[i].why))
+			fail_msg("%s: reason '%s' lacks '%s'", bad[i].uri, reason,
+				 bad[i].why);
+	}
+}
+
+static struct window win(enum window_kind k, const char *host, uint32_t index,
+			 const char *next, const char *domain, const char *tag)
+{
+	struct window w = {
+		.kind = k, .index = index, .count = 1,
+		.local = 0x200000000000ULL + index * 0x1000000ULL,
+		.size = 0x1000000, .target = 0x380000000000ULL,
+	};
+
+	snprintf(w.host, sizeof(w.host), "%s", host);
+	snprintf(w.next, sizeof(w.next), "%s", next);
+	snprintf(w.domain, sizeof(w.domain), "%s", domain);
+	snprintf(w.tag, sizeof(w.tag), "%s", tag);
+	return w;
+}
+
+static void record_round_trip(void **state)
+{
+	struct window w[2] = {
+		win(WIN_LUT, "nodeB", 0, "nodeA", "", "bar0"),
+		win(WIN_IOMMU, "nodeA", 0, "nodeA", "nodeA:0000:65:00.0", "ram0"),
+	};
+	struct lend_record rec = {
+		.device = "nodeA:0000:65:00.0",
+		.borrower = "nodeB",
+		.state = REC_LENDING,
+		.since = 1732550000,
+		.epoch = 42,
+		.windows = w,
+		.nwindows = 2,
+	};
+	struct lend_record back;
+	char reason[REASON_MAX], *text, *extra;
+
+	(void)state;
+	text = store_zk_format(&rec);
+	assert_non_null(text);
+	assert_int_equal(strncmp(text, "state lending\n", 14), 0);
+	assert_int_equal(store_zk_parse(rec.device, text, &back, reason), 0);
+	assert_string_equal(back.borrower, "nodeB");
+	assert_int_equal(back.state, REC_LENDING);
+	assert_int_equal(back.epoch, 42);
+	assert_int_equal(back.since, 1732550000);
+	assert_int_equal(back.nwindows, 2);
+	assert_memory_equal(&back.windows[0], &w[0], sizeof(w[0]));
+	assert_memory_equal(&back.windows[1], &w[1], sizeof(w[1]));
+	lend_record_release(&back);
+
+	/* the protocol's lines (cluster.c) are not part of the record */
+	assert_true(asprintf(&extra, "%sanswer /lendfs/requests/x\nfenced nodeA\n",
+			     text) > 0);
+	assert_int_equal(store_zk_parse(rec.device, extra, &back, reason), 0);
+	assert_int_equal(back.nwindows, 2);
+	lend_record_release(&back);
+	free(extra);
+	free(text);
+}
+
+static void record_bad(void **state)
+{
+	static const char *const bad[] = {
+		"",
+		"state lent\n", /* no borrower */
+		"borrower nodeB\n", /* no state */
+		"state maybe\nborrower nodeB\n",
+		"state lent\nborrower nodeB\nwindow lut nodeB x\n",
+		"state lent\nborrower nodeB\ncolour blue\n",
+		"state lent\nborrower nodeB\nepoch -1\n",
+		"state lent\nborrower no de\n", /* not a borrower name */
+	};
+	struct lend_record back;
+	char reason[REASON_MAX];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		reason[0] = '\0';
+		if (store_zk_parse("nodeA:0000:65:00.0", bad[i], &back, reason) != -EIO)
+			fail_msg("accepted: '%s'", bad[i]);
+		assert_true(reason[0] != '\0');
+	}
+}
+
+static void sole_peer(void **state)
+{
+	struct window direct[3] = {
+		win(WIN_LUT, "nodeB", 0, "nodeA", "", "bar0"),
+		win(WIN_DMA, "nodeA", 0, "nodeB", "", "ram0"),
+		win(WIN_IOMMU, "nodeA", 0, "nodeA", "nodeA:0000:65:00.0", "ram0"),
+	};
+	struct window hop[3] = {
+		win(WIN_LUT, "nodeC", 0, "nodeA", "", "bar0"),
+		win(WIN_LUT, "nodeB", 0, "nodeC", "", "bar0"),
+		win(WIN_DMA, "nodeA", 0, "nodeC", "", "ram0"),
+	};
+
+	(void)state;
+	assert_true(lend_sole_peer("nodeA", direct, 3, "nodeB"));
+	assert_false(lend_sole_peer("nodeA", direct, 3, "nodeC"));
+	assert_false(lend_sole_peer("nodeA", hop, 3, "nodeB"));
+	assert_false(lend_sole_peer("nodeA", hop, 3, "nodeC"));
+	assert_false(lend_sole_peer("nodeA", direct + 1, 2, "nodeB"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(uri_ok),
+		cmocka_unit_test(uri_bad),
+		cmocka_unit_test(record_round_trip),
+		cmocka_unit_test(record_bad),
+		cmocka_unit_test(sole_peer),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

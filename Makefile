@@ -28,7 +28,10 @@ CFLAGS += -std=c11 -D_GNU_SOURCE -DLENDFS_VERSION='"$(VERSION)"' \
 	  -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 	  -Wmissing-prototypes -Wno-unused-parameter \
 	  -Werror=implicit-function-declaration -pthread -Icore $(PKG_CFLAGS)
-LDLIBS += $(PKG_LIBS) -pthread -lm
+# The ZooKeeper C client has no pkg-config file.  Without THREADED its
+# synchronous calls are not declared (hence -Werror=implicit-...).
+CFLAGS += -DTHREADED
+LDLIBS += $(PKG_LIBS) -lzookeeper_mt -pthread -lm
 
 ifeq ($(SANITIZE),1)
 CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer \
@@ -58,7 +61,7 @@ TOOLS := $(TOOL_SRCS:lendfs/tools/%.c=$(BUILD)/%)
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps run check check-unit check-bats check-asan stress clean \
+.PHONY: all deps run check check-unit check-bats check-asan check-cluster stress clean \
 	fuzz fuzz-build check-fuzz tsan
 
 all: $(BUILD)/lendfs $(TOOLS)
@@ -82,6 +85,9 @@ $(TOOLS): $(BUILD)/%: $(BUILD)/obj/lendfs/tools/%.o $(CORE_LIB)
 # Test helpers, built with the daemon: tests/tools/racer.c (races.bats).
 TEST_TOOLS := $(BUILD)/racer
 all: $(TEST_TOOLS)
+
+include tests/zk/Makefile.inc
+all: $(ZK_TOOLS)
 $(TEST_TOOLS): $(BUILD)/%: $(BUILD)/obj/tests/tools/%.o $(CORE_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -175,6 +181,14 @@ check: deps
 	@$(MAKE) --no-print-directory check-bats
 	@$(MAKE) --no-print-directory check-asan
 	@$(MAKE) --no-print-directory check-fuzz
+
+# Distributed mode beyond tests/bats/cluster.bats (issue 7): a 3-node
+# ZooKeeper ensemble whose leader is killed during a stream of lends, and
+# a short run of the cluster benchmark (its full run: make bench-cluster).
+check-cluster: all $(BUILD)/bench/clusterbench
+	LENDFS_BUILD=$(BUILD) bats --timing tests/cluster
+	CLUSTER_BENCH_LENDS=200 CLUSTER_BENCH_VISIBLE=50 CLUSTER_BENCH_DOC=none \
+		tests/bench/cluster.sh $(BUILD)
 
 # kill -9 the daemon at random moments while lends run (issue 5)
 STRESS_ITERATIONS ?= 1000
@@ -278,7 +292,7 @@ uninstall:
 # ---- benchmarks (tests/bench/, docs/PERFORMANCE.md) -------------------------
 #   make bench     every figure next to its floor, measured in the same run;
 #                  prints the table and regenerates docs/PERFORMANCE.md
-BENCH_TOOLS := $(addprefix $(BUILD)/bench/,readloop lendloop mounttime floorfs)
+BENCH_TOOLS := $(addprefix $(BUILD)/bench/,readloop lendloop mounttime floorfs clusterbench)
 
 $(BUILD)/bench/floorfs: tests/bench/floorfs.c
 	@mkdir -p $(dir $@)
@@ -288,9 +302,13 @@ $(BUILD)/bench/%: tests/bench/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -pthread
 
-.PHONY: bench
+.PHONY: bench bench-cluster
 bench: all $(BENCH_TOOLS)
 	tests/bench/run.sh $(BUILD)
+
+# distributed mode: lend latency and visibility against a zoo_multi floor
+bench-cluster: all $(BENCH_TOOLS)
+	tests/bench/cluster.sh $(BUILD)
 
 clean:
 	rm -rf build

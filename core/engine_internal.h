@@ -36,7 +36,10 @@ struct lhost {
 	char name[HOST_NAME_MAX_LEN + 1];
 	const struct cfg_host *cfg;
 	unsigned node; /* topology node index */
-	bool online;
+	bool online;	   /* admin && live: what the cluster sees */
+	bool admin;	   /* not set offline by an admin */
+	bool live;	   /* its daemon is up (distributed mode; else true) */
+	uint64_t absent_since; /* distributed: not live since (now_ns) */
 	bool iommu; /* lent devices get IOMMU domains of their own */
 	struct ntb_table ntb;
 	uint64_t next_bar; /* BAR address allocator */
@@ -56,6 +59,8 @@ struct ldevice {
 	int numa_node;
 	int iommu_group;
 	bool gone; /* removed by hot-plug while lent; listed until cleared */
+	int rec_state; /* distributed, another lender's device: the state of
+			  its record (enum rec_state), -1 none; d->lock */
 	struct iommu_domain iommu; /* on the lender; fabric_lock */
 
 	pthread_mutex_t lock;
@@ -117,6 +122,10 @@ struct engine {
 
 	unsigned inflight;
 	struct metrics metrics;
+
+	/* distributed mode (cluster.c): NULL when this daemon is every host */
+	struct cluster *cluster;
+	struct lhost *self; /* the host this daemon runs on, or NULL */
 
 	engine_watch_cb watch;
 	void *watch_arg;
@@ -184,6 +193,51 @@ int lend_return_finish(struct engine *e, struct ldevice *d, int r,
 		       char *reason);
 void lend_notify(struct engine *e, const char *devid);
 void lend_notify_flush(struct engine *e);
+
+/*
+ * Distributed mode (docs/STATE.md): lend.c's side of cluster.c.
+ *
+ *   lend_remote            is @d another daemon's device?
+ *   lend_window_here       is @w programmed by this daemon?
+ *   lend_apply_record      the store's record of another lender's device
+ *                          changed (@rec NULL: none): mirror it, reserve
+ *                          its windows, (un)program the ones on this host.
+ *                          Fills @ack when this host must acknowledge.
+ *   lend_host_state        a host's daemon came or went (@live), or its
+ *                          admin state changed; @act: take the actions
+ *                          the lender takes (reroute, fail)
+ *   lend_take_back         forced return of this daemon's devices lent
+ *                          to @host, whose session expired; how many
+ *   lend_recover_own       first connection: recover this host's records
+ *   lend_autolend_own      then the config's autolends of this host
+ */
+struct lend_ack {
+	bool needed;
+	bool mapped; /* else unmapped */
+	bool commit; /* this host is the only one besides the lender: it
+			commits (or removes) the record instead of acking */
+	uint64_t epoch;
+};
+
+/*
+ * Is @host the only host besides @lender that holds one of @w?  Then it
+ * commits the lend (and removes the record of a return) itself, and the
+ * lender waits for that instead of an acknowledgement: one ZooKeeper
+ * write fewer (docs/STATE.md).
+ */
+bool lend_sole_peer(const char *lender, const struct window *w, unsigned n,
+		    const char *host);
+
+bool lend_remote(const struct engine *e, const struct ldevice *d);
+bool lend_window_here(const struct engine *e, const struct window *w);
+void lend_apply_record(struct engine *e, const char *devid,
+		       const struct lend_record *rec, struct lend_ack *ack,
+		       bool *dirty);
+void lend_host_state(struct engine *e, const char *host, bool live,
+		     bool admin, bool act);
+int lend_take_back(struct engine *e, const char *host, uint64_t fence);
+int lend_recover_own(struct engine *e, char *reason);
+void lend_autolend_own(struct engine *e);
 
 /*
  * vmreg.c: the VM registry and the VM steps of a lend (docs/VM.md).

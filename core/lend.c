@@ -18,6 +18,7 @@
 #include <stdarg.h>
 #include <string.h>
 
+#include "cluster.h"
 #include "engine_internal.h"
 #include "fault.h"
 
@@ -209,12 +210,30 @@ static int borrower_resolve(struct engine *e, const struct ldevice *d,
 
 /* ---- fabric programming -------------------------------------------------- */
 
+bool lend_remote(const struct engine *e, const struct ldevice *d)
+{
+	return e->cluster && d->lender != e->self;
+}
+
+bool lend_window_here(const struct engine *e, const struct window *w)
+{
+	return !e->cluster || !strcmp(w->host, e->self->name);
+}
+
+/*
+ * Program @n windows; in distributed mode only those on this daemon's
+ * host (the others' daemons program theirs: cluster_wait_peers()).
+ */
 static int program_windows(struct engine *e, const struct window *w,
 			   unsigned n, uint64_t deadline, char *reason)
 {
 	for (unsigned i = 0; i < n; i++) {
-		int r = fault_check(w[i].kind == WIN_IOMMU ? "iommu_map" : "ntb_map",
-				    reason);
+		int r;
+
+		if (!lend_window_here(e, &w[i]))
+			continue;
+		r = fault_check(w[i].kind == WIN_IOMMU ? "iommu_map" : "ntb_map",
+				reason);
 
 		if (r == 0)
 			r = e->fabric->program(e->fabric_ctx, &w[i], reason);
@@ -227,7 +246,8 @@ static int program_windows(struct engine *e, const struct window *w,
 			unsigned done = r == -ETIMEDOUT ? i + 1 : i;
 
 			for (unsigned j = done; j-- > 0;)
-				e->fabric->clear(e->fabric_ctx, &w[j], NULL);
+				if (lend_window_here(e, &w[j]))
+					e->fabric->clear(e->fabric_ctx, &w[j], NULL);
 			return r;
 		}
 	}
@@ -239,14 +259,18 @@ static int clear_windows(struct engine *e, const struct window *w, unsigned n,
 			 char *reason)
 {
 	for (unsigned i = n; i-- > 0;) {
-		int r = fault_check(w[i].kind == WIN_IOMMU ? "iommu_unmap" : "ntb_unmap",
-				    reason);
+		int r;
 
+		if (!lend_window_here(e, &w[i]))
+			continue;
+		r = fault_check(w[i].kind == WIN_IOMMU ? "iommu_unmap" : "ntb_unmap",
+				reason);
 		if (r == 0)
 			r = e->fabric->clear(e->fabric_ctx, &w[i], reason);
 		if (r < 0) {
 			for (unsigned j = i + 1; j < n; j++)
-				e->fabric->program(e->fabric_ctx, &w[j], NULL);
+				if (lend_window_here(e, &w[j]))
+					e->fabric->program(e->fabric_ctx, &w[j], NULL);
 			return r;
 		}
 	}
@@ -340,6 +364,8 @@ static void compose(struct engine *e, struct ldevice *d)
 	char borrower[BORROWER_MAX + 1];
 	struct touched t = { 0 };
 
+	if (e->cluster)
+		return; /* P2P across daemons: not yet (docs/STATE.md) */
 	pthread_mutex_lock(&d->lock);
 	snprintf(borrower, sizeof(borrower), "%s", d->borrower);
 	pthread_mutex_unlock(&d->lock);
@@ -442,6 +468,7 @@ static int do_lend(struct engine *e, struct ldevice *d, const char *value,
 	uint64_t owner, epoch;
 	uint64_t deadline = now_ns() + (uint64_t)e->cfg->timeout_ms * 1000000ULL;
 	enum dev_state prev;
+	bool committed = false;
 	int r;
 
 	r = borrower_resolve(e, d, value, &b, reason);
@@ -501,28 +528,56 @@ static int do_lend(struct engine *e, struct ldevice *d, const char *value,
 	r = vmreg_prepare(e, d, &b, reason); /* a VM: its memory layout now */
 	if (r < 0)
 		goto fail;
-	pthread_mutex_lock(&e->fabric_lock);
-	owner = ++e->next_owner;
-	epoch = ++e->next_epoch;
-	r = plan_lend(e, d, &b, owner, &route, &w, &nw, reason);
-	pthread_mutex_unlock(&e->fabric_lock);
-	if (r < 0)
-		goto fail;
-
-	r = store_put(e, d, value, REC_LENDING, epoch, w, nw, "store_intent",
-		      reason);
+	for (unsigned tries = 0;; tries++) {
+		pthread_mutex_lock(&e->fabric_lock);
+		owner = ++e->next_owner;
+		if (e->cluster) /* epochs are the cluster's: ROOT/seq */
+			e->next_epoch = MAX(e->next_epoch, cluster_epoch(e->cluster));
+		epoch = ++e->next_epoch;
+		r = plan_lend(e, d, &b, owner, &route, &w, &nw, reason);
+		pthread_mutex_unlock(&e->fabric_lock);
+		if (r < 0)
+			goto fail;
+		r = store_put(e, d, value, REC_LENDING, epoch, w, nw,
+			      "store_intent", reason);
+		if (r != -EAGAIN)
+			break;
+		/* another daemon reserved meanwhile: look again, plan again */
+		pthread_mutex_lock(&e->fabric_lock);
+		plan_release(e, w, nw);
+		pthread_mutex_unlock(&e->fabric_lock);
+		free(w);
+		w = NULL;
+		nw = 0;
+		if (tries >= 20 || now_ns() > deadline) {
+			r = reason_set(reason, -ETIMEDOUT,
+				       "engine timeout (%u ms): the cluster kept changing while planning",
+				       e->cfg->timeout_ms);
+			goto fail;
+		}
+		r = cluster_resync(e->cluster, reason);
+		if (r < 0)
+			goto fail;
+	}
 	if (r < 0)
 		goto fail_release;
 	r = program_windows(e, w, nw, deadline, reason);
-	if (r < 0)
+	if (r == 0 && e->cluster)
+		r = cluster_wait_peers(e->cluster, d->id, epoch, w, nw, true,
+				       deadline, reason);
+	if (r < 0) {
+		clear_windows(e, w, nw, NULL);
 		goto fail_abort;
+	}
+	committed = r == 1; /* by the borrower (cluster.h) */
+	r = 0;
 	r = vmreg_plug(e, d, &b, deadline, reason); /* a VM: hot-add to the guest */
 	if (r == 0)
 		r = fault_check("lend_commit", reason);
 	if (r == 0 && now_ns() > deadline)
 		r = reason_set(reason, -ETIMEDOUT, "engine timeout (%u ms)",
 			       e->cfg->timeout_ms);
-	if (r == 0)
+	if (r == 0 && !committed)
 		r = store_put(e, d, value, REC_LENT, epoch, w, nw, "store_commit",
 			      reason);
 	if (r < 0) {
@@ -584,7 +639,17 @@ static int teardown(struct engine *e, struct ldevice *d, struct window *w,
 	if (r < 0)
 		return r;
 	r = clear_windows(e, w, nw, reason);
-	if (r == 0) {
+	if (r == 0 && e->cluster) {
+		uint64_t deadline = now_ns() + (uint64_t)e->cfg->timeout_ms * 1000000ULL;
+
+		r = cluster_wait_peers(e->cluster, d->id, d->epoch, w, nw, false,
+				       deadline, reason);
+		if (r < 0)
+			program_windows(e, w, nw, UINT64_MAX, NULL);
+	}
+	if (r == 1) { /* the borrower removed the record */
+		r = 0;
+	} else if (r == 0) {
 		r = store_remove(e, d, "store_commit", reason);
 		if (r < 0)
 			program_windows(e, w, nw, UINT64_MAX, NULL);
@@ -684,6 +749,40 @@ static int do_return(struct engine *e, struct ldevice *d, char *reason)
 	return r;
 }
 
+/* ---- distributed: requests for another daemon's devices ---------------- */
+
+/*
+ * The lender's daemon decides; this one checks what it can (the value,
+ * the lender being up, a no-op) and hands the write over (cluster.c).
+ */
+static int forward(struct engine *e, struct ldevice *d, const char *value,
+		   char *reason)
+{
+	char cur[BORROWER_MAX + 1];
+	struct borrower b;
+	enum dev_state st;
+	int r;
+
+	if (*value) {
+		r = borrower_resolve(e, d, value, &b, reason);
+		if (r < 0)
+			return r;
+	}
+	pthread_mutex_lock(&d->lock);
+	st = d->state;
+	snprintf(cur, sizeof(cur), "%s", d->borrower);
+	pthread_mutex_unlock(&d->lock);
+	if (st == DEV_OFFLINE)
+		return reason_set(reason, -EHOSTDOWN, "lender %s is offline",
+				  d->lender->name);
+	if (!*value && st == DEV_AVAILABLE)
+		return 1;
+	if (*value && st == DEV_LENT && !strcmp(cur, value))
+		return 1;
+	return cluster_forward(e->cluster, d->id, d->lender->name, value,
+			       reason);
+}
+
 /* ---- public requests ---------------------------------------------------- */
 
 static void device_unlink(struct engine *e, struct ldevice *d);
@@ -707,7 +806,10 @@ static int request(struct engine *e, const char *devid, const char *value,
 		pthread_rwlock_unlock(&e->model_lock);
 		return reason_set(reason, -ENODEV, "no device %s", devid);
 	}
-	r = lend ? do_lend(e, d, value, reason) : do_return(e, d, reason);
+	if (lend_remote(e, d))
+		r = forward(e, d, lend ? value : "", reason);
+	else
+		r = lend ? do_lend(e, d, value, reason) : do_return(e, d, reason);
 	noop = r == 1;
 	if (noop)
 		r = 0;
@@ -919,13 +1021,84 @@ static void lend_route_lost(struct engine *e, struct ldevice *d,
 	report(e, "lend of %s failed: route lost: %s", d->id, why);
 }
 
+static bool borrower_is_host(const char *borrower, const char *host);
+
+/* What another lender's device shows: its record, or offline (d->lock). */
+static enum dev_state remote_state(struct engine *e, const struct ldevice *d)
+{
+	if (!lender_online(e, d))
+		return DEV_OFFLINE;
+	switch (d->rec_state) {
+	case REC_LENDING:
+		return DEV_LENDING;
+	case REC_LENT:
+		return DEV_LENT;
+	case REC_RETURNING:
+		return DEV_RETURNING;
+	default:
+		return DEV_AVAILABLE;
+	}
+}
+
+/*
+ * @h is online when an admin has not set it offline and (distributed
+ * mode) its daemon is up.  After either changed: the devices follow and,
+ * with @act, lends of this daemon's devices whose route broke are
+ * rerouted or failed.  In distributed mode a borrower that went away is
+ * not a broken route: lend_take_back() returns its devices once its
+ * session is over.  Model lock read-held.
+ */
+static void host_refresh(struct engine *e, struct lhost *h, bool act)
+{
+	char why[REASON_MAX];
+	bool online;
+
+	pthread_mutex_lock(&e->fabric_lock);
+	online = h->admin && h->live;
+	h->online = online;
+	topo_node_set_up(e->topo, h->node, online);
+	pthread_mutex_unlock(&e->fabric_lock);
+	snprintf(why, sizeof(why), "host %s went offline", h->name);
+
+	for (unsigned i = 0; i < e->ndevs; i++) {
+		struct ldevice *d = e->devs[i];
+		bool broken = false;
+
+		pthread_mutex_lock(&d->lock);
+		if (lend_remote(e, d)) {
+			if (d->lender == h) {
+				d->state = remote_state(e, d);
+				touch(d);
+			}
+			pthread_mutex_unlock(&d->lock);
+			continue;
+		}
+		if (d->lender == h) {
+			if (!online && d->state == DEV_AVAILABLE)
+				d->state = DEV_OFFLINE;
+			else if (online && d->state == DEV_OFFLINE)
+				d->state = DEV_AVAILABLE;
+			touch(d);
+		}
+		if (d->state == DEV_LENT && d->has_route) {
+			pthread_mutex_lock(&e->fabric_lock);
+			broken = !topo_route_intact(e->topo, d->route);
+			pthread_mutex_unlock(&e->fabric_lock);
+		}
+		if (broken && e->cluster && borrower_is_host(d->borrower, h->name))
+			broken = false;
+		pthread_mutex_unlock(&d->lock);
+		if (broken && act)
+			lend_route_lost(e, d, why);
+	}
+}
+
 static int write_host_state(struct engine *e, const char *host,
 			    const char *buf, size_t len, char *reason)
 {
 	char value[16];
 	struct lhost *h;
 	bool online;
-	char why[REASON_MAX];
 	int r;
 
 	if (len && buf[len - 1] == '\n')
@@ -955,32 +1128,9 @@ static int write_host_state(struct engine *e, const char *host,
 		return r;
 	}
 	pthread_mutex_lock(&e->fabric_lock);
-	h->online = online;
-	topo_node_set_up(e->topo, h->node, online);
+	h->admin = online;
 	pthread_mutex_unlock(&e->fabric_lock);
-	snprintf(why, sizeof(why), "host %s went offline", host);
-
-	for (unsigned i = 0; i < e->ndevs; i++) {
-		struct ldevice *d = e->devs[i];
-		bool broken = false;
-
-		pthread_mutex_lock(&d->lock);
-		if (d->lender == h) {
-			if (!online && d->state == DEV_AVAILABLE)
-				d->state = DEV_OFFLINE;
-			else if (online && d->state == DEV_OFFLINE)
-				d->state = DEV_AVAILABLE;
-			touch(d);
-		}
-		if (d->state == DEV_LENT && d->has_route) {
-			pthread_mutex_lock(&e->fabric_lock);
-			broken = !topo_route_intact(e->topo, d->route);
-			pthread_mutex_unlock(&e->fabric_lock);
-		}
-		pthread_mutex_unlock(&d->lock);
-		if (broken)
-			lend_route_lost(e, d, why);
-	}
+	host_refresh(e, h, true);
 	pthread_rwlock_unlock(&e->model_lock);
 	notify(e, NULL);
 	return 0;
@@ -1310,6 +1460,7 @@ static int add_device(struct engine *e, const struct cfg_device *c,
 		if (!strcmp(e->cfg->denies[i].device, d->id))
 			d->denied = true;
 	d->state = h->online ? DEV_AVAILABLE : DEV_OFFLINE;
+	d->rec_state = -1;
 	iommu_domain_init(&d->iommu, h->iommu);
 	pthread_mutex_init(&d->lock, NULL);
 	r = e->fabric->device_attach(e->fabric_ctx, d->id, h->name, d->bar_size,
@@ -1532,19 +1683,28 @@ static int recover_one(void *arg, const struct lend_record *rec)
 			pthread_mutex_unlock(&e->fabric_lock);
 		}
 	}
+	/* the device lock: in distributed mode the mount is up already */
+	pthread_mutex_lock(&d->lock);
 	if (r < 0) {
 		snprintf(d->last_error, sizeof(d->last_error),
 			 "%s: cannot restore lend to %.64s: %.160s", errno_name(r),
 			 rec->borrower, reason);
 		d->state = DEV_FAILED;
+		touch(d);
+		pthread_mutex_unlock(&d->lock);
 		report(e, "%s", d->last_error);
 		return e->store->remove(e->store_ctx, rec->device, rc->reason);
 	}
-	if (!d->route && !(d->route = calloc(1, sizeof(*d->route))))
+	if (!d->route && !(d->route = calloc(1, sizeof(*d->route)))) {
+		pthread_mutex_unlock(&d->lock);
 		return reason_set(rc->reason, -ENOMEM, "out of memory");
+	}
+	free(d->windows);
 	d->windows = malloc(rec->nwindows * sizeof(*d->windows));
-	if (!d->windows)
+	if (!d->windows) {
+		pthread_mutex_unlock(&d->lock);
 		return reason_set(rc->reason, -ENOMEM, "out of memory");
+	}
 	memcpy(d->windows, rec->windows, rec->nwindows * sizeof(*d->windows));
 	d->nwindows = rec->nwindows;
 	d->state = DEV_LENT;
@@ -1554,6 +1714,8 @@ static int recover_one(void *arg, const struct lend_record *rec)
 	*d->route = route;
 	d->has_route = route.nhops > 0;
 	snprintf(d->borrower, sizeof(d->borrower), "%s", rec->borrower);
+	touch(d);
+	pthread_mutex_unlock(&d->lock);
 	return 0;
 }
 
@@ -1563,6 +1725,7 @@ static int recover_host(void *arg, const char *host, int online)
 	struct lhost *h = engine_host(rc->e, host);
 
 	if (h && !online) {
+		h->admin = false;
 		h->online = false;
 		topo_node_set_up(rc->e->topo, h->node, false);
 	}
@@ -1573,6 +1736,7 @@ int engine_new(const struct engine_options *opt, struct engine **out,
 	       char *reason)
 {
 	const struct cluster_config *cfg = opt->cfg;
+	bool dist = opt->store && !strcmp(opt->store->name, "zk");
 	struct engine *e;
 	struct recover_ctx rc;
 	int r;
@@ -1612,7 +1776,9 @@ int engine_new(const struct engine_options *opt, struct engine **out,
 
 		snprintf(h->name, sizeof(h->name), "%s", cfg->hosts[i].name);
 		h->cfg = &cfg->hosts[i];
-		h->online = true;
+		h->admin = true;
+		h->live = !dist; /* distributed: once its daemon is seen */
+		h->online = h->live;
 		h->node = (unsigned)topo_node_find(e->topo, h->name);
 		h->next_bar = BAR_BASE;
 		r = ntb_table_init(&h->ntb, h->cfg);
@@ -1626,6 +1792,15 @@ int engine_new(const struct engine_options *opt, struct engine **out,
 		hashmap_put(e->hostmap, h->name, h);
 	}
 
+	if (dist) {
+		e->self = opt->local_host ? engine_host(e, opt->local_host) : NULL;
+		if (!e->self) {
+			r = reason_set(reason, -EINVAL,
+				       "the zk store needs --host NAME, a host of the config (got '%s')",
+				       opt->local_host ? opt->local_host : "");
+			goto fail;
+		}
+	}
 	r = e->fabric->open(cfg, e->run_dir, &e->fabric_ctx, reason);
 	if (r < 0)
 		goto fail;
@@ -1650,6 +1825,25 @@ int engine_new(const struct engine_options *opt, struct engine **out,
 	r = e->store->open(opt->store_where, &e->store_ctx, reason);
 	if (r < 0)
 		goto fail;
+	if (dist) {
+		/*
+		 * The cluster's state comes with the session (cluster.c):
+		 * until then every host is offline, nothing is recovered.
+		 */
+		r = cluster_new(e, e->store_ctx, &e->cluster, reason);
+		if (r == 0)
+			r = vmreg_load(e, reason); /* config VMs only */
+		for (unsigned i = 0; r == 0 && i < cfg->ndevices; i++)
+			r = add_device(e, &cfg->devices[i], reason);
+		if (r < 0)
+			goto fail;
+		vmreg_start(e);
+		r = cluster_start(e->cluster, reason);
+		if (r < 0)
+			goto fail;
+		*out = e;
+		return 0;
+	}
 	rc = (struct recover_ctx){ e, reason };
 	r = e->store->host_load(e->store_ctx, recover_host, &rc, reason);
 	if (r == 0)
@@ -1689,7 +1883,9 @@ void engine_free(struct engine *e)
 {
 	if (!e)
 		return;
-	vmreg_free(e); /* first: the VMs' callbacks use the engine */
+	cluster_free(e->cluster); /* first: its threads use the engine */
+	e->cluster = NULL;
+	vmreg_free(e); /* the VMs' callbacks use the engine */
 	while (e->p2p) {
 		struct p2p_link *l = e->p2p;
 
@@ -1723,4 +1919,277 @@ void engine_free(struct engine *e)
 	pthread_mutex_destroy(&e->fabric_lock);
 	pthread_mutex_destroy(&e->comp_lock);
 	free(e);
+}
+
+/* ---- distributed: the replica of other lenders' devices ---------------- */
+
+/* The host whose fabric side maps a borrower ("H" or "vm:H/VM"). */
+static struct lhost *borrower_host(struct engine *e, const char *borrower)
+{
+	char host[HOST_NAME_MAX_LEN + 1];
+	const char *p = borrower, *end;
+
+	if (!strncmp(p, "vm:", 3))
+		p += 3;
+	end = strchr(p, '/');
+	snprintf(host, sizeof(host), "%.*s",
+		 (int)(end ? (size_t)(end - p) : strlen(p)), p);
+	return engine_host(e, host);
+}
+
+static bool has_local(const struct engine *e, const struct window *w,
+		      unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (lend_window_here(e, &w[i]))
+			return true;
+	return false;
+}
+
+bool lend_sole_peer(const char *lender, const struct window *w, unsigned n,
+		    const char *host)
+{
+	bool found = false;
+
+	for (unsigned i = 0; i < n; i++) {
+		if (!strcmp(w[i].host, lender))
+			continue;
+		if (strcmp(w[i].host, host))
+			return false;
+		found = true;
+	}
+	return found;
+}
+
+static bool rec_mapped(int rec_state)
+{
+	return rec_state == REC_LENDING || rec_state == REC_LENT;
+}
+
+void lend_apply_record(struct engine *e, const char *devid,
+		       const struct lend_record *rec, struct lend_ack *ack,
+		       bool *dirty)
+{
+	struct window *nw = NULL, *old;
+	unsigned nnew = rec ? rec->nwindows : 0, nold;
+	int new_state = rec ? (int)rec->state : -1, old_state;
+	uint64_t old_epoch, owner;
+	struct lhost *bh = rec ? borrower_host(e, rec->borrower) : NULL;
+	struct route route;
+	bool routed = false, same;
+	struct ldevice *d;
+
+	memset(ack, 0, sizeof(*ack));
+	pthread_rwlock_rdlock(&e->model_lock);
+	d = engine_dev(e, devid);
+	if (!d || !lend_remote(e, d)) {
+		pthread_rwlock_unlock(&e->model_lock);
+		return; /* not in our config, or ours: we are its writer */
+	}
+	if (nnew) {
+		nw = malloc(nnew * sizeof(*nw));
+		if (!nw) {
+			*dirty = true;
+			pthread_rwlock_unlock(&e->model_lock);
+			return;
+		}
+		memcpy(nw, rec->windows, nnew * sizeof(*nw));
+	}
+	pthread_mutex_lock(&e->fabric_lock);
+	if (bh)
+		routed = topo_route(e->topo, d->lender->node, bh->node, &route,
+				    NULL) == 0;
+	owner = ++e->next_owner;
+	if (rec && rec->epoch > e->next_epoch)
+		e->next_epoch = rec->epoch;
+	pthread_mutex_unlock(&e->fabric_lock);
+
+	pthread_mutex_lock(&d->lock);
+	old_state = d->rec_state;
+	old_epoch = d->epoch;
+	same = old_state == new_state && (!rec || old_epoch == rec->epoch) &&
+	       (!rec || !strcmp(d->borrower, rec->borrower)) && d->nwindows == nnew;
+	if (same) {
+		pthread_mutex_unlock(&d->lock);
+		pthread_rwlock_unlock(&e->model_lock);
+		free(nw);
+		if (rec && rec->state != REC_LENT &&
+		    has_local(e, rec->windows, rec->nwindows))
+			*ack = (struct lend_ack){
+				true, rec_mapped(new_state),
+				lend_sole_peer(d->lender->name, rec->windows,
+					       rec->nwindows, e->self->name),
+				rec->epoch };
+		return;
+	}
+	if (!d->route)
+		d->route = calloc(1, sizeof(*d->route));
+	old = d->windows;
+	nold = d->nwindows;
+	d->windows = nw;
+	d->nwindows = nnew;
+	d->rec_state = new_state;
+	d->owner = owner;
+	if (rec) {
+		d->epoch = rec->epoch;
+		d->since = rec->since;
+		snprintf(d->borrower, sizeof(d->borrower), "%s", rec->borrower);
+	} else {
+		d->borrower[0] = '\0';
+		d->since = now_wall();
+	}
+	d->has_route = routed && d->route;
+	if (d->has_route)
+		*d->route = route;
+	d->state = remote_state(e, d);
+	touch(d);
+	pthread_mutex_unlock(&d->lock);
+
+	/* the books: its reservations are the record's */
+	pthread_mutex_lock(&e->fabric_lock);
+	plan_release(e, old, nold);
+	if (nnew && plan_claim(e, owner, nw, nnew, NULL) < 0)
+		*dirty = true; /* one of ours in flight overlaps: resync */
+	pthread_mutex_unlock(&e->fabric_lock);
+
+	/* this host's registers: mapped while lending or lent */
+	if (rec_mapped(old_state) && (!rec_mapped(new_state) || old_epoch != d->epoch))
+		clear_windows(e, old, nold, NULL);
+	if (rec_mapped(new_state) && (!rec_mapped(old_state) || old_epoch != rec->epoch))
+		program_windows(e, nw, nnew, UINT64_MAX, NULL);
+	/* the lender waits for these two; `lent` needs no answer */
+	if (rec && rec->state != REC_LENT && has_local(e, nw, nnew))
+		*ack = (struct lend_ack){
+			true, rec_mapped(new_state),
+			lend_sole_peer(d->lender->name, nw, nnew, e->self->name),
+			rec->epoch };
+	free(old);
+	pthread_rwlock_unlock(&e->model_lock);
+	notify(e, devid); /* delivered by the caller's lend_notify_flush() */
+}
+
+void lend_host_state(struct engine *e, const char *host, bool live,
+		     bool admin, bool act)
+{
+	struct lhost *h;
+	bool changed;
+
+	pthread_rwlock_rdlock(&e->model_lock);
+	h = engine_host(e, host);
+	if (!h) {
+		pthread_rwlock_unlock(&e->model_lock);
+		return;
+	}
+	pthread_mutex_lock(&e->fabric_lock);
+	changed = h->live != live || h->admin != admin;
+	if (h->live && !live)
+		h->absent_since = now_ns();
+	h->live = live;
+	h->admin = admin;
+	pthread_mutex_unlock(&e->fabric_lock);
+	if (changed)
+		host_refresh(e, h, act);
+	pthread_rwlock_unlock(&e->model_lock);
+	if (changed)
+		notify(e, NULL);
+	notify_flush(e);
+}
+
+int lend_take_back(struct engine *e, const char *host, uint64_t fence)
+{
+	char reason[REASON_MAX];
+	int n = 0;
+
+	pthread_rwlock_rdlock(&e->model_lock);
+	for (unsigned i = 0; i < e->ndevs; i++) {
+		struct ldevice *d = e->devs[i];
+		bool mine;
+		int r;
+
+		if (lend_remote(e, d))
+			continue;
+		pthread_mutex_lock(&d->lock);
+		mine = d->state == DEV_LENT && borrower_is_host(d->borrower, host);
+		pthread_mutex_unlock(&d->lock);
+		if (!mine)
+			continue;
+		reason[0] = '\0';
+		n++;
+		r = do_return(e, d, reason);
+		pthread_mutex_lock(&d->lock);
+		if (r < 0)
+			set_last_error(d, r, reason);
+		else
+			snprintf(d->last_error, sizeof(d->last_error),
+				 "EHOSTDOWN: taken back from %s, whose session expired (fence epoch %" PRIu64 ")",
+				 host, fence);
+		touch(d);
+		pthread_mutex_unlock(&d->lock);
+		notify(e, d->id);
+		if (r < 0)
+			report(e, "take-back of %s from %s failed: %s", d->id, host,
+			       reason);
+		else
+			report(e, "%s taken back from %s (session expired, fence epoch %" PRIu64 ")",
+			       d->id, host, fence);
+	}
+	pthread_rwlock_unlock(&e->model_lock);
+	notify_flush(e);
+	return n;
+}
+
+struct own_ctx {
+	struct recover_ctx rc;
+	const char *self;
+};
+
+static bool device_of(const char *devid, const char *host)
+{
+	size_t n = strlen(host);
+
+	return !strncmp(devid, host, n) && devid[n] == ':';
+}
+
+static int recover_own_one(void *arg, const struct lend_record *rec)
+{
+	struct own_ctx *o = arg;
+
+	if (!device_of(rec->device, o->self))
+		return 0; /* another lender's: the replica has it */
+	return recover_one(&o->rc, rec);
+}
+
+int lend_recover_own(struct engine *e, char *reason)
+{
+	struct own_ctx o = { { e, reason }, e->self->name };
+	int r;
+
+	pthread_rwlock_rdlock(&e->model_lock);
+	r = e->store->load(e->store_ctx, recover_own_one, &o, reason);
+	pthread_rwlock_unlock(&e->model_lock);
+	notify(e, NULL);
+	notify_flush(e);
+	return r;
+}
+
+void lend_autolend_own(struct engine *e)
+{
+	for (unsigned i = 0; i < e->cfg->nautolends; i++) {
+		const char *id = e->cfg->autolends[i].device;
+		struct ldevice *d;
+		bool free_;
+		char why[REASON_MAX];
+
+		pthread_rwlock_rdlock(&e->model_lock);
+		d = engine_dev(e, id);
+		free_ = d && !lend_remote(e, d);
+		if (free_) {
+			pthread_mutex_lock(&d->lock);
+			free_ = d->state == DEV_AVAILABLE;
+			pthread_mutex_unlock(&d->lock);
+		}
+		pthread_rwlock_unlock(&e->model_lock);
+		if (free_)
+			autolend(e, id, e->cfg->autolends[i].borrower, why);
+	}
 }

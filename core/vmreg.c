@@ -451,6 +451,8 @@ int vmreg_load(struct engine *e, char *reason)
 		v->cfg = c;
 		list_append(e, v);
 	}
+	if (e->cluster)
+		return 0; /* registry VMs need the embedded store (docs/VM.md) */
 	r = e->store->vm_load(e->store_ctx, load_one, e, reason);
 	if (r == -ENOMEM)
 		reason_set(reason, r, "out of memory");
@@ -740,6 +742,10 @@ int engine_vm_create(struct engine *e, const char *host, const char *name,
 	r = check_names(e, host, name, reason);
 	if (r < 0)
 		return r;
+	if (e->cluster)
+		return reason_set(reason, -ENOTSUP,
+				  "VM borrowers registered at run time need the embedded store; declare [vm %s/%s] in the config",
+				  host, name);
 	pthread_mutex_lock(&e->vm_op_lock);
 	pthread_mutex_lock(&e->vm_lock);
 	if (find(e, host, name))

@@ -38,6 +38,7 @@
 #include "engine.h"
 #include "hashmap.h"
 #include "inventory.h"
+#include "store_zk.h"
 #include "cache.h"
 #include "tmpfile.h"
 
@@ -58,6 +59,7 @@ struct options {
 	char *config;
 	char *host;
 	char *state;
+	char *store;
 	char *run_dir;
 	char *inventory;
 	char *group;
@@ -78,6 +80,8 @@ static const struct fuse_opt lendfs_opts[] = {
 	OPT("--host %s", host),
 	OPT("--state=%s", state),
 	OPT("--state %s", state),
+	OPT("--store=%s", store),
+	OPT("--store %s", store),
 	OPT("--run-dir=%s", run_dir),
 	OPT("--run-dir %s", run_dir),
 	OPT("--inventory=%s", inventory),
@@ -162,6 +166,9 @@ static void usage(FILE *out, const struct defaults *d)
 		"      --state=FILE|none    lend state database, none keeps it "
 		"in memory\n"
 		"                           (default %s)\n"
+		"      --store=URI          distributed mode: the cluster's state in\n"
+		"                           ZooKeeper, zk://HOST:PORT[,...][/chroot];\n"
+		"                           needs --host (see docs/STATE.md)\n"
 		"      --run-dir=DIR        sim fabric files (default %s)\n"
 		"      --inventory=config|udev\n"
 		"                           where devices come from (default: "
@@ -493,6 +500,7 @@ static void daemon_cleanup(struct daemon *d)
 	free(d->opt.config);
 	free(d->opt.host);
 	free(d->opt.state);
+	free(d->opt.store);
 	free(d->opt.run_dir);
 	free(d->opt.inventory);
 	free(d->opt.group);
@@ -561,7 +569,10 @@ static int start_engine(struct daemon *d, const struct defaults *def)
 			"'%s'\n", d->cfg->fabric);
 		return -EINVAL;
 	}
-	if (strcmp(where, "none") == 0) {
+	if (d->opt.store) {
+		eo.store = &store_zk_ops;
+		eo.store_where = d->opt.store;
+	} else if (strcmp(where, "none") == 0) {
 		eo.store = &store_memory_ops;
 		eo.store_where = "none";
 	} else {
@@ -605,7 +616,10 @@ static int run_check(struct daemon *d, const struct defaults *def)
 	char reason[REASON_MAX] = "";
 	int r;
 
-	if (strcmp(where, "none") == 0) {
+	if (d->opt.store) {
+		ops = &store_zk_ops;
+		where = d->opt.store;
+	} else if (strcmp(where, "none") == 0) {
 		fprintf(stderr, "lendfs: --check needs a state file, not none\n");
 		return EXIT_USAGE;
 	}
@@ -653,6 +667,24 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "lendfs: --inventory: '%s' is neither config "
 			"nor udev\n", d.opt.inventory);
 		return fail(&d, EXIT_USAGE);
+	}
+	if (d.opt.store) {
+		char hosts[ZK_HOSTS_MAX], root[ZK_ROOT_MAX], why[REASON_MAX];
+
+		if (zk_uri_parse(d.opt.store, hosts, sizeof(hosts), root,
+				 sizeof(root), why) < 0) {
+			fprintf(stderr, "lendfs: --store: %s\n", why);
+			return fail(&d, EXIT_USAGE);
+		}
+		if (d.opt.state) {
+			fprintf(stderr, "lendfs: --store and --state exclude each other\n");
+			return fail(&d, EXIT_USAGE);
+		}
+		if (!d.opt.host && !d.opt.check) {
+			fprintf(stderr, "lendfs: --store zk://... needs --host NAME: "
+				"one daemon per host\n");
+			return fail(&d, EXIT_USAGE);
+		}
 	}
 
 	r = config_load(d.opt.config ? d.opt.config : def.config, &d.cfg, err);

@@ -1,0 +1,1259 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * cluster.c - distributed mode (cluster.h): the session thread, the
+ * replica, requests from other mounts, acknowledgements, take-backs.
+ *
+ * Threads:
+ *   the ZooKeeper client's   runs the watch callbacks: they only queue
+ *   the session thread       connects (backoff), recovers, then applies
+ *                            queued events in order and ticks (take-backs)
+ *   request workers          one per request of another mount being run
+ * The engine's own request threads (FUSE) call cluster_forward() and
+ * cluster_wait_peers(), which wait on their own watches.
+ */
+#include "cluster.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zookeeper/zookeeper.h>
+
+#include "engine_internal.h"
+#include "hashmap.h"
+#include "store_zk.h"
+
+#define TICK_MS 200
+#define BACKOFF_MIN_MS 250
+#define BACKOFF_MAX_MS 8000
+#define BARRIER_MS 2000 /* a forwarded write waits this for its echo */
+
+struct event {
+	int type;
+	char path[ZK_PATH_MAX];
+};
+
+/* A set of strings (device ids): the keys are owned by the set. */
+struct strset {
+	struct hashmap *map;
+};
+
+struct cluster {
+	struct engine *e;
+	struct zks *zs;
+	pthread_t thread;
+	bool started;
+
+	pthread_mutex_t lock; /* everything below */
+	pthread_cond_t cond;
+	bool stop;
+	bool need_connect; /* no session, or it expired */
+	bool synced;	   /* the replica follows the store */
+	bool recovered;	   /* this host's records were recovered once */
+	struct event *q;
+	unsigned qhead, qn, qcap;
+	uint64_t enq, done; /* events queued / applied, for barriers */
+	unsigned workers;   /* request workers running */
+	bool rescan;	    /* a worker ended: requests it skipped may wait */
+	struct strset watched; /* ROOT/lends/X with a data watch */
+	struct strset acked;   /* ROOT/acks/X@self that exist */
+	struct strset busy;    /* requests being run here */
+	char (*live)[HOST_NAME_MAX_LEN + 1];
+	unsigned nlive;
+};
+
+_printf_(2, 3) static void say(struct cluster *c, const char *fmt, ...)
+{
+	char msg[REASON_MAX * 2];
+	va_list ap;
+
+	if (!c->e->log)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	c->e->log(c->e->log_arg, msg);
+}
+
+/* ---- string sets (under c->lock) -------------------------------------- */
+
+static bool set_has(struct strset *s, const char *k)
+{
+	return hashmap_get(s->map, k) != NULL;
+}
+
+static bool set_add(struct strset *s, const char *k)
+{
+	char *dup;
+
+	if (set_has(s, k))
+		return false;
+	dup = strdup(k);
+	if (!dup || hashmap_put(s->map, dup, dup) < 0) {
+		free(dup);
+		return false;
+	}
+	return true;
+}
+
+static bool set_del(struct strset *s, const char *k)
+{
+	char *v = hashmap_remove(s->map, k);
+
+	free(v);
+	return v != NULL;
+}
+
+static void set_clear(struct strset *s, size_t expected)
+{
+	/* the map does not enumerate: rebuild it, freeing through a walk */
+	hashmap_free(s->map);
+	s->map = hashmap_new(expected);
+}
+
+/* ---- events ------------------------------------------------------------- */
+
+static void on_event(void *arg, int type, int state, const char *path)
+{
+	struct cluster *c = arg;
+
+	pthread_mutex_lock(&c->lock);
+	if (type == ZOO_SESSION_EVENT) {
+		if (state == ZOO_EXPIRED_SESSION_STATE ||
+		    state == ZOO_AUTH_FAILED_STATE) {
+			c->need_connect = true;
+			c->synced = false;
+		}
+		pthread_cond_broadcast(&c->cond);
+		pthread_mutex_unlock(&c->lock);
+		return;
+	}
+	if (c->qn == c->qcap) {
+		unsigned cap = c->qcap ? c->qcap * 2 : 64;
+		struct event *nq = malloc(cap * sizeof(*nq));
+
+		if (!nq) { /* cannot queue: look at everything again */
+			c->synced = false;
+			pthread_cond_broadcast(&c->cond);
+			pthread_mutex_unlock(&c->lock);
+			return;
+		}
+		for (unsigned i = 0; i < c->qn; i++)
+			nq[i] = c->q[(c->qhead + i) % c->qcap];
+		free(c->q);
+		c->q = nq;
+		c->qhead = 0;
+		c->qcap = cap;
+	}
+	c->q[(c->qhead + c->qn) % c->qcap] = (struct event){ .type = type };
+	snprintf(c->q[(c->qhead + c->qn) % c->qcap].path, ZK_PATH_MAX, "%s",
+		 path);
+	c->qn++;
+	c->enq++;
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* Wait until every event queued before now has been applied. */
+static void barrier(struct cluster *c)
+{
+	uint64_t deadline = now_ns() + BARRIER_MS * 1000000ULL;
+	uint64_t target;
+
+	pthread_mutex_lock(&c->lock);
+	target = c->enq;
+	while (c->done < target && c->synced && !c->stop && now_ns() < deadline) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 20000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&c->cond, &c->lock, &ts);
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* ---- the replica ---------------------------------------------------------- */
+
+static const char *child_of(struct cluster *c, const char *path,
+			    const char *dir)
+{
+	char prefix[ZK_PATH_MAX];
+	size_t n;
+
+	zks_path(c->zs, prefix, dir, NULL);
+	n = strlen(prefix);
+	if (strncmp(path, prefix, n) || path[n] != '/')
+		return NULL;
+	return path + n + 1;
+}
+
+/* The "answer PATH" line of a record's @text, into @out (ZK_PATH_MAX). */
+static const char *answer_of(const char *text, char *out)
+{
+	const char *p = strstr(text, "\nanswer ");
+	size_t n;
+
+	if (!p)
+		return NULL;
+	p += 8;
+	n = strcspn(p, "\n");
+	if (n == 0 || n >= ZK_PATH_MAX)
+		return NULL;
+	memcpy(out, p, n);
+	out[n] = '\0';
+	return out;
+}
+
+/*
+ * The sole peer of a lend: its windows are (un)programmed, so the lend is
+ * done: commit the record (`lent`), or remove the returned one, at the
+ * version read, answering the request it came from.
+ */
+static void peer_commit(struct cluster *c, const char *devid,
+			const struct lend_ack *a, const char *text,
+			int32_t version)
+{
+	char path[ZK_PATH_MAX], ans[ZK_PATH_MAX], reason[REASON_MAX];
+	const char *answer = answer_of(text, ans);
+	char *lent = NULL;
+	int r;
+
+	zks_path(c->zs, path, "lends", devid);
+	if (strstr(text, "\nfenced "))
+		return; /* the lender gave up on us: it rolls back */
+	if (a->mapped) {
+		if (strncmp(text, "state lending\n", 14) ||
+		    asprintf(&lent, "state lent\n%s", text + 14) < 0) {
+			say(c, "cannot commit %s: unexpected record", devid);
+			return;
+		}
+	}
+	r = zks_peer_commit(c->zs, path, lent, version, answer, reason);
+	if (r < 0 && r != -EAGAIN)
+		say(c, "cannot commit %s: %s", devid, reason);
+	free(lent);
+}
+
+static void ack_write(struct cluster *c, const char *devid,
+		      const struct lend_ack *a, const char *text,
+		      int32_t version)
+{
+	char name[DEVICE_ID_MAX + HOST_NAME_MAX_LEN + 2];
+	char path[ZK_PATH_MAX], data[64], reason[REASON_MAX];
+	bool exists;
+	int r;
+
+	snprintf(name, sizeof(name), "%s@%s", devid, c->e->self->name);
+	zks_path(c->zs, path, "acks", name);
+	/*
+	 * Nothing to say: the node stays (ephemeral, overwritten by the next
+	 * lend; the lender only takes its own epoch and phase).
+	 */
+	if (!a->needed)
+		return;
+	if (a->commit && text) {
+		peer_commit(c, devid, a, text, version);
+		return;
+	}
+	snprintf(data, sizeof(data), "%" PRIu64 " %s", a->epoch,
+		 a->mapped ? "mapped" : "unmapped");
+	pthread_mutex_lock(&c->lock);
+	exists = set_has(&c->acked, devid);
+	pthread_mutex_unlock(&c->lock);
+	/* one round trip: create the first time, set after */
+	r = zks_put(c->zs, path, data, true, !exists, reason);
+	if (r == -EEXIST)
+		r = zks_put(c->zs, path, data, true, false, reason);
+	if (r < 0) {
+		say(c, "cannot acknowledge the windows of %s: %s", devid, reason);
+		return;
+	}
+	pthread_mutex_lock(&c->lock);
+	set_add(&c->acked, devid);
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* Read ROOT/lends/@devid again (arming its watch) and mirror it. */
+static int refresh_record(struct cluster *c, const char *devid)
+{
+	char path[ZK_PATH_MAX], reason[REASON_MAX];
+	struct lend_record rec;
+	struct lend_ack ack;
+	bool dirty = false;
+	char *text = NULL;
+	int32_t version = -1;
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	set_del(&c->watched, devid);
+	pthread_mutex_unlock(&c->lock);
+	zks_path(c->zs, path, "lends", devid);
+	r = zks_get(c->zs, path, true, &text, &version, reason);
+	if (r == -ENOENT) {
+		lend_apply_record(c->e, devid, NULL, &ack, &dirty);
+		ack_write(c, devid, &ack, NULL, -1);
+		return 0;
+	}
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&c->lock);
+	set_add(&c->watched, devid);
+	pthread_mutex_unlock(&c->lock);
+	r = store_zk_parse(devid, text, &rec, reason);
+	if (r < 0) {
+		free(text);
+		say(c, "ignoring %s: %s", path, reason);
+		return 0;
+	}
+	lend_apply_record(c->e, devid, &rec, &ack, &dirty);
+	lend_record_release(&rec);
+	ack_write(c, devid, &ack, text, version);
+	free(text);
+	if (dirty) {
+		pthread_mutex_lock(&c->lock);
+		c->synced = false;
+		pthread_mutex_unlock(&c->lock);
+	}
+	return 0;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Other lenders' devices that have no record (sorted @names): available. */
+static void clear_unlisted(struct cluster *c, char **names, unsigned n)
+{
+	struct engine *e = c->e;
+	char (*ids)[DEVICE_ID_MAX] = NULL;
+	unsigned nids = 0;
+
+	pthread_rwlock_rdlock(&e->model_lock);
+	ids = malloc((e->ndevs ? e->ndevs : 1) * sizeof(*ids));
+	for (unsigned i = 0; ids && i < e->ndevs; i++) {
+		const char *id = e->devs[i]->id;
+
+		if (lend_remote(e, e->devs[i]) &&
+		    !bsearch(&id, names, n, sizeof(*names), cmp_name))
+			snprintf(ids[nids++], DEVICE_ID_MAX, "%s", id);
+	}
+	pthread_rwlock_unlock(&e->model_lock);
+	for (unsigned i = 0; i < nids; i++) {
+		struct lend_ack ack;
+		bool dirty = false;
+
+		lend_apply_record(e, ids[i], NULL, &ack, &dirty);
+		ack_write(c, ids[i], &ack, NULL, -1);
+	}
+	free(ids);
+}
+
+/* Is @devid a device of this daemon's host? */
+static bool device_is_local(struct cluster *c, const char *devid)
+{
+	const char *self = c->e->self->name;
+	size_t n = strlen(self);
+
+	return !strncmp(devid, self, n) && devid[n] == ':';
+}
+
+/* The children of ROOT/lends: read the ones not watched yet. */
+static int refresh_lends(struct cluster *c, bool all)
+{
+	char path[ZK_PATH_MAX], reason[REASON_MAX];
+	char **names;
+	unsigned n;
+	int r;
+
+	zks_path(c->zs, path, "lends", NULL);
+	r = zks_children(c->zs, path, true, &names, &n, reason);
+	if (r < 0)
+		return r;
+	for (unsigned i = 0; i < n && r == 0; i++) {
+		bool known;
+
+		if (device_is_local(c, names[i]))
+			continue; /* we write those: nothing to mirror */
+		pthread_mutex_lock(&c->lock);
+		known = set_has(&c->watched, names[i]);
+		pthread_mutex_unlock(&c->lock);
+		if (all || !known)
+			r = refresh_record(c, names[i]);
+	}
+	if (r == 0 && all)
+		clear_unlisted(c, names, n);
+	zks_strv_free(names, n);
+	return r;
+}
+
+/* ---- hosts ---------------------------------------------------------------- */
+
+static bool in_live(struct cluster *c, const char *host)
+{
+	for (unsigned i = 0; i < c->nlive; i++)
+		if (!strcmp(c->live[i], host))
+			return true;
+	return false;
+}
+
+static bool host_admin(struct engine *e, struct lhost *h)
+{
+	bool admin;
+
+	pthread_mutex_lock(&e->fabric_lock);
+	admin = h->admin;
+	pthread_mutex_unlock(&e->fabric_lock);
+	return admin;
+}
+
+/*
+ * ROOT/live: who is up.  @observed: a change seen while connected (a host
+ * that left had its session expire: its lends are taken back now, and
+ * lends routed through it are rerouted); else (a new session) hosts not
+ * up get one session timeout to show up before anything is taken back.
+ */
+static int refresh_live(struct cluster *c, bool observed)
+{
+	struct engine *e = c->e;
+	char path[ZK_PATH_MAX], reason[REASON_MAX];
+	char (*live)[HOST_NAME_MAX_LEN + 1];
+	char **names;
+	unsigned n;
+	int r;
+
+	zks_path(c->zs, path, "live", NULL);
+	r = zks_children(c->zs, path, true, &names, &n, reason);
+	if (r < 0)
+		return r;
+	live = calloc(n ? n : 1, sizeof(*live));
+	if (!live) {
+		zks_strv_free(names, n);
+		return -ENOMEM;
+	}
+	for (unsigned i = 0; i < n; i++)
+		snprintf(live[i], sizeof(live[i]), "%s", names[i]);
+	zks_strv_free(names, n);
+	pthread_mutex_lock(&c->lock);
+	free(c->live);
+	c->live = live;
+	c->nlive = n;
+	pthread_mutex_unlock(&c->lock);
+
+	for (unsigned i = 0; i < e->nhosts; i++) {
+		struct lhost *h = &e->hosts[i];
+		bool up = in_live(c, h->name);
+		bool was;
+
+		pthread_mutex_lock(&e->fabric_lock);
+		was = h->live;
+		pthread_mutex_unlock(&e->fabric_lock);
+		if (up == was && observed)
+			continue;
+		lend_host_state(e, h->name, up, host_admin(e, h), observed && was && !up);
+		if (!up) {
+			pthread_mutex_lock(&e->fabric_lock);
+			/* observed: its session is over already */
+			h->absent_since = observed && was ?
+				now_ns() - (uint64_t)zks_session_ms(c->zs) * 1000000ULL :
+				now_ns();
+			pthread_mutex_unlock(&e->fabric_lock);
+			if (observed && was)
+				say(c, "host %s is offline: its session ended", h->name);
+		} else if (observed && !was) {
+			say(c, "host %s is online", h->name);
+		}
+	}
+	return 0;
+}
+
+static int host_admin_cb(void *arg, const char *host, int online)
+{
+	struct cluster *c = arg;
+	struct lhost *h = engine_host(c->e, host);
+	bool live;
+
+	if (!h)
+		return 0;
+	pthread_mutex_lock(&c->e->fabric_lock);
+	live = h->live;
+	pthread_mutex_unlock(&c->e->fabric_lock);
+	lend_host_state(c->e, host, live, online, true);
+	return 0;
+}
+
+/* ROOT/hosts: admin states (a host never written is online). */
+static int refresh_admin(struct cluster *c)
+{
+	char path[ZK_PATH_MAX], reason[REASON_MAX];
+	char **names;
+	unsigned n;
+	int r;
+
+	zks_path(c->zs, path, "hosts", NULL);
+	r = zks_children(c->zs, path, true, &names, &n, reason);
+	if (r < 0)
+		return r;
+	for (unsigned i = 0; i < n && r == 0; i++) {
+		char *v = NULL;
+
+		zks_path(c->zs, path, "hosts", names[i]);
+		r = zks_get(c->zs, path, true, &v, NULL, reason);
+		if (r == -ENOENT) {
+			r = 0;
+			continue;
+		}
+		if (r == 0)
+			host_admin_cb(c, names[i], strcmp(v, "offline") != 0);
+		free(v);
+	}
+	zks_strv_free(names, n);
+	return r;
+}
+
+/* ---- requests from other mounts ------------------------------------------ */
+
+struct job {
+	struct cluster *c;
+	char devid[DEVICE_ID_MAX];
+	char value[BORROWER_MAX + 1];
+	int32_t version;
+};
+
+static void *request_worker(void *arg)
+{
+	struct job *j = arg;
+	struct cluster *c = j->c;
+	char path[ZK_PATH_MAX], reason[REASON_MAX] = "", *text = NULL;
+	int r;
+
+	zks_path(c->zs, path, "requests", j->devid);
+	zks_answer_arm(path, j->value[0] != '\0'); /* the commit answers */
+	r = j->value[0] ? engine_lend(c->e, j->devid, j->value, reason) :
+			  engine_return(c->e, j->devid, reason);
+	if (!zks_answer_disarm()) { /* an error, or a no-op */
+		if (asprintf(&text, "= %s %s", r < 0 ? errno_name(r) : "0",
+			     r < 0 ? reason : "") < 0)
+			text = NULL;
+		/* gone: the writer gave up (its own timeout) or went away */
+		if (text)
+			zks_cas(c->zs, path, text, j->version, NULL);
+		free(text);
+	}
+	pthread_mutex_lock(&c->lock);
+	set_del(&c->busy, j->devid);
+	c->workers--;
+	/*
+	 * The next request for this device may have come while this one
+	 * ran (its writer had the answer of a peer's commit already).
+	 */
+	c->rescan = true;
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+	free(j);
+	return NULL;
+}
+
+static void request_start(struct cluster *c, const char *devid)
+{
+	char path[ZK_PATH_MAX], reason[REASON_MAX], *text = NULL;
+	pthread_attr_t attr;
+	struct job *j;
+	pthread_t t;
+	int32_t ver;
+
+	pthread_mutex_lock(&c->lock);
+	if (c->stop || !set_add(&c->busy, devid)) {
+		pthread_mutex_unlock(&c->lock);
+		return;
+	}
+	pthread_mutex_unlock(&c->lock);
+	zks_path(c->zs, path, "requests", devid);
+	j = calloc(1, sizeof(*j));
+	if (j && zks_get(c->zs, path, false, &text, &ver, reason) == 0 &&
+	    text[0] == '?' && text[1] == ' ' && strlen(text + 2) <= BORROWER_MAX) {
+		j->c = c;
+		snprintf(j->devid, sizeof(j->devid), "%s", devid);
+		snprintf(j->value, sizeof(j->value), "%s", text + 2);
+		j->version = ver;
+		free(text);
+		pthread_attr_init(&attr);
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		pthread_mutex_lock(&c->lock);
+		c->workers++;
+		pthread_mutex_unlock(&c->lock);
+		if (pthread_create(&t, &attr, request_worker, j) == 0) {
+			pthread_attr_destroy(&attr);
+			return;
+		}
+		pthread_attr_destroy(&attr);
+		pthread_mutex_lock(&c->lock);
+		c->workers--;
+		pthread_mutex_unlock(&c->lock);
+	} else {
+		free(text);
+	}
+	free(j);
+	pthread_mutex_lock(&c->lock);
+	set_del(&c->busy, devid);
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* ROOT/requests: run the ones for this host's devices. */
+static int refresh_requests(struct cluster *c)
+{
+	char path[ZK_PATH_MAX], reason[REASON_MAX];
+	char **names;
+	unsigned n;
+	int r;
+
+	zks_path(c->zs, path, "requests", NULL);
+	r = zks_children(c->zs, path, true, &names, &n, reason);
+	if (r < 0)
+		return r;
+	for (unsigned i = 0; i < n; i++) {
+		struct ldevice *d;
+		bool mine;
+
+		pthread_rwlock_rdlock(&c->e->model_lock);
+		d = engine_dev(c->e, names[i]);
+		mine = d && !lend_remote(c->e, d);
+		pthread_rwlock_unlock(&c->e->model_lock);
+		if (mine)
+			request_start(c, names[i]);
+	}
+	zks_strv_free(names, n);
+	return 0;
+}
+
+/* ---- the session ------------------------------------------------------------ */
+
+/*
+ * This host's fence: the epoch of the last take-back of devices lent to
+ * it.  Seen (and acknowledged) before this host shows itself live.
+ */
+static int fence_ack(struct cluster *c)
+{
+	char path[ZK_PATH_MAX], reason[REASON_MAX], *v = NULL;
+	uint64_t epoch;
+	int32_t ver;
+	int r;
+
+	zks_path(c->zs, path, "fence", c->e->self->name);
+	r = zks_get(c->zs, path, false, &v, &ver, reason);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return r;
+	if (parse_u64(v, &epoch) == 0) { /* "N": not seen yet */
+		char seen[64];
+
+		snprintf(seen, sizeof(seen), "%" PRIu64 " seen", epoch);
+		say(c, "devices lent to %s were taken back while it was away (fence epoch %" PRIu64 ")",
+		    c->e->self->name, epoch);
+		zks_cas(c->zs, path, seen, ver, NULL);
+	}
+	free(v);
+	return 0;
+}
+
+/* Our live node; an old session's one must expire first. */
+static int go_live(struct cluster *c, char *reason)
+{
+	char path[ZK_PATH_MAX], id[32];
+	uint64_t deadline = now_ns() + 3ULL * zks_session_ms(c->zs) * 1000000ULL;
+	int r;
+
+	snprintf(id, sizeof(id), "%" PRIx64, (uint64_t)zks_session_id(c->zs));
+	zks_path(c->zs, path, "live", c->e->self->name);
+	for (;;) {
+		char *cur = NULL;
+		int32_t ver;
+
+		r = zks_put(c->zs, path, id, true, true, reason);
+		if (r != -EEXIST)
+			return r;
+		r = zks_get(c->zs, path, false, &cur, &ver, reason);
+		if (r == 0 && !strcmp(cur, id)) {
+			free(cur);
+			return 0; /* ours: a lost reply */
+		}
+		free(cur);
+		if (r == -ENOENT)
+			continue;
+		if (now_ns() > deadline)
+			return reason_set(reason, -EEXIST,
+					  "another daemon is live as %s (%s); is --host right?",
+					  c->e->self->name, path);
+		/* the session of our previous life: it expires soon */
+		zks_wait_change(c->zs, path, ver, MIN(deadline, now_ns() + 500000000ULL),
+				NULL);
+	}
+}
+
+/* A new session: mirror everything, recover, show ourselves live. */
+static int sync_all(struct cluster *c, char *reason)
+{
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	set_clear(&c->watched, 64);
+	c->qn = 0; /* events of an older session: everything is read again */
+	c->done = c->enq;
+	pthread_mutex_unlock(&c->lock);
+	r = zks_seq_refresh(c->zs, reason);
+	if (r == 0 && !c->recovered)
+		r = lend_recover_own(c->e, reason);
+	if (r == 0)
+		r = refresh_admin(c);
+	if (r == 0)
+		r = refresh_lends(c, true);
+	if (r == 0)
+		r = fence_ack(c);
+	if (r == 0)
+		r = go_live(c, reason);
+	if (r == 0)
+		r = refresh_live(c, false);
+	if (r == 0)
+		r = refresh_requests(c);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&c->lock);
+	c->synced = true;
+	pthread_mutex_unlock(&c->lock);
+	if (!c->recovered) {
+		c->recovered = true;
+		lend_autolend_own(c->e);
+	}
+	return 0;
+}
+
+static void apply_event(struct cluster *c, const struct event *ev)
+{
+	const char *child;
+
+	if ((child = child_of(c, ev->path, "lends"))) {
+		refresh_record(c, child);
+		return;
+	}
+	if ((child = child_of(c, ev->path, "hosts"))) {
+		refresh_admin(c);
+		return;
+	}
+	if (ev->type == ZOO_CHILD_EVENT) {
+		char path[ZK_PATH_MAX];
+
+		zks_path(c->zs, path, "lends", NULL);
+		if (!strcmp(ev->path, path)) {
+			refresh_lends(c, false);
+			return;
+		}
+		zks_path(c->zs, path, "live", NULL);
+		if (!strcmp(ev->path, path)) {
+			refresh_live(c, true);
+			return;
+		}
+		zks_path(c->zs, path, "requests", NULL);
+		if (!strcmp(ev->path, path)) {
+			refresh_requests(c);
+			return;
+		}
+		zks_path(c->zs, path, "hosts", NULL);
+		if (!strcmp(ev->path, path))
+			refresh_admin(c);
+	}
+}
+
+/* Borrowers gone for a session timeout: their devices come back. */
+static void tick(struct cluster *c)
+{
+	struct engine *e = c->e;
+	uint64_t grace = (uint64_t)zks_session_ms(c->zs) * 1000000ULL;
+
+	for (unsigned i = 0; i < e->nhosts; i++) {
+		struct lhost *h = &e->hosts[i];
+		bool gone;
+
+		if (h == e->self)
+			continue;
+		pthread_mutex_lock(&e->fabric_lock);
+		gone = !h->live && now_ns() >= h->absent_since + grace;
+		pthread_mutex_unlock(&e->fabric_lock);
+		if (gone && lend_take_back(e, h->name, cluster_epoch(c)) > 0) {
+			char path[ZK_PATH_MAX], fence[32];
+
+			/* after the returns: they bumped ROOT/seq past it */
+			snprintf(fence, sizeof(fence), "%" PRIu64, cluster_epoch(c));
+			zks_path(c->zs, path, "fence", h->name);
+			zks_put(c->zs, path, fence, false, false, NULL);
+		}
+	}
+}
+
+static void all_offline(struct cluster *c)
+{
+	struct engine *e = c->e;
+
+	for (unsigned i = 0; i < e->nhosts; i++)
+		lend_host_state(e, e->hosts[i].name, false,
+				host_admin(e, &e->hosts[i]), false);
+}
+
+static void *session_thread(void *arg)
+{
+	struct cluster *c = arg;
+	unsigned backoff = BACKOFF_MIN_MS;
+	uint64_t next_tick = 0;
+	char reason[REASON_MAX];
+
+	pthread_mutex_lock(&c->lock);
+	while (!c->stop) {
+		if (c->need_connect || !c->synced) {
+			bool fresh = c->need_connect;
+			int r;
+
+			pthread_mutex_unlock(&c->lock);
+			if (fresh)
+				all_offline(c);
+			r = fresh ? zks_connect(c->zs, reason) : 0;
+			if (r == 0) {
+				pthread_mutex_lock(&c->lock);
+				c->need_connect = false;
+				pthread_mutex_unlock(&c->lock);
+				r = sync_all(c, reason);
+				lend_notify_flush(c->e);
+			}
+			pthread_mutex_lock(&c->lock);
+			if (r < 0) {
+				struct timespec ts;
+
+				if (fresh || r == -EHOSTDOWN)
+					c->need_connect = true;
+				pthread_mutex_unlock(&c->lock);
+				say(c, "ZooKeeper: %s; retrying in %u ms", reason, backoff);
+				pthread_mutex_lock(&c->lock);
+				clock_gettime(CLOCK_REALTIME, &ts);
+				ts.tv_sec += backoff / 1000;
+				ts.tv_nsec += (long)(backoff % 1000) * 1000000L;
+				if (ts.tv_nsec >= 1000000000L) {
+					ts.tv_sec++;
+					ts.tv_nsec -= 1000000000L;
+				}
+				if (!c->stop)
+					pthread_cond_timedwait(&c->cond, &c->lock, &ts);
+				backoff = MIN(backoff * 2, BACKOFF_MAX_MS);
+				continue;
+			}
+			if (fresh)
+				say(c, "ZooKeeper: connected, session %" PRIx64,
+				    (uint64_t)zks_session_id(c->zs));
+			backoff = BACKOFF_MIN_MS;
+			continue;
+		}
+		if (c->rescan) {
+			c->rescan = false;
+			pthread_mutex_unlock(&c->lock);
+			refresh_requests(c);
+			pthread_mutex_lock(&c->lock);
+			continue;
+		}
+		if (c->qn) {
+			struct event ev = c->q[c->qhead];
+
+			c->qhead = (c->qhead + 1) % c->qcap;
+			c->qn--;
+			pthread_mutex_unlock(&c->lock);
+			apply_event(c, &ev);
+			lend_notify_flush(c->e);
+			pthread_mutex_lock(&c->lock);
+			c->done++;
+			pthread_cond_broadcast(&c->cond);
+			continue;
+		}
+		if (now_ns() >= next_tick) {
+			pthread_mutex_unlock(&c->lock);
+			tick(c);
+			next_tick = now_ns() + TICK_MS * 1000000ULL;
+			pthread_mutex_lock(&c->lock);
+			continue;
+		}
+		{
+			struct timespec ts;
+
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += TICK_MS * 1000000L;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&c->cond, &c->lock, &ts);
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	return NULL;
+}
+
+/* ---- the engine's side ---------------------------------------------------------- */
+
+int cluster_new(struct engine *e, struct zks *zs, struct cluster **out,
+		char *reason)
+{
+	struct cluster *c = calloc(1, sizeof(*c));
+
+	*out = NULL;
+	if (!c)
+		return reason_set(reason, -ENOMEM, "out of memory");
+	c->e = e;
+	c->zs = zs;
+	c->need_connect = true;
+	c->watched.map = hashmap_new(64);
+	c->acked.map = hashmap_new(64);
+	c->busy.map = hashmap_new(16);
+	if (!c->watched.map || !c->acked.map || !c->busy.map) {
+		cluster_free(c);
+		return reason_set(reason, -ENOMEM, "out of memory");
+	}
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->cond, NULL);
+	zks_set_session_ms(zs, e->cfg->session_timeout_ms);
+	zks_set_log(e->log, e->log_arg);
+	zks_set_events(zs, on_event, c);
+	*out = c;
+	return 0;
+}
+
+int cluster_start(struct cluster *c, char *reason)
+{
+	int r = pthread_create(&c->thread, NULL, session_thread, c);
+
+	if (r)
+		return reason_set(reason, -r, "cannot start the session thread: %s",
+				  strerror(r));
+	c->started = true;
+	return 0;
+}
+
+void cluster_free(struct cluster *c)
+{
+	if (!c)
+		return;
+	if (c->zs)
+		zks_set_events(c->zs, NULL, NULL);
+	if (c->started) {
+		pthread_mutex_lock(&c->lock);
+		c->stop = true;
+		pthread_cond_broadcast(&c->cond);
+		pthread_mutex_unlock(&c->lock);
+		pthread_join(c->thread, NULL);
+		pthread_mutex_lock(&c->lock);
+		while (c->workers) /* requests of other mounts still running */
+			pthread_cond_wait(&c->cond, &c->lock);
+		pthread_mutex_unlock(&c->lock);
+	}
+	zks_set_log(NULL, NULL);
+	hashmap_free(c->watched.map);
+	hashmap_free(c->acked.map);
+	hashmap_free(c->busy.map);
+	free(c->q);
+	free(c->live);
+	pthread_mutex_destroy(&c->lock);
+	pthread_cond_destroy(&c->cond);
+	free(c);
+}
+
+uint64_t cluster_epoch(struct cluster *c)
+{
+	int64_t v = zks_seq(c->zs);
+
+	return v > 0 ? (uint64_t)v : 0;
+}
+
+int cluster_resync(struct cluster *c, char *reason)
+{
+	int r = zks_seq_refresh(c->zs, reason);
+
+	/* under our feet the session thread may apply the same: idempotent */
+	if (r == 0)
+		r = refresh_lends(c, true);
+	return r;
+}
+
+static bool host_live(struct engine *e, const char *name)
+{
+	struct lhost *h = engine_host(e, name);
+	bool live;
+
+	if (!h)
+		return false;
+	pthread_mutex_lock(&e->fabric_lock);
+	live = h->live;
+	pthread_mutex_unlock(&e->fabric_lock);
+	return live;
+}
+
+/* Is the record @text the lend of @epoch, committed (`lent`)? */
+static bool committed_as(const char *devid, const char *text, uint64_t epoch)
+{
+	struct lend_record rec;
+	bool yes;
+
+	if (store_zk_parse(devid, text, &rec, NULL) < 0)
+		return false;
+	yes = rec.state == REC_LENT && rec.epoch == epoch;
+	lend_record_release(&rec);
+	return yes;
+}
+
+/*
+ * The lender's side of a sole peer's commit: wait until @host committed
+ * the lend (or removed the returned record).  Giving up, the lender first
+ * writes the record again at the version it read (a fence): if that
+ * fails, the peer committed meanwhile, and the lend is done after all.
+ * 1 committed by the peer, 0 the lender must finish it (the peer went
+ * away during a return), -errno.
+ */
+static int wait_sole(struct cluster *c, const char *devid, uint64_t epoch,
+		     const char *host, bool mapped, uint64_t deadline,
+		     char *reason)
+{
+	char path[ZK_PATH_MAX];
+
+	zks_path(c->zs, path, "lends", devid);
+	for (;;) {
+		struct zks_watch *zw;
+		char *text = NULL;
+		int32_t ver = -1;
+		bool live = host_live(c->e, host);
+		int r = zks_get_watched(c->zs, path, &text, &ver, &zw, reason);
+
+		if (r == -ENOENT) {
+			zks_watch_put(zw);
+			if (!mapped)
+				return 1; /* removed by the peer */
+			return reason_set(reason, -EIO,
+					  "the lend record of %s vanished", devid);
+		}
+		if (r < 0) {
+			zks_watch_put(zw);
+			if (now_ns() < deadline)
+				continue;
+			return r;
+		}
+		if (mapped && committed_as(devid, text, epoch)) {
+			free(text);
+			zks_watch_put(zw);
+			return 1;
+		}
+		if (!live || now_ns() >= deadline) {
+			/*
+			 * Fence: after this write at @ver the peer's commit
+			 * cannot go in, and the mark tells it not to try.
+			 */
+			char *fenced = NULL;
+
+			r = -ENOMEM;
+			if (strstr(text, "\nfenced ") ||
+			    asprintf(&fenced, "%sfenced %s\n", text, c->e->self->name) >= 0)
+				r = zks_cas(c->zs, path, fenced ? fenced : text, ver, NULL);
+			free(fenced);
+			free(text);
+			zks_watch_put(zw);
+			if (r < 0)
+				continue; /* it changed: look again */
+			if (!live && !mapped)
+				return 0; /* the lender removes it */
+			if (!live)
+				return reason_set(reason, -EHOSTDOWN,
+						  "host %s went offline during the lend",
+						  host);
+			return reason_set(reason, -ETIMEDOUT,
+					  "engine timeout (%u ms): host %s did not %s its windows",
+					  c->e->cfg->timeout_ms, host,
+					  mapped ? "map" : "unmap");
+		}
+		free(text);
+		zks_watch_wait(zw, MIN(deadline, now_ns() + 250000000ULL));
+		zks_watch_put(zw);
+	}
+}
+
+int cluster_wait_peers(struct cluster *c, const char *devid, uint64_t epoch,
+		       const struct window *w, unsigned n, bool mapped,
+		       uint64_t deadline, char *reason)
+{
+	struct engine *e = c->e;
+	char want[64];
+
+	for (unsigned i = 0; i < n; i++) {
+		if (lend_window_here(e, &w[i]))
+			continue;
+		if (lend_sole_peer(e->self->name, w, n, w[i].host))
+			return wait_sole(c, devid, epoch, w[i].host, mapped,
+					 deadline, reason);
+		break;
+	}
+
+	snprintf(want, sizeof(want), "%" PRIu64 " %s", epoch,
+		 mapped ? "mapped" : "unmapped");
+	for (unsigned i = 0; i < n; i++) {
+		char name[DEVICE_ID_MAX + HOST_NAME_MAX_LEN + 2];
+		char path[ZK_PATH_MAX];
+		bool seen = false;
+
+		if (lend_window_here(e, &w[i]))
+			continue;
+		for (unsigned j = 0; j < i && !seen; j++)
+			seen = !strcmp(w[j].host, w[i].host);
+		if (seen)
+			continue; /* that host is done already */
+		snprintf(name, sizeof(name), "%s@%s", devid, w[i].host);
+		zks_path(c->zs, path, "acks", name);
+		for (;;) {
+			struct zks_watch *zw;
+			char *v = NULL;
+			int r;
+
+			if (!host_live(e, w[i].host)) {
+				if (!mapped)
+					break; /* it resets its registers when back */
+				return reason_set(reason, -EHOSTDOWN,
+						  "host %s went offline during the lend",
+						  w[i].host);
+			}
+			r = zks_get_watched(c->zs, path, &v, NULL, &zw, reason);
+			if (r == 0 && !strcmp(v, want)) {
+				free(v);
+				zks_watch_put(zw);
+				break;
+			}
+			free(v);
+			if (r < 0 && r != -ENOENT && now_ns() >= deadline) {
+				zks_watch_put(zw);
+				return r;
+			}
+			if (now_ns() >= deadline) {
+				zks_watch_put(zw);
+				return reason_set(reason, -ETIMEDOUT,
+						  "engine timeout (%u ms): host %s did not %s its windows",
+						  e->cfg->timeout_ms, w[i].host,
+						  mapped ? "map" : "unmap");
+			}
+			/* a slice: a host going away shows as liveness, not here */
+			zks_watch_wait(zw, MIN(deadline, now_ns() + 250000000ULL));
+			zks_watch_put(zw);
+		}
+	}
+	return 0;
+}
+
+/*
+ * A withdrawn request the lender may have taken: once the record is not
+ * in flight any more (or at @deadline), 1 when it says what @value asked
+ * (lent to it; "": no record), else 0.
+ */
+static int settled_as(struct cluster *c, const char *devid, const char *value,
+		      uint64_t deadline)
+{
+	char path[ZK_PATH_MAX];
+
+	zks_path(c->zs, path, "lends", devid);
+	for (;;) {
+		struct lend_record rec;
+		char *text = NULL;
+		int32_t ver = -1;
+		int r = zks_get(c->zs, path, false, &text, &ver, NULL);
+
+		if (r == -ENOENT)
+			return !*value;
+		if (r < 0 || store_zk_parse(devid, text, &rec, NULL) < 0) {
+			free(text);
+			return 0;
+		}
+		free(text);
+		if (rec.state == REC_LENT || now_ns() >= deadline) {
+			r = *value && rec.state == REC_LENT &&
+			    !strcmp(rec.borrower, value);
+			lend_record_release(&rec);
+			return r;
+		}
+		lend_record_release(&rec);
+		zks_wait_change(c->zs, path, ver, deadline, NULL);
+	}
+}
+
+int cluster_forward(struct cluster *c, const char *devid, const char *lender,
+		    const char *value, char *reason)
+{
+	struct engine *e = c->e;
+	uint64_t budget = (2ULL * e->cfg->timeout_ms + zks_session_ms(c->zs)) * 1000000ULL;
+	uint64_t deadline = now_ns() + budget;
+	char path[ZK_PATH_MAX], data[BORROWER_MAX + 4];
+	int r;
+
+	zks_path(c->zs, path, "requests", devid);
+	snprintf(data, sizeof(data), "? %s", value);
+	r = zks_put(c->zs, path, data, true, true, reason);
+	if (r == -EEXIST)
+		return reason_set(reason, -EBUSY,
+				  "a request for %s is in flight (from another mount)",
+				  devid);
+	if (r < 0)
+		return r;
+	for (;;) {
+		struct zks_watch *zw;
+		char *text = NULL;
+		int32_t ver = -1;
+
+		r = zks_get_watched(c->zs, path, &text, &ver, &zw, reason);
+		if (r < 0)
+			zks_watch_put(zw);
+		if (r == -ENOENT)
+			return reason_set(reason, -EHOSTDOWN,
+					  "the request for %s was lost with this daemon's ZooKeeper session",
+					  devid);
+		if (r < 0)
+			return r;
+		if (text[0] == '=') {
+			char name[32] = "";
+			int n = 0;
+
+			sscanf(text, "= %31s %n", name, &n);
+			r = strcmp(name, "0") ? errno_from_name(name) : 0;
+			if (r > 0)
+				r = -r;
+			if (r < 0)
+				snprintf(reason, REASON_MAX, "%s", n > 0 ? text + n : "");
+			if (r == 0 && strcmp(name, "0"))
+				r = reason_set(reason, -EIO, "bad answer from %s: %.100s",
+					       lender, text);
+			free(text);
+			zks_watch_put(zw);
+			zks_delete_async(c->zs, path);
+			barrier(c); /* our replica has what the lender committed */
+			return r;
+		}
+		free(text);
+		if (now_ns() >= deadline) {
+			zks_watch_put(zw);
+			/* withdraw it: if the lender took it, it ends soon */
+			if (zks_delete(c->zs, path, ver, NULL) < 0)
+				continue; /* it answered meanwhile */
+			if (settled_as(c, devid, value,
+				       now_ns() + (uint64_t)e->cfg->timeout_ms * 1000000ULL) == 1) {
+				barrier(c);
+				return 0;
+			}
+			return reason_set(reason, -ETIMEDOUT,
+					  "lender %s did not answer within %llu ms",
+					  lender, (unsigned long long)(budget / 1000000ULL));
+		}
+		zks_watch_wait(zw, MIN(deadline, now_ns() + 500000000ULL));
+		zks_watch_put(zw);
+	}
+}

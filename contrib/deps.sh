@@ -10,7 +10,7 @@ libudev-dev libsystemd-dev libcmocka-dev
 bats bats-assert bats-support
 udev umockdev libumockdev-dev
 graphviz scdoc qemu-system-x86 ansible-core
-zookeeperd libzookeeper-mt-dev
+zookeeper default-jre-headless libzookeeper-mt-dev iproute2
 strace hyperfine util-linux procps psmisc perl shellcheck
 "
 

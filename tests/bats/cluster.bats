@@ -1,0 +1,228 @@
+#!/usr/bin/env bats
+# Distributed mode (issue 7): three daemons (--host nodeA/nodeB/nodeC),
+# three mounts, one real ZooKeeper (tests/zk/zk.sh), 2 s sessions.
+# docs/STATE.md describes the protocol these tests hold it to.
+
+load helpers
+load cluster_helpers
+
+GPU=nodeA:0000:65:00.0
+NVME_B=nodeB:0000:65:00.0
+RACER="$BUILD_DIR/racer"
+
+setup_file() {
+	zk_start 1
+}
+
+teardown_file() {
+	zk_stop
+}
+
+teardown() {
+	cluster_down
+}
+
+@test "a lend written on nodeC's mount shows lent on all three mounts" {
+	cluster_up nodeA nodeB nodeC
+	for h in nodeA nodeB nodeC; do
+		run cat "$(cdev $h $GPU)/state"
+		assert_output available
+	done
+	echo nodeB >"$(cdev nodeC $GPU)/borrower"
+	# the writer's own mount answers at once
+	run cat "$(cdev nodeC $GPU)/state" "$(cdev nodeC $GPU)/borrower"
+	assert_output "$(printf 'lent\nnodeB')"
+	for h in nodeA nodeB nodeC; do
+		eventually 5 state_is $h $GPU lent nodeB
+		run ls "$(mnt $h)/hosts/nodeB/borrowed"
+		assert_output $GPU
+	done
+	# every mount shows the same windows
+	run cat "$(cdev nodeA $GPU)/windows"
+	assert_output --partial "lut nodeB"
+	assert_output --partial "iommu nodeA"
+	[ "$(cat "$(cdev nodeB $GPU)/windows")" = "$output" ]
+
+	# each daemon programmed its own host's registers only: nodeB's CPU
+	# reaches the BAR through nodeB's LUT (nodeB's run directory), and
+	# nodeA's run directory has no such entry
+	bar=$(awk '$1 == "lut" && $NF == "bar0" { print $5 }' "$(cdev nodeA $GPU)/windows")
+	run "$BUILD_DIR/lendfs-dma" -r "$CTMP/run.nodeB" -x cpu-write nodeB "$bar" c0ffee
+	assert_success
+	run "$BUILD_DIR/lendfs-dma" -r "$CTMP/run.nodeA" -x cpu-write nodeB "$bar" c0ffee
+	assert_failure
+	assert_output --partial "unmapped address"
+
+	# and back, from the lender's mount
+	echo >"$(cdev nodeA $GPU)/borrower"
+	for h in nodeA nodeB nodeC; do
+		eventually 5 state_is $h $GPU available ""
+	done
+	run "$BUILD_DIR/lendfs-dma" -r "$CTMP/run.nodeB" -x cpu-write nodeB "$bar" c0ffee
+	assert_failure
+}
+
+@test "errors of a forwarded write come back with their errno and reason" {
+	cluster_up nodeA nodeB nodeC
+	echo nodeB >"$(cdev nodeC $GPU)/borrower"
+	run bash -c "echo nodeC > $(cdev nodeB $GPU)/borrower"
+	assert_failure
+	assert_output --partial "Device or resource busy"
+	run cat "$(cdev nodeB $GPU)/last_error"
+	assert_output "EBUSY: lent to nodeB; return it first"
+	# decided on the writer's mount: malformed, unknown, the lender itself
+	run bash -c "echo nodeA > $(cdev nodeC nodeA:0000:b3:00.0)/borrower"
+	assert_failure
+	assert_output --partial "Invalid argument"
+	# decided by the lender: policy, and a borrower whose daemon is down
+	run bash -c "echo nodeB > $(cdev nodeC nodeA:0000:b3:00.0)/borrower"
+	assert_failure
+	assert_output --partial "Operation not permitted"
+	run bash -c "echo nodeD > $(cdev nodeC $NVME_B)/borrower"
+	assert_failure
+	assert_output --partial "Host is down"
+	run cat "$(cdev nodeC $NVME_B)/last_error"
+	assert_output "EHOSTDOWN: borrower nodeD is offline"
+	# the current value again is a no-op, on any mount
+	echo nodeB >"$(cdev nodeA $GPU)/borrower"
+	echo nodeB >"$(cdev nodeC $GPU)/borrower"
+	# a host with no daemon is offline everywhere, its devices too
+	run cat "$(mnt nodeA)/hosts/nodeD/state" "$(cdev nodeB nodeD:0000:3b:00.0)/state"
+	assert_output "$(printf 'offline\noffline')"
+}
+
+@test "32 writers spread across the three mounts race on one device: one wins" {
+	[ -x "$RACER" ] || skip "no $RACER"
+	cluster_up nodeA nodeB nodeC
+	local h pids=()
+	for h in nodeA nodeB nodeC; do
+		"$RACER" -t 11 -s "$CTMP/go" "$(cdev $h $GPU)/borrower" nodeB nodeC \
+			>"$CTMP/racer.$h" 2>"$CTMP/racer.$h.err" &
+		pids+=($!)
+	done
+	sleep 0.5
+	touch "$CTMP/go"
+	for p in "${pids[@]}"; do
+		wait "$p"
+	done
+	cat "$CTMP"/racer.node? >"$CTMP/all"
+	[ "$(wc -l <"$CTMP/all")" -eq 33 ]
+	winner=$(cat "$(cdev nodeA $GPU)/borrower")
+	[ -n "$winner" ]
+	# exactly one value won; writers of the other got EBUSY; writers of
+	# the winner got OK (first, or the no-op after) or EBUSY (in flight)
+	run awk -v w="$winner" '
+		$3 == "OK" && $2 != w { print "a loser succeeded: " $0 }
+		$3 != "OK" && $3 != "EBUSY" { print "unexpected: " $0 }
+		' "$CTMP/all"
+	assert_output ""
+	grep -q " $winner OK" "$CTMP/all"
+	for h in nodeA nodeB nodeC; do
+		eventually 5 state_is $h $GPU lent "$winner"
+	done
+	run "$LENDFS" --check -c "$ZKCONF" --store "zk://$ZK$CHROOT"
+	assert_success
+}
+
+@test "kill -9 of the borrower's daemon: the device comes back, and the borrower knows" {
+	cluster_up nodeA nodeB nodeC
+	echo nodeB >"$(cdev nodeC $GPU)/borrower"
+	eventually 5 state_is nodeA $GPU lent nodeB
+	node_kill nodeB
+	# after the session timeout (2 s): offline, and the GPU taken back
+	eventually $((SESSION_S * 4)) state_is nodeC $GPU available ""
+	run cat "$(mnt nodeC)/hosts/nodeB/state"
+	assert_output offline
+	eventually 5 state_is nodeA $GPU available ""
+	run cat "$(cdev nodeA $GPU)/last_error"
+	assert_output --regexp "^EHOSTDOWN: taken back from nodeB, whose session expired \(fence epoch [0-9]+\)$"
+	grep -q "taken back from nodeB" "$CTMP/log.nodeA"
+	# it can be lent again at once
+	echo nodeC >"$(cdev nodeA $GPU)/borrower"
+	eventually 5 state_is nodeC $GPU lent nodeC
+	# the borrower comes back: the GPU is not its own any more
+	node_up nodeB
+	eventually 10 node_online nodeB
+	run cat "$(cdev nodeB $GPU)/state" "$(cdev nodeB $GPU)/borrower"
+	assert_output "$(printf 'lent\nnodeC')"
+	run ls "$(mnt nodeB)/hosts/nodeB/borrowed"
+	assert_output ""
+	grep -q "taken back while it was away (fence epoch" "$CTMP/log.nodeB"
+	run "$ZKCTL" "$ZK" get "$CHROOT/fence/nodeB"
+	assert_output --regexp "^[0-9]+ seen$"
+	eventually 5 state_is nodeA $GPU lent nodeC
+}
+
+@test "kill -9 of the lender's daemon: offline on the others, restored on restart" {
+	cluster_up nodeA nodeB nodeC
+	echo nodeB >"$(cdev nodeB $GPU)/borrower"
+	eventually 5 state_is nodeC $GPU lent nodeB
+	node_kill nodeA
+	for h in nodeB nodeC; do
+		eventually $((SESSION_S * 4)) state_is $h $GPU offline
+		run cat "$(mnt $h)/hosts/nodeA/state" "$(cdev $h nodeA:0000:b3:00.0)/state"
+		assert_output "$(printf 'offline\noffline')"
+	done
+	# writes for its devices fail clearly meanwhile
+	run bash -c "echo > $(cdev nodeC $GPU)/borrower"
+	assert_failure
+	assert_output --partial "Host is down"
+	node_up nodeA
+	for h in nodeA nodeB nodeC; do
+		eventually 10 state_is $h $GPU lent nodeB
+		eventually 5 state_is $h nodeA:0000:b3:00.0 available
+	done
+	echo >"$(cdev nodeC $GPU)/borrower"
+	for h in nodeA nodeB nodeC; do
+		eventually 5 state_is $h $GPU available ""
+	done
+}
+
+@test "ZooKeeper down at start: hosts offline, a clear error, then it connects" {
+	local dir
+	dir="$(mktemp -d)"
+	"$ZKSH" start "$dir/zk" 1 >/dev/null
+	local zk
+	zk="$(cat "$dir/zk/connect")"
+	"$ZKSH" stop "$dir/zk"
+	CTMP="$(mktemp -d)"
+	CHROOT=/down
+	CLUSTER_HOSTS=(nodeA)
+	ZK_SAVED="$ZK"
+	ZK="$zk"
+	node_up nodeA
+	ZK="$ZK_SAVED"
+	run cat "$(mnt nodeA)/hosts/nodeA/state" "$(cdev nodeA $GPU)/state"
+	assert_output "$(printf 'offline\noffline')"
+	run bash -c "echo nodeB > $(cdev nodeA $GPU)/borrower"
+	assert_failure
+	assert_output --partial "Host is down"
+	eventually 10 grep -q "ZooKeeper: no ZooKeeper server of $zk answered within 2000 ms; retrying in" "$CTMP/log.nodeA"
+	# the client library's own chatter stays out of the log (and terminal)
+	run grep -c "ZOO_INFO" "$CTMP/log.nodeA" "$CTMP/out.nodeA"
+	refute_output --partial ":1"
+	"$ZKSH" restart "$dir/zk" 1 >/dev/null
+	eventually 30 node_online nodeA
+	run cat "$(cdev nodeA $GPU)/state"
+	assert_output available
+	cluster_down
+	"$ZKSH" stop "$dir/zk"
+	rm -rf "$dir"
+}
+
+@test "--store: malformed URIs and a missing --host are usage errors" {
+	run "$LENDFS" -c "$ZKCONF" --store zk:// --host nodeA "$BATS_TEST_TMPDIR"
+	assert_failure 2
+	assert_output --partial "no ZooKeeper servers"
+	run "$LENDFS" -c "$ZKCONF" --store "zk://h:1/a//b" --host nodeA "$BATS_TEST_TMPDIR"
+	assert_failure 2
+	assert_output --partial "malformed chroot"
+	run "$LENDFS" -c "$ZKCONF" --store zk://127.0.0.1:1/x "$BATS_TEST_TMPDIR"
+	assert_failure 2
+	assert_output --partial "needs --host"
+	run "$LENDFS" -c "$ZKCONF" --store zk://127.0.0.1:1/x --state none --host nodeA "$BATS_TEST_TMPDIR"
+	assert_failure 2
+	run "$LENDFS" -c "$ZKCONF" --store "zk://$ZK/y" --host nodeZ -f "$BATS_TEST_TMPDIR"
+	assert_failure 1
+	assert_output --partial "needs --host NAME, a host of the config (got 'nodeZ')"
+}

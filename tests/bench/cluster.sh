@@ -1,0 +1,226 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# cluster.sh BUILD - the distributed mode's benchmark (issue 7), `make
+# bench-cluster`.  Every figure is printed beside its floor, measured in
+# the same run against the same ZooKeeper: one synchronous zoo_multi (a
+# check and a set, a compare-and-set like the store's) from C.
+#
+#  * lend latency, p50/p99 over CLUSTER_BENCH_LENDS (1000) lends, each
+#    followed by a return, written on the lender's mount and on a third
+#    host's mount (forwarded): standalone ZooKeeper, then a 3-node ensemble
+#  * the time until a change is visible on 8 mounts (8 daemons, one per
+#    host of a generated 8-host cluster)
+#
+# Writes docs/PERFORMANCE-CLUSTER.md (unless CLUSTER_BENCH_DOC=none).
+set -euo pipefail
+
+BUILD=${1:-build}
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
+LENDS=${CLUSTER_BENCH_LENDS:-1000}
+VISIBLE=${CLUSTER_BENCH_VISIBLE:-200}
+DOC=${CLUSTER_BENCH_DOC:-$ROOT/docs/PERFORMANCE-CLUSTER.md}
+ZKSH=$ROOT/tests/zk/zk.sh
+LENDFS=$BUILD/lendfs
+CB=$BUILD/bench/clusterbench
+FLOOR=$BUILD/tests/zk/zkfloor
+GPU=nodeA:0000:65:00.0
+WORK=$(mktemp -d)
+PIDS=()
+MOUNTS=()
+T0=$(date +%s)
+mkdir -p "$WORK/log"
+
+cleanup()
+{
+	local m
+	for m in "${MOUNTS[@]}"; do
+		fusermount3 -u "$m" 2>/dev/null || fusermount3 -uz "$m" 2>/dev/null || true
+	done
+	for p in "${PIDS[@]}"; do
+		timeout 10 tail --pid="$p" -f /dev/null 2>/dev/null || kill -9 "$p" 2>/dev/null || true
+	done
+	for z in "$WORK"/zk*; do
+		[ -d "$z" ] && "$ZKSH" stop "$z" >/dev/null 2>&1
+	done
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+for t in "$LENDFS" "$CB" "$FLOOR"; do
+	[ -x "$t" ] || { echo "cluster.sh: no $t (make all bench tools)" >&2; exit 1; }
+done
+
+# up CONFIG CONNECT CHROOT HOST...: a daemon per host, wait until online.
+up()
+{
+	local conf=$1 zk=$2 chroot=$3 h i
+	shift 3
+	for h in "$@"; do
+		mkdir -p "$WORK/mnt$chroot.$h"
+		"$LENDFS" -f -c "$conf" --host "$h" --store "zk://$zk$chroot" \
+			--run-dir "$WORK/run$chroot.$h" "$WORK/mnt$chroot.$h" \
+			</dev/null >/dev/null 2>>"$WORK/log$chroot.$h" &
+		PIDS+=($!)
+		MOUNTS+=("$WORK/mnt$chroot.$h")
+	done
+	for h in "$@"; do
+		for ((i = 0; i < 300; i++)); do
+			[ "$(cat "$WORK/mnt$chroot.$h/hosts/$h/state" 2>/dev/null)" = online ] && break
+			sleep 0.1
+		done
+	done
+}
+
+down()
+{
+	local m
+	for m in "${MOUNTS[@]}"; do
+		fusermount3 -u "$m" 2>/dev/null || true
+	done
+	for p in "${PIDS[@]}"; do
+		timeout 10 tail --pid="$p" -f /dev/null 2>/dev/null || kill -9 "$p" 2>/dev/null || true
+	done
+	MOUNTS=()
+	PIDS=()
+}
+
+# field LINE KEY: the value of KEY=VALUE in LINE
+field()
+{
+	sed -n "s/.*\\b$2=\\([0-9.]*\\).*/\\1/p" <<<"$1"
+}
+
+ROWS=()
+row()
+{
+	ROWS+=("| $1 | $2 | $3 | $4 | $5 |")
+	printf '%-58s %10s %10s %8s  %s\n' "$1" "$2" "$3" "$4" "$5"
+}
+
+ratio()
+{
+	awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b > 0 ? a / b : 0 }'
+}
+
+# latency KIND ZKDIR: floor, local and forwarded lends on one ZooKeeper
+latency()
+{
+	local kind=$1 zkd=$2 zk fl lo fw fp50 fp99
+	zk=$(cat "$zkd/connect")
+	up "$ROOT/tests/conf/zk.ini" "$zk" "/$kind" nodeA nodeB nodeC
+	fl=$("$FLOOR" "$zk" "$LENDS")
+	lo=$("$CB" lat -n "$LENDS" "$WORK/mnt/$kind.nodeA/devices/$GPU/borrower" nodeB)
+	fw=$("$CB" lat -n "$LENDS" "$WORK/mnt/$kind.nodeC/devices/$GPU/borrower" nodeB)
+	fl2=$("$FLOOR" "$zk" "$LENDS")
+	down
+	# the floor before and after, the better of each percentile
+	fp50=$(printf '%s\n%s\n' "$(field "$fl" p50)" "$(field "$fl2" p50)" | sort -n | head -1)
+	fp99=$(printf '%s\n%s\n' "$(field "$fl" p99)" "$(field "$fl2" p99)" | sort -n | head -1)
+	row "$kind: zoo_multi round trip, the floor (µs)" "$fp50" "$fp99" "1.0" "-"
+	row "$kind: lend on the lender's mount (µs)" "$(field "$lo" lend_us.p50)" \
+		"$(field "$lo" 'lend_us p50=[0-9]* p99')" \
+		"$(ratio "$(field "$lo" lend_us.p50)" "$fp50")" "≤ 4 round trips"
+	row "$kind: return on the lender's mount (µs)" "$(field "$lo" return_us.p50)" \
+		"$(field "$lo" 'return_us p50=[0-9]* p99')" \
+		"$(ratio "$(field "$lo" return_us.p50)" "$fp50")" "-"
+	row "$kind: lend written on a third host's mount (µs)" "$(field "$fw" lend_us.p50)" \
+		"$(field "$fw" 'lend_us p50=[0-9]* p99')" \
+		"$(ratio "$(field "$fw" lend_us.p50)" "$fp50")" "≤ 4 round trips"
+	row "$kind: return written on a third host's mount (µs)" "$(field "$fw" return_us.p50)" \
+		"$(field "$fw" 'return_us p50=[0-9]* p99')" \
+		"$(ratio "$(field "$fw" return_us.p50)" "$fp50")" "-"
+}
+
+# An 8-host cluster: hosts h1..h8 on one switch, a GPU on h1.
+eight_hosts()
+{
+	local i
+	printf '[cluster]\nname = bench8\ntimeout_ms = 5000\nsession_timeout_ms = 4000\n'
+	for i in 1 2 3 4 5 6 7 8; do
+		printf '\n[host h%d]\nadapter = ntb0\nlut_entries = 32\nram = 0x0-0x3fffffff\n' "$i"
+	done
+	printf '\n[switch sw0]\nlatency_ns = 100\n'
+	for i in 1 2 3 4 5 6 7 8; do
+		printf '\n[link]\na = h%d\nb = sw0\nlatency_ns = 10\n' "$i"
+	done
+	printf '\n[device h1:0000:65:00.0]\nvendor = 0x10de\ndevice = 0x1db6\nclass = 0x030200\nbar0 = 16M\n'
+}
+
+printf '%-58s %10s %10s %8s  %s\n' figure p50 p99 "p50/floor" target
+
+"$ZKSH" start "$WORK/zk1" 1 >/dev/null
+latency standalone "$WORK/zk1"
+
+"$ZKSH" start "$WORK/zk3" 3 >/dev/null
+latency ensemble "$WORK/zk3"
+"$ZKSH" stop "$WORK/zk3" >/dev/null
+
+eight_hosts >"$WORK/eight.ini"
+zk=$(cat "$WORK/zk1/connect")
+up "$WORK/eight.ini" "$zk" /eight h1 h2 h3 h4 h5 h6 h7 h8
+states=()
+for i in 1 2 3 4 5 6 7 8; do
+	states+=("$WORK/mnt/eight.h$i/devices/h1:0000:65:00.0/state")
+done
+fl=$("$FLOOR" "$zk" "$LENDS")
+vi=$("$CB" visible -n "$VISIBLE" "$WORK/mnt/eight.h1/devices/h1:0000:65:00.0/borrower" h2 "${states[@]}")
+down
+row "8 mounts: zoo_multi round trip, the floor (µs)" "$(field "$fl" p50)" "$(field "$fl" p99)" "1.0" "-"
+row "8 mounts: write returned -> the last mount shows it (µs)" "$(field "$vi" p50)" \
+	"$(field "$vi" p99)" "$(ratio "$(field "$vi" p50)" "$(field "$fl" p50)")" \
+	"≤ 2 round trips + watch delivery"
+
+[ "$DOC" = none ] && exit 0
+{
+	cat <<EOF
+# lendfs distributed mode: performance
+
+Regenerated by \`make bench-cluster\` (tests/bench/cluster.sh); do not edit
+by hand.
+
+* date: $(date -u '+%Y-%m-%d %H:%M UTC'), run time $(($(date +%s) - T0)) s
+* machine: $(nproc) CPUs, $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1); kernel $(uname -r)
+* ZooKeeper: $(dpkg-query -W -f='${Version}' zookeeper 2>/dev/null || echo unknown), data on $(df -T "$WORK" | awk 'NR == 2 { print $2 }') (every write is fsync'ed)
+* load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)
+* $LENDS lends (each followed by a return) per row; $VISIBLE lends and returns for visibility
+
+| figure | p50 | p99 | p50 / floor p50 | target |
+|---|---:|---:|---:|---|
+EOF
+	printf '%s\n' "${ROWS[@]}"
+	cat <<'EOF'
+
+## Method
+
+* **The floor** is `tests/zk/zkfloor`: one synchronous `zoo_multi` of a
+  version check and a versioned set of 256 bytes on one node, from C, the
+  same kind of call as a store write.  It is measured just before and
+  just after the lends, against the same server, and the better of the
+  two is used.
+* **Lend latency** is `tests/bench/clusterbench lat`: `write(2)` of
+  `nodeB` to `devices/nodeA:0000:65:00.0/borrower` until it returns,
+  then the return (empty write), one at a time, 3 daemons (nodeA, nodeB,
+  nodeC of tests/conf/zk.ini).  "On the lender's mount" writes on nodeA's
+  mount; "on a third host's mount" on nodeC's, whose daemon forwards the
+  request to nodeA's (docs/STATE.md).
+* **Visibility** is `clusterbench visible`: 8 daemons, one per host of a
+  generated 8-host cluster; after each write on h1's mount returns, one
+  poller per mount reads `state` every 200 µs; the figure is the time
+  until the last of the 8 shows the change.
+
+## Where the time goes
+
+A lend on the lender's mount makes three ZooKeeper writes in a row, each
+one fsync'ed by the server: the intent (a `zoo_multi` that also checks
+and bumps ROOT/seq), the borrower's acknowledgement after it programmed
+its LUT entries, and the commit.  Between them are the watch
+notifications and three reads (the borrower lists ROOT/lends and reads
+the new record; the lender reads the acknowledgement).  A write from a
+third mount adds the request node's creation; the lender's commit and the
+answer to the writer are one transaction.  The writes are the floor's
+kind of call; the reads and notifications are a fraction of one.
+EOF
+} >"$DOC"
+echo "wrote $DOC"

@@ -101,7 +101,7 @@ row()
 
 ratio()
 {
-	awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b > 0 ? a / b : 0 }'
+	awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b > 0 ? a / b : 0) }'
 }
 
 # latency KIND ZKDIR: floor, local and forwarded lends on one ZooKeeper

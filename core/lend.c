@@ -1158,6 +1158,26 @@ int engine_foreach_device(struct engine *e,
 	return r;
 }
 
+int engine_foreach_busy_device(struct engine *e,
+			       int (*cb)(void *arg, const char *devid), void *arg)
+{
+	int r = 0;
+
+	pthread_rwlock_rdlock(&e->model_lock);
+	for (unsigned i = 0; i < e->ndevs && r == 0; i++) {
+		struct ldevice *d = e->devs[i];
+		bool busy;
+
+		pthread_mutex_lock(&d->lock);
+		busy = d->state != DEV_AVAILABLE || d->borrower[0];
+		pthread_mutex_unlock(&d->lock);
+		if (busy)
+			r = cb(arg, d->id);
+	}
+	pthread_rwlock_unlock(&e->model_lock);
+	return r;
+}
+
 size_t engine_device_count(struct engine *e)
 {
 	size_t n;

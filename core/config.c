@@ -39,6 +39,9 @@ struct parser {
 	const char *file;
 	/* input: a FILE or a string */
 	FILE *f;
+	char *rbuf; /* read ahead from @f */
+	size_t rpos, rlen;
+	bool eof;
 	const char *text;
 	size_t text_len, text_pos;
 	size_t bytes; /* read so far: a pipe has no st_size to check */
@@ -56,9 +59,22 @@ struct parser {
 	bool cluster_seen, policy_seen;
 
 	struct hashmap *names;	 /* "host:NAME", "device:ID", "vm:H/N" */
-	char **owned_keys;	 /* strdup'd keys of @names */
-	size_t nowned, owned_cap;
+	struct key_chunk *keys;	 /* where the keys of @names live */
 };
+
+#define RBUF_BYTES (64u << 10)
+
+/*
+ * The keys of the name registry, packed into chunks: one allocation per
+ * 64 KiB of keys instead of one per key (100,000 devices, 100,000 keys).
+ */
+struct key_chunk {
+	struct key_chunk *next;
+	size_t used, size;
+	char data[];
+};
+
+#define KEY_CHUNK_BYTES (64u << 10)
 
 _printf_(2, 3) static int perr(struct parser *p, const char *fmt, ...)
 {
@@ -107,35 +123,44 @@ static void *grow_array(void *arr, unsigned n, size_t elem)
 		_na ? &(arr)[(count)++] : NULL;                            \
 	})
 
+/* "KIND:NAME" into @buf (@len bytes); false if it does not fit. */
+static bool name_key(char *buf, size_t len, const char *kind, const char *name)
+{
+	size_t kl = strlen(kind), nl = strlen(name);
+
+	if (kl + 1 + nl + 1 > len)
+		return false;
+	memcpy(buf, kind, kl);
+	buf[kl] = ':';
+	memcpy(buf + kl + 1, name, nl + 1);
+	return true;
+}
+
 static int name_register(struct parser *p, const char *kind, const char *name,
 			 unsigned index)
 {
+	size_t need = strlen(kind) + 1 + strlen(name) + 1;
+	struct key_chunk *k = p->keys;
 	char *key;
 	int r;
 
-	if (asprintf(&key, "%s:%s", kind, name) < 0)
-		return -ENOMEM;
-	if (hashmap_get(p->names, key)) {
-		free(key);
-		return -EEXIST;
-	}
-	if (p->nowned == p->owned_cap) {
-		size_t cap = p->owned_cap ? p->owned_cap * 2 : 64;
-		char **n = realloc(p->owned_keys, cap * sizeof(*n));
+	if (!k || k->size - k->used < need) {
+		size_t size = MAX((size_t)KEY_CHUNK_BYTES, need);
 
-		if (!n) {
-			free(key);
+		k = malloc(sizeof(*k) + size);
+		if (!k)
 			return -ENOMEM;
-		}
-		p->owned_keys = n;
-		p->owned_cap = cap;
+		k->next = p->keys;
+		k->used = 0;
+		k->size = size;
+		p->keys = k;
 	}
+	key = k->data + k->used;
+	name_key(key, need, kind, name);
 	r = hashmap_put(p->names, key, (void *)(uintptr_t)(index + 1));
-	if (r < 0) {
-		free(key);
-		return r;
-	}
-	p->owned_keys[p->nowned++] = key;
+	if (r < 0)
+		return r; /* -EEXIST, -ENOMEM: the key's bytes are reused */
+	k->used += need;
 	return 0;
 }
 
@@ -145,7 +170,8 @@ static int name_lookup(const struct parser *p, const char *kind,
 	char key[REASON_MAX + 32];
 	uintptr_t v;
 
-	snprintf(key, sizeof(key), "%s:%s", kind, name);
+	if (!name_key(key, sizeof(key), kind, name))
+		return -ENOENT;
 	v = (uintptr_t)hashmap_get(p->names, key);
 	return v ? (int)(v - 1) : -ENOENT;
 }
@@ -739,6 +765,20 @@ static void seen_clear(struct parser *p)
 	p->nseen = 0;
 }
 
+/* Bytes to read in p->rbuf?  Reads more when it is used up. */
+static bool refill(struct parser *p)
+{
+	if (p->rpos < p->rlen)
+		return true;
+	if (p->eof)
+		return false;
+	p->rpos = 0;
+	p->rlen = fread(p->rbuf, 1, RBUF_BYTES, p->f);
+	if (p->rlen == 0)
+		p->eof = true;
+	return p->rlen > 0;
+}
+
 /*
  * Reader: one physical line per call.  Counts lines and opens sections
  * (see the comment at the top).  A line longer than inih's buffer is an
@@ -754,20 +794,29 @@ static char *reader(char *str, int num, void *stream)
 	if (p->stop)
 		return NULL;
 	if (p->f) {
-		/* not fgets(): a NUL byte must not hide the rest of the line */
-		int ch = 0;
+		/*
+		 * Up to the newline, from a read-ahead buffer.  Not fgets():
+		 * a NUL byte must not hide the rest of the line.
+		 */
+		while (n + 1 < (size_t)num && refill(p)) {
+			size_t take = MIN(p->rlen - p->rpos, (size_t)num - 1 - n);
+			const char *from = p->rbuf + p->rpos;
+			const char *end = memchr(from, '\n', take);
 
-		while (n + 1 < (size_t)num && (ch = getc_unlocked(p->f)) != EOF) {
-			str[n++] = (char)ch;
-			if (ch == '\n') {
+			if (end)
+				take = (size_t)(end - from) + 1;
+			memcpy(str + n, from, take);
+			n += take;
+			p->rpos += take;
+			if (end) {
 				nl = true;
 				break;
 			}
 		}
 		if (n == 0)
 			return NULL;
-		if (!nl && ch != EOF && getc_unlocked(p->f) != EOF)
-			goto too_long;
+		if (!nl && refill(p))
+			goto too_long; /* the buffer is full and more follows */
 		str[n] = '\0';
 		p->bytes += n;
 		if (p->bytes > CONFIG_MAX_BYTES) {
@@ -778,15 +827,15 @@ static char *reader(char *str, int num, void *stream)
 			return NULL;
 		}
 	} else {
+		const char *from = p->text + p->text_pos, *end;
+
 		if (p->text_pos >= p->text_len)
 			return NULL;
-		while (p->text_pos + n < p->text_len && n + 1 < (size_t)num) {
-			char ch = p->text[p->text_pos + n++];
-
-			if (ch == '\n') {
-				nl = true;
-				break;
-			}
+		n = MIN(p->text_len - p->text_pos, (size_t)num - 1);
+		end = memchr(from, '\n', n);
+		if (end) {
+			n = (size_t)(end - from) + 1;
+			nl = true;
 		}
 		if (!nl && p->text_pos + n < p->text_len)
 			goto too_long;
@@ -971,10 +1020,13 @@ static int parse(struct parser *p, struct cluster_config **out, char *err)
 	if (!p->err[0])
 		validate(p);
 
-	for (size_t i = 0; i < p->nowned; i++)
-		free(p->owned_keys[i]);
-	free(p->owned_keys);
 	hashmap_free(p->names);
+	while (p->keys) {
+		struct key_chunk *k = p->keys;
+
+		p->keys = k->next;
+		free(k);
+	}
 
 	if (p->err[0]) {
 		snprintf(err, ERRMSG_MAX, "%s", p->err);
@@ -990,6 +1042,7 @@ int config_load(const char *path, struct cluster_config **out, char *err)
 	struct parser p = { .file = path };
 	_cleanup_fclose_ FILE *f = NULL;
 	struct stat st;
+	int r;
 
 	f = fopen(path, "re");
 	if (!f) {
@@ -1010,7 +1063,14 @@ int config_load(const char *path, struct cluster_config **out, char *err)
 		}
 	}
 	p.f = f;
-	return parse(&p, out, err);
+	p.rbuf = malloc(RBUF_BYTES);
+	if (!p.rbuf) {
+		snprintf(err, ERRMSG_MAX, "%s: out of memory", path);
+		return -ENOMEM;
+	}
+	r = parse(&p, out, err);
+	free(p.rbuf);
+	return r;
 }
 
 int config_load_string(const char *name, const char *text,

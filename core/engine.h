@@ -167,6 +167,14 @@ int engine_foreach_device(struct engine *e,
 			  int (*cb)(void *arg, const char *devid), void *arg);
 size_t engine_device_count(struct engine *e);
 
+/*
+ * The same for the devices that are not simply available (another state,
+ * or a borrower): what a watcher has to know at start, without a view of
+ * each of 100,000 devices.
+ */
+int engine_foreach_busy_device(struct engine *e,
+			       int (*cb)(void *arg, const char *devid), void *arg);
+
 struct host_view {
 	char name[HOST_NAME_MAX_LEN + 1];
 	bool online;

@@ -45,6 +45,16 @@ struct lhost {
 	uint64_t next_bar; /* BAR address allocator */
 };
 
+/*
+ * What a device has to say once it is lent or has failed: allocated by
+ * its first lend or error, so that the 100,000 devices nobody borrows
+ * cost no more than their ids and BARs (docs/PERFORMANCE.md).
+ */
+struct ldevice_text {
+	char borrower[BORROWER_MAX + 1];
+	char last_error[REASON_MAX + 16];
+};
+
 struct ldevice {
 	char id[DEVICE_ID_MAX];
 	struct lhost *lender;
@@ -54,19 +64,25 @@ struct ldevice {
 	uint64_t bar_size[PCI_NUM_BARS];
 	uint64_t bar_addr[PCI_NUM_BARS];
 	bool denied; /* [policy] deny */
-	char deny_reason[128]; /* the lender depends on it (inventory) */
-	char driver[32];
+	bool gone; /* removed by hot-plug while lent; listed until cleared */
+	/* from the udev inventory (NULL: none), under lock: */
+	char *deny_reason; /* the lender depends on it */
+	char *driver;
 	int numa_node;
 	int iommu_group;
-	bool gone; /* removed by hot-plug while lent; listed until cleared */
 	int rec_state; /* distributed, another lender's device: the state of
 			  its record (enum rec_state), -1 none; d->lock */
 	struct iommu_domain iommu; /* on the lender; fabric_lock */
 
 	pthread_mutex_t lock;
 	enum dev_state state;
-	char borrower[BORROWER_MAX + 1];
-	char last_error[REASON_MAX + 16];
+	/*
+	 * Both "" until the first lend or error, then the strings of @text;
+	 * set them with dev_set_borrower() and dev_set_error().
+	 */
+	const char *borrower;
+	const char *last_error;
+	struct ldevice_text *text;
 	int64_t since;
 	uint64_t generation;
 	uint64_t owner; /* tag of the current lend in NTB/IOMMU tables */
@@ -108,6 +124,8 @@ struct engine {
 	struct hashmap *devmap;
 	struct ldevice **devs; /* stable order: config, then hot-plug */
 	unsigned ndevs, devs_cap;
+	struct ldevice *slab; /* the config's devices, one mapping */
+	size_t slab_bytes;
 	struct lhost *hosts;
 	unsigned nhosts;
 	struct hashmap *hostmap;

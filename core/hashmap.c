@@ -35,8 +35,10 @@ static uint64_t hash_str(const char *s)
 		h ^= (unsigned char)*s;
 		h *= 1099511628211ULL;
 	}
-	/* FNV-1a's low bits (the bucket index) only see the low bits of
-	 * each byte: fold the high ones in */
+	/*
+	 * FNV-1a's low bits (the bucket index) only see the low bits of
+	 * each byte: fold the high ones in.
+	 */
 	return h ^ (h >> 29) ^ (h >> 43);
 }
 

@@ -17,6 +17,7 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "cluster.h"
 #include "engine_internal.h"
@@ -123,11 +124,48 @@ void lend_notify_flush(struct engine *e)
 	notify_flush(e);
 }
 
+/*
+ * Device lock held: the borrower and last_error buffers, allocated by the
+ * first lend or error (struct ldevice_text).
+ */
+static int dev_text(struct ldevice *d)
+{
+	if (d->text)
+		return 0;
+	d->text = calloc(1, sizeof(*d->text));
+	if (!d->text)
+		return -ENOMEM;
+	d->borrower = d->text->borrower;
+	d->last_error = d->text->last_error;
+	return 0;
+}
+
+static void dev_clear_borrower(struct ldevice *d)
+{
+	if (d->text)
+		d->text->borrower[0] = '\0';
+}
+
+/*
+ * Device lock held.  Without memory for the text the error is not kept:
+ * the request that failed returned its reason already.
+ */
+_printf_(2, 3) static void dev_set_error(struct ldevice *d, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (dev_text(d) < 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(d->text->last_error, sizeof(d->text->last_error), fmt, ap);
+	va_end(ap);
+}
+
 /* Record a failed request on the device (device lock held). */
 static void set_last_error(struct ldevice *d, int err, const char *reason)
 {
-	snprintf(d->last_error, sizeof(d->last_error), "%s: %s", errno_name(err),
-		 reason && *reason ? reason : strerror(-err));
+	dev_set_error(d, "%s: %s", errno_name(err),
+		      reason && *reason ? reason : strerror(-err));
 }
 
 static void touch(struct ldevice *d)
@@ -501,7 +539,7 @@ static int do_lend(struct engine *e, struct ldevice *d, const char *value,
 		r = reason_set(reason, -EPERM,
 			       "policy refuses to lend %s: listed in [policy] deny",
 			       d->id);
-	if (r == 0 && d->deny_reason[0])
+	if (r == 0 && d->deny_reason)
 		r = reason_set(reason, -EPERM, "policy refuses to lend %s: it %s",
 			       d->id, d->deny_reason);
 	if (r == 0 && d->gone)
@@ -513,14 +551,15 @@ static int do_lend(struct engine *e, struct ldevice *d, const char *value,
 		pthread_mutex_unlock(&d->lock);
 		return r;
 	}
-	if (!d->route && !(d->route = calloc(1, sizeof(*d->route)))) {
+	if ((!d->route && !(d->route = calloc(1, sizeof(*d->route)))) ||
+	    dev_text(d) < 0) {
 		inflight_put(e);
 		pthread_mutex_unlock(&d->lock);
 		return reason_set(reason, -ENOMEM, "out of memory");
 	}
 	prev = d->state;
 	d->state = DEV_LENDING;
-	snprintf(d->borrower, sizeof(d->borrower), "%s", value);
+	snprintf(d->text->borrower, sizeof(d->text->borrower), "%s", value);
 	touch(d);
 	pthread_mutex_unlock(&d->lock);
 	notify(e, d->id);
@@ -614,7 +653,7 @@ fail_release:
 fail:
 	pthread_mutex_lock(&d->lock);
 	d->state = prev == DEV_FAILED ? DEV_FAILED : DEV_AVAILABLE;
-	d->borrower[0] = '\0';
+	dev_clear_borrower(d);
 	touch(d);
 	pthread_mutex_unlock(&d->lock);
 	inflight_put(e);
@@ -684,7 +723,7 @@ int lend_return_finish(struct engine *e, struct ldevice *d, int r,
 		d->state = DEV_LENT;
 	} else {
 		d->state = lender_online(e, d) ? DEV_AVAILABLE : DEV_OFFLINE;
-		d->borrower[0] = '\0';
+		dev_clear_borrower(d);
 		free(d->windows);
 		d->windows = NULL;
 		d->nwindows = 0;
@@ -710,7 +749,7 @@ static int do_return(struct engine *e, struct ldevice *d, char *reason)
 		return 1; /* nothing lent: writing "" is a no-op */
 	case DEV_FAILED:
 		d->state = lender_online(e, d) ? DEV_AVAILABLE : DEV_OFFLINE;
-		d->borrower[0] = '\0';
+		dev_clear_borrower(d);
 		touch(d);
 		pthread_mutex_unlock(&d->lock);
 		notify(e, d->id);
@@ -940,7 +979,7 @@ static void fail_lend(struct engine *e, struct ldevice *d, const char *why,
 	d->has_route = false;
 	d->gone = gone;
 	d->state = DEV_FAILED;
-	snprintf(d->last_error, sizeof(d->last_error), "%s", why);
+	dev_set_error(d, "%s", why);
 	touch(d);
 	pthread_mutex_unlock(&d->lock);
 	notify(e, d->id);
@@ -1203,7 +1242,7 @@ int engine_device_view(struct engine *e, const char *devid,
 	v->subsystem_vendor = d->subsystem_vendor;
 	v->subsystem_device = d->subsystem_device;
 	v->class = d->class;
-	snprintf(v->driver, sizeof(v->driver), "%s", d->driver);
+	snprintf(v->driver, sizeof(v->driver), "%s", d->driver ? d->driver : "");
 	v->numa_node = d->numa_node;
 	v->iommu_group = d->iommu_group;
 	for (unsigned i = 0; i < PCI_NUM_BARS; i++) {
@@ -1265,6 +1304,26 @@ int engine_foreach_device(struct engine *e,
 	pthread_rwlock_rdlock(&e->model_lock);
 	for (unsigned i = 0; i < e->ndevs && r == 0; i++)
 		r = cb(arg, e->devs[i]->id);
+	pthread_rwlock_unlock(&e->model_lock);
+	return r;
+}
+
+int engine_foreach_busy_device(struct engine *e,
+			       int (*cb)(void *arg, const char *devid), void *arg)
+{
+	int r = 0;
+
+	pthread_rwlock_rdlock(&e->model_lock);
+	for (unsigned i = 0; i < e->ndevs && r == 0; i++) {
+		struct ldevice *d = e->devs[i];
+		bool busy;
+
+		pthread_mutex_lock(&d->lock);
+		busy = d->state != DEV_AVAILABLE || d->borrower[0];
+		pthread_mutex_unlock(&d->lock);
+		if (busy)
+			r = cb(arg, d->id);
+	}
 	pthread_rwlock_unlock(&e->model_lock);
 	return r;
 }
@@ -1405,23 +1464,55 @@ const char *engine_run_dir(struct engine *e)
 
 /* ---- construction and recovery ------------------------------------------ */
 
-static void device_fill(struct ldevice *d, const struct cfg_device *c)
+/* A copy of @src, or NULL for "" (-ENOMEM leaves *dst as it was). */
+static int dev_set_string(char **dst, const char *src)
 {
+	char *n = NULL;
+
+	if (src[0] && !(n = strdup(src)))
+		return -ENOMEM;
+	free(*dst);
+	*dst = n;
+	return 0;
+}
+
+static int device_fill(struct ldevice *d, const struct cfg_device *c)
+{
+	if (dev_set_string(&d->driver, c->driver) < 0 ||
+	    dev_set_string(&d->deny_reason, c->deny_reason) < 0)
+		return -ENOMEM;
 	d->addr = c->addr;
 	d->vendor = c->vendor;
 	d->device = c->device;
 	d->subsystem_vendor = c->subsystem_vendor;
 	d->subsystem_device = c->subsystem_device;
 	d->class = c->class;
-	snprintf(d->driver, sizeof(d->driver), "%s", c->driver);
-	snprintf(d->deny_reason, sizeof(d->deny_reason), "%s", c->deny_reason);
 	d->numa_node = c->numa_node;
 	d->iommu_group = c->iommu_group;
+	return 0;
 }
 
-/* Model write lock held (or the engine not yet shared). */
+/* Everything of @d but its slot (config devices live in e->slab). */
+static void device_free(struct engine *e, struct ldevice *d)
+{
+	pthread_mutex_destroy(&d->lock);
+	iommu_domain_release(&d->iommu);
+	free(d->windows);
+	free(d->route);
+	free(d->text);
+	free(d->driver);
+	free(d->deny_reason);
+	if ((char *)d < (char *)e->slab ||
+	    (char *)d >= (char *)e->slab + e->slab_bytes)
+		free(d);
+}
+
+/*
+ * Model write lock held (or the engine not yet shared).  @slot: where the
+ * record goes (zeroed), or NULL to allocate one (hot-plug).
+ */
 static int add_device(struct engine *e, const struct cfg_device *c,
-		      char *reason)
+		      struct ldevice *slot, char *reason)
 {
 	struct ldevice *d;
 	struct lhost *h = engine_host(e, c->host);
@@ -1441,12 +1532,19 @@ static int add_device(struct engine *e, const struct cfg_device *c,
 		e->devs = n;
 		e->devs_cap = cap;
 	}
-	d = calloc(1, sizeof(*d));
+	d = slot ? slot : calloc(1, sizeof(*d));
 	if (!d)
 		return reason_set(reason, -ENOMEM, "out of memory");
 	snprintf(d->id, sizeof(d->id), "%s", c->id);
 	d->lender = h;
-	device_fill(d, c);
+	d->borrower = "";
+	d->last_error = "";
+	pthread_mutex_init(&d->lock, NULL);
+	iommu_domain_init(&d->iommu, h->iommu);
+	if (device_fill(d, c) < 0) {
+		device_free(e, d);
+		return reason_set(reason, -ENOMEM, "out of memory");
+	}
 	for (unsigned i = 0; i < PCI_NUM_BARS; i++) {
 		d->bar_size[i] = c->bar[i];
 		if (!c->bar[i])
@@ -1461,16 +1559,13 @@ static int add_device(struct engine *e, const struct cfg_device *c,
 			d->denied = true;
 	d->state = h->online ? DEV_AVAILABLE : DEV_OFFLINE;
 	d->rec_state = -1;
-	iommu_domain_init(&d->iommu, h->iommu);
-	pthread_mutex_init(&d->lock, NULL);
 	r = e->fabric->device_attach(e->fabric_ctx, d->id, h->name, d->bar_size,
 				     d->bar_addr, reason);
 	if (r == 0)
 		r = hashmap_put(e->devmap, d->id, d);
 	if (r < 0) {
 		e->fabric->device_detach(e->fabric_ctx, d->id);
-		pthread_mutex_destroy(&d->lock);
-		free(d);
+		device_free(e, d);
 		return r;
 	}
 	e->devs[e->ndevs++] = d;
@@ -1490,11 +1585,7 @@ static void device_unlink(struct engine *e, struct ldevice *d)
 	e->ndevs--;
 	hashmap_remove(e->devmap, d->id);
 	e->fabric->device_detach(e->fabric_ctx, d->id);
-	pthread_mutex_destroy(&d->lock);
-	iommu_domain_release(&d->iommu);
-	free(d->windows);
-	free(d->route);
-	free(d);
+	device_free(e, d);
 }
 
 static int device_add(struct engine *e, const struct cfg_device *c,
@@ -1508,15 +1599,18 @@ static int device_add(struct engine *e, const struct cfg_device *c,
 	if (d && d->gone) {
 		/* back after a removal while lent: the failure is over */
 		pthread_mutex_lock(&d->lock);
-		d->gone = false;
-		device_fill(d, c);
-		d->state = lender_online(e, d) ? DEV_AVAILABLE : DEV_OFFLINE;
-		d->borrower[0] = '\0';
-		touch(d);
+		r = device_fill(d, c);
+		if (r == 0) {
+			d->gone = false;
+			d->state = lender_online(e, d) ? DEV_AVAILABLE : DEV_OFFLINE;
+			dev_clear_borrower(d);
+			touch(d);
+		}
 		pthread_mutex_unlock(&d->lock);
-		r = 0;
+		if (r < 0)
+			reason_set(reason, r, "out of memory");
 	} else {
-		r = add_device(e, c, reason);
+		r = add_device(e, c, NULL, reason);
 	}
 	pthread_rwlock_unlock(&e->model_lock);
 	if (r < 0)
@@ -1560,7 +1654,11 @@ static int device_update(struct engine *e, const struct cfg_device *c,
 		return reason_set(reason, -ENODEV, "no device %s", c->id);
 	}
 	pthread_mutex_lock(&d->lock);
-	device_fill(d, c);
+	if (device_fill(d, c) < 0) {
+		pthread_mutex_unlock(&d->lock);
+		pthread_rwlock_unlock(&e->model_lock);
+		return reason_set(reason, -ENOMEM, "out of memory");
+	}
 	touch(d);
 	pthread_mutex_unlock(&d->lock);
 	pthread_rwlock_unlock(&e->model_lock);
@@ -1686,16 +1784,17 @@ static int recover_one(void *arg, const struct lend_record *rec)
 	/* the device lock: in distributed mode the mount is up already */
 	pthread_mutex_lock(&d->lock);
 	if (r < 0) {
-		snprintf(d->last_error, sizeof(d->last_error),
-			 "%s: cannot restore lend to %.64s: %.160s", errno_name(r),
-			 rec->borrower, reason);
+		dev_set_error(d, "%s: cannot restore lend to %.64s: %.160s",
+			      errno_name(r), rec->borrower, reason);
 		d->state = DEV_FAILED;
 		touch(d);
 		pthread_mutex_unlock(&d->lock);
-		report(e, "%s", d->last_error);
+		report(e, "%s: cannot restore lend to %.64s: %.160s",
+		       errno_name(r), rec->borrower, reason);
 		return e->store->remove(e->store_ctx, rec->device, rc->reason);
 	}
-	if (!d->route && !(d->route = calloc(1, sizeof(*d->route)))) {
+	if ((!d->route && !(d->route = calloc(1, sizeof(*d->route)))) ||
+	    dev_text(d) < 0) {
 		pthread_mutex_unlock(&d->lock);
 		return reason_set(rc->reason, -ENOMEM, "out of memory");
 	}
@@ -1713,7 +1812,8 @@ static int recover_one(void *arg, const struct lend_record *rec)
 	d->since = rec->since;
 	*d->route = route;
 	d->has_route = route.nhops > 0;
-	snprintf(d->borrower, sizeof(d->borrower), "%s", rec->borrower);
+	snprintf(d->text->borrower, sizeof(d->text->borrower), "%s",
+		 rec->borrower);
 	touch(d);
 	pthread_mutex_unlock(&d->lock);
 	return 0;
@@ -1729,6 +1829,30 @@ static int recover_host(void *arg, const char *host, int online)
 		h->online = false;
 		topo_node_set_up(rc->e->topo, h->node, false);
 	}
+	return 0;
+}
+
+/*
+ * The config's devices, in one anonymous mapping rather than a malloc
+ * each: its pages are zero until touched, and on a kernel with
+ * transparent huge pages on madvise a 2 MiB page costs one fault where
+ * 512 small ones cost 512 (a first touch is about 25 us on a VM).
+ */
+static int slab_new(struct engine *e, size_t n)
+{
+	size_t bytes = n * sizeof(*e->slab);
+	void *p;
+
+	if (bytes / sizeof(*e->slab) != n)
+		return -ENOMEM;
+	p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		 -1, 0);
+	if (p == MAP_FAILED)
+		return -ENOMEM;
+	if (bytes >= (2u << 20))
+		madvise(p, bytes, MADV_HUGEPAGE); /* a hint: failure is fine */
+	e->slab = p;
+	e->slab_bytes = bytes;
 	return 0;
 }
 
@@ -1764,7 +1888,10 @@ int engine_new(const struct engine_options *opt, struct engine **out,
 	e->hosts = calloc(cfg->nhosts, sizeof(*e->hosts));
 	e->devs_cap = cfg->ndevices ? cfg->ndevices : 64;
 	e->devs = calloc(e->devs_cap, sizeof(*e->devs));
-	if (!e->hostmap || !e->devmap || !e->hosts || !e->devs) {
+	if (cfg->ndevices && slab_new(e, cfg->ndevices) < 0)
+		e->slab = NULL;
+	if (!e->hostmap || !e->devmap || !e->hosts || !e->devs ||
+	    (cfg->ndevices && !e->slab)) {
 		engine_free(e);
 		return reason_set(reason, -ENOMEM, "out of memory");
 	}
@@ -1834,7 +1961,7 @@ int engine_new(const struct engine_options *opt, struct engine **out,
 		if (r == 0)
 			r = vmreg_load(e, reason); /* config VMs only */
 		for (unsigned i = 0; r == 0 && i < cfg->ndevices; i++)
-			r = add_device(e, &cfg->devices[i], reason);
+			r = add_device(e, &cfg->devices[i], &e->slab[i], reason);
 		if (r < 0)
 			goto fail;
 		vmreg_start(e);
@@ -1851,7 +1978,7 @@ int engine_new(const struct engine_options *opt, struct engine **out,
 	if (r < 0)
 		goto fail;
 	for (unsigned i = 0; i < cfg->ndevices; i++) {
-		r = add_device(e, &cfg->devices[i], reason);
+		r = add_device(e, &cfg->devices[i], &e->slab[i], reason);
 		if (r < 0)
 			goto fail;
 	}
@@ -1898,13 +2025,11 @@ void engine_free(struct engine *e)
 
 		if (e->fabric_ctx)
 			e->fabric->device_detach(e->fabric_ctx, d->id);
-		pthread_mutex_destroy(&d->lock);
-		iommu_domain_release(&d->iommu);
-		free(d->windows);
-		free(d->route);
-		free(d);
+		device_free(e, d);
 	}
 	free(e->devs);
+	if (e->slab)
+		munmap(e->slab, e->slab_bytes);
 	for (unsigned i = 0; i < e->nhosts; i++)
 		ntb_table_release(&e->hosts[i].ntb);
 	free(e->hosts);
@@ -2030,12 +2155,15 @@ void lend_apply_record(struct engine *e, const char *devid,
 	d->nwindows = nnew;
 	d->rec_state = new_state;
 	d->owner = owner;
-	if (rec) {
+	if (rec && dev_text(d) == 0) {
 		d->epoch = rec->epoch;
 		d->since = rec->since;
-		snprintf(d->borrower, sizeof(d->borrower), "%s", rec->borrower);
+		snprintf(d->text->borrower, sizeof(d->text->borrower), "%s",
+			 rec->borrower);
 	} else {
-		d->borrower[0] = '\0';
+		if (rec) /* no memory for its text: read it all again later */
+			*dirty = true;
+		dev_clear_borrower(d);
 		d->since = now_wall();
 	}
 	d->has_route = routed && d->route;
@@ -2120,9 +2248,8 @@ int lend_take_back(struct engine *e, const char *host, uint64_t fence)
 		if (r < 0)
 			set_last_error(d, r, reason);
 		else
-			snprintf(d->last_error, sizeof(d->last_error),
-				 "EHOSTDOWN: taken back from %s, whose session expired (fence epoch %" PRIu64 ")",
-				 host, fence);
+			dev_set_error(d, "EHOSTDOWN: taken back from %s, whose session expired (fence epoch %" PRIu64 ")",
+				      host, fence);
 		touch(d);
 		pthread_mutex_unlock(&d->lock);
 		notify(e, d->id);

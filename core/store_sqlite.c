@@ -53,6 +53,23 @@ static const char *const migrations[STORE_SQLITE_VERSION] = {
 	/* 2 -> 3: the VM borrowers of hosts/HOST/vms/. */
 	"CREATE TABLE vms(host TEXT NOT NULL, vm TEXT NOT NULL,"
 	" qmp TEXT NOT NULL, PRIMARY KEY(host, vm));",
+	/*
+	 * 3 -> 4: lends and windows WITHOUT ROWID, the same columns: a row
+	 * lives in its primary key's B-tree, so writing one touches one page
+	 * where a rowid table and its key's index touched two.  A lend's
+	 * intent and outcome append 3 pages to the WAL instead of 5.
+	 */
+	"CREATE TABLE lends4(device TEXT PRIMARY KEY NOT NULL,"
+	" borrower TEXT NOT NULL, state INTEGER NOT NULL,"
+	" since INTEGER NOT NULL, epoch INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
+	"INSERT INTO lends4 SELECT device, borrower, state, since, epoch FROM lends;"
+	"DROP TABLE lends;"
+	"ALTER TABLE lends4 RENAME TO lends;"
+	"CREATE TABLE windows4(device TEXT NOT NULL, seq INTEGER NOT NULL,"
+	" text TEXT NOT NULL, PRIMARY KEY(device, seq)) WITHOUT ROWID;"
+	"INSERT INTO windows4 SELECT device, seq, text FROM windows;"
+	"DROP TABLE windows;"
+	"ALTER TABLE windows4 RENAME TO windows;",
 };
 
 /* The tables of each version; a database with others is not ours. */
@@ -60,6 +77,7 @@ static const char *const schema_tables[STORE_SQLITE_VERSION + 1][4] = {
 	[1] = { "lends", "windows" },
 	[2] = { "lends", "windows", "hosts" },
 	[3] = { "lends", "windows", "hosts", "vms" },
+	[4] = { "lends", "windows", "hosts", "vms" },
 };
 
 enum {

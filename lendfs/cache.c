@@ -40,6 +40,8 @@ struct lendfs_cache {
 	struct hashmap *peers; /* id -> struct peer_set */
 	struct peer_set **sets;
 	size_t nsets, sets_cap;
+	char **hosts; /* hosts the kernel was told about (few) */
+	size_t nhosts, hosts_cap;
 };
 
 int cache_new(struct engine *e, struct lendfs_cache **out)
@@ -73,6 +75,9 @@ void cache_free(struct lendfs_cache *c)
 		free(c->sets[i]->peers);
 		free(c->sets[i]);
 	}
+	for (size_t i = 0; i < c->nhosts; i++)
+		free(c->hosts[i]);
+	free(c->hosts);
 	free(c->ids);
 	free(c->sets);
 	hashmap_free(c->known);
@@ -126,6 +131,58 @@ void cache_seen(struct lendfs_cache *c, const char *devid)
 	c->ids[c->nids++] = id;
 out:
 	pthread_mutex_unlock(&c->lock);
+}
+
+void cache_seen_host(struct lendfs_cache *c, const char *host)
+{
+	char *h;
+
+	if (!c || !host || !host[0])
+		return;
+	pthread_mutex_lock(&c->lock);
+	for (size_t i = 0; i < c->nhosts; i++)
+		if (!strcmp(c->hosts[i], host))
+			goto out;
+	if (c->nhosts == c->hosts_cap) {
+		size_t cap = c->hosts_cap ? 2 * c->hosts_cap : 8;
+		char **n = realloc(c->hosts, cap * sizeof(*n));
+
+		if (!n)
+			goto out;
+		c->hosts = n;
+		c->hosts_cap = cap;
+	}
+	h = strdup(host);
+	if (h)
+		c->hosts[c->nhosts++] = h;
+out:
+	pthread_mutex_unlock(&c->lock);
+}
+
+/*
+ * A copy of the hosts the kernel knows, to walk without c->lock: only
+ * their hosts/H/ paths can be cached (a lend in a cluster of 100 hosts
+ * then costs no 800 path lookups).  Free with hosts_free().
+ */
+static char **hosts_copy(struct lendfs_cache *c, size_t *n)
+{
+	char **v;
+
+	*n = 0;
+	pthread_mutex_lock(&c->lock);
+	v = calloc(c->nhosts ? c->nhosts : 1, sizeof(*v));
+	for (size_t i = 0; v && i < c->nhosts; i++)
+		if ((v[*n] = strdup(c->hosts[i])))
+			(*n)++;
+	pthread_mutex_unlock(&c->lock);
+	return v;
+}
+
+static void hosts_free(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
 }
 
 /* Under c->lock: forget ids[i] (the last one moves into its place). */
@@ -244,6 +301,8 @@ static bool device_changed(struct lendfs_cache *c, const char *id)
 	struct link_ctx l = { c, id, NULL };
 	struct device_view v;
 	bool exists = engine_device_view(c->engine, id, &v) == 0;
+	char **hosts;
+	size_t nhosts;
 
 	if (!exists) { /* gone: its directories too */
 		inval(c, "/devices/%s", id);
@@ -254,7 +313,10 @@ static bool device_changed(struct lendfs_cache *c, const char *id)
 	pthread_mutex_lock(&c->lock);
 	peers_changed(c, id, exists ? &v : NULL);
 	pthread_mutex_unlock(&c->lock);
-	engine_foreach_host(c->engine, host_links_changed, &l);
+	hosts = hosts_copy(c, &nhosts);
+	for (size_t i = 0; i < nhosts; i++)
+		host_links_changed(&l, hosts[i]);
+	hosts_free(hosts, nhosts);
 	if (exists)
 		device_view_release(&v);
 	return exists;
@@ -284,12 +346,16 @@ static int host_attrs_changed(void *arg, const char *host)
 static void cluster_changed(struct lendfs_cache *c)
 {
 	struct link_ctx l = { c, NULL, NULL };
+	size_t nhosts;
+	char **hosts = hosts_copy(c, &nhosts);
 
 	for (size_t i = 0; i < cluster_attrs.n; i++)
 		inval(c, "/%s", cluster_attrs.attrs[i].name);
 	for (size_t i = 0; i < fabric_attrs.n; i++)
 		inval(c, "/fabric/%s", fabric_attrs.attrs[i].name);
-	engine_foreach_host(c->engine, host_attrs_changed, &l);
+	for (size_t i = 0; i < nhosts; i++)
+		host_attrs_changed(&l, hosts[i]);
+	hosts_free(hosts, nhosts);
 }
 
 void cache_changed(struct lendfs_cache *c, const char *devid)

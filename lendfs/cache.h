@@ -19,10 +19,10 @@
  * answers ENOENT.  A reader that starts after a write returned therefore
  * sees the new value and the new size.
  *
- * Device ids the kernel has been told about (lookups, readdir) are
- * remembered, so that a change of the whole tree (@devid NULL: hot-plug,
- * a host going offline) invalidates exactly those, the vanished ones
- * included.
+ * Device ids and hosts the kernel has been told about (lookups, readdir)
+ * are remembered: a change of the whole tree (@devid NULL: hot-plug, a
+ * host going offline) invalidates exactly those devices, the vanished ones
+ * included, and only the hosts/H/ paths of known hosts are looked at.
  */
 #ifndef LENDFS_CACHE_H
 #define LENDFS_CACHE_H
@@ -42,8 +42,9 @@ void cache_free(struct lendfs_cache *c);
 void cache_attach(struct lendfs_cache *c, struct fuse *f);
 void cache_detach(struct lendfs_cache *c);
 
-/* The kernel has been given a path that names device @devid. */
+/* The kernel has been given a path that names device @devid / @host. */
 void cache_seen(struct lendfs_cache *c, const char *devid);
+void cache_seen_host(struct lendfs_cache *c, const char *host);
 
 /* Engine watch: @devid changed, or (NULL) anything may have. */
 void cache_changed(struct lendfs_cache *c, const char *devid);

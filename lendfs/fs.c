@@ -496,6 +496,8 @@ static int lendfs_getattr(const char *path, struct stat *st,
 	tmpfile_put(fs->tmp, tmp);
 	if (r == 0 && nd.dev[0])
 		cache_seen(fs->cache, nd.dev); /* the kernel may keep it now */
+	if (r == 0 && nd.host[0])
+		cache_seen_host(fs->cache, nd.host);
 	return r;
 }
 

@@ -423,7 +423,8 @@ static void event_seed(struct event_log *el)
 {
 	struct id_list l = { 0 };
 
-	engine_foreach_device(el->engine, collect_id, &l);
+	/* the others would not be remembered (event_changed()) */
+	engine_foreach_busy_device(el->engine, collect_id, &l);
 	for (size_t i = 0; i < l.n; i++) {
 		struct device_view v;
 

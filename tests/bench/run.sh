@@ -378,36 +378,51 @@ spread.
 Profiles taken while writing this (perf record -e cpu-clock --call-graph
 dwarf; strace -c; this machine has no hardware counters):
 
-* **Mount with 100,000 devices.**  The daemon touches about 150 MB while
-  starting, and on this VM (a paravirtualized guest) a first touch of a
-  4 KiB page costs about 25 µs: a quarter of the start-up is page faults
-  (`exc_page_fault`), the rest parsing (inih and one 664-byte
-  `struct cfg_device` per device: 45 %) and the engine's device records
-  (`add_device`: 40 %, of which the sim fabric's table 14 %).  Fixed on the
-  way: the sim fabric read every device file of the lender at each attach
-  (O(N²): 14 s for 1,000 devices) and created a directory and two BAR
-  files per device; its records are now one mapped table and BAR files
-  appear on first access.  The config's device list is freed once the
-  engine has its copy, the device's route (800 bytes) is allocated by its
-  first lend, the event log remembers only devices that are not simply
-  available, hash probes compare a stored hash before the key.  What is
-  left is proportional to the bytes per device: the udev-only strings of
-  `struct cfg_device` (416 bytes) and the lend-time strings of
-  `struct ldevice` (borrower, last_error: 528 bytes) are the next to move
-  out of line.
+* **Mount with 100,000 devices.**  On this VM (a paravirtualized guest)
+  a first touch of a 4 KiB page costs 10-25 µs, so start-up time follows
+  the bytes touched.  Before issue 9's last round the daemon touched
+  about 230 MB while starting: the config's `struct cfg_device` array
+  (664 bytes a device), the engine's `struct ldevice` (1,072 bytes,
+  calloc'd one by one: 100,000 mallocs), the sim fabric's mapped table
+  (264 bytes), three hash maps, and a view of every device taken by the
+  event log.  Now the engine's records are 424 bytes in one anonymous
+  mapping (MADV_HUGEPAGE: with transparent huge pages on madvise, one
+  fault per 2 MiB), the borrower and last_error buffers (528 bytes) are
+  allocated by a device's first lend or error, driver and deny_reason
+  only for udev devices that have them; the config reader cuts lines
+  with memchr() from a 64 KiB read-ahead buffer instead of getc(), the
+  name registry's keys sit in 64 KiB chunks instead of one asprintf()
+  each, and the event log asks the engine for the devices that are not
+  simply available instead of viewing all of them.  Page faults of a
+  100,000-device start went from about 60,000 to 31,500 and VmRSS from
+  157 to 92 MB.  What is left (perf record, children): config_load
+  about half (of which the 66 MB `struct cfg_device` array's page faults
+  are most: its 424 bytes of udev-only strings, `driver`,
+  `deny_reason` and `borrower`, are the next to move out of line, which
+  changes the inventory API), add_device a third (the sim fabric's
+  table and hash index, the engine's hash map), the rest FUSE start-up.
+  Fixed earlier: the sim fabric read every device file of the lender at
+  each attach (O(N²)) and created a directory and two BAR files per
+  device; its records are now one mapped table and BAR files appear on
+  first access; the config's device list is freed once the engine has
+  its copy, the device's route (800 bytes) is allocated by its first
+  lend.
 * **Lend.**  A lend costs the FUSE write, the engine and the sim fabric
   (the `--state none` row) and the store: two SQLite transactions, the
-  intent unsynced, the outcome synced, which flushes about 5 WAL pages
-  (20 KiB) where the floor flushes 8 bytes; `fdatasync` of that costs
-  about 1.5x the floor's fsync on this disk.  Fixed on the way: two
-  fsyncs per request became one, an unchanged window list is no longer
-  rewritten (8 pages became 5), concurrent requests share one sync
-  (group commit: 8 writers went from about 430 to 900-1,700 lends per
-  second, depending on the load),
-  and the sim fabric no longer stats its register file per window.
-  Meeting 1.2x needs a store whose durable record of a lend is one small
-  write (one row, windows inline, no index pages), which is a schema
-  change (docs/STATE.md).
+  intent unsynced, the outcome synced (one `fdatasync` of the WAL per
+  request, shared by concurrent requests: group commit).  Schema 4 keeps
+  lends and windows WITHOUT ROWID, so a row lives in its key's B-tree
+  and no index page is written beside it: a lend and its return append
+  6 pages to the WAL instead of 10 (strace -c of the daemon over 100
+  lends and returns: 12 pwrite64 a pair instead of 20, 2 fdatasync),
+  and the synced outcome of a lend covers 3 pages (12 KiB) instead of 5.
+  What is left per request besides the sync: 12 fcntl() locks of the
+  WAL index (SQLite's shared-memory locking; locking_mode=EXCLUSIVE
+  would drop them but lock out `lendfs --check` and other readers of a
+  live database), the windows_stored() read, and the FUSE round trips.
+  One small durable write per lend (one row, windows inline) would need
+  the windows table merged into lends, a schema change that rewrites
+  the store's tests (docs/STATE.md).
 * **Attribute read.**  lendfs is at the FUSE floor: three round trips
   (OPEN, READ, RELEASE) against the floor's four, each one a wake-up of a
   daemon thread; the daemon's own work is a few µs of the ~60 µs.  Reading

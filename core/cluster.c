@@ -56,8 +56,9 @@ struct cluster {
 	unsigned qhead, qn, qcap;
 	uint64_t enq, done; /* events queued / applied, for barriers */
 	unsigned workers;   /* request workers running */
-	bool rescan;	    /* a worker ended: requests it skipped may wait */
-	struct strset watched; /* ROOT/lends/X with a data watch */
+	/* devices whose request worker ended: look at their node again */
+	char (*rescan)[DEVICE_ID_MAX];
+	unsigned nrescan, rescan_cap;
 	struct strset acked;   /* ROOT/acks/X@self that exist */
 	struct strset busy;    /* requests being run here */
 	char (*live)[HOST_NAME_MAX_LEN + 1];
@@ -104,13 +105,6 @@ static bool set_del(struct strset *s, const char *k)
 
 	free(v);
 	return v != NULL;
-}
-
-static void set_clear(struct strset *s, size_t expected)
-{
-	/* the map does not enumerate: rebuild it, freeing through a walk */
-	hashmap_free(s->map);
-	s->map = hashmap_new(expected);
 }
 
 /* ---- events ------------------------------------------------------------- */
@@ -290,11 +284,9 @@ static int refresh_record(struct cluster *c, const char *devid)
 	int32_t version = -1;
 	int r;
 
-	pthread_mutex_lock(&c->lock);
-	set_del(&c->watched, devid);
-	pthread_mutex_unlock(&c->lock);
 	zks_path(c->zs, path, "lends", devid);
-	r = zks_get(c->zs, path, true, &text, &version, reason);
+	/* a watch on the node, or for its creation: a new lend wakes us */
+	r = zks_watch_node(c->zs, path, &text, &version, reason);
 	if (r == -ENOENT) {
 		lend_apply_record(c->e, devid, NULL, &ack, &dirty);
 		ack_write(c, devid, &ack, NULL, -1);
@@ -302,9 +294,6 @@ static int refresh_record(struct cluster *c, const char *devid)
 	}
 	if (r < 0)
 		return r;
-	pthread_mutex_lock(&c->lock);
-	set_add(&c->watched, devid);
-	pthread_mutex_unlock(&c->lock);
 	r = store_zk_parse(devid, text, &rec, reason);
 	if (r < 0) {
 		free(text);
@@ -328,8 +317,12 @@ static int cmp_name(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Other lenders' devices that have no record (sorted @names): available. */
-static void clear_unlisted(struct cluster *c, char **names, unsigned n)
+/*
+ * Other lenders' devices that have no record (sorted @names): available;
+ * with @arm, watched for the creation of their record.
+ */
+static void clear_unlisted(struct cluster *c, char **names, unsigned n,
+			   bool arm)
 {
 	struct engine *e = c->e;
 	char (*ids)[DEVICE_ID_MAX] = NULL;
@@ -351,6 +344,12 @@ static void clear_unlisted(struct cluster *c, char **names, unsigned n)
 
 		lend_apply_record(e, ids[i], NULL, &ack, &dirty);
 		ack_write(c, ids[i], &ack, NULL, -1);
+		if (arm) {
+			char path[ZK_PATH_MAX];
+
+			zks_path(c->zs, path, "lends", ids[i]);
+			zks_watch_async(c->zs, path);
+		}
 	}
 	free(ids);
 }
@@ -364,8 +363,13 @@ static bool device_is_local(struct cluster *c, const char *devid)
 	return !strncmp(devid, self, n) && devid[n] == ':';
 }
 
-/* The children of ROOT/lends: read the ones not watched yet. */
-static int refresh_lends(struct cluster *c, bool all)
+/*
+ * Mirror every record of ROOT/lends.  Each other lender's device is
+ * watched on its own node (or for its creation), not through the list:
+ * a new lend reaches its borrower in one read.  @arm: a new session,
+ * whose watches are yet to be set.
+ */
+static int refresh_lends(struct cluster *c, bool arm)
 {
 	char path[ZK_PATH_MAX], reason[REASON_MAX];
 	char **names;
@@ -373,22 +377,14 @@ static int refresh_lends(struct cluster *c, bool all)
 	int r;
 
 	zks_path(c->zs, path, "lends", NULL);
-	r = zks_children(c->zs, path, true, &names, &n, reason);
+	r = zks_children(c->zs, path, false, &names, &n, reason);
 	if (r < 0)
 		return r;
-	for (unsigned i = 0; i < n && r == 0; i++) {
-		bool known;
-
-		if (device_is_local(c, names[i]))
-			continue; /* we write those: nothing to mirror */
-		pthread_mutex_lock(&c->lock);
-		known = set_has(&c->watched, names[i]);
-		pthread_mutex_unlock(&c->lock);
-		if (all || !known)
+	for (unsigned i = 0; i < n && r == 0; i++)
+		if (!device_is_local(c, names[i])) /* ours: we write those */
 			r = refresh_record(c, names[i]);
-	}
-	if (r == 0 && all)
-		clear_unlisted(c, names, n);
+	if (r == 0)
+		clear_unlisted(c, names, n, arm);
 	zks_strv_free(names, n);
 	return r;
 }
@@ -551,9 +547,20 @@ static void *request_worker(void *arg)
 	c->workers--;
 	/*
 	 * The next request for this device may have come while this one
-	 * ran (its writer had the answer of a peer's commit already).
+	 * ran (its writer had the answer of a peer's commit already), and
+	 * the node's watch fired meanwhile: read it again.
 	 */
-	c->rescan = true;
+	if (c->nrescan == c->rescan_cap) {
+		unsigned cap = c->rescan_cap ? 2 * c->rescan_cap : 8;
+		char (*n)[DEVICE_ID_MAX] = realloc(c->rescan, cap * sizeof(*n));
+
+		if (n) {
+			c->rescan = n;
+			c->rescan_cap = cap;
+		}
+	}
+	if (c->nrescan < c->rescan_cap)
+		snprintf(c->rescan[c->nrescan++], DEVICE_ID_MAX, "%s", j->devid);
 	pthread_cond_broadcast(&c->cond);
 	pthread_mutex_unlock(&c->lock);
 	free(j);
@@ -576,7 +583,8 @@ static void request_start(struct cluster *c, const char *devid)
 	pthread_mutex_unlock(&c->lock);
 	zks_path(c->zs, path, "requests", devid);
 	j = calloc(1, sizeof(*j));
-	if (j && zks_get(c->zs, path, false, &text, &ver, reason) == 0 &&
+	/* watched: its answer, deletion or the next one wakes us again */
+	if (j && zks_watch_node(c->zs, path, &text, &ver, reason) == 0 &&
 	    text[0] == '?' && text[1] == ' ' && strlen(text + 2) <= BORROWER_MAX) {
 		j->c = c;
 		snprintf(j->devid, sizeof(j->devid), "%s", devid);
@@ -605,8 +613,12 @@ static void request_start(struct cluster *c, const char *devid)
 	pthread_mutex_unlock(&c->lock);
 }
 
-/* ROOT/requests: run the ones for this host's devices. */
-static int refresh_requests(struct cluster *c)
+/*
+ * ROOT/requests: run the ones for this host's devices.  @arm (a new
+ * session): watch the request node of each of them, so that a write on
+ * another mount wakes us in one read.
+ */
+static int refresh_requests(struct cluster *c, bool arm)
 {
 	char path[ZK_PATH_MAX], reason[REASON_MAX];
 	char **names;
@@ -614,9 +626,17 @@ static int refresh_requests(struct cluster *c)
 	int r;
 
 	zks_path(c->zs, path, "requests", NULL);
-	r = zks_children(c->zs, path, true, &names, &n, reason);
+	r = zks_children(c->zs, path, false, &names, &n, reason);
 	if (r < 0)
 		return r;
+	pthread_rwlock_rdlock(&c->e->model_lock);
+	for (unsigned i = 0; arm && i < c->e->ndevs; i++) {
+		if (lend_remote(c->e, c->e->devs[i]))
+			continue;
+		zks_path(c->zs, path, "requests", c->e->devs[i]->id);
+		zks_watch_async(c->zs, path);
+	}
+	pthread_rwlock_unlock(&c->e->model_lock);
 	for (unsigned i = 0; i < n; i++) {
 		struct ldevice *d;
 		bool mine;
@@ -703,7 +723,6 @@ static int sync_all(struct cluster *c, char *reason)
 	int r;
 
 	pthread_mutex_lock(&c->lock);
-	set_clear(&c->watched, 64);
 	c->qn = 0; /* events of an older session: everything is read again */
 	c->done = c->enq;
 	pthread_mutex_unlock(&c->lock);
@@ -721,7 +740,7 @@ static int sync_all(struct cluster *c, char *reason)
 	if (r == 0)
 		r = refresh_live(c, false);
 	if (r == 0)
-		r = refresh_requests(c);
+		r = refresh_requests(c, true);
 	if (r < 0)
 		return r;
 	pthread_mutex_lock(&c->lock);
@@ -739,7 +758,13 @@ static void apply_event(struct cluster *c, const struct event *ev)
 	const char *child;
 
 	if ((child = child_of(c, ev->path, "lends"))) {
-		refresh_record(c, child);
+		if (!device_is_local(c, child))
+			refresh_record(c, child);
+		return;
+	}
+	if ((child = child_of(c, ev->path, "requests"))) {
+		if (device_is_local(c, child))
+			request_start(c, child);
 		return;
 	}
 	if ((child = child_of(c, ev->path, "hosts"))) {
@@ -749,19 +774,9 @@ static void apply_event(struct cluster *c, const struct event *ev)
 	if (ev->type == ZOO_CHILD_EVENT) {
 		char path[ZK_PATH_MAX];
 
-		zks_path(c->zs, path, "lends", NULL);
-		if (!strcmp(ev->path, path)) {
-			refresh_lends(c, false);
-			return;
-		}
 		zks_path(c->zs, path, "live", NULL);
 		if (!strcmp(ev->path, path)) {
 			refresh_live(c, true);
-			return;
-		}
-		zks_path(c->zs, path, "requests", NULL);
-		if (!strcmp(ev->path, path)) {
-			refresh_requests(c);
 			return;
 		}
 		zks_path(c->zs, path, "hosts", NULL);
@@ -856,10 +871,12 @@ static void *session_thread(void *arg)
 			backoff = BACKOFF_MIN_MS;
 			continue;
 		}
-		if (c->rescan) {
-			c->rescan = false;
+		if (c->nrescan) {
+			char id[DEVICE_ID_MAX];
+
+			snprintf(id, sizeof(id), "%s", c->rescan[--c->nrescan]);
 			pthread_mutex_unlock(&c->lock);
-			refresh_requests(c);
+			request_start(c, id);
 			pthread_mutex_lock(&c->lock);
 			continue;
 		}
@@ -912,10 +929,9 @@ int cluster_new(struct engine *e, struct zks *zs, struct cluster **out,
 	c->e = e;
 	c->zs = zs;
 	c->need_connect = true;
-	c->watched.map = hashmap_new(64);
 	c->acked.map = hashmap_new(64);
 	c->busy.map = hashmap_new(16);
-	if (!c->watched.map || !c->acked.map || !c->busy.map) {
+	if (!c->acked.map || !c->busy.map) {
 		cluster_free(c);
 		return reason_set(reason, -ENOMEM, "out of memory");
 	}
@@ -957,10 +973,10 @@ void cluster_free(struct cluster *c)
 		pthread_mutex_unlock(&c->lock);
 	}
 	zks_set_log(NULL, NULL);
-	hashmap_free(c->watched.map);
 	hashmap_free(c->acked.map);
 	hashmap_free(c->busy.map);
 	free(c->q);
+	free(c->rescan);
 	free(c->live);
 	pthread_mutex_destroy(&c->lock);
 	pthread_cond_destroy(&c->cond);
@@ -980,7 +996,7 @@ int cluster_resync(struct cluster *c, char *reason)
 
 	/* under our feet the session thread may apply the same: idempotent */
 	if (r == 0)
-		r = refresh_lends(c, true);
+		r = refresh_lends(c, false);
 	return r;
 }
 

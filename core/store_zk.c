@@ -681,6 +681,40 @@ static void void_done(int rc, const void *data)
 	(void)data;
 }
 
+int zks_watch_node(struct zks *s, const char *path, char **data,
+		   int32_t *version, char *reason)
+{
+	for (int tries = 0; tries < 16; tries++) {
+		struct Stat st;
+		int r = zks_get(s, path, true, data, version, reason), rc;
+
+		if (r != -ENOENT)
+			return r;
+		ZK_RETRY(s, rc, zoo_exists(s->zh, path, 1, &st));
+		if (rc == ZNONODE)
+			return -ENOENT; /* armed for its creation */
+		if (rc != ZOK)
+			return zk_fail(reason, rc, "watch", path);
+		/* created meanwhile: read it */
+	}
+	return reason_set(reason, -EIO, "%.200s keeps changing", path);
+}
+
+static void stat_done(int rc, const struct Stat *st, const void *data)
+{
+	(void)rc;
+	(void)st;
+	(void)data;
+}
+
+void zks_watch_async(struct zks *s, const char *path)
+{
+	pthread_rwlock_rdlock(&s->hlock);
+	if (s->zh)
+		zoo_aexists(s->zh, path, 1, stat_done, NULL);
+	pthread_rwlock_unlock(&s->hlock);
+}
+
 void zks_delete_async(struct zks *s, const char *path)
 {
 	pthread_rwlock_rdlock(&s->hlock);

@@ -139,6 +139,15 @@ void zks_watch_put(struct zks_watch *w);
 int zks_wait_change(struct zks *s, const char *path, int32_t version,
 		    uint64_t deadline, char *reason);
 
+/*
+ * Read @path and have the session's event callback hear of its next
+ * change; absent (-ENOENT), of its creation.  zks_watch_async() arms the
+ * same without reading or waiting (the cluster's devices at start).
+ */
+int zks_watch_node(struct zks *s, const char *path, char **data,
+		   int32_t *version, char *reason);
+void zks_watch_async(struct zks *s, const char *path);
+
 /* Delete @path without waiting for the answer (ordered with later calls). */
 void zks_delete_async(struct zks *s, const char *path);
 

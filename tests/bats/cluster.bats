@@ -91,6 +91,24 @@ teardown() {
 	assert_output "$(printf 'offline\noffline')"
 }
 
+@test "an admin's offline host is offline on every mount, and back" {
+	cluster_up nodeA nodeB nodeC
+	echo offline >"$(mnt nodeA)/hosts/nodeC/state"
+	for h in nodeA nodeB nodeC; do
+		eventually 5 bash -c "[ \"\$(cat '$(mnt $h)/hosts/nodeC/state')\" = offline ]"
+		eventually 5 state_is $h nodeC:0000:5e:00.0 offline
+	done
+	run bash -c "echo nodeC > $(cdev nodeB $NVME_B)/borrower"
+	assert_failure
+	assert_output --partial "Host is down"
+	echo online >"$(mnt nodeB)/hosts/nodeC/state"
+	for h in nodeA nodeB nodeC; do
+		eventually 5 state_is $h nodeC:0000:5e:00.0 available
+	done
+	echo nodeC >"$(cdev nodeB $NVME_B)/borrower"
+	eventually 5 state_is nodeA $NVME_B lent nodeC
+}
+
 @test "32 writers spread across the three mounts race on one device: one wins" {
 	[ -x "$RACER" ] || skip "no $RACER"
 	cluster_up nodeA nodeB nodeC

@@ -469,7 +469,7 @@ static int refresh_live(struct cluster *c, bool observed)
 	return 0;
 }
 
-static int host_admin_cb(void *arg, const char *host, int online)
+static int host_admin_cb(void *arg, const char *host, const char *data)
 {
 	struct cluster *c = arg;
 	struct lhost *h = engine_host(c->e, host);
@@ -480,37 +480,16 @@ static int host_admin_cb(void *arg, const char *host, int online)
 	pthread_mutex_lock(&c->e->fabric_lock);
 	live = h->live;
 	pthread_mutex_unlock(&c->e->fabric_lock);
-	lend_host_state(c->e, host, live, online, true);
+	lend_host_state(c->e, host, live, strcmp(data, "offline") != 0, true);
 	return 0;
 }
 
-/* ROOT/hosts: admin states (a host never written is online). */
+/* ROOT/hosts: admin states (a host never written is online), watched. */
 static int refresh_admin(struct cluster *c)
 {
-	char path[ZK_PATH_MAX], reason[REASON_MAX];
-	char **names;
-	unsigned n;
-	int r;
+	char reason[REASON_MAX];
 
-	zks_path(c->zs, path, "hosts", NULL);
-	r = zks_children(c->zs, path, true, &names, &n, reason);
-	if (r < 0)
-		return r;
-	for (unsigned i = 0; i < n && r == 0; i++) {
-		char *v = NULL;
-
-		zks_path(c->zs, path, "hosts", names[i]);
-		r = zks_get(c->zs, path, true, &v, NULL, reason);
-		if (r == -ENOENT) {
-			r = 0;
-			continue;
-		}
-		if (r == 0)
-			host_admin_cb(c, names[i], strcmp(v, "offline") != 0);
-		free(v);
-	}
-	zks_strv_free(names, n);
-	return r;
+	return zks_foreach(c->zs, "hosts", true, host_admin_cb, c, reason);
 }
 
 /* ---- requests from other mounts ------------------------------------------ */

@@ -1143,34 +1143,53 @@ static int zk_host_put(void *ctx, const char *host, int online, char *reason)
 		       reason);
 }
 
-static int zk_host_load(void *ctx,
-			int (*cb)(void *arg, const char *host, int online),
-			void *arg, char *reason)
+int zks_foreach(struct zks *s, const char *dir, bool watch,
+		int (*cb)(void *arg, const char *name, const char *data),
+		void *arg, char *reason)
 {
-	struct zks *s = ctx;
 	char path[ZK_PATH_MAX];
 	char **names;
 	unsigned n;
 	int r;
 
-	zks_path(s, path, "hosts", NULL);
-	r = zks_children(s, path, false, &names, &n, reason);
+	zks_path(s, path, dir, NULL);
+	r = zks_children(s, path, watch, &names, &n, reason);
 	for (unsigned i = 0; r == 0 && i < n; i++) {
 		char *v = NULL;
 
-		zks_path(s, path, "hosts", names[i]);
-		r = zks_get(s, path, false, &v, NULL, reason);
-		if (r == -ENOENT) {
+		zks_path(s, path, dir, names[i]);
+		r = zks_get(s, path, watch, &v, NULL, reason);
+		if (r == -ENOENT) { /* removed meanwhile */
 			r = 0;
 			continue;
 		}
 		if (r == 0)
-			r = cb(arg, names[i], strcmp(v, "offline") != 0);
+			r = cb(arg, names[i], v);
 		free(v);
 	}
-	if (n || names)
-		zks_strv_free(names, n);
+	zks_strv_free(names, n);
 	return r;
+}
+
+struct host_load {
+	int (*cb)(void *arg, const char *host, int online);
+	void *arg;
+};
+
+static int host_one(void *arg, const char *name, const char *data)
+{
+	struct host_load *l = arg;
+
+	return l->cb(l->arg, name, strcmp(data, "offline") != 0);
+}
+
+static int zk_host_load(void *ctx,
+			int (*cb)(void *arg, const char *host, int online),
+			void *arg, char *reason)
+{
+	struct host_load l = { cb, arg };
+
+	return zks_foreach(ctx, "hosts", false, host_one, &l, reason);
 }
 
 static void vm_node(const char *host, const char *vm, char *buf, size_t len)
@@ -1205,39 +1224,31 @@ static int zk_vm_remove(void *ctx, const char *host, const char *vm,
 	return zks_delete(s, path, -1, reason);
 }
 
+struct vm_load {
+	int (*cb)(void *arg, const char *host, const char *vm, const char *qmp);
+	void *arg;
+};
+
+static int vm_one(void *arg, const char *name, const char *data)
+{
+	struct vm_load *l = arg;
+	char host[HOST_NAME_MAX_LEN + 1];
+	const char *colon = strchr(name, ':');
+
+	if (!colon || (size_t)(colon - name) > HOST_NAME_MAX_LEN)
+		return 0; /* not one of ours */
+	snprintf(host, sizeof(host), "%.*s", (int)(colon - name), name);
+	return l->cb(l->arg, host, colon + 1, data);
+}
+
 static int zk_vm_load(void *ctx,
 		      int (*cb)(void *arg, const char *host, const char *vm,
 				const char *qmp),
 		      void *arg, char *reason)
 {
-	struct zks *s = ctx;
-	char path[ZK_PATH_MAX];
-	char **names;
-	unsigned n;
-	int r;
+	struct vm_load l = { cb, arg };
 
-	zks_path(s, path, "vms", NULL);
-	r = zks_children(s, path, false, &names, &n, reason);
-	for (unsigned i = 0; r == 0 && i < n; i++) {
-		char *colon = strchr(names[i], ':');
-		char *v = NULL;
-
-		if (!colon)
-			continue;
-		zks_path(s, path, "vms", names[i]);
-		r = zks_get(s, path, false, &v, NULL, reason);
-		if (r == -ENOENT) {
-			r = 0;
-			continue;
-		}
-		*colon = '\0';
-		if (r == 0)
-			r = cb(arg, names[i], colon + 1, v);
-		*colon = ':';
-		free(v);
-	}
-	zks_strv_free(names, n);
-	return r;
+	return zks_foreach(ctx, "vms", false, vm_one, &l, reason);
 }
 
 struct collect {

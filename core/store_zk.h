@@ -106,6 +106,15 @@ int zks_children(struct zks *s, const char *path, bool watch, char ***names,
 		 unsigned *n, char *reason);
 void zks_strv_free(char **v, unsigned n);
 
+/*
+ * Each child of ROOT/@dir with its data, in name order (a child removed
+ * meanwhile is skipped); @watch as for zks_get().  A nonzero return of
+ * @cb stops the walk and is returned.
+ */
+int zks_foreach(struct zks *s, const char *dir, bool watch,
+		int (*cb)(void *arg, const char *name, const char *data),
+		void *arg, char *reason);
+
 /* Create (ephemeral or not) or overwrite @path. -EEXIST when @excl. */
 int zks_put(struct zks *s, const char *path, const char *data, bool ephemeral,
 	    bool excl, char *reason);

@@ -104,6 +104,20 @@ ratio()
 	awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b > 0 ? a / b : 0) }'
 }
 
+# lat_rows KIND OUTPUT WHERE FLOOR_P50: a lend and a return row of one
+# clusterbench lat OUTPUT
+lat_rows()
+{
+	local op p50 target
+	for op in lend return; do
+		p50=$(field "$2" "${op}_us.p50")
+		target=-
+		[ "$op" = lend ] && target="≤ 4 round trips"
+		row "$1: $op $3 (µs)" "$p50" "$(field "$2" "${op}_us p50=[0-9]* p99")" \
+			"$(ratio "$p50" "$4")" "$target"
+	done
+}
+
 # latency KIND ZKDIR: floor, local and forwarded lends on one ZooKeeper
 latency()
 {
@@ -119,18 +133,8 @@ latency()
 	fp50=$(printf '%s\n%s\n' "$(field "$fl" p50)" "$(field "$fl2" p50)" | sort -n | head -1)
 	fp99=$(printf '%s\n%s\n' "$(field "$fl" p99)" "$(field "$fl2" p99)" | sort -n | head -1)
 	row "$kind: zoo_multi round trip, the floor (µs)" "$fp50" "$fp99" "1.0" "-"
-	row "$kind: lend on the lender's mount (µs)" "$(field "$lo" lend_us.p50)" \
-		"$(field "$lo" 'lend_us p50=[0-9]* p99')" \
-		"$(ratio "$(field "$lo" lend_us.p50)" "$fp50")" "≤ 4 round trips"
-	row "$kind: return on the lender's mount (µs)" "$(field "$lo" return_us.p50)" \
-		"$(field "$lo" 'return_us p50=[0-9]* p99')" \
-		"$(ratio "$(field "$lo" return_us.p50)" "$fp50")" "-"
-	row "$kind: lend written on a third host's mount (µs)" "$(field "$fw" lend_us.p50)" \
-		"$(field "$fw" 'lend_us p50=[0-9]* p99')" \
-		"$(ratio "$(field "$fw" lend_us.p50)" "$fp50")" "≤ 4 round trips"
-	row "$kind: return written on a third host's mount (µs)" "$(field "$fw" return_us.p50)" \
-		"$(field "$fw" 'return_us p50=[0-9]* p99')" \
-		"$(ratio "$(field "$fw" return_us.p50)" "$fp50")" "-"
+	lat_rows "$kind" "$lo" "on the lender's mount" "$fp50"
+	lat_rows "$kind" "$fw" "written on a third host's mount" "$fp50"
 }
 
 # An 8-host cluster: hosts h1..h8 on one switch, a GPU on h1.

@@ -1073,8 +1073,15 @@ static int wait_sole(struct cluster *c, const char *devid, uint64_t epoch,
 					  mapped ? "map" : "unmap");
 		}
 		free(text);
-		zks_watch_wait(zw, MIN(deadline, now_ns() + 250000000ULL));
+		r = zks_watch_wait(zw, MIN(deadline, now_ns() + 250000000ULL));
 		zks_watch_put(zw);
+		/*
+		 * A returned record is removed by the peer alone (the lender
+		 * does after a fence only): its deletion is the answer.  A
+		 * commit is read, to check its epoch.
+		 */
+		if (r == 1 && !mapped)
+			return 1;
 	}
 }
 

@@ -531,6 +531,7 @@ struct change_wait {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool fired;
+	bool deleted; /* the event was the node's deletion */
 	int refs; /* the waiter and a pending watch */
 };
 
@@ -558,6 +559,7 @@ static void change_watch(zhandle_t *zh, int type, int state, const char *path,
 	(void)state;
 	pthread_mutex_lock(&w->lock);
 	w->fired = true;
+	w->deleted = type == ZOO_DELETED_EVENT;
 	pthread_cond_broadcast(&w->cond);
 	pthread_mutex_unlock(&w->lock);
 	/* a session event leaves the watch armed: only node events free it */
@@ -639,6 +641,8 @@ int zks_watch_wait(struct zks_watch *zw, uint64_t deadline)
 	}
 	if (!w->fired)
 		r = -ETIMEDOUT;
+	else if (w->deleted)
+		r = 1;
 	pthread_mutex_unlock(&w->lock);
 	return r;
 }

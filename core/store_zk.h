@@ -130,8 +130,9 @@ int zks_delete(struct zks *s, const char *path, int32_t version,
 /*
  * One round trip: read @path and arm a watch for its next change (its
  * creation when absent: -ENOENT).  Wait for the watch with
- * zks_watch_wait() (0 fired, -ETIMEDOUT at @deadline, a now_ns() time),
- * then drop it with zks_watch_put() (always, whatever the return).
+ * zks_watch_wait() (0 fired, 1 fired because the node was deleted,
+ * -ETIMEDOUT at @deadline, a now_ns() time), then drop it with
+ * zks_watch_put() (always, whatever the return).
  */
 struct zks_watch;
 

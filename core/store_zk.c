@@ -39,7 +39,10 @@ struct zks {
 	int64_t seq;	 /* version of ROOT/seq, -1 unknown */
 	zks_event_cb cb;
 	void *cb_arg;
+	struct change_wait *pending; /* watches of zks_get_watched() armed */
 };
+
+static void drop_pending(struct zks *s);
 
 /* ---- the client's log --------------------------------------------------- */
 
@@ -306,8 +309,10 @@ int zks_connect(struct zks *s, char *reason)
 	s->state = 0;
 	s->seq = -1;
 	pthread_mutex_unlock(&s->lock);
-	if (old)
+	if (old) {
 		zookeeper_close(old);
+		drop_pending(s);
+	}
 	s->zh = zookeeper_init2(s->hosts, watcher, (int)s->session_ms, NULL, s,
 				0, client_log);
 	if (!s->zh) {
@@ -527,13 +532,73 @@ int zks_delete(struct zks *s, const char *path, int32_t version, char *reason)
 	return zk_fail(reason, rc, "delete", path);
 }
 
+/*
+ * A one-shot watch of zks_get_watched(), shared by its waiter and, while
+ * armed, the client (which never calls a watch whose handle it closed:
+ * drop_pending() releases those).
+ */
 struct change_wait {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool fired;
 	bool deleted; /* the event was the node's deletion */
 	int refs; /* the waiter and a pending watch */
+	struct zks *s;
+	bool armed; /* on s->pending, under s->lock */
+	struct change_wait *prev, *next;
 };
+
+static void change_put(struct change_wait *w);
+
+/* Under s->lock. */
+static void pending_unlink(struct zks *s, struct change_wait *w)
+{
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		s->pending = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	w->prev = w->next = NULL;
+	w->armed = false;
+}
+
+/* The client will not call it: take the watch's reference back. */
+static void disarm(struct change_wait *w, bool fire)
+{
+	struct zks *s = w->s;
+	bool was;
+
+	pthread_mutex_lock(&s->lock);
+	was = w->armed;
+	if (was)
+		pending_unlink(s, w);
+	pthread_mutex_unlock(&s->lock);
+	if (!was)
+		return;
+	if (fire) {
+		pthread_mutex_lock(&w->lock);
+		w->fired = true;
+		pthread_cond_broadcast(&w->cond);
+		pthread_mutex_unlock(&w->lock);
+	}
+	change_put(w);
+}
+
+/* A handle was closed: its watches are gone, wake their waiters. */
+static void drop_pending(struct zks *s)
+{
+	for (;;) {
+		struct change_wait *w;
+
+		pthread_mutex_lock(&s->lock);
+		w = s->pending;
+		pthread_mutex_unlock(&s->lock);
+		if (!w)
+			break;
+		disarm(w, true);
+	}
+}
 
 static void change_put(struct change_wait *w)
 {
@@ -564,7 +629,7 @@ static void change_watch(zhandle_t *zh, int type, int state, const char *path,
 	pthread_mutex_unlock(&w->lock);
 	/* a session event leaves the watch armed: only node events free it */
 	if (type != ZOO_SESSION_EVENT)
-		change_put(w);
+		disarm(w, false);
 }
 
 int zks_get_watched(struct zks *s, const char *path, char **data,
@@ -586,6 +651,14 @@ int zks_get_watched(struct zks *s, const char *path, char **data,
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_cond_init(&w->cond, NULL);
 	w->refs = 2; /* ours, and the watch's until it fires */
+	w->s = s;
+	pthread_mutex_lock(&s->lock);
+	w->armed = true;
+	w->next = s->pending;
+	if (s->pending)
+		s->pending->prev = w;
+	s->pending = w;
+	pthread_mutex_unlock(&s->lock);
 	pthread_rwlock_rdlock(&s->hlock);
 	rc = s->zh ? zoo_wget(s->zh, path, change_watch, w, buf, &len, &st)
 		   : ZINVALIDSTATE;
@@ -614,8 +687,7 @@ int zks_get_watched(struct zks *s, const char *path, char **data,
 	}
 	if (rc != ZOK) {
 		free(buf);
-		w->refs = 1; /* no watch was left */
-		w->fired = true;
+		disarm(w, true); /* no watch was left */
 		if (transient(rc))
 			wait_connected(s, retry_deadline(s));
 		return zk_fail(reason, rc, "get", path);
@@ -885,6 +957,7 @@ static void zk_close(void *ctx)
 		return;
 	if (s->zh)
 		zookeeper_close(s->zh);
+	drop_pending(s);
 	pthread_rwlock_destroy(&s->hlock);
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->cond);

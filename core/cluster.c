@@ -218,6 +218,8 @@ static void peer_commit(struct cluster *c, const char *devid,
 	char *lent = NULL;
 	int r;
 
+	char pending[ZK_PATH_MAX];
+
 	zks_path(c->zs, path, "lends", devid);
 	if (strstr(text, "\nfenced "))
 		return; /* the lender gave up on us: it rolls back */
@@ -227,8 +229,10 @@ static void peer_commit(struct cluster *c, const char *devid,
 			say(c, "cannot commit %s: unexpected record", devid);
 			return;
 		}
+		zks_pending_path(c->zs, pending, devid, a->epoch);
 	}
-	r = zks_peer_commit(c->zs, path, lent, version, answer, reason);
+	r = zks_peer_commit(c->zs, path, lent, version,
+			    a->mapped ? pending : NULL, answer, reason);
 	if (r < 0 && r != -EAGAIN)
 		say(c, "cannot commit %s: %s", devid, reason);
 	free(lent);
@@ -1006,16 +1010,78 @@ static bool committed_as(const char *devid, const char *text, uint64_t epoch)
 }
 
 /*
- * The lender's side of a sole peer's commit: wait until @host committed
- * the lend (or removed the returned record).  Giving up, the lender first
- * writes the record again at the version it read (a fence): if that
- * fails, the peer committed meanwhile, and the lend is done after all.
- * 1 committed by the peer, 0 the lender must finish it (the peer went
- * away during a return), -errno.
+ * The lender's side of a sole peer's commit of a lend: wait until the
+ * lend's pending marker is deleted, by the commit (one notification, no
+ * read: while the session that created it lasts, nobody else deletes
+ * it).  Giving up, delete it first; if it was gone, the commit won.
+ * 1 committed, -errno.
  */
-static int wait_sole(struct cluster *c, const char *devid, uint64_t epoch,
-		     const char *host, bool mapped, uint64_t deadline,
-		     char *reason)
+static int wait_commit(struct cluster *c, const char *devid, uint64_t epoch,
+		       const char *host, uint64_t deadline, char *reason)
+{
+	char pending[ZK_PATH_MAX], path[ZK_PATH_MAX];
+	int64_t sid = zks_intent_session();
+
+	zks_pending_path(c->zs, pending, devid, epoch);
+	zks_path(c->zs, path, "lends", devid);
+	for (;;) {
+		struct zks_watch *zw;
+		char *text = NULL;
+		bool live = host_live(c->e, host);
+		int r = zks_get_watched(c->zs, pending, &text, NULL, &zw, reason);
+
+		free(text);
+		if (r == -ENOENT && sid && zks_session_id(c->zs) == sid) {
+			zks_watch_put(zw);
+			return 1; /* deleted by the commit */
+		}
+		if (r == -ENOENT || !live || now_ns() >= deadline) {
+			zks_watch_put(zw);
+			if (r != -ENOENT) {
+				r = zks_delete_node(c->zs, pending, reason);
+				if (r < 0 && r != -ENOENT)
+					return r;
+			}
+			/* who won?  the record says (a rare path: read it) */
+			text = NULL;
+			if (zks_get(c->zs, path, false, &text, NULL, NULL) == 0 &&
+			    committed_as(devid, text, epoch)) {
+				free(text);
+				return 1;
+			}
+			free(text);
+			if (!live)
+				return reason_set(reason, -EHOSTDOWN,
+						  "host %s went offline during the lend",
+						  host);
+			if (r == -ENOENT && now_ns() < deadline)
+				return reason_set(reason, -ETIMEDOUT,
+						  "the ZooKeeper session was lost during the lend");
+			return reason_set(reason, -ETIMEDOUT,
+					  "engine timeout (%u ms): host %s did not map its windows",
+					  c->e->cfg->timeout_ms, host);
+		}
+		if (r < 0) {
+			zks_watch_put(zw);
+			continue; /* the session came back: look again */
+		}
+		r = zks_watch_wait(zw, MIN(deadline, now_ns() + 250000000ULL));
+		zks_watch_put(zw);
+		if (r == 1 && sid && zks_session_id(c->zs) == sid)
+			return 1;
+	}
+}
+
+/*
+ * The lender's side of a sole peer's return: wait until @host removed the
+ * returned record.  Giving up, the lender first writes the record again
+ * at the version it read, marked `fenced` (a fence): after that the
+ * peer's removal cannot go in, and the mark tells it not to try.
+ * 1 removed by the peer, 0 the lender removes it (the peer went away),
+ * -errno (the return fails: the device stays lent).
+ */
+static int wait_removed(struct cluster *c, const char *devid,
+			const char *host, uint64_t deadline, char *reason)
 {
 	char path[ZK_PATH_MAX];
 
@@ -1029,10 +1095,7 @@ static int wait_sole(struct cluster *c, const char *devid, uint64_t epoch,
 
 		if (r == -ENOENT) {
 			zks_watch_put(zw);
-			if (!mapped)
-				return 1; /* removed by the peer */
-			return reason_set(reason, -EIO,
-					  "the lend record of %s vanished", devid);
+			return 1; /* removed by the peer */
 		}
 		if (r < 0) {
 			zks_watch_put(zw);
@@ -1040,16 +1103,7 @@ static int wait_sole(struct cluster *c, const char *devid, uint64_t epoch,
 				continue;
 			return r;
 		}
-		if (mapped && committed_as(devid, text, epoch)) {
-			free(text);
-			zks_watch_put(zw);
-			return 1;
-		}
 		if (!live || now_ns() >= deadline) {
-			/*
-			 * Fence: after this write at @ver the peer's commit
-			 * cannot go in, and the mark tells it not to try.
-			 */
 			char *fenced = NULL;
 
 			r = -ENOMEM;
@@ -1061,26 +1115,17 @@ static int wait_sole(struct cluster *c, const char *devid, uint64_t epoch,
 			zks_watch_put(zw);
 			if (r < 0)
 				continue; /* it changed: look again */
-			if (!live && !mapped)
-				return 0; /* the lender removes it */
 			if (!live)
-				return reason_set(reason, -EHOSTDOWN,
-						  "host %s went offline during the lend",
-						  host);
+				return 0; /* the lender removes it */
 			return reason_set(reason, -ETIMEDOUT,
-					  "engine timeout (%u ms): host %s did not %s its windows",
-					  c->e->cfg->timeout_ms, host,
-					  mapped ? "map" : "unmap");
+					  "engine timeout (%u ms): host %s did not unmap its windows",
+					  c->e->cfg->timeout_ms, host);
 		}
 		free(text);
 		r = zks_watch_wait(zw, MIN(deadline, now_ns() + 250000000ULL));
 		zks_watch_put(zw);
-		/*
-		 * A returned record is removed by the peer alone (the lender
-		 * does after a fence only): its deletion is the answer.  A
-		 * commit is read, to check its epoch.
-		 */
-		if (r == 1 && !mapped)
+		/* only the peer removes a returning record: that is the answer */
+		if (r == 1)
 			return 1;
 	}
 }
@@ -1096,8 +1141,10 @@ int cluster_wait_peers(struct cluster *c, const char *devid, uint64_t epoch,
 		if (lend_window_here(e, &w[i]))
 			continue;
 		if (lend_sole_peer(e->self->name, w, n, w[i].host))
-			return wait_sole(c, devid, epoch, w[i].host, mapped,
-					 deadline, reason);
+			return mapped ? wait_commit(c, devid, epoch, w[i].host,
+						    deadline, reason) :
+					wait_removed(c, devid, w[i].host,
+						     deadline, reason);
 		break;
 	}
 
@@ -1152,6 +1199,15 @@ int cluster_wait_peers(struct cluster *c, const char *devid, uint64_t epoch,
 		}
 	}
 	return 0;
+}
+
+void cluster_intent_close(struct cluster *c, const char *devid,
+			  uint64_t epoch)
+{
+	char pending[ZK_PATH_MAX];
+
+	zks_pending_path(c->zs, pending, devid, epoch);
+	zks_delete_async(c->zs, pending);
 }
 
 /*

@@ -19,8 +19,10 @@
  *  - a lend: the lender plans and writes the intent (`lending`, with
  *    every window) with a compare-and-set on ROOT/seq, programs its own
  *    windows, waits until each other host on the route has programmed
- *    its own and said so in ROOT/acks/DEVID@HOST ("EPOCH mapped"), then
- *    commits `lent`.  Any failure removes the record: every host then
+ *    its own.  A sole peer (a direct link) commits the record itself,
+ *    deleting the lend's marker ROOT/pending/DEVID@EPOCH in the same
+ *    transaction; on longer routes each host says so in
+ *    ROOT/acks/DEVID@HOST ("EPOCH mapped") and the lender commits `lent`.  Any failure removes the record: every host then
  *    clears what it programmed.  A return goes the same way
  *    (`returning`, "EPOCH unmapped", record removed).
  *  - forced take-back: a borrower whose session expired (its live node
@@ -71,6 +73,13 @@ int cluster_forward(struct cluster *c, const char *devid, const char *lender,
 int cluster_wait_peers(struct cluster *c, const char *devid, uint64_t epoch,
 		       const struct window *w, unsigned n, bool mapped,
 		       uint64_t deadline, char *reason);
+
+/*
+ * The lender is done with a lend it committed itself, or rolled back:
+ * its pending marker goes (a sole peer's commit removes it itself).
+ */
+void cluster_intent_close(struct cluster *c, const char *devid,
+			  uint64_t epoch);
 
 /* An intent was refused (-EAGAIN): read the other lenders' records again. */
 int cluster_resync(struct cluster *c, char *reason);

@@ -619,6 +619,8 @@ static int do_lend(struct engine *e, struct ldevice *d, const char *value,
 	if (r == 0 && !committed)
 		r = store_put(e, d, value, REC_LENT, epoch, w, nw, "store_commit",
 			      reason);
+	if (e->cluster && !committed) /* the lend's marker: not needed now */
+		cluster_intent_close(e->cluster, d->id, epoch);
 	if (r < 0) {
 		vmreg_unplug_rollback(e, d, &b);
 		clear_windows(e, w, nw, NULL);

@@ -267,6 +267,7 @@ void zks_path(struct zks *s, char *buf, const char *name, const char *child)
 
 static const char *const layout[] = {
 	"lends", "hosts", "vms", "live", "requests", "acks", "fence", "seq",
+	"pending",
 };
 
 /* Create ROOT's ancestors, ROOT and its children (existing is fine). */
@@ -520,6 +521,18 @@ int zks_cas(struct zks *s, const char *path, const char *data,
 	    holds(s, path, data) == 1)
 		return 0;
 	return zk_fail(reason, rc, "set", path);
+}
+
+int zks_delete_node(struct zks *s, const char *path, char *reason)
+{
+	int rc;
+
+	ZK_RETRY(s, rc, zoo_delete(s->zh, path, -1));
+	if (rc == ZOK)
+		return 0;
+	if (rc == ZNONODE)
+		return -ENOENT;
+	return zk_fail(reason, rc, "delete", path);
 }
 
 int zks_delete(struct zks *s, const char *path, int32_t version, char *reason)
@@ -1011,30 +1024,52 @@ static int zk_load(void *ctx, store_load_cb cb, void *arg, char *reason)
  * An intent that reserves: check and bump ROOT/seq, write the record.
  * -EAGAIN when ROOT/seq moved since this store last saw it.
  */
-static int put_intent(struct zks *s, const char *path, const char *text,
-		      char *reason)
+static __thread int64_t intent_session;
+
+int64_t zks_intent_session(void)
 {
-	char seq[ZK_PATH_MAX];
+	return intent_session;
+}
+
+void zks_pending_path(struct zks *s, char *buf, const char *devid,
+		      uint64_t epoch)
+{
+	char name[DEVICE_ID_MAX + 24];
+
+	snprintf(name, sizeof(name), "%s@%" PRIu64, devid, epoch);
+	zks_path(s, buf, "pending", name);
+}
+
+static int put_intent(struct zks *s, const struct lend_record *rec,
+		      const char *path, const char *text, char *reason)
+{
+	char seq[ZK_PATH_MAX], pending[ZK_PATH_MAX];
 	int64_t v = zks_seq(s);
-	zoo_op_t ops[3];
-	zoo_op_result_t res[3];
+	zoo_op_t ops[4];
+	zoo_op_result_t res[4];
 	struct Stat st;
 	int rc;
 
 	if (v < 0)
 		return reason_set(reason, -EAGAIN, "the cluster's state is not loaded yet");
 	zks_path(s, seq, "seq", NULL);
+	zks_pending_path(s, pending, rec->device, rec->epoch);
 	zoo_check_op_init(&ops[0], seq, (int)v);
 	zoo_set_op_init(&ops[1], seq, NULL, -1, (int)v, &st);
 	zoo_create_op_init(&ops[2], path, text, (int)strlen(text),
 			   &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0);
+	/* the lend of this epoch is open (ephemeral: closed if we die) */
+	zoo_create_op_init(&ops[3], pending, NULL, -1, &ZOO_OPEN_ACL_UNSAFE,
+			   ZOO_EPHEMERAL, NULL, 0);
 	pthread_rwlock_rdlock(&s->hlock);
-	rc = s->zh ? zoo_multi(s->zh, 3, ops, res) : ZINVALIDSTATE;
+	rc = s->zh ? zoo_multi(s->zh, 4, ops, res) : ZINVALIDSTATE;
+	intent_session = s->zh ? zoo_client_id(s->zh)->client_id : 0;
 	pthread_rwlock_unlock(&s->hlock);
 	if (rc == ZOK) {
 		seq_set(s, v + 1);
 		return 0;
 	}
+	intent_session = 0; /* unsure: the marker may not be ours */
 	seq_set(s, -1); /* whatever happened, look again before the next */
 	if (transient(rc)) {
 		if (wait_connected(s, retry_deadline(s)) && holds(s, path, text) == 1)
@@ -1136,30 +1171,45 @@ static char *with_answer(char *text, const struct lend_record *rec)
 }
 
 int zks_peer_commit(struct zks *s, const char *path, const char *text,
-		    int32_t version, const char *answer_path, char *reason)
+		    int32_t version, const char *pending, const char *answer_path,
+		    char *reason)
 {
-	zoo_op_t ops[2];
-	zoo_op_result_t res[2];
-	struct Stat st[2];
-	int n = answer_path ? 2 : 1, rc = ZOK;
+	zoo_op_t ops[3];
+	zoo_op_result_t res[3];
+	struct Stat st[3];
+	bool answer_too = answer_path != NULL;
+	int n = 0, rc = ZOK, ia = -1;
 
 	for (int tries = 0; tries < 3; tries++) {
+		n = 0;
+		if (pending) /* the lend must still be open: the fence */
+			zoo_delete_op_init(&ops[n++], pending, -1);
 		if (text)
-			zoo_set_op_init(&ops[0], path, text, (int)strlen(text),
+			zoo_set_op_init(&ops[n++], path, text, (int)strlen(text),
 					version, &st[0]);
 		else
-			zoo_delete_op_init(&ops[0], path, version);
-		if (n == 2)
-			zoo_set_op_init(&ops[1], answer_path, ANSWER_OK,
+			zoo_delete_op_init(&ops[n++], path, version);
+		ia = -1;
+		if (answer_too) {
+			ia = n;
+			zoo_set_op_init(&ops[n++], answer_path, ANSWER_OK,
 					(int)strlen(ANSWER_OK), -1, &st[1]);
+		}
 		pthread_rwlock_rdlock(&s->hlock);
 		rc = s->zh ? zoo_multi(s->zh, n, ops, res) : ZINVALIDSTATE;
 		pthread_rwlock_unlock(&s->hlock);
 		if (rc == ZOK)
 			return 0;
-		if (n == 2 && res[1].err == ZNONODE && res[0].err != ZBADVERSION) {
-			n = 1; /* the writer gave up: commit all the same */
-			continue;
+		if (ia >= 0 && res[ia].err == ZNONODE) {
+			bool others_ok = true;
+
+			for (int i = 0; i < ia; i++)
+				others_ok = others_ok && (res[i].err == ZOK ||
+							  res[i].err == ZRUNTIMEINCONSISTENCY);
+			if (others_ok) {
+				answer_too = false; /* the writer gave up: commit */
+				continue;
+			}
 		}
 		if (!transient(rc))
 			break;
@@ -1169,8 +1219,7 @@ int zks_peer_commit(struct zks *s, const char *path, const char *text,
 		if (text ? holds(s, path, text) == 1 : holds(s, path, NULL) == 0)
 			return 0;
 	}
-	if (rc == ZBADVERSION || res[0].err == ZBADVERSION ||
-	    res[0].err == ZNONODE)
+	if (rc == ZBADVERSION || rc == ZNONODE)
 		return reason_set(reason, -EAGAIN,
 				  "%.200s changed: the lender gave up on it", path);
 	return zk_fail(reason, rc, "commit", path);
@@ -1190,7 +1239,7 @@ static int zk_put(void *ctx, const struct lend_record *rec, char *reason)
 		return reason_set(reason, -ENOMEM, "out of memory");
 	zks_path(s, path, "lends", rec->device);
 	if (rec->state == REC_LENDING)
-		r = put_intent(s, path, text, reason);
+		r = put_intent(s, rec, path, text, reason);
 	else if (answer.armed && answer.lend && rec->state == REC_LENT)
 		r = commit_answered(s, path, text, reason);
 	else

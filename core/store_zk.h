@@ -123,6 +123,12 @@ int zks_put(struct zks *s, const char *path, const char *data, bool ephemeral,
 int zks_cas(struct zks *s, const char *path, const char *data,
 	    int32_t version, char *reason);
 
+/*
+ * Delete @path, -ENOENT when absent (also when a retry after a lost reply
+ * finds it gone: the caller checks what that meant).
+ */
+int zks_delete_node(struct zks *s, const char *path, char *reason);
+
 /* Delete @path (@version -1: any); absent is not an error. */
 int zks_delete(struct zks *s, const char *path, int32_t version,
 	       char *reason);
@@ -175,12 +181,29 @@ bool zks_answer_disarm(void);
 
 /*
  * The sole peer of a lend commits it: @text (the record, now `lent`) or,
- * NULL, the removal of a returned one, if @path is still at @version
- * (-EAGAIN when the lender changed it: it gave up), with the answer
- * "= 0" into @answer_path (NULL: none) in the same transaction.
+ * NULL, the removal of a returned one, if @path is still at @version and
+ * the lend's @pending marker (NULL: none) is still there to delete
+ * (-EAGAIN otherwise: the lender gave up), with the answer "= 0" into
+ * @answer_path (NULL: none) in the same transaction.
  */
 int zks_peer_commit(struct zks *s, const char *path, const char *text,
-		    int32_t version, const char *answer_path, char *reason);
+		    int32_t version, const char *pending, const char *answer_path,
+		    char *reason);
+
+/*
+ * ROOT/pending/DEVID@EPOCH: created (ephemeral) by the intent of a lend,
+ * deleted by the transaction that commits it, or by the lender giving up
+ * first.  Whoever deletes it decides; the epoch in the name makes a late
+ * commit of an older lend fail (no ABA on a re-created record).
+ */
+void zks_pending_path(struct zks *s, char *buf, const char *devid,
+		      uint64_t epoch);
+
+/*
+ * The session that created this thread's last intent (0: unsure).  While
+ * it lasts, its marker can only be deleted by a commit or by this lender.
+ */
+int64_t zks_intent_session(void);
 
 /* The version of ROOT/seq this store last saw (intents CAS on it). */
 int64_t zks_seq(struct zks *s);

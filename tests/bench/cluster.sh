@@ -218,23 +218,25 @@ EOF
 
 On a direct link (the rows above) a lend on the lender's mount makes two
 ZooKeeper writes in a row, each fsync'ed by the server: the intent (a
-`zoo_multi` that also checks and bumps ROOT/seq) and the borrower's commit
-(a compare-and-set on the intent's version, docs/STATE.md); between them
-two watch notifications and two reads (the borrower reads the new record,
-the lender the committed one).  A write on a third host's mount adds the
-request node's creation, the lender's read of it and the writer's read of
-the answer (the answer is written in the commit's transaction).  So the
-protocol costs 2 writes + 2 reads (local) and 3 writes + 3 reads
-(forwarded) per lend, where the target allows 4 round trips.
+`zoo_multi` that also creates the lend's pending marker and checks and
+bumps ROOT/seq) and the borrower's commit (a compare-and-set on the
+intent's version that deletes the marker, docs/STATE.md).  Between them
+are one read (the borrower reads the new record) and two watch
+notifications (the lender learns of the commit from the marker's
+deletion).  A write on a third host's mount adds the request node's
+creation, the lender's read of it and the writer's read of the answer
+(written in the commit's transaction).  So the protocol costs 2 writes +
+1 read on the lender's mount and 3 writes + 3 reads from another mount,
+where the target allows 4 round trips.
 
-The measured ratios are higher because the floor is one idle client:
-traced on this 2-core machine during the lend loop (three daemons, the
-JVM and the FUSE loop sharing the cores), a read took 1.2 ms and a
-ZooKeeper write 2.0-2.3 ms at p50, against the floor's 0.9 ms.  What is
-left to cut is in the protocol's reads: the lender could learn of the
-commit from the notification alone (an exists-watch on a per-epoch node
-instead of a read), and the borrower could receive the record in a
-per-host doorbell written by the intent's transaction.
+The measured ratios are higher than that count because the floor is one
+idle client: traced on this 2-core machine during the lend loop (three
+daemons, the JVM and the FUSE loop sharing the cores), a read took
+1.2 ms and a ZooKeeper write 2.0-2.3 ms at p50, against the floor's
+0.9 ms.  What is left to cut: the borrower could receive the record in
+a per-host doorbell written by the intent's transaction (its read), and
+a forwarded write could carry its value in the request node's name (the
+lender's read).
 EOF
 } >"$DOC"
 echo "wrote $DOC"

@@ -278,7 +278,7 @@ static void ack_write(struct cluster *c, const char *devid,
 }
 
 /* Read ROOT/lends/@devid again (arming its watch) and mirror it. */
-static int refresh_record(struct cluster *c, const char *devid)
+static int refresh_record(struct cluster *c, const char *devid, bool gone)
 {
 	char path[ZK_PATH_MAX], reason[REASON_MAX];
 	struct lend_record rec;
@@ -290,7 +290,7 @@ static int refresh_record(struct cluster *c, const char *devid)
 
 	zks_path(c->zs, path, "lends", devid);
 	/* a watch on the node, or for its creation: a new lend wakes us */
-	r = zks_watch_node(c->zs, path, &text, &version, reason);
+	r = zks_watch_node(c->zs, path, gone, &text, &version, reason);
 	if (r == -ENOENT) {
 		lend_apply_record(c->e, devid, NULL, &ack, &dirty);
 		ack_write(c, devid, &ack, NULL, -1);
@@ -386,7 +386,7 @@ static int refresh_lends(struct cluster *c, bool arm)
 		return r;
 	for (unsigned i = 0; i < n && r == 0; i++)
 		if (!device_is_local(c, names[i])) /* ours: we write those */
-			r = refresh_record(c, names[i]);
+			r = refresh_record(c, names[i], false);
 	if (r == 0)
 		clear_unlisted(c, names, n, arm);
 	zks_strv_free(names, n);
@@ -567,7 +567,7 @@ static void request_start(struct cluster *c, const char *devid)
 	zks_path(c->zs, path, "requests", devid);
 	j = calloc(1, sizeof(*j));
 	/* watched: its answer, deletion or the next one wakes us again */
-	if (j && zks_watch_node(c->zs, path, &text, &ver, reason) == 0 &&
+	if (j && zks_watch_node(c->zs, path, false, &text, &ver, reason) == 0 &&
 	    text[0] == '?' && text[1] == ' ' && strlen(text + 2) <= BORROWER_MAX) {
 		j->c = c;
 		snprintf(j->devid, sizeof(j->devid), "%s", devid);
@@ -742,7 +742,7 @@ static void apply_event(struct cluster *c, const struct event *ev)
 
 	if ((child = child_of(c, ev->path, "lends"))) {
 		if (!device_is_local(c, child))
-			refresh_record(c, child);
+			refresh_record(c, child, ev->type == ZOO_DELETED_EVENT);
 		return;
 	}
 	if ((child = child_of(c, ev->path, "requests"))) {

@@ -770,12 +770,21 @@ static void void_done(int rc, const void *data)
 	(void)data;
 }
 
-int zks_watch_node(struct zks *s, const char *path, char **data,
+int zks_watch_node(struct zks *s, const char *path, bool gone, char **data,
 		   int32_t *version, char *reason)
 {
+	struct Stat st;
+	int rc;
+
+	if (gone) { /* most likely: one round trip tells and arms */
+		ZK_RETRY(s, rc, zoo_exists(s->zh, path, 1, &st));
+		if (rc == ZNONODE)
+			return -ENOENT;
+		if (rc != ZOK)
+			return zk_fail(reason, rc, "watch", path);
+	}
 	for (int tries = 0; tries < 16; tries++) {
-		struct Stat st;
-		int r = zks_get(s, path, true, data, version, reason), rc;
+		int r = zks_get(s, path, true, data, version, reason);
 
 		if (r != -ENOENT)
 			return r;

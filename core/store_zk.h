@@ -157,10 +157,12 @@ int zks_wait_change(struct zks *s, const char *path, int32_t version,
 
 /*
  * Read @path and have the session's event callback hear of its next
- * change; absent (-ENOENT), of its creation.  zks_watch_async() arms the
- * same without reading or waiting (the cluster's devices at start).
+ * change; absent (-ENOENT), of its creation.  @gone: it was just deleted,
+ * most likely: ask whether it exists first (one round trip when it does
+ * not).  zks_watch_async() arms the same without reading or waiting (the
+ * cluster's devices at start).
  */
-int zks_watch_node(struct zks *s, const char *path, char **data,
+int zks_watch_node(struct zks *s, const char *path, bool gone, char **data,
 		   int32_t *version, char *reason);
 void zks_watch_async(struct zks *s, const char *path);
 

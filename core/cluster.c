@@ -63,6 +63,7 @@ struct cluster {
 	struct strset busy;    /* requests being run here */
 	char (*live)[HOST_NAME_MAX_LEN + 1];
 	unsigned nlive;
+	bool *taken; /* per host: its devices were taken back (session thread) */
 };
 
 _printf_(2, 3) static void say(struct cluster *c, const char *fmt, ...)
@@ -776,14 +777,22 @@ static void tick(struct cluster *c)
 
 	for (unsigned i = 0; i < e->nhosts; i++) {
 		struct lhost *h = &e->hosts[i];
-		bool gone;
+		unsigned failed = 0;
+		bool gone, live;
 
 		if (h == e->self)
 			continue;
 		pthread_mutex_lock(&e->fabric_lock);
-		gone = !h->live && now_ns() >= h->absent_since + grace;
+		live = h->live;
+		gone = !live && now_ns() >= h->absent_since + grace;
 		pthread_mutex_unlock(&e->fabric_lock);
-		if (gone && lend_take_back(e, h->name, cluster_epoch(c)) > 0) {
+		if (live || !gone) {
+			c->taken[i] = false;
+			continue;
+		}
+		if (c->taken[i])
+			continue; /* nothing can be lent to it while it is away */
+		if (lend_take_back(e, h->name, cluster_epoch(c), &failed) > 0) {
 			char path[ZK_PATH_MAX], fence[32];
 
 			/* after the returns: they bumped ROOT/seq past it */
@@ -791,6 +800,7 @@ static void tick(struct cluster *c)
 			zks_path(c->zs, path, "fence", h->name);
 			zks_put(c->zs, path, fence, false, false, NULL);
 		}
+		c->taken[i] = failed == 0; /* else: again at the next tick */
 	}
 }
 
@@ -914,7 +924,8 @@ int cluster_new(struct engine *e, struct zks *zs, struct cluster **out,
 	c->need_connect = true;
 	c->acked.map = hashmap_new(64);
 	c->busy.map = hashmap_new(16);
-	if (!c->acked.map || !c->busy.map) {
+	c->taken = calloc(e->cfg->nhosts ? e->cfg->nhosts : 1, sizeof(*c->taken));
+	if (!c->acked.map || !c->busy.map || !c->taken) {
 		cluster_free(c);
 		return reason_set(reason, -ENOMEM, "out of memory");
 	}
@@ -959,6 +970,7 @@ void cluster_free(struct cluster *c)
 	hashmap_free(c->acked.map);
 	hashmap_free(c->busy.map);
 	free(c->q);
+	free(c->taken);
 	free(c->rescan);
 	free(c->live);
 	pthread_mutex_destroy(&c->lock);

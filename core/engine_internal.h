@@ -226,6 +226,7 @@ void lend_notify_flush(struct engine *e);
  *                          the lender takes (reroute, fail)
  *   lend_take_back         forced return of this daemon's devices lent
  *                          to @host, whose session expired; how many
+ *                          were tried, and in @failed how many stay lent
  *   lend_recover_own       first connection: recover this host's records
  *   lend_autolend_own      then the config's autolends of this host
  */
@@ -253,7 +254,8 @@ void lend_apply_record(struct engine *e, const char *devid,
 		       bool *dirty);
 void lend_host_state(struct engine *e, const char *host, bool live,
 		     bool admin, bool act);
-int lend_take_back(struct engine *e, const char *host, uint64_t fence);
+int lend_take_back(struct engine *e, const char *host, uint64_t fence,
+		   unsigned *failed);
 int lend_recover_own(struct engine *e, char *reason);
 void lend_autolend_own(struct engine *e);
 

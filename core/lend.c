@@ -2225,7 +2225,8 @@ void lend_host_state(struct engine *e, const char *host, bool live,
 	notify_flush(e);
 }
 
-int lend_take_back(struct engine *e, const char *host, uint64_t fence)
+int lend_take_back(struct engine *e, const char *host, uint64_t fence,
+		   unsigned *failed)
 {
 	char reason[REASON_MAX];
 	int n = 0;
@@ -2247,11 +2248,13 @@ int lend_take_back(struct engine *e, const char *host, uint64_t fence)
 		n++;
 		r = do_return(e, d, reason);
 		pthread_mutex_lock(&d->lock);
-		if (r < 0)
+		if (r < 0) {
 			set_last_error(d, r, reason);
-		else
+			(*failed)++;
+		} else {
 			dev_set_error(d, "EHOSTDOWN: taken back from %s, whose session expired (fence epoch %" PRIu64 ")",
 				      host, fence);
+		}
 		touch(d);
 		pthread_mutex_unlock(&d->lock);
 		notify(e, d->id);

@@ -454,6 +454,19 @@ static int holds(struct zks *s, const char *path, const char *data)
 	return r;
 }
 
+/* Is @path an ephemeral node of this session? */
+static bool owned(struct zks *s, const char *path)
+{
+	struct Stat st;
+	bool mine;
+
+	pthread_rwlock_rdlock(&s->hlock);
+	mine = s->zh && zoo_exists(s->zh, path, 0, &st) == ZOK &&
+	       st.ephemeralOwner == zoo_client_id(s->zh)->client_id;
+	pthread_rwlock_unlock(&s->hlock);
+	return mine;
+}
+
 int zks_put(struct zks *s, const char *path, const char *data, bool ephemeral,
 	    bool excl, char *reason)
 {
@@ -479,22 +492,8 @@ int zks_put(struct zks *s, const char *path, const char *data, bool ephemeral,
 			 * an expired session did not stay) */
 			if (!wait_connected(s, retry_deadline(s)))
 				return zk_fail(reason, rc, "create", path);
-			if (!ephemeral && holds(s, path, data) == 1)
+			if (ephemeral ? owned(s, path) : holds(s, path, data) == 1)
 				return 0;
-			if (ephemeral) {
-				char *cur = NULL;
-				struct Stat st;
-				int r;
-
-				pthread_rwlock_rdlock(&s->hlock);
-				r = s->zh ? zoo_exists(s->zh, path, 0, &st) : ZINVALIDSTATE;
-				if (r == ZOK && st.ephemeralOwner == zoo_client_id(s->zh)->client_id) {
-					pthread_rwlock_unlock(&s->hlock);
-					return 0;
-				}
-				pthread_rwlock_unlock(&s->hlock);
-				free(cur);
-			}
 			continue;
 		}
 		if (rc == ZNODEEXISTS && excl)

@@ -151,6 +151,21 @@ static void on_event(void *arg, int type, int state, const char *path)
 	pthread_mutex_unlock(&c->lock);
 }
 
+/* Wait on c->cond (c->lock held) for at most @ms milliseconds. */
+static void wait_ms(struct cluster *c, unsigned ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(&c->cond, &c->lock, &ts);
+}
+
 /* Wait until every event queued before now has been applied. */
 static void barrier(struct cluster *c)
 {
@@ -159,17 +174,8 @@ static void barrier(struct cluster *c)
 
 	pthread_mutex_lock(&c->lock);
 	target = c->enq;
-	while (c->done < target && c->synced && !c->stop && now_ns() < deadline) {
-		struct timespec ts;
-
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 20000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&c->cond, &c->lock, &ts);
-	}
+	while (c->done < target && c->synced && !c->stop && now_ns() < deadline)
+		wait_ms(c, 20);
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -839,22 +845,13 @@ static void *session_thread(void *arg)
 			}
 			pthread_mutex_lock(&c->lock);
 			if (r < 0) {
-				struct timespec ts;
-
 				if (fresh || r == -EHOSTDOWN)
 					c->need_connect = true;
 				pthread_mutex_unlock(&c->lock);
 				say(c, "ZooKeeper: %s; retrying in %u ms", reason, backoff);
 				pthread_mutex_lock(&c->lock);
-				clock_gettime(CLOCK_REALTIME, &ts);
-				ts.tv_sec += backoff / 1000;
-				ts.tv_nsec += (long)(backoff % 1000) * 1000000L;
-				if (ts.tv_nsec >= 1000000000L) {
-					ts.tv_sec++;
-					ts.tv_nsec -= 1000000000L;
-				}
 				if (!c->stop)
-					pthread_cond_timedwait(&c->cond, &c->lock, &ts);
+					wait_ms(c, backoff);
 				backoff = MIN(backoff * 2, BACKOFF_MAX_MS);
 				continue;
 			}
@@ -893,17 +890,7 @@ static void *session_thread(void *arg)
 			pthread_mutex_lock(&c->lock);
 			continue;
 		}
-		{
-			struct timespec ts;
-
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += TICK_MS * 1000000L;
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
-			pthread_cond_timedwait(&c->cond, &c->lock, &ts);
-		}
+		wait_ms(c, TICK_MS);
 	}
 	pthread_mutex_unlock(&c->lock);
 	return NULL;

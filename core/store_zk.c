@@ -164,20 +164,21 @@ static void watcher(zhandle_t *zh, int type, int state, const char *path,
 		    void *ctx)
 {
 	struct zks *s = ctx;
-	zks_event_cb cb;
-	void *arg;
 
 	(void)zh;
+	/*
+	 * The callback runs under s->lock, so that zks_set_events(NULL)
+	 * returns only once no call is in flight (the cluster is freed
+	 * after it).  It only queues: it takes no lock of ours but its own.
+	 */
 	pthread_mutex_lock(&s->lock);
 	if (type == ZOO_SESSION_EVENT) {
 		s->state = state;
 		pthread_cond_broadcast(&s->cond);
 	}
-	cb = s->cb;
-	arg = s->cb_arg;
+	if (s->cb)
+		s->cb(s->cb_arg, type, state, path ? path : "");
 	pthread_mutex_unlock(&s->lock);
-	if (cb)
-		cb(arg, type, state, path ? path : "");
 }
 
 void zks_set_events(struct zks *s, zks_event_cb cb, void *arg)

@@ -61,8 +61,10 @@ struct zks;
 /*
  * Events of the session and of the watches set with watch = true below:
  * @type is ZOO_SESSION_EVENT (path "") or a node event, @state the
- * session's state.  Called from the ZooKeeper client's thread: queue the
- * work, do not block.
+ * session's state.  Called from the ZooKeeper client's thread with the
+ * store's lock held: queue the work, do not block, call nothing of the
+ * store.  Once zks_set_events() returned, the previous callback is not
+ * running and will not run again.
  */
 typedef void (*zks_event_cb)(void *arg, int type, int state,
 			     const char *path);

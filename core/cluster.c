@@ -604,11 +604,11 @@ static void request_start(struct cluster *c, const char *devid)
 }
 
 /*
- * ROOT/requests: run the ones for this host's devices.  @arm (a new
- * session): watch the request node of each of them, so that a write on
- * another mount wakes us in one read.
+ * A new session: run the requests of ROOT/requests for this host's
+ * devices, and watch the request node of each of them, so that a write
+ * on another mount wakes us in one read.
  */
-static int refresh_requests(struct cluster *c, bool arm)
+static int refresh_requests(struct cluster *c)
 {
 	char path[ZK_PATH_MAX], reason[REASON_MAX];
 	char **names;
@@ -620,7 +620,7 @@ static int refresh_requests(struct cluster *c, bool arm)
 	if (r < 0)
 		return r;
 	pthread_rwlock_rdlock(&c->e->model_lock);
-	for (unsigned i = 0; arm && i < c->e->ndevs; i++) {
+	for (unsigned i = 0; i < c->e->ndevs; i++) {
 		if (lend_remote(c->e, c->e->devs[i]))
 			continue;
 		zks_path(c->zs, path, "requests", c->e->devs[i]->id);
@@ -730,7 +730,7 @@ static int sync_all(struct cluster *c, char *reason)
 	if (r == 0)
 		r = refresh_live(c, false);
 	if (r == 0)
-		r = refresh_requests(c, true);
+		r = refresh_requests(c);
 	if (r < 0)
 		return r;
 	pthread_mutex_lock(&c->lock);

@@ -16,7 +16,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zookeeper/zookeeper.h>
@@ -65,19 +64,6 @@ struct cluster {
 	unsigned nlive;
 	bool *taken; /* per host: its devices were taken back (session thread) */
 };
-
-_printf_(2, 3) static void say(struct cluster *c, const char *fmt, ...)
-{
-	char msg[REASON_MAX * 2];
-	va_list ap;
-
-	if (!c->e->log)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	c->e->log(c->e->log_arg, msg);
-}
 
 /* ---- string sets (under c->lock) -------------------------------------- */
 
@@ -233,7 +219,7 @@ static void peer_commit(struct cluster *c, const char *devid,
 	if (a->mapped) {
 		if (strncmp(text, "state lending\n", 14) ||
 		    asprintf(&lent, "state lent\n%s", text + 14) < 0) {
-			say(c, "cannot commit %s: unexpected record", devid);
+			engine_report(c->e, "cannot commit %s: unexpected record", devid);
 			return;
 		}
 		zks_pending_path(c->zs, pending, devid, a->epoch);
@@ -241,7 +227,7 @@ static void peer_commit(struct cluster *c, const char *devid,
 	r = zks_peer_commit(c->zs, path, lent, version,
 			    a->mapped ? pending : NULL, answer, reason);
 	if (r < 0 && r != -EAGAIN)
-		say(c, "cannot commit %s: %s", devid, reason);
+		engine_report(c->e, "cannot commit %s: %s", devid, reason);
 	free(lent);
 }
 
@@ -276,7 +262,7 @@ static void ack_write(struct cluster *c, const char *devid,
 	if (r == -EEXIST)
 		r = zks_put(c->zs, path, data, true, false, reason);
 	if (r < 0) {
-		say(c, "cannot acknowledge the windows of %s: %s", devid, reason);
+		engine_report(c->e, "cannot acknowledge the windows of %s: %s", devid, reason);
 		return;
 	}
 	pthread_mutex_lock(&c->lock);
@@ -308,7 +294,7 @@ static int refresh_record(struct cluster *c, const char *devid, bool gone)
 	r = store_zk_parse(devid, text, &rec, reason);
 	if (r < 0) {
 		free(text);
-		say(c, "ignoring %s: %s", path, reason);
+		engine_report(c->e, "ignoring %s: %s", path, reason);
 		return 0;
 	}
 	lend_apply_record(c->e, devid, &rec, &ack, &dirty);
@@ -472,9 +458,9 @@ static int refresh_live(struct cluster *c, bool observed)
 				now_ns();
 			pthread_mutex_unlock(&e->fabric_lock);
 			if (observed && was)
-				say(c, "host %s is offline: its session ended", h->name);
+				engine_report(c->e, "host %s is offline: its session ended", h->name);
 		} else if (observed && !was) {
-			say(c, "host %s is online", h->name);
+			engine_report(c->e, "host %s is online", h->name);
 		}
 	}
 	return 0;
@@ -665,7 +651,7 @@ static int fence_ack(struct cluster *c)
 		char seen[64];
 
 		snprintf(seen, sizeof(seen), "%" PRIu64 " seen", epoch);
-		say(c, "devices lent to %s were taken back while it was away (fence epoch %" PRIu64 ")",
+		engine_report(c->e, "devices lent to %s were taken back while it was away (fence epoch %" PRIu64 ")",
 		    c->e->self->name, epoch);
 		zks_cas(c->zs, path, seen, ver, NULL);
 	}
@@ -848,7 +834,7 @@ static void *session_thread(void *arg)
 				if (fresh || r == -EHOSTDOWN)
 					c->need_connect = true;
 				pthread_mutex_unlock(&c->lock);
-				say(c, "ZooKeeper: %s; retrying in %u ms", reason, backoff);
+				engine_report(c->e, "ZooKeeper: %s; retrying in %u ms", reason, backoff);
 				pthread_mutex_lock(&c->lock);
 				if (!c->stop)
 					wait_ms(c, backoff);
@@ -856,7 +842,7 @@ static void *session_thread(void *arg)
 				continue;
 			}
 			if (fresh)
-				say(c, "ZooKeeper: connected, session %" PRIx64,
+				engine_report(c->e, "ZooKeeper: connected, session %" PRIx64,
 				    (uint64_t)zks_session_id(c->zs));
 			backoff = BACKOFF_MIN_MS;
 			continue;

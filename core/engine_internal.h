@@ -156,6 +156,12 @@ struct engine {
 	unsigned nvms;
 };
 
+/*
+ * An event for the daemon's log (recovery decisions, take-backs, the
+ * ZooKeeper session): through the engine's log callback, if any.
+ */
+_printf_(2, 3) void engine_report(struct engine *e, const char *fmt, ...);
+
 struct lhost *engine_host(struct engine *e, const char *name);
 struct ldevice *engine_dev(struct engine *e, const char *id);
 

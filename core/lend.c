@@ -46,7 +46,7 @@ struct ldevice *engine_dev(struct engine *e, const char *id)
 	return hashmap_get(e->devmap, id);
 }
 
-_printf_(2, 3) static void report(struct engine *e, const char *fmt, ...)
+void engine_report(struct engine *e, const char *fmt, ...)
 {
 	char msg[REASON_MAX * 2];
 	va_list ap;
@@ -450,7 +450,7 @@ static void compose(struct engine *e, struct ldevice *d)
 
 			snprintf(why, sizeof(why), "%s: %.200s", errno_name(r), l->error);
 			snprintf(l->error, sizeof(l->error), "%s", why);
-			report(e, "no peer-to-peer path between %s and %s: %s", d->id, o->id,
+			engine_report(e, "no peer-to-peer path between %s and %s: %s", d->id, o->id,
 			       why);
 		}
 		l->next = e->p2p;
@@ -888,9 +888,9 @@ static int autolend(struct engine *e, const char *devid, const char *borrower,
 	int r = request(e, devid, borrower, why);
 
 	if (r < 0)
-		report(e, "autolend %s -> %s failed: %s", devid, borrower, why);
+		engine_report(e, "autolend %s -> %s failed: %s", devid, borrower, why);
 	else
-		report(e, "autolend %s -> %s done", devid, borrower);
+		engine_report(e, "autolend %s -> %s done", devid, borrower);
 	return r;
 }
 
@@ -1052,14 +1052,14 @@ static void lend_route_lost(struct engine *e, struct ldevice *d,
 		pthread_mutex_unlock(&d->lock);
 		free(old);
 		compose(e, d);
-		report(e, "lend of %s to %s rerouted: %s", d->id, d->borrower, why);
+		engine_report(e, "lend of %s to %s rerouted: %s", d->id, d->borrower, why);
 		return;
 	}
 
 	/* no way around: the lend fails */
 	snprintf(reason, sizeof(reason), "EHOSTDOWN: route lost: %.200s", why);
 	fail_lend(e, d, reason, false);
-	report(e, "lend of %s failed: route lost: %s", d->id, why);
+	engine_report(e, "lend of %s failed: route lost: %s", d->id, why);
 }
 
 static bool borrower_is_host(const char *borrower, const char *host);
@@ -1706,7 +1706,7 @@ static int device_remove(struct engine *e, const char *devid, char *reason)
 	snprintf(borrower, sizeof(borrower), "%s", d->borrower);
 	pthread_mutex_unlock(&d->lock);
 	pthread_rwlock_unlock(&e->model_lock);
-	report(e, "%s removed while lent to %s: lend torn down", devid, borrower);
+	engine_report(e, "%s removed while lent to %s: lend torn down", devid, borrower);
 	notify(e, NULL);
 	return 0;
 }
@@ -1749,13 +1749,13 @@ static int recover_one(void *arg, const struct lend_record *rec)
 		return e->store->remove(e->store_ctx, rec->device, rc->reason);
 	if (rec->state != REC_LENT || !d) {
 		if (rec->state == REC_LENT)
-			report(e, "lend of %s to %s dropped: the device is no longer in the config",
+			engine_report(e, "lend of %s to %s dropped: the device is no longer in the config",
 			       rec->device, rec->borrower);
 		else if (rec->state == REC_LENDING)
-			report(e, "unacknowledged lend of %s to %s rolled back",
+			engine_report(e, "unacknowledged lend of %s to %s rolled back",
 			       rec->device, rec->borrower);
 		else
-			report(e, "interrupted return of %s from %s finished",
+			engine_report(e, "interrupted return of %s from %s finished",
 			       rec->device, rec->borrower);
 		return e->store->remove(e->store_ctx, rec->device, rc->reason);
 	}
@@ -1791,7 +1791,7 @@ static int recover_one(void *arg, const struct lend_record *rec)
 		d->state = DEV_FAILED;
 		touch(d);
 		pthread_mutex_unlock(&d->lock);
-		report(e, "%s: cannot restore lend to %.64s: %.160s",
+		engine_report(e, "%s: cannot restore lend to %.64s: %.160s",
 		       errno_name(r), rec->borrower, reason);
 		return e->store->remove(e->store_ctx, rec->device, rc->reason);
 	}
@@ -2259,10 +2259,10 @@ int lend_take_back(struct engine *e, const char *host, uint64_t fence,
 		pthread_mutex_unlock(&d->lock);
 		notify(e, d->id);
 		if (r < 0)
-			report(e, "take-back of %s from %s failed: %s", d->id, host,
+			engine_report(e, "take-back of %s from %s failed: %s", d->id, host,
 			       reason);
 		else
-			report(e, "%s taken back from %s (session expired, fence epoch %" PRIu64 ")",
+			engine_report(e, "%s taken back from %s (session expired, fence epoch %" PRIu64 ")",
 			       d->id, host, fence);
 	}
 	pthread_rwlock_unlock(&e->model_lock);

@@ -32,7 +32,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -58,19 +57,6 @@ struct lvm {
 	uint64_t generation;
 	struct lvm *next;
 };
-
-_printf_(2, 3) static void vm_report(struct engine *e, const char *fmt, ...)
-{
-	char msg[REASON_MAX * 2];
-	va_list ap;
-
-	if (!e->log)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	e->log(e->log_arg, msg);
-}
 
 static void set_error(struct lvm *v, int err, const char *why)
 {
@@ -292,17 +278,17 @@ static void release_all(struct engine *e, struct lvm *v, const char *why)
 				continue;
 			r = lend_return_finish(e, d, 0, reason);
 			if (r < 0)
-				vm_report(e, "%s stays lent to %s, which is gone: %s", d->id,
+				engine_report(e, "%s stays lent to %s, which is gone: %s", d->id,
 					  v->owner, reason);
 			else
-				vm_report(e, "%s released: %s", d->id, why);
+				engine_report(e, "%s released: %s", d->id, why);
 		}
 		if (busy)
 			nanosleep(&ts, NULL);
 	} while (busy && now_ns() < deadline);
 	pthread_rwlock_unlock(&e->model_lock);
 	if (busy)
-		vm_report(e, "vm %s/%s: a request on it did not finish in time", v->host,
+		engine_report(e, "vm %s/%s: a request on it did not finish in time", v->host,
 			  v->name);
 }
 
@@ -322,7 +308,7 @@ static void on_vm_gone(struct vm *vm, int err, const char *why, void *arg)
 	pthread_mutex_unlock(&e->vm_lock);
 	if (!mine)
 		return;
-	vm_report(e, "%s; its devices are released", why);
+	engine_report(e, "%s; its devices are released", why);
 	release_all(e, v, why);
 	lend_notify(e, NULL);
 	lend_notify_flush(e);
@@ -354,14 +340,14 @@ static void on_device_deleted(struct vm *vm, const char *devid, int err,
 	}
 	if (claim) {
 		if (err < 0)
-			vm_report(e, "vm %s/%s: %s", v->host, v->name, why);
+			engine_report(e, "vm %s/%s: %s", v->host, v->name, why);
 		r = lend_return_finish(e, d, 0, reason);
 		if (r < 0)
-			vm_report(e, "%s: the guest of vm %s/%s acknowledged the removal, "
+			engine_report(e, "%s: the guest of vm %s/%s acknowledged the removal, "
 				  "but the return failed: %s", devid, v->host, v->name,
 				  reason);
 		else
-			vm_report(e, "%s returned from %s: the guest acknowledged the "
+			engine_report(e, "%s returned from %s: the guest acknowledged the "
 				  "removal late", devid, v->owner);
 	}
 	pthread_rwlock_unlock(&e->model_lock);
@@ -404,18 +390,18 @@ static int load_one(void *arg, const char *host, const char *name,
 	int r;
 
 	if (!engine_host(e, host)) {
-		vm_report(e, "vm %s/%s dropped: host %s is no longer in the config", host,
+		engine_report(e, "vm %s/%s dropped: host %s is no longer in the config", host,
 			  name, host);
 		e->store->vm_remove(e->store_ctx, host, name, NULL);
 		return 0;
 	}
 	if (find(e, host, name)) {
-		vm_report(e, "stored vm %s/%s ignored: a [vm] section of the config "
+		engine_report(e, "stored vm %s/%s ignored: a [vm] section of the config "
 			  "defines it", host, name);
 		return 0;
 	}
 	if (e->nvms >= VM_REGISTRY_MAX) {
-		vm_report(e, "stored vm %s/%s ignored: more than %d vms", host, name,
+		engine_report(e, "stored vm %s/%s ignored: more than %d vms", host, name,
 			  VM_REGISTRY_MAX);
 		return 0;
 	}
@@ -429,12 +415,12 @@ static int load_one(void *arg, const char *host, const char *name,
 	r = connect_vm(e, v, qmp, &v->vm, &mem, why);
 	if (r < 0) {
 		set_error(v, r, why);
-		vm_report(e, "vm %s/%s stays disconnected: %s", host, name, why);
+		engine_report(e, "vm %s/%s stays disconnected: %s", host, name, why);
 		return 0;
 	}
 	v->connected = true;
 	v->mem = mem;
-	vm_report(e, "vm %s/%s re-attached at %s", host, name, qmp);
+	engine_report(e, "vm %s/%s re-attached at %s", host, name, qmp);
 	return 0;
 }
 
@@ -587,7 +573,7 @@ void vmreg_unplug_rollback(struct engine *e, struct ldevice *d,
 		return;
 	r = vm_hotplug_del(b->qmp, d->id, e->cfg->vm_unplug_timeout_ms, why);
 	if (r < 0 && r != -ECONNRESET)
-		vm_report(e, "rolling back the lend of %s to %s: %s", d->id, b->value,
+		engine_report(e, "rolling back the lend of %s to %s: %s", d->id, b->value,
 			  why);
 	b->plugged = false;
 }
@@ -643,7 +629,7 @@ int vmreg_unplug(struct engine *e, struct ldevice *d, char *reason)
 		if (claimed)
 			return 0;
 	}
-	vm_report(e, "%s stays returning: %s", d->id, reason);
+	engine_report(e, "%s stays returning: %s", d->id, reason);
 	return -ETIMEDOUT; /* from here on the callbacks may finish it */
 }
 
@@ -672,13 +658,13 @@ int vmreg_recover(struct engine *e, struct ldevice *d,
 		    !present)
 			return 0;
 		r = vm_hotplug_del(vm, rec->device, e->cfg->vm_unplug_timeout_ms, why);
-		vm_report(e, "%s removed from %s after an interrupted %s%s%s",
+		engine_report(e, "%s removed from %s after an interrupted %s%s%s",
 			  rec->device, rec->borrower, rec_state_name(rec->state),
 			  r < 0 ? ": " : "", r < 0 ? why : "");
 		return 0;
 	}
 	if (!connected) {
-		vm_report(e, "lend of %s to %s released: the vm is not connected (%s)",
+		engine_report(e, "lend of %s to %s released: the vm is not connected (%s)",
 			  rec->device, rec->borrower, v->error);
 		return 1;
 	}
@@ -687,7 +673,7 @@ int vmreg_recover(struct engine *e, struct ldevice *d,
 		return reason_set(reason, r, "cannot ask vm %s/%s about %s: %s", v->host,
 				  v->name, d->id, why);
 	if (present) {
-		vm_report(e, "lend of %s to %s restored: the device is still in the guest",
+		engine_report(e, "lend of %s to %s restored: the device is still in the guest",
 			  d->id, rec->borrower);
 		return 0;
 	}
@@ -701,7 +687,7 @@ int vmreg_recover(struct engine *e, struct ldevice *d,
 	if (r < 0)
 		return reason_set(reason, r, "%s is no longer in the guest and cannot be "
 				  "added again: %s", d->id, why);
-	vm_report(e, "lend of %s to %s restored: the device was not in the guest any "
+	engine_report(e, "lend of %s to %s restored: the device was not in the guest any "
 		  "more and was added again", d->id, rec->borrower);
 	return 0;
 }

@@ -36,6 +36,8 @@
 #include <sys/stat.h>
 
 #define BUSY_TIMEOUT_MS 5000
+#define WAL_LAP_PAGES "256"  /* pages between checkpoints: a 1 MiB WAL */
+#define WAL_SLACK_FRAMES 64 /* a checkpoint runs after the commit that crosses */
 #define SQLITE_MAGIC "SQLite format 3"	/* 16 bytes with its NUL */
 
 /* migrations[v] takes a database from version v to v + 1. */
@@ -792,6 +794,48 @@ static int wal_sync(struct sq_store *s, uint64_t seq, const char *what,
 }
 
 /*
+ * The WAL is written in a circle: frames are appended until a checkpoint
+ * (every WAL_LAP_PAGES pages) has copied them into the database, and the
+ * next transaction starts again at its head.  Appending to a file and
+ * syncing it makes the filesystem commit the new size and blocks as well
+ * (an ext4 journal commit: about twice the cost of a sync that overwrites
+ * blocks in place, docs/PERFORMANCE.md), and SQLite deletes the WAL when
+ * the store closes, so every start would pay that for a whole lap.  So
+ * the WAL is grown once, at open, to the size the circle reaches, with
+ * real zero blocks (not fallocate(), whose unwritten extents cost the
+ * same journal commit when first written).  The zeros are not frames:
+ * their salts never match the WAL header's, so SQLite's recovery stops at
+ * them, as it stops at the stale frames of a previous lap.  Best effort:
+ * on a full disk the WAL keeps its size.
+ */
+static void wal_presize(struct sq_store *s)
+{
+	static const char zeros[64 * 1024];
+	int64_t page = 0, pages = 0;
+	off_t size, target, off;
+	struct stat st;
+
+	if (pragma_int(s->db, s->path, "PRAGMA page_size", &page, NULL) < 0 ||
+	    pragma_int(s->db, s->path, "PRAGMA wal_autocheckpoint", &pages, NULL) < 0 ||
+	    page <= 0 || pages <= 0 || fstat(s->wal_fd, &st) < 0)
+		return;
+	/* header, then the frames (24-byte header each) of a lap and a bit */
+	target = 32 + (pages + WAL_SLACK_FRAMES) * (24 + page);
+	size = st.st_size;
+	if (size >= target)
+		return;
+	for (off = size; off < target; off += (off_t)sizeof(zeros))
+		if (pwrite(s->wal_fd, zeros, sizeof(zeros), off) != (ssize_t)sizeof(zeros))
+			break;
+	if (off < target || fdatasync(s->wal_fd) < 0) {
+		/* no room: give the space back (zeros past the end are harmless) */
+		int r = ftruncate(s->wal_fd, size);
+
+		(void)r;
+	}
+}
+
+/*
  * Group commit needs the WAL's file: open it (it exists once the database
  * is in WAL mode and was read) and let transactions commit unsynced.  If
  * it cannot be opened, every commit stays synchronous=FULL.
@@ -801,14 +845,16 @@ static void group_commit_start(struct sq_store *s)
 	char wal[PATH_MAX + 8];
 
 	snprintf(wal, sizeof(wal), "%s-wal", s->path);
-	s->wal_fd = open(wal, O_RDONLY | O_CLOEXEC);
+	s->wal_fd = open(wal, O_RDWR | O_CLOEXEC);
 	if (s->wal_fd < 0)
 		return;
-	if (sqlite3_exec(s->db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL) !=
-	    SQLITE_OK) {
+	if (sqlite3_exec(s->db, "PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = "
+			 WAL_LAP_PAGES, NULL, NULL, NULL) != SQLITE_OK) {
 		close(s->wal_fd);
 		s->wal_fd = -1;
+		return;
 	}
+	wal_presize(s);
 }
 
 /* Run the statements of @fn in one durable transaction. */

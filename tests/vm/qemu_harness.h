@@ -2,7 +2,7 @@
 /*
  * qemu_harness.h - start a throw-away QEMU for the QMP / VM tests.
  *
- *   qemu-system-x86_64 -accel kvm -accel tcg -machine M -m MEM -nodefaults
+ *   qemu-system-x86_64 -accel tcg -machine M -m MEM -nodefaults
  *       -display none -qmp unix:DIR/a,server=on,wait=off
  *       -qmp unix:DIR/b,server=on,wait=off [EXTRA...]
  *
@@ -343,9 +343,7 @@ static inline int qemu_start(struct qemu *qm, const char *machine,
 
 	argv[argc++] = QEMU_BIN;
 	argv[argc++] = "-accel";
-	argv[argc++] = "kvm";
-	argv[argc++] = "-accel";
-	argv[argc++] = "tcg";
+	argv[argc++] = "tcg"; /* not KVM: see "-accel tcg" in qemu-guest.sh */
 	argv[argc++] = "-machine";
 	argv[argc++] = machine;
 	argv[argc++] = "-m";

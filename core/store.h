@@ -122,7 +122,7 @@ int store_check_records(const struct lend_record *recs, unsigned n, FILE *out);
 
 /* SQLite back-end: PRAGMA application_id ("LEND") and schema version. */
 #define STORE_SQLITE_APPLICATION_ID 0x4c454e44
-#define STORE_SQLITE_VERSION 4
+#define STORE_SQLITE_VERSION 5
 
 #define STORE_QMP_PATH_MAX 4096 /* bytes of a stored QMP socket path, NUL included */
 

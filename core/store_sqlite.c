@@ -12,6 +12,10 @@
  *       windows(device, seq, text)  PK (device, seq), text = window_format()
  *   v2  lends.epoch; hosts(host PK, online)
  *   v3  vms(host, vm, qmp) PK (host, vm): VM borrowers registered at run time
+ *   v4  lends and windows WITHOUT ROWID
+ *   v5  lends.windows: the record's windows, one window_format() line each,
+ *       joined by newlines; the windows table is gone.  A record is one
+ *       row, so storing or removing it writes one page.
  *
  * Older versions are migrated forward, one transaction per step.  Anything
  * else (garbage, a corrupt file, another application's database, a newer
@@ -72,6 +76,29 @@ static const char *const migrations[STORE_SQLITE_VERSION] = {
 	"INSERT INTO windows4 SELECT device, seq, text FROM windows;"
 	"DROP TABLE windows;"
 	"ALTER TABLE windows4 RENAME TO windows;",
+	/*
+	 * 4 -> 5: a record's windows move into its lends row, in seq order
+	 * (a chain from each device's lowest seq to the next higher one, so
+	 * gaps in seq keep their order).  Window rows of no lend, which
+	 * check() reported as dangling, describe nothing and go.
+	 */
+	"CREATE TABLE lends5(device TEXT PRIMARY KEY NOT NULL,"
+	" borrower TEXT NOT NULL, state INTEGER NOT NULL,"
+	" since INTEGER NOT NULL, epoch INTEGER NOT NULL DEFAULT 0,"
+	" windows TEXT NOT NULL DEFAULT '') WITHOUT ROWID;"
+	"INSERT INTO lends5 WITH RECURSIVE chain(device, seq, acc) AS ("
+	"  SELECT w.device, w.seq, w.text FROM windows w WHERE w.seq ="
+	"   (SELECT min(x.seq) FROM windows x WHERE x.device = w.device)"
+	"  UNION ALL"
+	"  SELECT w.device, w.seq, c.acc || char(10) || w.text"
+	"   FROM chain c JOIN windows w ON w.device = c.device AND w.seq ="
+	"   (SELECT min(x.seq) FROM windows x WHERE x.device = c.device AND x.seq > c.seq))"
+	" SELECT l.device, l.borrower, l.state, l.since, l.epoch, coalesce(c.acc, '')"
+	" FROM lends l LEFT JOIN chain c ON c.device = l.device AND NOT EXISTS"
+	"  (SELECT 1 FROM windows x WHERE x.device = c.device AND x.seq > c.seq);"
+	"DROP TABLE lends;"
+	"DROP TABLE windows;"
+	"ALTER TABLE lends5 RENAME TO lends;",
 };
 
 /* The tables of each version; a database with others is not ours. */
@@ -80,6 +107,7 @@ static const char *const schema_tables[STORE_SQLITE_VERSION + 1][4] = {
 	[2] = { "lends", "windows", "hosts" },
 	[3] = { "lends", "windows", "hosts", "vms" },
 	[4] = { "lends", "windows", "hosts", "vms" },
+	[5] = { "lends", "hosts", "vms" },
 };
 
 enum {
@@ -87,8 +115,6 @@ enum {
 	ST_COMMIT,
 	ST_ROLLBACK,
 	ST_PUT_LEND,
-	ST_DEL_WINDOWS,
-	ST_PUT_WINDOW,
 	ST_DEL_LEND,
 	ST_LOAD,
 	ST_HOST_PUT,
@@ -96,8 +122,6 @@ enum {
 	ST_VM_PUT,
 	ST_VM_DEL,
 	ST_VM_LOAD,
-	ST_UPD_LEND,
-	ST_GET_WINDOWS,
 	ST_COUNT,
 };
 
@@ -105,22 +129,16 @@ static const char *const st_sql[ST_COUNT] = {
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
 	[ST_COMMIT] = "COMMIT",
 	[ST_ROLLBACK] = "ROLLBACK",
-	[ST_PUT_LEND] = "INSERT OR REPLACE INTO lends(device, borrower, state, since, epoch)"
-			" VALUES(?1, ?2, ?3, ?4, ?5)",
-	[ST_DEL_WINDOWS] = "DELETE FROM windows WHERE device = ?1",
-	[ST_PUT_WINDOW] = "INSERT INTO windows(device, seq, text) VALUES(?1, ?2, ?3)",
+	[ST_PUT_LEND] = "INSERT OR REPLACE INTO lends(device, borrower, state, since, epoch,"
+			" windows) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
 	[ST_DEL_LEND] = "DELETE FROM lends WHERE device = ?1",
-	[ST_LOAD] = "SELECT l.device, l.borrower, l.state, l.since, l.epoch, w.seq, w.text"
-		    " FROM lends l LEFT JOIN windows w ON w.device = l.device"
-		    " ORDER BY l.device, w.seq",
+	[ST_LOAD] = "SELECT device, borrower, state, since, epoch, windows FROM lends"
+		    " ORDER BY device",
 	[ST_HOST_PUT] = "INSERT OR REPLACE INTO hosts(host, online) VALUES(?1, ?2)",
 	[ST_HOST_LOAD] = "SELECT host, online FROM hosts ORDER BY host",
 	[ST_VM_PUT] = "INSERT OR REPLACE INTO vms(host, vm, qmp) VALUES(?1, ?2, ?3)",
 	[ST_VM_DEL] = "DELETE FROM vms WHERE host = ?1 AND vm = ?2",
 	[ST_VM_LOAD] = "SELECT host, vm, qmp FROM vms ORDER BY host, vm",
-	[ST_UPD_LEND] = "UPDATE lends SET borrower = ?2, state = ?3, since = ?4, epoch = ?5"
-			" WHERE device = ?1",
-	[ST_GET_WINDOWS] = "SELECT text FROM windows WHERE device = ?1 ORDER BY seq",
 };
 
 struct sq_store {
@@ -564,6 +582,13 @@ static int migrate(sqlite3 *db, const char *path, int from, int target, char *re
 		r = migrate_step(db, path, target, &v, reason);
 		if (r < 0)
 			return r;
+		/*
+		 * Each step rebuilds tables: move its pages into the database
+		 * and empty the WAL before the next, so that the WAL never
+		 * holds more than one step (a nearly full disk has room for
+		 * the database, not for every version of it).
+		 */
+		sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
 	}
 	return 0;
 }
@@ -666,6 +691,9 @@ static int sq_open(const char *where, void **ctx, char *reason)
 		r = set_durability(s->db, where, reason);
 	if (r == 0)
 		r = migrate(s->db, where, v, STORE_SQLITE_VERSION, reason);
+	/* a new database: drop the pages the migration chain left free */
+	if (r == 0 && v == 0)
+		r = exec_sql(s->db, where, "VACUUM", "compact new state database", reason);
 	for (unsigned i = 0; r == 0 && i < ST_COUNT; i++) {
 		int rc = sqlite3_prepare_v3(s->db, st_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
 					    &s->st[i], NULL);
@@ -806,7 +834,7 @@ static int wal_sync(struct sq_store *s, uint64_t seq, const char *what,
  * same journal commit when first written).  The zeros are not frames:
  * their salts never match the WAL header's, so SQLite's recovery stops at
  * them, as it stops at the stale frames of a previous lap.  Best effort:
- * on a full disk the WAL keeps its size.
+ * on a full disk the WAL stays as it is.
  */
 static void wal_presize(struct sq_store *s)
 {
@@ -815,6 +843,12 @@ static void wal_presize(struct sq_store *s)
 	off_t size, target, off;
 	struct stat st;
 
+	/*
+	 * What a previous run (or the migrations just now) left in the WAL
+	 * goes into the database first, and the WAL is emptied: the room it
+	 * takes is the database's on a nearly full disk.
+	 */
+	sqlite3_exec(s->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
 	if (pragma_int(s->db, s->path, "PRAGMA page_size", &page, NULL) < 0 ||
 	    pragma_int(s->db, s->path, "PRAGMA wal_autocheckpoint", &pages, NULL) < 0 ||
 	    page <= 0 || pages <= 0 || fstat(s->wal_fd, &st) < 0)
@@ -910,69 +944,48 @@ static int bind_text(struct sq_store *s, int id, int col, const char *text)
 	return sqlite3_bind_text(s->st[id], col, text, -1, SQLITE_STATIC);
 }
 
-/*
- * Are the stored windows of @rec->device exactly @lines?  A lend's outcome
- * and a return's intent keep the windows of the intent before them: then
- * only the lends row changes, one page in the WAL instead of four.
- */
-static bool windows_stored(struct sq_store *s, const struct lend_record *rec,
-			   char (*lines)[512])
+/* The windows column of @rec: one window_format() line each, joined by '\n'. */
+static int windows_text(const struct lend_record *rec, char **out, char *reason)
 {
-	sqlite3_stmt *st = s->st[ST_GET_WINDOWS];
-	unsigned n = 0;
-	bool same = true;
-	int rc;
+	_cleanup_free_ char *text = NULL;
+	size_t cap = (size_t)rec->nwindows * WINDOW_TEXT_MAX + 1, len = 0;
 
-	bind_text(s, ST_GET_WINDOWS, 1, rec->device);
-	while (same && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *text = (const char *)sqlite3_column_text(st, 0);
+	text = malloc(cap);
+	if (!text)
+		return reason_set(reason, -ENOMEM, "out of memory");
+	text[0] = '\0';
+	for (unsigned i = 0; i < rec->nwindows; i++) {
+		int n;
 
-		same = n < rec->nwindows && text && !strcmp(text, lines[n]);
-		n++;
+		if (i)
+			text[len++] = '\n';
+		n = window_format(&rec->windows[i], text + len, cap - len);
+		if (n < 0 || (size_t)n >= cap - len)
+			return reason_set(reason, -EINVAL, "window %u of %s is too long", i,
+					  rec->device);
+		len += (size_t)n;
 	}
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	return same && n == rec->nwindows;
+	*out = take_ptr(text);
+	return 0;
 }
 
 static int put_statements(struct sq_store *s, const void *arg, const char *what,
 			  char *reason)
 {
 	const struct lend_record *rec = arg;
-	_cleanup_free_ char (*lines)[512] = NULL;
-	int id = ST_UPD_LEND, r = 0;
+	_cleanup_free_ char *windows = NULL;
+	int r;
 
-	lines = calloc(rec->nwindows ? rec->nwindows : 1, sizeof(*lines));
-	if (!lines)
-		return reason_set(reason, -ENOMEM, "out of memory");
-	for (unsigned i = 0; i < rec->nwindows; i++)
-		if (window_format(&rec->windows[i], lines[i], sizeof(lines[i])) < 0)
-			return reason_set(reason, -EINVAL, "window %u of %s is too long", i,
-					  rec->device);
-	/* an UPDATE keeps the row and its index entry; INSERT if none */
-	for (int pass = 0; pass < 2; pass++, id = ST_PUT_LEND) {
-		bind_text(s, id, 1, rec->device);
-		bind_text(s, id, 2, rec->borrower);
-		sqlite3_bind_int(s->st[id], 3, (int)rec->state);
-		sqlite3_bind_int64(s->st[id], 4, rec->since);
-		sqlite3_bind_int64(s->st[id], 5, (int64_t)rec->epoch);
-		r = run(s, id, what, reason);
-		if (r < 0 || sqlite3_changes(s->db) > 0)
-			break;
-	}
-	if (r < 0 || windows_stored(s, rec, lines))
+	r = windows_text(rec, &windows, reason);
+	if (r < 0)
 		return r;
-	bind_text(s, ST_DEL_WINDOWS, 1, rec->device);
-	r = run(s, ST_DEL_WINDOWS, what, reason);
-	for (unsigned i = 0; r == 0 && i < rec->nwindows; i++) {
-		const char *line = lines[i];
-
-		bind_text(s, ST_PUT_WINDOW, 1, rec->device);
-		sqlite3_bind_int(s->st[ST_PUT_WINDOW], 2, (int)i);
-		bind_text(s, ST_PUT_WINDOW, 3, line);
-		r = run(s, ST_PUT_WINDOW, what, reason);
-	}
-	return r;
+	bind_text(s, ST_PUT_LEND, 1, rec->device);
+	bind_text(s, ST_PUT_LEND, 2, rec->borrower);
+	sqlite3_bind_int(s->st[ST_PUT_LEND], 3, (int)rec->state);
+	sqlite3_bind_int64(s->st[ST_PUT_LEND], 4, rec->since);
+	sqlite3_bind_int64(s->st[ST_PUT_LEND], 5, (int64_t)rec->epoch);
+	bind_text(s, ST_PUT_LEND, 6, windows);
+	return run(s, ST_PUT_LEND, what, reason);
 }
 
 static int sq_put(void *ctx, const struct lend_record *rec, char *reason)
@@ -993,12 +1006,7 @@ static int remove_statements(struct sq_store *s, const void *arg, const char *wh
 			     char *reason)
 {
 	const char *device = arg;
-	int r;
 
-	bind_text(s, ST_DEL_WINDOWS, 1, device);
-	r = run(s, ST_DEL_WINDOWS, what, reason);
-	if (r < 0)
-		return r;
 	bind_text(s, ST_DEL_LEND, 1, device);
 	return run(s, ST_DEL_LEND, what, reason);
 }
@@ -1181,15 +1189,17 @@ static int new_record(struct rec_set *set, sqlite3_stmt *st)
 	return 0;
 }
 
-static int add_window(struct rec_set *set, sqlite3_stmt *st)
+static int add_window(struct rec_set *set, unsigned line, const char *text,
+		      size_t len)
 {
 	struct lend_record *rec = &set->v[set->n - 1];
-	const char *text = col_text(st, 6);
+	char buf[WINDOW_TEXT_MAX];
 	struct window w;
 
-	if (window_parse(text, &w) < 0)
-		return bad_row(set, rec->device, "window row %" PRId64 " cannot be parsed: '%s'",
-			       (int64_t)sqlite3_column_int64(st, 5), text);
+	snprintf(buf, sizeof(buf), "%.*s", (int)MIN(len, sizeof(buf) - 1), text);
+	if (len >= sizeof(buf) || window_parse(buf, &w) < 0)
+		return bad_row(set, rec->device, "window line %u cannot be parsed: '%s'",
+			       line, buf);
 	if (rec->nwindows == set->wcap) {
 		unsigned cap = set->wcap ? 2 * set->wcap : 4;
 		struct window *p = realloc(rec->windows, cap * sizeof(*p));
@@ -1204,22 +1214,25 @@ static int add_window(struct rec_set *set, sqlite3_stmt *st)
 	return 0;
 }
 
+/* One lends row: the record, then each line of its windows column. */
 static int row_record(struct rec_set *set, sqlite3_stmt *st)
 {
+	const char *text = col_text(st, 5);
+	unsigned line = 0;
 	int r;
 
-	char device[DEVICE_ID_MAX];
+	r = new_record(set, st);
+	if (r < 0 || !*text)
+		return r; /* a record without windows */
+	for (;;) {
+		const char *nl = strchr(text, '\n');
+		size_t len = nl ? (size_t)(nl - text) : strlen(text);
 
-	/* Compared as stored: check() keeps over-long ids truncated. */
-	snprintf(device, sizeof(device), "%s", col_text(st, 0));
-	if (set->n == 0 || strcmp(set->v[set->n - 1].device, device) != 0) {
-		r = new_record(set, st);
-		if (r < 0)
+		r = add_window(set, line++, text, len);
+		if (r < 0 || !nl)
 			return r;
+		text = nl + 1;
 	}
-	if (sqlite3_column_type(st, 5) == SQLITE_NULL)
-		return 0; /* a record without windows */
-	return add_window(set, st);
 }
 
 /* Every record, with its windows, into @set.  Call with the lock held. */
@@ -1400,16 +1413,6 @@ static int row_integrity(void *arg, sqlite3_stmt *st)
 	return 0;
 }
 
-static int row_dangling(void *arg, sqlite3_stmt *st)
-{
-	struct check_ctx *c = arg;
-
-	fprintf(c->out, "%s: window row %" PRId64 " has no lends row (dangling)\n",
-		col_text(st, 0), (int64_t)sqlite3_column_int64(st, 1));
-	c->bad++;
-	return 0;
-}
-
 static int row_host_check(void *arg, sqlite3_stmt *st)
 {
 	struct check_ctx *c = arg;
@@ -1449,13 +1452,6 @@ static int check_rows(struct sq_store *s, struct check_ctx *c, struct rec_set *s
 
 	r = query(s->db, s->path, "PRAGMA integrity_check(100)", row_integrity, c,
 		  "check integrity of state database", reason);
-	if (r < 0)
-		return r;
-	r = query(s->db, s->path,
-		  "SELECT w.device, w.seq FROM windows w WHERE NOT EXISTS"
-		  " (SELECT 1 FROM lends l WHERE l.device = w.device)"
-		  " ORDER BY w.device, w.seq",
-		  row_dangling, c, "check windows of state database", reason);
 	if (r < 0)
 		return r;
 	r = query(s->db, s->path, "SELECT host, online FROM hosts ORDER BY host",

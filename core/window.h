@@ -57,6 +57,8 @@ int window_kind_parse(const char *s, enum window_kind *out);
  * for an IOMMU window it is HOST itself.  An empty tag, next or domain
  * is "-".
  */
+#define WINDOW_TEXT_MAX 512 /* one line of it, NUL included */
+
 int window_format(const struct window *w, char *buf, size_t len);
 int window_parse(const char *line, struct window *out);
 

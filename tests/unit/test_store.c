@@ -537,7 +537,11 @@ static void test_round_trip_sqlite(void **state)
 	assert_int_equal(raw_int(f->db, "PRAGMA application_id"), STORE_SQLITE_APPLICATION_ID);
 	assert_int_equal(raw_int(f->db, "PRAGMA user_version"), STORE_SQLITE_VERSION);
 	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM lends"), 3);
-	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM windows"), 3);
+	/* one row per record, its windows inline, one line each */
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM sqlite_master WHERE name = 'windows'"),
+			 0);
+	assert_int_equal(raw_int(f->db, "SELECT sum(length(windows) - length(replace(windows,"
+				 " char(10), '')) + (windows != '')) FROM lends"), 3);
 }
 
 struct stop_ctx {
@@ -927,10 +931,12 @@ static void test_sqlite_migrate_v2(void **state)
 
 	ctx = open_ok(&store_sqlite_ops, f->db);
 	assert_int_equal(raw_int(f->db, "PRAGMA user_version"), STORE_SQLITE_VERSION);
-	/* version 4: the lend tables keep their rows in their keys' B-trees */
+	/* version 5: one lends table, rows in its key's B-tree, windows inline */
 	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM sqlite_master"
-				 " WHERE name IN ('lends', 'windows')"
-				 " AND sql LIKE '%WITHOUT ROWID'"), 2);
+				 " WHERE name = 'lends' AND sql LIKE '%windows TEXT%WITHOUT ROWID'"),
+			 1);
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM sqlite_master"
+				 " WHERE name = 'windows'"), 0);
 	load_all(&store_sqlite_ops, ctx, &c);
 	assert_int_equal(c.n, 1);
 	w[0] = win(WIN_LUT, "nodeB", 0, 2, 0x200000000000, 0x1000000, 0x380000000000, "nodeA",
@@ -954,6 +960,50 @@ static void test_sqlite_migrate_v2(void **state)
 	ctx = open_ok(&store_sqlite_ops, f->db);
 	assert_int_equal(store_sqlite_ops.check(ctx, stdout), 0);
 	store_sqlite_ops.close(ctx);
+}
+
+/*
+ * v4 -> v5: windows move into their lends row in seq order, whatever the
+ * order of the rows and the gaps in seq; a lend without windows keeps
+ * none; window rows of no lend go.
+ */
+static void test_sqlite_migrate_v4_windows(void **state)
+{
+	struct fixture *f = *state;
+	struct collected c = { 0 };
+	char reason[REASON_MAX];
+	void *ctx;
+
+	assert_int_equal(store_sqlite_create_version(f->db, 4, reason), 0);
+	raw_exec(f->db,
+		 "INSERT INTO lends VALUES('" DEV_A "', 'nodeB', 1, 1700000000, 4);"
+		 "INSERT INTO lends VALUES('" DEV_B "', 'nodeC', 0, 1700000001, 5);"
+		 "INSERT INTO windows VALUES('" DEV_A "', 5,"
+		 " 'iommu nodeA 0 1 0x0 0x40000000 0x0 nodeA - ram0');"
+		 "INSERT INTO windows VALUES('" DEV_A "', 0,"
+		 " 'lut nodeB 0 2 0x200000000000 0x1000000 0x380000000000 nodeA - bar0');"
+		 "INSERT INTO windows VALUES('" DEV_A "', 2,"
+		 " 'dma nodeA 0 1 0x280000000000 0x40000000 0x0 nodeB - ram0');"
+		 "INSERT INTO windows VALUES('nodeZ:0000:01:00.0', 0,"
+		 " 'lut nodeZ 0 1 0x0 0x1000 0x0 nodeA - bar0');");
+	ctx = open_ok(&store_sqlite_ops, f->db);
+	assert_int_equal(raw_int(f->db, "PRAGMA user_version"), STORE_SQLITE_VERSION);
+	load_all(&store_sqlite_ops, ctx, &c);
+	assert_int_equal(c.n, 2);
+	assert_string_equal(c.recs[0].device, DEV_A);
+	assert_int_equal(c.recs[0].epoch, 4);
+	assert_int_equal(c.recs[0].nwindows, 3);
+	assert_int_equal(c.recs[0].windows[0].kind, WIN_LUT);
+	assert_int_equal(c.recs[0].windows[0].count, 2);
+	assert_int_equal(c.recs[0].windows[1].kind, WIN_DMA);
+	assert_int_equal(c.recs[0].windows[2].kind, WIN_IOMMU);
+	assert_string_equal(c.recs[1].device, DEV_B);
+	assert_int_equal(c.recs[1].state, REC_LENDING);
+	assert_int_equal(c.recs[1].nwindows, 0);
+	collected_release(&c);
+	store_sqlite_ops.close(ctx);
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM sqlite_master WHERE name = 'windows'"),
+			 0);
 }
 
 /* A v2 file that already has a table named like v3's is not ours. */
@@ -1290,44 +1340,42 @@ struct bad_case {
 	const char *needle;
 };
 
+/* Append a window line to DEV's windows column. */
+#define ADD_WINDOW(dev, line) \
+	"UPDATE lends SET windows = windows || char(10) || '" line "' WHERE device = '" dev "'"
+/* Replace the first window line of DEV. */
+#define SET_FIRST_WINDOW(dev, line)                                                \
+	"UPDATE lends SET windows = '" line "' || substr(windows, instr(windows, char(10)))" \
+	" WHERE device = '" dev "'"
+
 static const struct bad_case bad_cases[] = {
 	{ "case-duplicate",
-	  "INSERT INTO lends VALUES('nodeA:0000:6B:00.0', 'nodeD', 1, 0, 0);"
-	  "INSERT INTO windows VALUES('nodeA:0000:6B:00.0', 0,"
+	  "INSERT INTO lends VALUES('nodeA:0000:6B:00.0', 'nodeD', 1, 0, 0,"
 	  " 'lut nodeD 0 1 0x0 0x1000 0x0 nodeA - bar0');",
 	  1, "differ only in case" },
 	{ "state", "UPDATE lends SET state = 7 WHERE device = '" DEV_A "'", 1,
 	  DEV_A ": state 7 is out of range" },
-	{ "no-window", "DELETE FROM windows WHERE device = '" DEV_B "'", 1,
+	{ "no-window", "UPDATE lends SET windows = '' WHERE device = '" DEV_B "'", 1,
 	  DEV_B ": lent without any window" },
-	{ "lut-overlap",
-	  "INSERT INTO windows VALUES('" DEV_C "', 5,"
-	  " 'lut nodeB 1 1 0x0 0x1000 0x0 nodeA - bar2')", 1,
+	{ "lut-overlap", ADD_WINDOW(DEV_C, "lut nodeB 1 1 0x0 0x1000 0x0 nodeA - bar2"), 1,
 	  "lut entries 1..1 on nodeB overlaps lut entries 0..1 of " DEV_A },
-	{ "dma-slot",
-	  "INSERT INTO windows VALUES('" DEV_B "', 5,"
-	  " 'dma nodeA 0 1 0x0 0x1000 0x0 nodeB - ram1')", 1,
+	{ "dma-slot", ADD_WINDOW(DEV_B, "dma nodeA 0 1 0x0 0x1000 0x0 nodeB - ram1"), 1,
 	  "dma slot 0 on nodeA" },
 	{ "iommu-overlap",
-	  "INSERT INTO windows VALUES('" DEV_C "', 5,"
-	  " 'iommu nodeA 0 1 0x3fff0000 0x1000 0x0 nodeA " DEV_A " ram1')", 1,
+	  ADD_WINDOW(DEV_C, "iommu nodeA 0 1 0x3fff0000 0x1000 0x0 nodeA " DEV_A " ram1"), 1,
 	  "iommu range 0x3fff0000-0x3fff0fff on nodeA overlaps" },
 	{ "iommu-two",
-	  "INSERT INTO windows VALUES('" DEV_C "', 5,"
-	  " 'iommu nodeA 0 1 0x3fff0000 0x20000 0x0 nodeA " DEV_A " ram1')", 1,
+	  ADD_WINDOW(DEV_C, "iommu nodeA 0 1 0x3fff0000 0x20000 0x0 nodeA " DEV_A " ram1"), 1,
 	  "iommu range 0x3fff0000-0x4000ffff on nodeA overlaps" },
 	/* the same IOVAs in two devices' own domains are fine */
 	{ "iommu-other-domain",
-	  "INSERT INTO windows VALUES('" DEV_C "', 5,"
-	  " 'iommu nodeA 0 1 0x3fff0000 0x1000 0x0 nodeA - ram1')", 0, NULL },
+	  ADD_WINDOW(DEV_C, "iommu nodeA 0 1 0x3fff0000 0x1000 0x0 nodeA - ram1"), 0, NULL },
 	{ "same-record-overlap",
-	  "INSERT INTO windows VALUES('" DEV_C "', 5,"
-	  " 'dma nodeC 0 1 0x0 0x1000 0x0 nodeB - ram1')", 1,
+	  ADD_WINDOW(DEV_C, "dma nodeC 0 1 0x0 0x1000 0x0 nodeB - ram1"), 1,
 	  DEV_C ": two windows overlap on nodeC" },
-	{ "dangling",
-	  "INSERT INTO windows VALUES('nodeZ:0000:01:00.0', 0,"
-	  " 'lut nodeZ 0 1 0x0 0x1000 0x0 nodeA - bar0')", 1,
-	  "nodeZ:0000:01:00.0: window row 0 has no lends row (dangling)" },
+	{ "blank-window-line",
+	  "UPDATE lends SET windows = windows || char(10) WHERE device = '" DEV_A "'", 1,
+	  DEV_A ": window line 3 cannot be parsed: ''" },
 	{ "empty-borrower", "UPDATE lends SET borrower = '' WHERE device = '" DEV_A "'", 1,
 	  DEV_A ": empty borrower" },
 	{ "borrower-lender", "UPDATE lends SET borrower = 'nodeA' WHERE device = '" DEV_B "'",
@@ -1339,13 +1387,13 @@ static const struct bad_case bad_cases[] = {
 	  "UPDATE lends SET borrower = 'vm:nodeB' WHERE device = '" DEV_B "'", 1,
 	  "malformed borrower 'vm:nodeB'" },
 	{ "device-malformed",
-	  "INSERT INTO lends VALUES('junk', 'nodeD', 1, 0, 0);"
-	  "INSERT INTO windows VALUES('junk', 0, 'lut nodeD 0 1 0x0 0x1000 0x0 nodeA - bar0');",
+	  "INSERT INTO lends VALUES('junk', 'nodeD', 1, 0, 0,"
+	  " 'lut nodeD 0 1 0x0 0x1000 0x0 nodeA - bar0');",
 	  1, "junk: malformed device id" },
-	{ "window-text", "UPDATE windows SET text = 'lut nodeB zero' WHERE seq = 0 AND"
-	  " device = '" DEV_A "'", 1, "window row 0 cannot be parsed: 'lut nodeB zero'" },
-	{ "lut-no-entry", "UPDATE windows SET text = 'lut nodeB 0 0 0x0 0x1000 0x0 nodeA - bar0'"
-	  " WHERE seq = 0 AND device = '" DEV_A "'", 1, "owns no entry" },
+	{ "window-text", SET_FIRST_WINDOW(DEV_A, "lut nodeB zero"), 1,
+	  "window line 0 cannot be parsed: 'lut nodeB zero'" },
+	{ "lut-no-entry", SET_FIRST_WINDOW(DEV_A, "lut nodeB 0 0 0x0 0x1000 0x0 nodeA - bar0"), 1,
+	  "owns no entry" },
 	{ "host-row", "INSERT INTO hosts VALUES('nodeQ', 5)", 1,
 	  "host nodeQ: online is '5'" },
 };
@@ -1411,7 +1459,7 @@ static void test_check_sqlite_load_refuses_bad(void **state)
 	assert_non_null(strstr(reason, "unknown state 9"));
 	assert_non_null(strstr(reason, f->db));
 	collected_release(&c);
-	raw_exec(f->db, "UPDATE lends SET state = 1; UPDATE windows SET text = 'x'");
+	raw_exec(f->db, "UPDATE lends SET state = 1, windows = 'x'");
 	assert_int_equal(store_sqlite_ops.load(ctx, collect, &c, reason), -EIO);
 	assert_non_null(strstr(reason, "cannot be parsed"));
 	collected_release(&c);
@@ -1520,6 +1568,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sqlite_v1_with_unknown_table, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_sqlite_migrate_v2, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sqlite_migrate_v4_windows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sqlite_v2_with_vms_table, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_sqlite_newer_refused, setup, teardown),

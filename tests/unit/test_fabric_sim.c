@@ -649,6 +649,41 @@ static void test_iommu_table(void **state)
 	program_ok(f, &w);
 }
 
+/*
+ * The IOMMU table is scanned up to its highest slot in use: mappings
+ * above a hole are still found, a hole is reused, and clearing the top
+ * slots lowers the mark so that nothing stale is found above it.
+ */
+static void test_iommu_holes(void **state)
+{
+	struct fx *f = *state;
+	struct window wd = dmaw("nodeA", 1, RAM_SIZE, 0, "nodeB");
+	struct window wi[3];
+	char buf[4];
+
+	program_ok(f, &wd);
+	for (unsigned i = 0; i < 3; i++) {
+		wi[i] = iommuw("nodeA", 0x10000000 + i * MiB, MiB, dma_slot(1) + i * MiB);
+		program_ok(f, &wi[i]);
+	}
+	/* a hole at slot 0: slot 2 still translates */
+	assert_int_equal(sim->clear(f->ctx, &wi[0], f->reason), 0);
+	assert_int_equal(dma(f, DEV, 0x10000000 + 2 * MiB, "top!", 4, true), 4);
+	assert_int_equal(dma(f, DEV, 0x10000000, "hole", 4, true), -EFAULT);
+	/* the top goes, then the middle: nothing is left to translate */
+	assert_int_equal(sim->clear(f->ctx, &wi[2], f->reason), 0);
+	assert_int_equal(dma(f, DEV, 0x10000000 + 2 * MiB, buf, 4, false), -EFAULT);
+	assert_int_equal(dma(f, DEV, 0x10000000 + MiB, "mid!", 4, true), 4);
+	assert_int_equal(sim->clear(f->ctx, &wi[1], f->reason), 0);
+	assert_int_equal(dma(f, DEV, 0x10000000 + MiB, buf, 4, false), -EFAULT);
+	assert_int_equal(sim->clear(f->ctx, &wi[1], f->reason), -ENOENT);
+	assert_non_null(strstr(f->reason, "no iommu mapping 0x10100000+0x100000 on nodeA"));
+	/* and the table fills from the bottom again */
+	program_ok(f, &wi[2]);
+	assert_int_equal(dma(f, DEV, 0x10000000 + 2 * MiB, buf, 4, false), 4);
+	assert_memory_equal(buf, "top!", 4);
+}
+
 static void test_attach_validation(void **state)
 {
 	struct fx *f = *state;
@@ -735,6 +770,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_program_validation, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_iommu_table, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_iommu_holes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_attach_validation, setup,
 						teardown),
 		cmocka_unit_test(test_ntb_backend),

@@ -17,6 +17,7 @@
 #ifndef LENDFS_FABRIC_H
 #define LENDFS_FABRIC_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "config.h"
@@ -24,6 +25,13 @@
 
 struct fabric_ops {
 	const char *name;
+	/*
+	 * open() resets the hardware, as a power-on does: nothing programmed
+	 * before survives a restart of the daemon, so the engine need not
+	 * store a lend's intent to undo it after a crash (core/lend.c,
+	 * intent_needed()).  False for hardware that keeps its registers.
+	 */
+	bool resets_at_open;
 	int (*open)(const struct cluster_config *cfg, const char *run_dir,
 		    void **ctx, char *reason);
 	void (*close)(void *ctx);

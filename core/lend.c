@@ -315,6 +315,24 @@ static int clear_windows(struct engine *e, const struct window *w, unsigned n,
 	return 0;
 }
 
+/*
+ * Must a request to or from @borrower store its intent (lending,
+ * returning) before it touches the fabric?  The intent is there to undo,
+ * after a crash, what the request did outside the daemon: registers of
+ * hardware that keeps them over a restart, a VM guest (QEMU keeps a
+ * hot-added device), and in distributed mode the other daemons, for
+ * which the intent is the protocol itself (cluster.h).  With a fabric
+ * that resets at open, a host borrower and one daemon, a crash leaves
+ * nothing behind that the restart does not reset: a lend then writes
+ * only its outcome (lent), after programming, and a return removes the
+ * record before clearing; one durable write per request either way.
+ */
+static bool intent_needed(const struct engine *e, const char *borrower)
+{
+	return e->cluster || !e->fabric->resets_at_open ||
+	       !strncmp(borrower, "vm:", 3);
+}
+
 static int store_put(struct engine *e, const struct ldevice *d,
 		     const char *borrower, enum rec_state st, uint64_t epoch,
 		     const struct window *w, unsigned n, const char *point,
@@ -577,8 +595,9 @@ static int do_lend(struct engine *e, struct ldevice *d, const char *value,
 		pthread_mutex_unlock(&e->fabric_lock);
 		if (r < 0)
 			goto fail;
-		r = store_put(e, d, value, REC_LENDING, epoch, w, nw,
-			      "store_intent", reason);
+		r = !intent_needed(e, value) ? 0 :
+			store_put(e, d, value, REC_LENDING, epoch, w, nw,
+				  "store_intent", reason);
 		if (r != -EAGAIN)
 			break;
 		/* another daemon reserved meanwhile: look again, plan again */
@@ -645,7 +664,7 @@ static int do_lend(struct engine *e, struct ldevice *d, const char *value,
 	return 0;
 
 fail_abort:
-	/* the intent may or may not be on disk: make sure it is not */
+	/* the intent (or a failed commit) may or may not be on disk: make sure it is not */
 	store_remove(e, d, "store_abort", NULL);
 fail_release:
 	pthread_mutex_lock(&e->fabric_lock);
@@ -673,10 +692,16 @@ fail:
 static int teardown(struct engine *e, struct ldevice *d, struct window *w,
 		    unsigned nw, char *reason)
 {
+	bool intent = intent_needed(e, d->borrower);
 	int r;
 
-	r = store_put(e, d, d->borrower, REC_RETURNING, d->epoch, w, nw,
-		      "store_intent", reason);
+	/*
+	 * Without an intent the record goes first: a crash after that finds
+	 * the device available and the fabric reset, a return finished.
+	 */
+	r = intent ? store_put(e, d, d->borrower, REC_RETURNING, d->epoch, w, nw,
+			       "store_intent", reason)
+		   : store_remove(e, d, "store_commit", reason);
 	if (r < 0)
 		return r;
 	r = clear_windows(e, w, nw, reason);
@@ -690,7 +715,7 @@ static int teardown(struct engine *e, struct ldevice *d, struct window *w,
 	}
 	if (r == 1) { /* the borrower removed the record */
 		r = 0;
-	} else if (r == 0) {
+	} else if (r == 0 && intent) {
 		r = store_remove(e, d, "store_commit", reason);
 		if (r < 0)
 			program_windows(e, w, nw, UINT64_MAX, NULL);
@@ -698,8 +723,8 @@ static int teardown(struct engine *e, struct ldevice *d, struct window *w,
 	if (r < 0) {
 		/*
 		 * Back to lent: the windows are programmed again; if even this
-		 * write fails the record stays `returning` and recovery
-		 * finishes the return at the next start.
+		 * write fails the record stays `returning` (or absent) and
+		 * the next start finishes the return.
 		 */
 		store_put(e, d, d->borrower, REC_LENT, d->epoch, w, nw,
 			  "store_restore", NULL);

@@ -69,6 +69,8 @@ struct fixture {
 	char dir[64];
 	struct cluster_config *cfg;
 	struct engine *e;
+	const struct fabric_ops *fabric; /* NULL: the sim */
+	const struct store_ops *store;	 /* NULL: memory */
 };
 
 static int engine_up(struct fixture *f, const char *text)
@@ -80,9 +82,9 @@ static int engine_up(struct fixture *f, const char *text)
 		fail_msg("%s", err);
 	snprintf(run, sizeof(run), "%s/run", f->dir);
 	opt.cfg = f->cfg;
-	opt.fabric = &fabric_sim_ops;
+	opt.fabric = f->fabric ? f->fabric : &fabric_sim_ops;
 	opt.run_dir = run;
-	opt.store = &store_memory_ops;
+	opt.store = f->store ? f->store : &store_memory_ops;
 	opt.store_where = "test";
 	return engine_new(&opt, &f->e, reason);
 }
@@ -337,21 +339,15 @@ static void test_enotsup(void **state)
 
 /*
  * Fail every step of a lend and of a return in turn: each failure must
- * leave the device state, every table and the store as before.
+ * leave the device state, every table and the store as before.  @lend
+ * and @ret list the points, in the order a lend and a return pass them.
  */
-static void test_rollback_everywhere(void **state)
+static void rollback_everywhere(struct fixture *f, const char *const *lend,
+				size_t nlend, const char *const *ret, size_t nret)
 {
-	struct fixture *f = *state;
-	static const char *const lend_points[] = {
-		"route", "ntb_alloc", "iommu_alloc", "store_intent", "ntb_map",
-		"iommu_map", "lend_commit", "store_commit",
-	};
-	static const char *const return_points[] = {
-		"store_intent", "ntb_unmap", "iommu_unmap", "store_commit",
-	};
 	char reason[REASON_MAX], spec[64];
 
-	for (size_t i = 0; i < sizeof(lend_points) / sizeof(lend_points[0]); i++) {
+	for (size_t i = 0; i < nlend; i++) {
 		/* count how often the lend passes this point, fail each pass */
 		unsigned passes;
 
@@ -360,11 +356,12 @@ static void test_rollback_everywhere(void **state)
 		assert_int_equal(engine_up(f, cfg_text), 0);
 		fault_reset();
 		assert_int_equal(write_str(f->e, GPU, "c", reason), 0);
-		passes = fault_count(lend_points[i]);
-		assert_true(passes >= 1);
+		passes = fault_count(lend[i]);
+		if (passes < 1)
+			fail_msg("the lend never passes %s", lend[i]);
 		for (unsigned n = 1; n <= passes; n++) {
 			engine_down(f);
-			snprintf(spec, sizeof(spec), "%s:%u", lend_points[i], n);
+			snprintf(spec, sizeof(spec), "%s:%u", lend[i], n);
 			setenv("LENDFS_FAULT", spec, 1);
 			assert_int_equal(engine_up(f, cfg_text), 0);
 			if (write_str(f->e, GPU, "c", reason) != -EIO)
@@ -379,14 +376,17 @@ static void test_rollback_everywhere(void **state)
 			assert_fabric_idle(f->e);
 		}
 	}
-	for (size_t i = 0; i < sizeof(return_points) / sizeof(return_points[0]); i++) {
+	for (size_t i = 0; i < nret; i++) {
 		struct device_view before, after;
 
 		engine_down(f);
-		snprintf(spec, sizeof(spec), "%s:%u", return_points[i],
-			 /* the lend itself passes store_intent/commit once */
-			 !strcmp(return_points[i], "store_intent") ||
-					 !strcmp(return_points[i], "store_commit") ? 2 : 1);
+		unsetenv("LENDFS_FAULT");
+		assert_int_equal(engine_up(f, cfg_text), 0);
+		fault_reset();
+		assert_int_equal(write_str(f->e, GPU, "c", reason), 0);
+		/* the return's pass of the point comes after the lend's */
+		snprintf(spec, sizeof(spec), "%s:%u", ret[i], fault_count(ret[i]) + 1);
+		engine_down(f);
 		setenv("LENDFS_FAULT", spec, 1);
 		assert_int_equal(engine_up(f, cfg_text), 0);
 		assert_int_equal(write_str(f->e, GPU, "c", reason), 0);
@@ -405,6 +405,105 @@ static void test_rollback_everywhere(void **state)
 		assert_int_equal(write_str(f->e, GPU, "", reason), 0);
 		assert_fabric_idle(f->e);
 	}
+}
+
+/*
+ * The sim resets at open: a lend to a host stores no intent, its only
+ * write is the outcome; a return removes the record before it clears.
+ */
+static void test_rollback_everywhere(void **state)
+{
+	static const char *const lend_points[] = {
+		"route", "ntb_alloc", "iommu_alloc", "ntb_map", "iommu_map",
+		"lend_commit", "store_commit",
+	};
+	static const char *const return_points[] = {
+		"store_commit", "ntb_unmap", "iommu_unmap",
+	};
+
+	rollback_everywhere(*state, lend_points, ARRAY_SIZE(lend_points),
+			    return_points, ARRAY_SIZE(return_points));
+}
+
+/* Hardware that keeps its registers over a restart: intents first. */
+static void test_rollback_everywhere_with_intents(void **state)
+{
+	static const char *const lend_points[] = {
+		"route", "ntb_alloc", "iommu_alloc", "store_intent", "ntb_map",
+		"iommu_map", "lend_commit", "store_commit",
+	};
+	static const char *const return_points[] = {
+		"store_intent", "ntb_unmap", "iommu_unmap", "store_commit",
+	};
+	static struct fabric_ops keeping;
+	struct fixture *f = *state;
+
+	keeping = fabric_sim_ops;
+	keeping.resets_at_open = false;
+	f->fabric = &keeping;
+	rollback_everywhere(f, lend_points, ARRAY_SIZE(lend_points), return_points,
+			    ARRAY_SIZE(return_points));
+}
+
+/* The memory store, counting what the engine writes. */
+static unsigned puts_by_state[REC_RETURNING + 1], removes;
+
+static int counting_put(void *ctx, const struct lend_record *rec, char *reason)
+{
+	if ((unsigned)rec->state <= REC_RETURNING)
+		puts_by_state[rec->state]++;
+	return store_memory_ops.put(ctx, rec, reason);
+}
+
+static int counting_remove(void *ctx, const char *device, char *reason)
+{
+	removes++;
+	return store_memory_ops.remove(ctx, device, reason);
+}
+
+static void count_writes(struct fixture *f, const char *borrower, unsigned want_lending,
+			 unsigned want_returning)
+{
+	char reason[REASON_MAX];
+
+	memset(puts_by_state, 0, sizeof(puts_by_state));
+	removes = 0;
+	assert_int_equal(write_str(f->e, GPU, borrower, reason), 0);
+	assert_int_equal(puts_by_state[REC_LENDING], want_lending);
+	assert_int_equal(puts_by_state[REC_LENT], 1);
+	assert_int_equal(removes, 0);
+	assert_int_equal(write_str(f->e, GPU, "", reason), 0);
+	assert_int_equal(puts_by_state[REC_RETURNING], want_returning);
+	assert_int_equal(puts_by_state[REC_LENT], 1);
+	assert_int_equal(removes, 1);
+	assert_fabric_idle(f->e);
+}
+
+/*
+ * One durable write per request where nothing outlives a restart (the
+ * sim resets at open, the borrower is a host); an intent before each
+ * where the hardware keeps its registers.
+ */
+static void test_intent_only_where_needed(void **state)
+{
+	static struct store_ops counting;
+	static struct fabric_ops keeping;
+	struct fixture *f = *state;
+
+	counting = store_memory_ops;
+	counting.put = counting_put;
+	counting.remove = counting_remove;
+	f->store = &counting;
+	engine_down(f);
+	assert_int_equal(engine_up(f, cfg_text), 0);
+	count_writes(f, "c", 0, 0);
+
+	keeping = fabric_sim_ops;
+	keeping.resets_at_open = false;
+	f->fabric = &keeping;
+	engine_down(f);
+	assert_int_equal(engine_up(f, cfg_text), 0);
+	count_writes(f, "c", 1, 1);
 }
 
 static void test_random_cycles(void **state)
@@ -674,6 +773,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_etimedout, setup, teardown),
 		cmocka_unit_test(test_enotsup),
 		cmocka_unit_test_setup_teardown(test_rollback_everywhere, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rollback_everywhere_with_intents, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_intent_only_where_needed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_random_cycles, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_race, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hotplug, setup, teardown),

@@ -201,6 +201,13 @@ static void forget(struct lendfs_cache *c, size_t i)
 
 /* ---- invalidation ------------------------------------------------------- */
 
+static __thread const char *writing; /* cache_writing() */
+
+void cache_writing(const char *path)
+{
+	writing = path;
+}
+
 /* 0, or -ENOENT when the kernel does not hold the path. */
 _printf_(2, 3) static int inval(struct lendfs_cache *c, const char *fmt, ...)
 {
@@ -213,6 +220,8 @@ _printf_(2, 3) static int inval(struct lendfs_cache *c, const char *fmt, ...)
 	va_end(ap);
 	if (n < 0 || (size_t)n >= sizeof(path))
 		return -ENAMETOOLONG;
+	if (writing && !strcmp(path, writing))
+		return 0; /* the kernel drops what it must when the write returns */
 	return fuse_invalidate_path(c->fuse, path);
 }
 

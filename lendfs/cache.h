@@ -49,4 +49,18 @@ void cache_seen_host(struct lendfs_cache *c, const char *host);
 /* Engine watch: @devid changed, or (NULL) anything may have. */
 void cache_changed(struct lendfs_cache *c, const char *devid);
 
+/*
+ * The calling thread serves a write(2) to the attribute file at @path
+ * (NULL: done with it).  When a write succeeds the kernel drops that
+ * file's size and times itself (fuse_write_update_attr(): the
+ * FUSE_STATX_MODSIZE bits, not mode and owner), and a failed one changes
+ * nothing of it, so the changes this write causes do not invalidate
+ * @path again: the writer's next open(2) then needs no GETATTR round
+ * trip for its permission check (default_permissions), and stat(2)
+ * after the write still asks for the new size.  (While the request is
+ * in flight, stat(2) may show the old size; read(2) is always fresh.)
+ * Every other file the change touches is invalidated as usual.
+ */
+void cache_writing(const char *path);
+
 #endif

@@ -848,6 +848,7 @@ static int lendfs_write(const char *path, const char *buf, size_t size,
 		return tmpfile_write(fs->tmp, h->tmp, buf, size, off);
 	if (size > INT_MAX)
 		return -EINVAL;
+	cache_writing(path);
 	if (h->node.area == AREA_DEVICE_ATTR && h->node.dattr->store)
 		r = h->node.dattr->store(fs->engine, h->node.dev, buf, size,
 					 reason);
@@ -859,6 +860,7 @@ static int lendfs_write(const char *path, const char *buf, size_t size,
 					 buf, size, reason);
 	else
 		r = -EACCES;
+	cache_writing(NULL);
 	return r < 0 ? r : (int)size;
 }
 

@@ -14,7 +14,8 @@
 # 100000"] devices per mount; MOUNT_REPS [3]; LEND_ITERS [100] lends per
 # round, LEND_ROUNDS [7]; RATE_SECONDS [1.5] per lends/s round,
 # RATE_ROUNDS [2]; STAT_ITERS [20000]; LS_REPS [3] (1 with 100,000
-# devices).
+# devices); BENCH_CPU [the last one]: the CPU the compared processes share
+# (see "One CPU" in the notes below).
 set -euo pipefail
 
 BUILD="${1:?usage: run.sh BUILD [OUT.md]}"
@@ -35,6 +36,8 @@ RATE_ROUNDS="${RATE_ROUNDS:-2}"
 STAT_ITERS="${STAT_ITERS:-20000}"
 LS_REPS="${LS_REPS:-3}"
 WRITERS="1 2 8 32"
+BENCH_CPU="${BENCH_CPU:-$(($(nproc) - 1))}"
+ALL_CPUS="0-$(($(nproc) - 1))"
 LEND_HOSTS=33 # one lender and one borrower of its own per writer
 
 # State (SQLite) and the fsync floor on the build's disk; the sim fabric in
@@ -114,6 +117,16 @@ unmount() {
 	return 1
 }
 
+# pin_daemons CPUS: every daemon of the run (and the threads it starts
+# later) on CPUS; pinned CMD...: run CMD on $BENCH_CPU.
+pin_daemons() {
+	local p
+	for p in "${PIDS[@]}"; do
+		taskset -a -p -c "$1" "$p" >/dev/null 2>&1 || true
+	done
+}
+pinned() { taskset -c "$BENCH_CPU" "$@"; }
+
 # time_ms CMD...: wall time of a command in ms
 time_ms() {
 	local t0 t1
@@ -170,7 +183,8 @@ echo available >"$SHM/state"
 SYSFS=$(ls -d /sys/bus/pci/devices/*/vendor 2>/dev/null | head -1 || true)
 files=("$ATTR" "$WORK/mnt/floor/state" "$WORK/mnt/floorc/state" "$SHM/state")
 [ -n "$SYSFS" ] && files+=("$SYSFS")
-out=$("$BIN/readloop" -b "$READ_BATCHES" "$READ_ITERS" "${files[@]}")
+pin_daemons "$BENCH_CPU"
+out=$(pinned "$BIN/readloop" -b "$READ_BATCHES" "$READ_ITERS" "${files[@]}")
 r_l=$(echo "$out" | grep -F "$ATTR " | field median_ns)
 r_f=$(echo "$out" | grep -F "$WORK/mnt/floor/state " | field median_ns)
 r_c=$(echo "$out" | grep -F "$WORK/mnt/floorc/state " | field median_ns)
@@ -189,13 +203,21 @@ if [ -n "$SYSFS" ]; then
 	row "attribute read vs sysfs (µs)" "$(us "$r_l")" "$(us "$r_s")" "$SYSFS" \
 		"$(ratio "$r_l" "$r_s")" "stretch: ≤ 3"
 fi
+# the same two, where the scheduler puts them
+pin_daemons "$ALL_CPUS"
+out=$("$BIN/readloop" -b "$READ_BATCHES" "$((READ_ITERS / 2))" "$ATTR" "$WORK/mnt/floor/state")
+u_l=$(echo "$out" | grep -F "$ATTR " | field median_ns)
+u_f=$(echo "$out" | grep -F "$WORK/mnt/floor/state " | field median_ns)
+row "attribute read, not pinned: the scheduler's choice of CPUs (µs)" "$(us "$u_l")" \
+	"$(us "$u_f")" "the same floorfs, not pinned" "$(ratio "$u_l" "$u_f")" "-"
+pin_daemons "$BENCH_CPU"
 
 # ---- lookup and getattr: 1k vs 100k devices ----------------------------------
 
 log "bench: stat and lookup with $SMALL vs $LARGE devices"
 A1="$WORK/mnt/m$SMALL/devices/$DEV0/state"
 A2="$WORK/mnt/m$LARGE/devices/$DEV0/state"
-out=$("$BIN/readloop" -s -b "$READ_BATCHES" "$STAT_ITERS" "$A1" "$A2")
+out=$(pinned "$BIN/readloop" -s -b "$READ_BATCHES" "$STAT_ITERS" "$A1" "$A2")
 s1=$(echo "$out" | grep -F "$A1 " | field median_ns)
 s2=$(echo "$out" | grep -F "$A2 " | field median_ns)
 row "stat devices/X/state, $LARGE vs $SMALL devices mounted (µs)" "$(us "$s2")" "$(us "$s1")" \
@@ -203,7 +225,7 @@ row "stat devices/X/state, $LARGE vs $SMALL devices mounted (µs)" "$(us "$s2")"
 	"$(ratio "$s2" "$s1")" "flat (≈ 1)"
 N1="$WORK/mnt/m$SMALL/devices/$DEV0/nosuch"
 N2="$WORK/mnt/m$LARGE/devices/$DEV0/nosuch"
-out=$("$BIN/readloop" -l -b "$READ_BATCHES" "$STAT_ITERS" "$N1" "$N2")
+out=$(pinned "$BIN/readloop" -l -b "$READ_BATCHES" "$STAT_ITERS" "$N1" "$N2")
 l1=$(echo "$out" | grep -F "$N1 " | field median_ns)
 l2=$(echo "$out" | grep -F "$N2 " | field median_ns)
 row "lookup of a missing name in devices/X/ (one LOOKUP round trip each), $LARGE vs $SMALL (µs)" \
@@ -216,15 +238,16 @@ log "bench: ls -l devices/"
 for n in $SIZES; do
 	mount_floor "fl$n" --dirs="$n"
 	fpid=$M_PID
+	pin_daemons "$BENCH_CPU"
 	mkdir -p "$SHM/ls$n"
 	(cd "$SHM/ls$n" && seq -f 'd%06g' 0 $((n - 1)) | xargs mkdir)
 	tl=() tf=() tt=()
 	reps=$LS_REPS
 	[ "$n" -lt 100000 ] || reps=1 # floorfs: 100,000 LOOKUPs, 10 s a listing
 	for _ in $(seq "$reps"); do
-		tl+=("$(time_ms ls -l "$WORK/mnt/m$n/devices")")
-		tf+=("$(time_ms ls -l "$WORK/mnt/fl$n/devices")")
-		tt+=("$(time_ms ls -l "$SHM/ls$n")")
+		tl+=("$(time_ms pinned ls -l "$WORK/mnt/m$n/devices")")
+		tf+=("$(time_ms pinned ls -l "$WORK/mnt/fl$n/devices")")
+		tt+=("$(time_ms pinned ls -l "$SHM/ls$n")")
 	done
 	a=$(printf '%s\n' "${tl[@]}" | median)
 	b=$(printf '%s\n' "${tf[@]}" | median)
@@ -271,20 +294,31 @@ ll=() lr=() fl=() fr=() nl=() nf=()
 # target K's field NAME in lendloop -a output
 tfield() { awk -v t="$1" -v k="$2" '$1 == "target" && $2 == t {
 	for (i = 3; i < NF; i++) if ($i == k) { print $(i + 1); exit } }'; }
-for _ in $(seq "$LEND_ROUNDS"); do
-	# request by request in turns: lendfs, the floor (write + fsync), and
-	# where the time goes: lendfs without the store, the floor without fsync
-	out=$("$BIN/lendloop" -a -n "$LEND_ITERS" -f "$WORK" \
+lend_turns() {
+	"$@" "$BIN/lendloop" -a -n "$LEND_ITERS" -f "$WORK" \
 		"$LM/node0:0000:00:00.0/borrower=node1" \
 		"fsync:$WORK/mnt/floor/borrower=node1" \
 		"$WORK/mnt/nostore/devices/node0:0000:00:00.0/borrower=node1" \
-		"$WORK/mnt/floor/borrower=node1")
+		"$WORK/mnt/floor/borrower=node1"
+}
+pin_daemons "$BENCH_CPU"
+for _ in $(seq "$LEND_ROUNDS"); do
+	# request by request in turns: lendfs, the floor (write + fsync), and
+	# where the time goes: lendfs without the store, the floor without fsync
+	out=$(lend_turns pinned)
 	ll+=("$(echo "$out" | tfield 0 lend_median_ns)")
 	lr+=("$(echo "$out" | tfield 0 return_median_ns)")
 	fl+=("$(echo "$out" | tfield 1 lend_median_ns)")
 	fr+=("$(echo "$out" | tfield 1 return_median_ns)")
 	nl+=("$(echo "$out" | tfield 2 lend_median_ns)")
 	nf+=("$(echo "$out" | tfield 3 lend_median_ns)")
+done
+pin_daemons "$ALL_CPUS"
+ul=() uf=()
+for _ in $(seq "$LEND_ROUNDS"); do
+	out=$(lend_turns env)
+	ul+=("$(echo "$out" | tfield 0 lend_median_ns)")
+	uf+=("$(echo "$out" | tfield 1 lend_median_ns)")
 done
 unmount nostore "$NPID"
 a=$(printf '%s\n' "${ll[@]}" | median)
@@ -307,6 +341,10 @@ sync=$((${b%.*} - ${d%.*}))
 row "the store's share of a lend: lend(SQLite) - lend(none) (ms)" "$(ms "$store")" \
 	"$(ms "$sync")" "the fsync's share of the floor: floor - floor without fsync" \
 	"$(ratio "$store" "$sync")" "-"
+a=$(printf '%s\n' "${ul[@]}" | median)
+b=$(printf '%s\n' "${uf[@]}" | median)
+row "lend, not pinned: the scheduler's choice of CPUs (ms)" "$(ms "$a")" "$(ms "$b")" \
+	"the same floor, not pinned" "$(ratio "$a" "$b")" "-"
 
 log "bench: lends per second (${RATE_ROUNDS} rounds of ${RATE_SECONDS} s per writer count)"
 for w in $WRITERS; do
@@ -334,6 +372,15 @@ notes() {
 
 ## Method
 
+* **One CPU.**  The processes a row compares (the loop and the daemons
+  it talks to) run on one CPU (`taskset`, BENCH_CPU), so that a round
+  trip costs one switch to the daemon and one back, whatever the
+  scheduler does.  Unpinned, a FUSE round trip here costs whatever
+  waking the other vCPU costs at that moment (this VM halts idle vCPUs
+  at once: `haltpoll.guest_halt_poll_ns=0`), and the same build's reads
+  measured 23 µs on one mount and 44 µs on the next within one run.  The
+  rows marked "not pinned" show that case; the lends per second are
+  never pinned (they measure concurrency).
 * **Attribute read**: `tests/bench/readloop` opens, reads and closes one
   file in a loop; lendfs (`devices/X/state` of the smallest mount), the
   FUSE floor, the FUSE floor with keep_cache, tmpfs and sysfs take turns

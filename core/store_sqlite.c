@@ -111,9 +111,6 @@ static const char *const schema_tables[STORE_SQLITE_VERSION + 1][4] = {
 };
 
 enum {
-	ST_BEGIN,
-	ST_COMMIT,
-	ST_ROLLBACK,
 	ST_PUT_LEND,
 	ST_DEL_LEND,
 	ST_LOAD,
@@ -126,9 +123,6 @@ enum {
 };
 
 static const char *const st_sql[ST_COUNT] = {
-	[ST_BEGIN] = "BEGIN IMMEDIATE",
-	[ST_COMMIT] = "COMMIT",
-	[ST_ROLLBACK] = "ROLLBACK",
 	[ST_PUT_LEND] = "INSERT OR REPLACE INTO lends(device, borrower, state, since, epoch,"
 			" windows) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
 	[ST_DEL_LEND] = "DELETE FROM lends WHERE device = ?1",
@@ -759,30 +753,19 @@ static int run(struct sq_store *s, int id, const char *what, char *reason)
 	return r;
 }
 
-static void rollback(struct sq_store *s)
-{
-	if (!sqlite3_get_autocommit(s->db)) {
-		sqlite3_step(s->st[ST_ROLLBACK]);
-		sqlite3_reset(s->st[ST_ROLLBACK]);
-	}
-}
-
-/* Run the statements of @fn in one durable transaction, under the lock. */
+/*
+ * A change of the store: binds and runs one statement (schema 5 keeps a
+ * record in one row), which is a transaction of its own (autocommit): no
+ * BEGIN and COMMIT around it, and nothing to roll back when it fails.
+ */
 typedef int (*statements_fn)(struct sq_store *s, const void *arg, const char *what,
 			     char *reason);
 
+/* Run @fn under the lock. */
 static int transact_locked(struct sq_store *s, statements_fn fn, const void *arg,
 			   const char *what, char *reason)
 {
-	int r = run(s, ST_BEGIN, what, reason);
-
-	if (r == 0)
-		r = fn(s, arg, what, reason);
-	if (r == 0)
-		r = run(s, ST_COMMIT, what, reason);
-	if (r < 0)
-		rollback(s);
-	return r;
+	return fn(s, arg, what, reason);
 }
 
 /*

@@ -4,7 +4,6 @@
  *
  *   lendloop [-w WRITERS] [-n ITERATIONS | -t SECONDS] [-f SYNCDIR]
  *            PATH=VALUE...
- *   lendloop -a -n ITERATIONS [-f SYNCDIR] [fsync:]PATH=VALUE...
  *
  * Each writer takes one PATH=VALUE (writer k the k-th, round robin) and
  * loops: open PATH, write(2) "VALUE\n" (a lend), close; open, write "\n"
@@ -17,14 +16,6 @@
  * Prints one line:
  *
  *   lends N seconds S lends_per_s R lend_median_ns A return_median_ns B
- *
- * -a (take turns): one thread goes round the targets, one lend and return
- * on each per iteration (starting one further each time), so that every
- * target sees the machine as the others do, request by request.  Only
- * targets written fsync:PATH=VALUE sync a file of their own in SYNCDIR
- * after each write.  Prints one line per target, in argument order:
- *
- *   target K lends N lend_median_ns A return_median_ns B
  *
  * Exit 1 on the first failed write (with its errno).
  */
@@ -132,47 +123,16 @@ static double median(double *v, long n)
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-/* -a: take turns, request by request; every w[k] is one target. */
-static int take_turns(struct writer *w, long n)
-{
-	for (long i = 0; i < iterations; i++) {
-		for (long j = 0; j < n; j++) {
-			struct writer *t = &w[(i + j) % n];
-			double a = request(t, t->value), b;
-
-			if (a < 0 || (b = request(t, "\n")) < 0) {
-				fprintf(stderr, "lendloop: %s: %s\n", t->path,
-					strerror(a < 0 ? (int)-a : (int)-b));
-				return 1;
-			}
-			t->lends++;
-			if (t->nsamples < MAX_SAMPLES) {
-				t->lend_ns[t->nsamples] = a;
-				t->return_ns[t->nsamples++] = b;
-			}
-		}
-	}
-	for (long k = 0; k < n; k++)
-		printf("target %ld lends %ld lend_median_ns %.0f return_median_ns %.0f\n", k,
-		       w[k].lends, median(w[k].lend_ns, w[k].nsamples),
-		       median(w[k].return_ns, w[k].nsamples));
-	return 0;
-}
-
 int main(int argc, char *argv[])
 {
 	const char *sync_dir = NULL;
 	struct writer *w;
 	double *all_lend, *all_return, t0, elapsed;
 	long nwriters = 1, lends = 0, n = 0;
-	bool turns = false;
 	int c, ntargets;
 
-	while ((c = getopt(argc, argv, "aw:n:t:f:")) != -1) {
+	while ((c = getopt(argc, argv, "w:n:t:f:")) != -1) {
 		switch (c) {
-		case 'a':
-			turns = true;
-			break;
 		case 'w':
 			nwriters = strtol(optarg, NULL, 10);
 			break;
@@ -191,10 +151,8 @@ int main(int argc, char *argv[])
 	}
 	ntargets = argc - optind;
 	if (ntargets < 1 || nwriters < 1 || nwriters > 1024 ||
-	    (iterations <= 0) == (seconds <= 0) || (turns && iterations <= 0))
+	    (iterations <= 0) == (seconds <= 0))
 		goto usage;
-	if (turns)
-		nwriters = ntargets;
 
 	w = calloc((size_t)nwriters, sizeof(*w));
 	if (!w)
@@ -202,13 +160,8 @@ int main(int argc, char *argv[])
 	for (long k = 0; k < nwriters; k++) {
 		const char *t = argv[optind + k % ntargets];
 		const char *eq = strrchr(t, '=');
-		bool sync = sync_dir && !turns;
 
-		if (turns && !strncmp(t, "fsync:", 6)) {
-			t += 6;
-			sync = true;
-		}
-		if (!eq || eq < t || (sync && !sync_dir))
+		if (!eq)
 			goto usage;
 		w[k].path = strndup(t, (size_t)(eq - t));
 		snprintf(w[k].value, sizeof(w[k].value), "%s\n", eq + 1);
@@ -217,7 +170,7 @@ int main(int argc, char *argv[])
 		w[k].return_ns = calloc(MAX_SAMPLES, sizeof(double));
 		if (!w[k].path || !w[k].lend_ns || !w[k].return_ns)
 			return 1;
-		if (sync) {
+		if (sync_dir) {
 			char p[4096];
 
 			snprintf(p, sizeof(p), "%s/floor-sync.%ld", sync_dir, k);
@@ -230,8 +183,6 @@ int main(int argc, char *argv[])
 		}
 	}
 
-	if (turns)
-		return take_turns(w, nwriters);
 	t0 = now_ns();
 	t_end = t0 + seconds * 1e9;
 	for (long k = 0; k < nwriters; k++)
@@ -263,7 +214,6 @@ int main(int argc, char *argv[])
 
 usage:
 	fprintf(stderr, "usage: lendloop [-w WRITERS] [-n ITERATIONS | -t SECONDS] "
-		"[-f SYNCDIR] PATH=VALUE...\n"
-		"       lendloop -a -n ITERATIONS [-f SYNCDIR] [fsync:]PATH=VALUE...\n");
+		"[-f SYNCDIR] PATH=VALUE...\n");
 	return 2;
 }

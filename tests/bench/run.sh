@@ -11,8 +11,8 @@
 #
 # Environment (defaults in brackets): READ_ITERS [100000] iterations of
 # the attribute read loop, in READ_BATCHES [50]; SIZES ["1000 10000
-# 100000"] devices per mount; MOUNT_REPS [3]; LEND_ITERS [100] lends per
-# round, LEND_ROUNDS [7]; RATE_SECONDS [1.5] per lends/s round,
+# 100000"] devices per mount; MOUNT_REPS [3]; LEND_ITERS [50] lends per
+# round, LEND_ROUNDS [11]; RATE_SECONDS [1.5] per lends/s round,
 # RATE_ROUNDS [2]; STAT_ITERS [20000]; LS_REPS [3] (1 with 100,000
 # devices); BENCH_CPU [the last one]: the CPU the compared processes share
 # (see "One CPU" in the notes below).
@@ -29,8 +29,8 @@ READ_ITERS="${READ_ITERS:-100000}"
 READ_BATCHES="${READ_BATCHES:-50}"
 SIZES="${SIZES:-1000 10000 100000}"
 MOUNT_REPS="${MOUNT_REPS:-3}"
-LEND_ITERS="${LEND_ITERS:-100}"
-LEND_ROUNDS="${LEND_ROUNDS:-7}"
+LEND_ITERS="${LEND_ITERS:-50}"
+LEND_ROUNDS="${LEND_ROUNDS:-11}"
 RATE_SECONDS="${RATE_SECONDS:-1.5}"
 RATE_ROUNDS="${RATE_ROUNDS:-2}"
 STAT_ITERS="${STAT_ITERS:-20000}"
@@ -291,34 +291,29 @@ mount_lendfs nostore "$WORK/conf/lend.ini" none
 NPID=$M_PID
 LM="$WORK/mnt/lend/devices"
 ll=() lr=() fl=() fr=() nl=() nf=()
-# target K's field NAME in lendloop -a output
-tfield() { awk -v t="$1" -v k="$2" '$1 == "target" && $2 == t {
-	for (i = 3; i < NF; i++) if ($i == k) { print $(i + 1); exit } }'; }
-lend_turns() {
-	"$@" "$BIN/lendloop" -a -n "$LEND_ITERS" -f "$WORK" \
-		"$LM/node0:0000:00:00.0/borrower=node1" \
-		"fsync:$WORK/mnt/floor/borrower=node1" \
-		"$WORK/mnt/nostore/devices/node0:0000:00:00.0/borrower=node1" \
-		"$WORK/mnt/floor/borrower=node1"
-}
 pin_daemons "$BENCH_CPU"
 for _ in $(seq "$LEND_ROUNDS"); do
-	# request by request in turns: lendfs, the floor (write + fsync), and
-	# where the time goes: lendfs without the store, the floor without fsync
-	out=$(lend_turns pinned)
-	ll+=("$(echo "$out" | tfield 0 lend_median_ns)")
-	lr+=("$(echo "$out" | tfield 0 return_median_ns)")
-	fl+=("$(echo "$out" | tfield 1 lend_median_ns)")
-	fr+=("$(echo "$out" | tfield 1 return_median_ns)")
-	nl+=("$(echo "$out" | tfield 2 lend_median_ns)")
-	nf+=("$(echo "$out" | tfield 3 lend_median_ns)")
+	out=$(pinned "$BIN/lendloop" -n "$LEND_ITERS" "$LM/node0:0000:00:00.0/borrower=node1")
+	ll+=("$(echo "$out" | field lend_median_ns)")
+	lr+=("$(echo "$out" | field return_median_ns)")
+	out=$(pinned "$BIN/lendloop" -n "$LEND_ITERS" -f "$WORK" "$WORK/mnt/floor/borrower=node1")
+	fl+=("$(echo "$out" | field lend_median_ns)")
+	fr+=("$(echo "$out" | field return_median_ns)")
+	# where the time goes: the same without the store, and without fsync
+	out=$(pinned "$BIN/lendloop" -n "$LEND_ITERS" \
+		"$WORK/mnt/nostore/devices/node0:0000:00:00.0/borrower=node1")
+	nl+=("$(echo "$out" | field lend_median_ns)")
+	out=$(pinned "$BIN/lendloop" -n "$LEND_ITERS" "$WORK/mnt/floor/borrower=node1")
+	nf+=("$(echo "$out" | field lend_median_ns)")
 done
+# lendfs and the floor again, where the scheduler puts them
 pin_daemons "$ALL_CPUS"
 ul=() uf=()
 for _ in $(seq "$LEND_ROUNDS"); do
-	out=$(lend_turns env)
-	ul+=("$(echo "$out" | tfield 0 lend_median_ns)")
-	uf+=("$(echo "$out" | tfield 1 lend_median_ns)")
+	ul+=("$("$BIN/lendloop" -n "$LEND_ITERS" "$LM/node0:0000:00:00.0/borrower=node1" |
+		field lend_median_ns)")
+	uf+=("$("$BIN/lendloop" -n "$LEND_ITERS" -f "$WORK" "$WORK/mnt/floor/borrower=node1" |
+		field lend_median_ns)")
 done
 unmount nostore "$NPID"
 a=$(printf '%s\n' "${ll[@]}" | median)
@@ -405,16 +400,18 @@ notes() {
   `tests/bench/genconf.sh N 4` (N devices over 4 hosts on one switch).
   Memory is VmRSS right after the mount, the sim fabric's device table
   (mapped, 264 bytes a device) included.
-* **Lend and return**: `tests/bench/lendloop -a` writes `node1` then an
-  empty line to `borrower`, each an open+write+close, timing each
-  request; the floor writes the same to floorfs and then rewrites and
-  fsyncs one small file in the directory of the state database (same
-  disk).  The four mounts of these rows take turns request by request
-  (one lend and return on each, round and round), so a change in the
-  machine's speed (the disk's above all) weighs on all of them alike.  lendfs commits
-  each request's intent without a sync and its outcome with one; durable
-  commits of concurrent requests share one fdatasync of the WAL (group
-  commit, core/store_sqlite.c).  Two more rows split a lend: the same
+* **Lend and return**: `tests/bench/lendloop` writes `node1` then an empty
+  line to `borrower`, each an open+write+close, timing each request; the
+  floor writes the same to floorfs and then rewrites and fsyncs one small
+  file in the directory of the state database (same disk).  The four
+  loops of these rows take turns in short rounds (LEND_ITERS lends, a
+  few tens of ms), and the figure is the median round, so that the
+  disk's changes of speed (the same fsync took 110 and 190 µs minutes
+  apart here) weigh on all of them alike.  A lend or return to a host
+  is one SQLite statement (one row, one page) and one fdatasync of the
+  WAL (no intent record: the sim fabric resets at start,
+  docs/STATE.md); durable commits of concurrent requests share one
+  fdatasync (group commit, core/store_sqlite.c).  Two more rows split a lend: the same
   loop on a mount with `--state none`, against floorfs without the
   fsync; the differences are the store's share and the fsync's.
   Lends per second: N writers, each lending its own device to its own

@@ -860,7 +860,7 @@ static int request(struct engine *e, const char *devid, const char *value,
 	struct ldevice *d;
 	uint64_t t0 = now_ns();
 	bool lend = value && *value;
-	bool noop;
+	bool noop, gone;
 	int r;
 
 	if (!reason)
@@ -879,15 +879,20 @@ static int request(struct engine *e, const char *devid, const char *value,
 	noop = r == 1;
 	if (noop)
 		r = 0;
+	pthread_mutex_lock(&d->lock);
 	if (r < 0) {
-		pthread_mutex_lock(&d->lock);
 		set_last_error(d, r, reason);
 		touch(d);
-		pthread_mutex_unlock(&d->lock);
 	}
+	gone = r == 0 && !lend && d->gone;
+	pthread_mutex_unlock(&d->lock);
 	pthread_rwlock_unlock(&e->model_lock);
-	if (r == 0 && !lend) {
-		/* a removed device disappears once its failure is cleared */
+	if (gone) {
+		/*
+		 * A removed device disappears once its failure is cleared.
+		 * Only then the write lock: it waits out every request in
+		 * flight (their syncs included) and holds off new ones.
+		 */
 		pthread_rwlock_wrlock(&e->model_lock);
 		d = engine_dev(e, devid);
 		if (d && d->gone && d->state == DEV_AVAILABLE) {

@@ -506,6 +506,49 @@ static void test_intent_only_where_needed(void **state)
 	count_writes(f, "c", 1, 1);
 }
 
+struct slow_lend {
+	struct engine *e;
+	int result;
+};
+
+static void *slow_lend(void *arg)
+{
+	struct slow_lend *l = arg;
+	char reason[REASON_MAX];
+
+	l->result = write_str(l->e, GPU, "c", reason);
+	return NULL;
+}
+
+/*
+ * A return does not wait for the other requests in flight: it used to
+ * take the model's write lock after every success (to drop a removed
+ * device), which waited out every lend in flight and held off new ones.
+ * The lend of GPU is held in flight at lend_commit while NIC returns.
+ */
+static void test_return_does_not_wait(void **state)
+{
+	struct fixture *f = *state;
+	struct slow_lend l;
+	char reason[REASON_MAX];
+	pthread_t t;
+
+	engine_down(f);
+	setenv("LENDFS_DELAY", "lend_commit:1500", 1); /* timeout_ms is 2000 */
+	assert_int_equal(engine_up(f, cfg_text), 0);
+	assert_int_equal(write_str(f->e, NIC, "a", reason), 0);
+	l = (struct slow_lend){ f->e, 1 };
+	pthread_create(&t, NULL, slow_lend, &l);
+	while (state_of(f->e, GPU, NULL) != DEV_LENDING)
+		usleep(1000);
+	assert_int_equal(write_str(f->e, NIC, "", reason), 0);
+	assert_int_equal(state_of(f->e, NIC, NULL), DEV_AVAILABLE);
+	assert_int_equal(state_of(f->e, GPU, NULL), DEV_LENDING); /* still in flight */
+	pthread_join(t, NULL);
+	assert_int_equal(l.result, 0);
+	assert_int_equal(state_of(f->e, GPU, NULL), DEV_LENT);
+}
+
 static void test_random_cycles(void **state)
 {
 	struct fixture *f = *state;
@@ -776,6 +819,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rollback_everywhere_with_intents, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_intent_only_where_needed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_return_does_not_wait, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_random_cycles, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_race, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hotplug, setup, teardown),

@@ -208,6 +208,13 @@ void cache_writing(const char *path)
 	writing = path;
 }
 
+static int inval_path(struct lendfs_cache *c, const char *path)
+{
+	if (writing && !strcmp(path, writing))
+		return 0; /* the kernel drops what it must when the write returns */
+	return fuse_invalidate_path(c->fuse, path);
+}
+
 /* 0, or -ENOENT when the kernel does not hold the path. */
 _printf_(2, 3) static int inval(struct lendfs_cache *c, const char *fmt, ...)
 {
@@ -220,10 +227,37 @@ _printf_(2, 3) static int inval(struct lendfs_cache *c, const char *fmt, ...)
 	va_end(ap);
 	if (n < 0 || (size_t)n >= sizeof(path))
 		return -ENAMETOOLONG;
-	if (writing && !strcmp(path, writing))
-		return 0; /* the kernel drops what it must when the write returns */
-	return fuse_invalidate_path(c->fuse, path);
+	return inval_path(c, path);
 }
+
+/*
+ * Every file of an attribute table under directory @dir ("" for the
+ * root): the directory's path is formatted once and each name appended.
+ * @name is the first entry's name, each next one @stride bytes on.
+ */
+static void inval_names(struct lendfs_cache *c, const char *dir,
+			const char *const *name, size_t stride, size_t n)
+{
+	char path[PATH_MAX];
+	size_t len = strlen(dir);
+
+	if (len + 1 >= sizeof(path))
+		return;
+	memcpy(path, dir, len);
+	path[len++] = '/';
+	for (size_t i = 0; i < n; i++) {
+		const char *nm = *(const char *const *)((const char *)name + i * stride);
+		size_t nl = strlen(nm);
+
+		if (len + nl < sizeof(path)) {
+			memcpy(path + len, nm, nl + 1);
+			inval_path(c, path);
+		}
+	}
+}
+
+#define inval_table(c, dir, table) \
+	inval_names((c), (dir), &(table).attrs[0].name, sizeof((table).attrs[0]), (table).n)
 
 /*
  * Under c->lock (the invalidations need none, only the remembered sets):
@@ -301,51 +335,51 @@ static int host_links_changed(void *arg, const char *host)
 }
 
 /*
- * Everything that names device @id.  False: it is gone.  c->lock is taken
- * only around the cache's own state, never across an engine call: the
- * engine calls cache_seen() with its model lock held (readdir).
+ * Everything that names device @id, whose view is @v (NULL: it is gone).
+ * c->lock is taken only around the cache's own state, never across an
+ * engine call: the engine calls cache_seen() with its model lock held
+ * (readdir).
  */
-static bool device_changed(struct lendfs_cache *c, const char *id)
+static void device_changed(struct lendfs_cache *c, const char *id,
+			   const struct device_view *v)
 {
 	struct link_ctx l = { c, id, NULL };
-	struct device_view v;
-	bool exists = engine_device_view(c->engine, id, &v) == 0;
+	char dir[DEVICE_ID_MAX + 16];
 	char **hosts;
 	size_t nhosts;
 
-	if (!exists) { /* gone: its directories too */
+	if (!v) { /* gone: its directories too */
 		inval(c, "/devices/%s", id);
 		inval(c, "/devices/%s/peers", id);
 	}
-	for (size_t i = 0; i < device_attrs.n; i++)
-		inval(c, "/devices/%s/%s", id, device_attrs.attrs[i].name);
+	snprintf(dir, sizeof(dir), "/devices/%s", id);
+	inval_table(c, dir, device_attrs);
 	pthread_mutex_lock(&c->lock);
-	peers_changed(c, id, exists ? &v : NULL);
+	peers_changed(c, id, v);
 	pthread_mutex_unlock(&c->lock);
 	hosts = hosts_copy(c, &nhosts);
 	for (size_t i = 0; i < nhosts; i++)
 		host_links_changed(&l, hosts[i]);
 	hosts_free(hosts, nhosts);
-	if (exists)
-		device_view_release(&v);
-	return exists;
 }
 
 static int vm_attrs_changed(void *arg, const char *vm)
 {
 	struct link_ctx *l = arg;
+	char dir[PATH_MAX];
 
-	for (size_t i = 0; i < vm_attrs.n; i++)
-		inval(l->c, "/hosts/%s/vms/%s/%s", l->host, vm, vm_attrs.attrs[i].name);
+	snprintf(dir, sizeof(dir), "/hosts/%s/vms/%s", l->host, vm);
+	inval_table(l->c, dir, vm_attrs);
 	return 0;
 }
 
 static int host_attrs_changed(void *arg, const char *host)
 {
 	struct link_ctx *l = arg;
+	char dir[HOST_NAME_MAX_LEN + 16];
 
-	for (size_t i = 0; i < host_attrs.n; i++)
-		inval(l->c, "/hosts/%s/%s", host, host_attrs.attrs[i].name);
+	snprintf(dir, sizeof(dir), "/hosts/%s", host);
+	inval_table(l->c, dir, host_attrs);
 	l->host = host;
 	engine_foreach_vm(l->c->engine, host, vm_attrs_changed, l);
 	return 0;
@@ -358,50 +392,68 @@ static void cluster_changed(struct lendfs_cache *c)
 	size_t nhosts;
 	char **hosts = hosts_copy(c, &nhosts);
 
-	for (size_t i = 0; i < cluster_attrs.n; i++)
-		inval(c, "/%s", cluster_attrs.attrs[i].name);
-	for (size_t i = 0; i < fabric_attrs.n; i++)
-		inval(c, "/fabric/%s", fabric_attrs.attrs[i].name);
+	inval_table(c, "", cluster_attrs);
+	inval_table(c, "/fabric", fabric_attrs);
 	for (size_t i = 0; i < nhosts; i++)
 		host_attrs_changed(&l, hosts[i]);
 	hosts_free(hosts, nhosts);
 }
 
-void cache_changed(struct lendfs_cache *c, const char *devid)
+void cache_device_changed(struct lendfs_cache *c, const char *devid,
+			  const struct device_view *v)
 {
 	if (!c)
 		return;
 	pthread_rwlock_rdlock(&c->fuse_lock);
-	if (!c->fuse)
-		goto out;
-	if (devid) {
-		device_changed(c, devid);
-	} else {
-		char **ids = NULL;
-		size_t n = 0;
-
-		/* a copy: the engine is called without c->lock */
-		pthread_mutex_lock(&c->lock);
-		ids = calloc(c->nids ? c->nids : 1, sizeof(*ids));
-		for (size_t i = 0; ids && i < c->nids; i++)
-			if ((ids[n] = strdup(c->ids[i])))
-				n++;
-		pthread_mutex_unlock(&c->lock);
-		for (size_t i = 0; i < n; i++) {
-			if (!device_changed(c, ids[i])) {
-				uintptr_t at;
-
-				pthread_mutex_lock(&c->lock);
-				at = (uintptr_t)hashmap_get(c->known, ids[i]);
-				if (at)
-					forget(c, at - 1);
-				pthread_mutex_unlock(&c->lock);
-			}
-			free(ids[i]);
-		}
-		free(ids);
+	if (c->fuse) {
+		device_changed(c, devid, v);
+		cluster_changed(c);
 	}
-	cluster_changed(c);
-out:
+	pthread_rwlock_unlock(&c->fuse_lock);
+}
+
+/* Every device the kernel was told about; those gone are forgotten. */
+static void known_changed(struct lendfs_cache *c)
+{
+	char **ids = NULL;
+	size_t n = 0;
+
+	/* a copy: the engine is called without c->lock */
+	pthread_mutex_lock(&c->lock);
+	ids = calloc(c->nids ? c->nids : 1, sizeof(*ids));
+	for (size_t i = 0; ids && i < c->nids; i++)
+		if ((ids[n] = strdup(c->ids[i])))
+			n++;
+	pthread_mutex_unlock(&c->lock);
+	for (size_t i = 0; i < n; i++) {
+		struct device_view v;
+		bool exists = engine_device_view(c->engine, ids[i], &v) == 0;
+
+		device_changed(c, ids[i], exists ? &v : NULL);
+		if (exists) {
+			device_view_release(&v);
+		} else {
+			uintptr_t at;
+
+			pthread_mutex_lock(&c->lock);
+			at = (uintptr_t)hashmap_get(c->known, ids[i]);
+			if (at)
+				forget(c, at - 1);
+			pthread_mutex_unlock(&c->lock);
+		}
+		free(ids[i]);
+	}
+	free(ids);
+}
+
+void cache_all_changed(struct lendfs_cache *c)
+{
+	if (!c)
+		return;
+	pthread_rwlock_rdlock(&c->fuse_lock);
+	if (c->fuse) {
+		known_changed(c);
+		cluster_changed(c);
+	}
 	pthread_rwlock_unlock(&c->fuse_lock);
 }

@@ -11,17 +11,18 @@
  * stat(2) shows, and the existence of entries that vanish (a returned
  * device's hosts/H/lent/ID, peers/ID, a hot-removed device).
  *
- * The engine's watch (engine_set_watch) calls cache_changed() from the
- * thread that made the change, before the request returns to its writer;
- * it invalidates the attributes of every path that may mention the
+ * The engine's watch (engine_set_watch) calls cache_device_changed() or
+ * cache_all_changed() from the thread that made the change, before the
+ * request returns to its writer; it invalidates the attributes of every
+ * path that may mention the
  * device (fuse_invalidate_path, a no-op for what the kernel does not
  * hold), so the next stat(2) asks the daemon again and a vanished entry
  * answers ENOENT.  A reader that starts after a write returned therefore
  * sees the new value and the new size.
  *
  * Device ids and hosts the kernel has been told about (lookups, readdir)
- * are remembered: a change of the whole tree (@devid NULL: hot-plug, a
- * host going offline) invalidates exactly those devices, the vanished ones
+ * are remembered: a change of the whole tree (cache_all_changed(): hot-plug,
+ * a host going offline) invalidates exactly those devices, the vanished ones
  * included, and only the hosts/H/ paths of known hosts are looked at.
  */
 #ifndef LENDFS_CACHE_H
@@ -46,8 +47,12 @@ void cache_detach(struct lendfs_cache *c);
 void cache_seen(struct lendfs_cache *c, const char *devid);
 void cache_seen_host(struct lendfs_cache *c, const char *host);
 
-/* Engine watch: @devid changed, or (NULL) anything may have. */
-void cache_changed(struct lendfs_cache *c, const char *devid);
+/* From the engine's watch: device @devid changed; @v is its view now (NULL: gone). */
+void cache_device_changed(struct lendfs_cache *c, const char *devid,
+			  const struct device_view *v);
+
+/* From the engine's watch: anything may have changed. */
+void cache_all_changed(struct lendfs_cache *c);
 
 /*
  * The calling thread serves a write(2) to the attribute file at @path

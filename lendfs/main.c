@@ -342,37 +342,41 @@ static bool event_changed(struct event_log *el, const struct device_view *v)
 	return true;
 }
 
+static void log_view(struct event_log *el, const struct device_view *v)
+{
+	bool changed;
+
+	pthread_mutex_lock(&el->lock);
+	changed = event_changed(el, v);
+	pthread_mutex_unlock(&el->lock);
+	if (!changed)
+		return;
+	switch (v->state) {
+	case DEV_LENDING:
+		lendfs_log("%s: lending to %s", v->id, v->borrower);
+		break;
+	case DEV_LENT:
+		lendfs_log("%s: lent to %s", v->id, v->borrower);
+		break;
+	case DEV_RETURNING:
+		lendfs_log("%s: returning from %s", v->id, v->borrower);
+		break;
+	case DEV_FAILED:
+		lendfs_log("%s: failed: %s", v->id, v->last_error);
+		break;
+	default:
+		lendfs_log("%s: %s", v->id, dev_state_name(v->state));
+		break;
+	}
+}
+
 static void log_device(struct event_log *el, const char *devid)
 {
 	struct device_view v;
-	bool changed;
 
 	if (engine_device_view(el->engine, devid, &v) < 0)
 		return;
-	pthread_mutex_lock(&el->lock);
-	changed = event_changed(el, &v);
-	pthread_mutex_unlock(&el->lock);
-	if (!changed) {
-		device_view_release(&v);
-		return;
-	}
-	switch (v.state) {
-	case DEV_LENDING:
-		lendfs_log("%s: lending to %s", v.id, v.borrower);
-		break;
-	case DEV_LENT:
-		lendfs_log("%s: lent to %s", v.id, v.borrower);
-		break;
-	case DEV_RETURNING:
-		lendfs_log("%s: returning from %s", v.id, v.borrower);
-		break;
-	case DEV_FAILED:
-		lendfs_log("%s: failed: %s", v.id, v.last_error);
-		break;
-	default:
-		lendfs_log("%s: %s", v.id, dev_state_name(v.state));
-		break;
-	}
+	log_view(el, &v);
 	device_view_release(&v);
 }
 
@@ -408,11 +412,18 @@ static void log_device_event(void *arg, const char *devid)
 	struct event_log *el = arg;
 	struct id_list l = { 0 };
 
-	cache_changed(el->cache, devid);
-	if (devid) {
-		log_device(el, devid);
+	if (devid) { /* one view for the cache and the log */
+		struct device_view v;
+		bool exists = engine_device_view(el->engine, devid, &v) == 0;
+
+		cache_device_changed(el->cache, devid, exists ? &v : NULL);
+		if (exists) {
+			log_view(el, &v);
+			device_view_release(&v);
+		}
 		return;
 	}
+	cache_all_changed(el->cache);
 	engine_foreach_device(el->engine, collect_id, &l);
 	for (size_t i = 0; i < l.n; i++)
 		log_device(el, l.ids[i]);

@@ -318,27 +318,27 @@ done
 unmount nostore "$NPID"
 a=$(printf '%s\n' "${ll[@]}" | median)
 b=$(printf '%s\n' "${fl[@]}" | median)
-row "lend: write(2) of borrower until it returns, SQLite store (ms)" "$(ms "$a")" "$(ms "$b")" \
+row "lend: write(2) of borrower until it returns, SQLite store (µs)" "$(us "$a")" "$(us "$b")" \
 	"the same write to floorfs + one fsync of a small file in the state directory" \
 	"$(ratio "$a" "$b")" "≤ 1.2"
 a=$(printf '%s\n' "${lr[@]}" | median)
 b=$(printf '%s\n' "${fr[@]}" | median)
-row "return: write(2) of an empty borrower (ms)" "$(ms "$a")" "$(ms "$b")" "the same floor" \
+row "return: write(2) of an empty borrower (µs)" "$(us "$a")" "$(us "$b")" "the same floor" \
 	"$(ratio "$a" "$b")" "-"
 a=$(printf '%s\n' "${ll[@]}" | median)
 b=$(printf '%s\n' "${fl[@]}" | median)
 c=$(printf '%s\n' "${nl[@]}" | median)
 d=$(printf '%s\n' "${nf[@]}" | median)
-row "lend with --state none: FUSE, engine and sim fabric, no store (ms)" "$(ms "$c")" \
-	"$(ms "$d")" "the same write to floorfs, no fsync" "$(ratio "$c" "$d")" "-"
+row "lend with --state none: FUSE, engine and sim fabric, no store (µs)" "$(us "$c")" \
+	"$(us "$d")" "the same write to floorfs, no fsync" "$(ratio "$c" "$d")" "-"
 store=$((${a%.*} - ${c%.*}))
 sync=$((${b%.*} - ${d%.*}))
-row "the store's share of a lend: lend(SQLite) - lend(none) (ms)" "$(ms "$store")" \
-	"$(ms "$sync")" "the fsync's share of the floor: floor - floor without fsync" \
+row "the store's share of a lend: lend(SQLite) - lend(none) (µs)" "$(us "$store")" \
+	"$(us "$sync")" "the fsync's share of the floor: floor - floor without fsync" \
 	"$(ratio "$store" "$sync")" "-"
 a=$(printf '%s\n' "${ul[@]}" | median)
 b=$(printf '%s\n' "${uf[@]}" | median)
-row "lend, not pinned: the scheduler's choice of CPUs (ms)" "$(ms "$a")" "$(ms "$b")" \
+row "lend, not pinned: the scheduler's choice of CPUs (µs)" "$(us "$a")" "$(us "$b")" \
 	"the same floor, not pinned" "$(ratio "$a" "$b")" "-"
 
 log "bench: lends per second (${RATE_ROUNDS} rounds of ${RATE_SECONDS} s per writer count)"
@@ -458,30 +458,42 @@ dwarf; strace -c; this machine has no hardware counters):
   first access; the config's device list is freed once the engine has
   its copy, the device's route (800 bytes) is allocated by its first
   lend.
-* **Lend.**  A lend costs the FUSE write, the engine and the sim fabric
-  (the `--state none` row) and the store: two SQLite transactions, the
-  intent unsynced, the outcome synced (one `fdatasync` of the WAL per
-  request, shared by concurrent requests: group commit).  Schema 4 keeps
-  lends and windows WITHOUT ROWID, so a row lives in its key's B-tree
-  and no index page is written beside it: a lend and its return append
-  6 pages to the WAL instead of 10 (strace -c of the daemon over 100
-  lends and returns: 12 pwrite64 a pair instead of 20, 2 fdatasync),
-  and the synced outcome of a lend covers 3 pages (12 KiB) instead of 5.
-  What is left per request besides the sync: 12 fcntl() locks of the
-  WAL index (SQLite's shared-memory locking; locking_mode=EXCLUSIVE
-  would drop them but lock out `lendfs --check` and other readers of a
-  live database), the windows_stored() read, and the FUSE round trips.
-  One small durable write per lend (one row, windows inline) would need
-  the windows table merged into lends, a schema change that rewrites
-  the store's tests (docs/STATE.md).
+* **Lend.**  Per request (strace -c of the daemon over 200 requests):
+  3 FUSE requests (OPEN, WRITE, RELEASE: no GETATTR, as the file being
+  written is left to the kernel to invalidate, lendfs/cache.h), one
+  SQLite statement (2 pwrite64 of one WAL frame, 6 fcntl locks of the
+  WAL index), one fdatasync, 8 flock of the sim's register files, 4
+  writev (replies and cache invalidations).  What issue 9's last round
+  took out, each measured on its own: the WAL grown to its lap at open
+  (appending to a file and syncing it costs a journal commit on top:
+  the first 150 lends of a new daemon 470-480 µs -> 380 µs); schema 5,
+  a record in one row; no intent record where nothing outlives a crash
+  (docs/STATE.md); the IOMMU table scanned up to its highest slot, not
+  its 4096; no GETATTR round trip per request; and a write-lock convoy:
+  every return took the model's write lock, waiting out every request
+  in flight with its fsync (8 writers: 3,240 -> 7,306 lends/s).  What
+  is left above the floor, pinned: about 10 µs of the daemon's own work
+  (the engine, the sim's registers, the cache invalidations, the log
+  line: `--state none` row), and about 20 µs in the store: SQLite's
+  statement and its locks, and a frame of 4,120 bytes that crosses a
+  block where the floor rewrites 8 bytes.  locking_mode=EXCLUSIVE would
+  drop the 6 fcntl() a request, but it locks `lendfs --check` out of a
+  live database.  Not pinned, the floor pays a wake-up of the writer
+  after its fsync as lendfs pays one of its daemon's thread, and the
+  ratio is lower.
 * **Attribute read.**  lendfs is at the FUSE floor: three round trips
-  (OPEN, READ, RELEASE) against the floor's four, each one a wake-up of a
-  daemon thread; the daemon's own work is a few µs of the ~60 µs.  Reading
-  within 3x of sysfs would need the kernel to serve `state` without any
-  round trip (FUSE_CAP_NO_OPEN_SUPPORT and the page cache), which
-  FUSE grants per connection, not per file: `borrower` writes must reach
-  the daemon with their errno and temp files need their handles, so it
-  was not done.
+  (OPEN, READ, RELEASE) against the floor's four, and a few µs of the
+  daemon's own work.  Within 3x of sysfs needs the kernel to serve the
+  value from its page cache (keep_cache: about floorfs --cache, 2.7-3x
+  sysfs here; or no OPEN at all).  That is not done: the cache must
+  then be dropped at every change with the reverse notification, which
+  waits for a page under READ, whose reply needs a daemon thread; with
+  every thread inside such a notification (they are sent from the
+  writers' threads, before the write returns) the daemon deadlocks,
+  as libfuse's documentation of fuse_lowlevel_notify_inval_inode()
+  warns.  Sending them from a thread of their own breaks "a reader that
+  starts after the write returned sees the new value" unless the write
+  waits for that thread, which brings the deadlock back.
 EOF
 }
 

@@ -3,15 +3,17 @@
  * store.h - durable state behind an operations table.
  *
  * One record per device that is not simply available: its borrower, its
- * state (lending, lent, returning) and the windows the lend owns.  The
- * engine writes the intent (lending/returning, with the windows it is
- * about to program) before touching the fabric, and the outcome (lent, or
- * the record removed) after; every call is durable when it returns,
- * except that the sqlite back-end makes a put() of an intent (lending,
- * returning) durable against a crash of the process only: the outcome's
- * commit that follows syncs it too (docs/STATE.md).
+ * state (lending, lent, returning) and the windows the lend owns.  Where
+ * a crash could leave something behind outside the daemon, the engine
+ * writes the intent (lending/returning, with the windows it is about to
+ * program) before touching the fabric, and the outcome (lent, or the
+ * record removed) after; elsewhere only the outcome (core/lend.c,
+ * intent_needed()).  Every call is durable when it returns, except that
+ * the sqlite back-end makes a put() of an intent durable against a crash
+ * of the process only: the outcome's commit that follows syncs it too
+ * (docs/STATE.md).
  *
- * Back-ends: sqlite (embedded default), zk (distributed, later).
+ * Back-ends: sqlite (embedded default), zk (distributed), memory (tests).
  */
 #ifndef LENDFS_STORE_H
 #define LENDFS_STORE_H

@@ -664,7 +664,7 @@ static int do_lend(struct engine *e, struct ldevice *d, const char *value,
 	return 0;
 
 fail_abort:
-	/* the intent (or a failed commit) may or may not be on disk: make sure it is not */
+	/* the intent, or a failed commit, may be on disk: make sure it is not */
 	store_remove(e, d, "store_abort", NULL);
 fail_release:
 	pthread_mutex_lock(&e->fabric_lock);

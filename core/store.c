@@ -127,7 +127,7 @@ static bool window_equal(const struct window *a, const struct window *b)
 static int window_validate(const char *dev, unsigned i, const struct window *w,
 			   char *reason)
 {
-	char line[512];
+	char line[WINDOW_TEXT_MAX];
 	struct window back;
 
 	if (!str_fits(w->host, sizeof(w->host)) || !str_fits(w->next, sizeof(w->next)) ||

@@ -757,16 +757,10 @@ static int run(struct sq_store *s, int id, const char *what, char *reason)
  * A change of the store: binds and runs one statement (schema 5 keeps a
  * record in one row), which is a transaction of its own (autocommit): no
  * BEGIN and COMMIT around it, and nothing to roll back when it fails.
+ * Called with s->lock held.
  */
 typedef int (*statements_fn)(struct sq_store *s, const void *arg, const char *what,
 			     char *reason);
-
-/* Run @fn under the lock. */
-static int transact_locked(struct sq_store *s, statements_fn fn, const void *arg,
-			   const char *what, char *reason)
-{
-	return fn(s, arg, what, reason);
-}
 
 /*
  * Wait until the WAL is synced up to durable transaction @seq, syncing it
@@ -874,7 +868,7 @@ static void group_commit_start(struct sq_store *s)
 	wal_presize(s);
 }
 
-/* Run the statements of @fn in one durable transaction. */
+/* Run @fn durably: its commit, then a sync of the WAL (shared, wal_sync()). */
 static int transact(struct sq_store *s, statements_fn fn, const void *arg,
 		    const char *what, char *reason)
 {
@@ -882,7 +876,7 @@ static int transact(struct sq_store *s, statements_fn fn, const void *arg,
 	int r;
 
 	pthread_mutex_lock(&s->lock);
-	r = transact_locked(s, fn, arg, what, reason);
+	r = fn(s, arg, what, reason);
 	if (r == 0 && s->wal_fd >= 0)
 		seq = __atomic_add_fetch(&s->committed, 1, __ATOMIC_ACQ_REL);
 	pthread_mutex_unlock(&s->lock);
@@ -907,13 +901,13 @@ static int transact_intent(struct sq_store *s, statements_fn fn, const void *arg
 
 	pthread_mutex_lock(&s->lock);
 	if (s->wal_fd >= 0) { /* group commit: nothing waits for a sync */
-		r = transact_locked(s, fn, arg, what, reason);
+		r = fn(s, arg, what, reason);
 		pthread_mutex_unlock(&s->lock);
 		return r;
 	}
 	lazy = sqlite3_exec(s->db, "PRAGMA synchronous = NORMAL", NULL, NULL,
 			    NULL) == SQLITE_OK; /* else durable, as any other */
-	r = transact_locked(s, fn, arg, what, reason);
+	r = fn(s, arg, what, reason);
 	if (lazy && sqlite3_exec(s->db, "PRAGMA synchronous = FULL", NULL, NULL,
 				 NULL) != SQLITE_OK && r == 0)
 		r = sql_fail(s->db, SQLITE_ERROR, s->path,

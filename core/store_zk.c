@@ -852,7 +852,7 @@ char *store_zk_format(const struct lend_record *rec)
 		rec_state_name(rec->state), rec->borrower, rec->since,
 		rec->epoch);
 	for (unsigned i = 0; i < rec->nwindows; i++) {
-		char line[512];
+		char line[WINDOW_TEXT_MAX];
 
 		if (window_format(&rec->windows[i], line, sizeof(line)) < 0) {
 			fclose(f);

@@ -92,7 +92,7 @@ static int show_resource(struct engine *e, const struct device_view *v,
 static int show_windows(struct engine *e, const struct device_view *v,
 			FILE *out)
 {
-	char line[512];
+	char line[WINDOW_TEXT_MAX];
 
 	for (unsigned i = 0; i < v->nwindows; i++) {
 		int r = window_format(&v->windows[i], line, sizeof(line));

@@ -14,10 +14,9 @@
  * The engine's watch (engine_set_watch) calls cache_device_changed() or
  * cache_all_changed() from the thread that made the change, before the
  * request returns to its writer; it invalidates the attributes of every
- * path that may mention the
- * device (fuse_invalidate_path, a no-op for what the kernel does not
- * hold), so the next stat(2) asks the daemon again and a vanished entry
- * answers ENOENT.  A reader that starts after a write returned therefore
+ * path that may mention the device (fuse_invalidate_path, a no-op for
+ * what the kernel does not hold), so the next stat(2) asks the daemon
+ * again and a vanished entry answers ENOENT.  A reader that starts after a write returned therefore
  * sees the new value and the new size.
  *
  * Device ids and hosts the kernel has been told about (lookups, readdir)

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+#include "bname.h"
 #include "check.h"
 
 #include <errno.h>
@@ -87,7 +88,7 @@ static int check_record(void *arg, const struct lend_record *rec)
 		violation(c, rec, "device is not in the config (dangling record)");
 		return 0;
 	}
-	if (!strncmp(rec->borrower, "vm:", 3)) {
+	if (bname_is_vm(rec->borrower)) {
 		const struct cfg_vm *vm = find_vm(cfg, rec->borrower);
 
 		if (vm) {

@@ -9,6 +9,7 @@
  * callback, which sees every physical line first: it counts lines and
  * opens a new section object whenever a line starts with '['.
  */
+#include "bname.h"
 #include "config.h"
 
 #include <ctype.h>
@@ -970,7 +971,7 @@ static int validate(struct parser *p)
 		if (name_lookup(p, "device", a->device) < 0 &&
 		    strcmp(c->inventory, "udev") != 0)
 			return perr(p, "autolend: unknown device '%s'", a->device);
-		if (strncmp(a->borrower, "vm:", 3) != 0 &&
+		if (!bname_is_vm(a->borrower) &&
 		    name_lookup(p, "host", a->borrower) < 0)
 			return perr(p, "autolend: unknown borrower host '%s'", a->borrower);
 	}

@@ -20,6 +20,7 @@
  * above its others (the engine allocates them upward).  A BAR's backing
  * file is created by the first access that reaches it, not at attach.
  */
+#include "bname.h"
 #include "fabric_sim.h"
 
 #include <dirent.h>
@@ -184,39 +185,14 @@ static void count_event(uint64_t *counter)
  */
 static bool owner_parse(const char *s, char *host, bool *is_vm)
 {
-	const char *slash;
-	size_t n;
+	struct bname b;
 
-	if (!s)
+	if (bname_parse(s, &b) < 0)
 		return false;
-	if (strncmp(s, "vm:", 3) != 0) {
-		if (!name_valid(s))
-			return false;
-		if (host)
-			memcpy(host, s, strlen(s) + 1);
-		if (is_vm)
-			*is_vm = false;
-		return true;
-	}
-	s += 3;
-	slash = strchr(s, '/');
-	if (!slash)
-		return false;
-	n = (size_t)(slash - s);
-	if (n == 0 || n > HOST_NAME_MAX_LEN || !name_valid(slash + 1))
-		return false;
-	{
-		char h[HOST_NAME_MAX_LEN + 1];
-
-		memcpy(h, s, n);
-		h[n] = '\0';
-		if (!name_valid(h))
-			return false;
-		if (host)
-			memcpy(host, h, n + 1);
-	}
+	if (host)
+		memcpy(host, b.host, strlen(b.host) + 1);
 	if (is_vm)
-		*is_vm = true;
+		*is_vm = b.vm;
 	return true;
 }
 

@@ -9,6 +9,7 @@
 #include <inttypes.h>
 #include <string.h>
 
+#include "bname.h"
 #include "engine_internal.h"
 
 static void render_hops(struct engine *e, const struct route *r, FILE *out)
@@ -130,17 +131,14 @@ int engine_render_topology_dot(struct engine *e, FILE *out)
 	pthread_mutex_unlock(&e->fabric_lock);
 	for (unsigned i = 0; i < e->ndevs; i++) {
 		struct ldevice *d = e->devs[i];
-		char borrower_host[BORROWER_MAX + 1];
+		struct bname bn;
 
 		pthread_mutex_lock(&d->lock);
 		if (d->state == DEV_LENT) {
 			const char *b = d->borrower;
 
-			if (!strncmp(b, "vm:", 3)) {
-				snprintf(borrower_host, sizeof(borrower_host), "%s", b + 3);
-				borrower_host[strcspn(borrower_host, "/")] = '\0';
-				b = borrower_host;
-			}
+			if (bname_parse(b, &bn) == 0)
+				b = bn.host; /* a VM: the host it runs on */
 			fputc('\t', out);
 			dot_id(out, d->lender->name);
 			fprintf(out, " -- ");

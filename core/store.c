@@ -4,6 +4,7 @@
  * of a record before it is written, and the invariants check() verifies
  * over a set of records.
  */
+#include "bname.h"
 #include "store.h"
 
 #include <ctype.h>
@@ -93,26 +94,11 @@ static bool device_lender(const char *dev, char lender[HOST_NAME_MAX_LEN + 1])
 /* "HOST" or "vm:HOST/VM"; @host receives HOST. */
 static bool borrower_valid(const char *b, char host[HOST_NAME_MAX_LEN + 1])
 {
-	const char *slash;
-	size_t len;
+	struct bname bn;
+	bool ok = bname_parse(b, &bn) == 0;
 
-	host[0] = '\0';
-	if (strncmp(b, "vm:", 3) != 0) {
-		if (!name_valid(b))
-			return false;
-		snprintf(host, HOST_NAME_MAX_LEN + 1, "%s", b);
-		return true;
-	}
-	b += 3;
-	slash = strchr(b, '/');
-	if (!slash)
-		return false;
-	len = (size_t)(slash - b);
-	if (len == 0 || len > HOST_NAME_MAX_LEN)
-		return false;
-	memcpy(host, b, len);
-	host[len] = '\0';
-	return name_valid(host) && name_valid(slash + 1);
+	memcpy(host, bn.host, sizeof(bn.host));
+	return ok;
 }
 
 static bool window_equal(const struct window *a, const struct window *b)

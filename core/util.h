@@ -109,6 +109,15 @@ static inline uint64_t align_up(uint64_t x, uint64_t a)
 	return (x + a - 1) & ~(a - 1);
 }
 
+/*
+ * The length of a value written to an attribute without its one trailing
+ * newline: `echo x > file` and `printf x > file` mean the same (sysfs).
+ */
+static inline size_t value_len(const char *buf, size_t len)
+{
+	return len && buf[len - 1] == '\n' ? len - 1 : len;
+}
+
 /* Monotonic clock in nanoseconds. */
 uint64_t now_ns(void);
 

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
+#include "bname.h"
 #include "window.h"
 
 #include <errno.h>
@@ -32,18 +33,9 @@ int window_kind_parse(const char *s, enum window_kind *out)
 /* "HOST" or "vm:HOST/VM": the owner of an address space. */
 static bool next_valid(const char *s)
 {
-	char host[HOST_NAME_MAX_LEN + 1];
-	const char *slash;
+	struct bname b;
 
-	if (strncmp(s, "vm:", 3) != 0)
-		return name_valid(s);
-	s += 3;
-	slash = strchr(s, '/');
-	if (!slash || slash == s || (size_t)(slash - s) > HOST_NAME_MAX_LEN)
-		return false;
-	memcpy(host, s, (size_t)(slash - s));
-	host[slash - s] = '\0';
-	return name_valid(host) && name_valid(slash + 1);
+	return bname_parse(s, &b) == 0;
 }
 
 int window_format(const struct window *w, char *buf, size_t len)

@@ -827,7 +827,7 @@ static void *session_thread(void *arg)
 				c->need_connect = false;
 				pthread_mutex_unlock(&c->lock);
 				r = sync_all(c, reason);
-				lend_notify_flush(c->e);
+				lend_notify_flush(c->e, NULL);
 			}
 			pthread_mutex_lock(&c->lock);
 			if (r < 0) {
@@ -863,7 +863,7 @@ static void *session_thread(void *arg)
 			c->qn--;
 			pthread_mutex_unlock(&c->lock);
 			apply_event(c, &ev);
-			lend_notify_flush(c->e);
+			lend_notify_flush(c->e, NULL);
 			pthread_mutex_lock(&c->lock);
 			c->done++;
 			pthread_cond_broadcast(&c->cond);

@@ -38,6 +38,18 @@
 
 struct engine;
 
+/*
+ * Who asked for a change: a front-end fills it for a write it serves
+ * (the FUSE request's caller) and the engine hands it back, untouched,
+ * to the watch callback with every change that request made.  NULL for
+ * changes nobody wrote (hot-plug, recovery, the cluster, a guest).
+ */
+struct engine_caller {
+	const void *origin; /* the front-end's own token (lendfs: the path) */
+	uint32_t uid, pid;
+	char comm[16];
+};
+
 enum dev_state {
 	DEV_AVAILABLE,
 	DEV_LENDING,
@@ -80,7 +92,8 @@ void engine_free(struct engine *e);
  * the device, anything else lends it.  Blocks until done or timed out.
  */
 int engine_write_borrower(struct engine *e, const char *devid,
-			  const char *buf, size_t len, char *reason);
+			  const char *buf, size_t len,
+			  const struct engine_caller *who, char *reason);
 
 /* Lend to @borrower ("HOST" or "vm:HOST/VM"), or return (NULL / ""). */
 int engine_lend(struct engine *e, const char *devid, const char *borrower,
@@ -89,7 +102,8 @@ int engine_return(struct engine *e, const char *devid, char *reason);
 
 /* Administrative host state ("online" / "offline"). */
 int engine_write_host_state(struct engine *e, const char *host,
-			    const char *buf, size_t len, char *reason);
+			    const char *buf, size_t len,
+			    const struct engine_caller *who, char *reason);
 
 /* ---- hot-plug (inventory back-ends) ----------------------------------- */
 
@@ -227,9 +241,11 @@ void engine_render_peer(struct engine *e, const char *lender,
 /*
  * Called (from the thread that made the change, with no engine lock held)
  * after a device's visible state changed, and with @devid NULL when the
- * set of devices or hosts changed.  Front-ends invalidate caches here.
+ * set of devices or hosts changed; @who is the caller of the request that
+ * made the change, NULL if none.  Front-ends invalidate caches here.
  */
-typedef void (*engine_watch_cb)(void *arg, const char *devid);
+typedef void (*engine_watch_cb)(void *arg, const char *devid,
+				const struct engine_caller *who);
 void engine_set_watch(struct engine *e, engine_watch_cb cb, void *arg);
 
 /* The run directory of the sim fabric (for lendfs-dma). */
@@ -267,7 +283,8 @@ int engine_vm_create(struct engine *e, const char *host, const char *vm,
  * attach leaves the VM disconnected with the reason in its last_error.
  */
 int engine_vm_attach(struct engine *e, const char *host, const char *vm,
-		     const char *buf, size_t len, char *reason);
+		     const char *buf, size_t len,
+		     const struct engine_caller *who, char *reason);
 
 /* rmdir hosts/HOST/vms/VM: detach and forget.  -EBUSY, -EPERM, -ENOENT. */
 int engine_vm_remove(struct engine *e, const char *host, const char *vm,

@@ -216,7 +216,7 @@ int plan_p2p(struct engine *e, struct p2p_link *l, char *reason);
 int lend_return_finish(struct engine *e, struct ldevice *d, int r,
 		       char *reason);
 void lend_notify(struct engine *e, const char *devid);
-void lend_notify_flush(struct engine *e);
+void lend_notify_flush(struct engine *e, const struct engine_caller *who);
 
 /*
  * Distributed mode (docs/STATE.md): lend.c's side of cluster.c.

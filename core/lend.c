@@ -96,7 +96,7 @@ static void notify(struct engine *e, const char *devid)
 }
 
 /* Deliver queued notifications; no engine lock may be held. */
-static void notify_flush(struct engine *e)
+static void notify_flush(struct engine *e, const struct engine_caller *who)
 {
 	char (*ids)[DEVICE_ID_MAX] = pending.ids;
 	unsigned n = pending.n;
@@ -107,9 +107,9 @@ static void notify_flush(struct engine *e)
 	pending.all = false;
 	if (e->watch) {
 		for (unsigned i = 0; i < n; i++)
-			e->watch(e->watch_arg, ids[i]);
+			e->watch(e->watch_arg, ids[i], who);
 		if (all)
-			e->watch(e->watch_arg, NULL);
+			e->watch(e->watch_arg, NULL, who);
 	}
 	free(ids);
 }
@@ -119,9 +119,9 @@ void lend_notify(struct engine *e, const char *devid)
 	notify(e, devid);
 }
 
-void lend_notify_flush(struct engine *e)
+void lend_notify_flush(struct engine *e, const struct engine_caller *who)
 {
-	notify_flush(e);
+	notify_flush(e, who);
 }
 
 /*
@@ -854,7 +854,7 @@ static int forward(struct engine *e, struct ldevice *d, const char *value,
 static void device_unlink(struct engine *e, struct ldevice *d);
 
 static int request(struct engine *e, const char *devid, const char *value,
-		   char *reason)
+		   const struct engine_caller *who, char *reason)
 {
 	char buf[REASON_MAX];
 	struct ldevice *d;
@@ -907,7 +907,7 @@ static int request(struct engine *e, const char *devid, const char *value,
 		metrics_request(&e->metrics, lend, r, now_ns() - t0);
 	if (r < 0)
 		notify(e, devid);
-	notify_flush(e);
+	notify_flush(e, who);
 	return r;
 }
 
@@ -915,7 +915,7 @@ static int request(struct engine *e, const char *devid, const char *value,
 static int autolend(struct engine *e, const char *devid, const char *borrower,
 		    char *why)
 {
-	int r = request(e, devid, borrower, why);
+	int r = request(e, devid, borrower, NULL, why);
 
 	if (r < 0)
 		engine_report(e, "autolend %s -> %s failed: %s", devid, borrower, why);
@@ -927,12 +927,12 @@ static int autolend(struct engine *e, const char *devid, const char *borrower,
 int engine_lend(struct engine *e, const char *devid, const char *borrower,
 		char *reason)
 {
-	return request(e, devid, borrower ? borrower : "", reason);
+	return request(e, devid, borrower ? borrower : "", NULL, reason);
 }
 
 int engine_return(struct engine *e, const char *devid, char *reason)
 {
-	return request(e, devid, "", reason);
+	return request(e, devid, "", NULL, reason);
 }
 
 /*
@@ -942,8 +942,7 @@ int engine_return(struct engine *e, const char *devid, char *reason)
  */
 static int parse_value(const char *buf, size_t len, char *out, char *reason)
 {
-	if (len && buf[len - 1] == '\n')
-		len--;
+	len = value_len(buf, len);
 	if (len > BORROWER_MAX)
 		return reason_set(reason, -EINVAL, "value too long (%zu bytes, max %d)",
 				  len, BORROWER_MAX);
@@ -960,7 +959,8 @@ static int parse_value(const char *buf, size_t len, char *out, char *reason)
 }
 
 int engine_write_borrower(struct engine *e, const char *devid, const char *buf,
-			  size_t len, char *reason)
+			  size_t len, const struct engine_caller *who,
+			  char *reason)
 {
 	char value[BORROWER_MAX + 1];
 	char rbuf[REASON_MAX];
@@ -983,10 +983,10 @@ int engine_write_borrower(struct engine *e, const char *devid, const char *buf,
 		pthread_rwlock_unlock(&e->model_lock);
 		metrics_request(&e->metrics, 1, r, 0);
 		notify(e, devid);
-		notify_flush(e);
+		notify_flush(e, who);
 		return r;
 	}
-	return request(e, devid, value, reason);
+	return request(e, devid, value, who, reason);
 }
 
 /* ---- host state ---------------------------------------------------------- */
@@ -1172,8 +1172,7 @@ static int write_host_state(struct engine *e, const char *host,
 	bool online;
 	int r;
 
-	if (len && buf[len - 1] == '\n')
-		len--;
+	len = value_len(buf, len);
 	/* a NUL must not make "offline\0junk" read as "offline" */
 	if (len >= sizeof(value) || memchr(buf, '\0', len))
 		return reason_set(reason, -EINVAL, "expected 'online' or 'offline'");
@@ -1208,11 +1207,12 @@ static int write_host_state(struct engine *e, const char *host,
 }
 
 int engine_write_host_state(struct engine *e, const char *host,
-			    const char *buf, size_t len, char *reason)
+			    const char *buf, size_t len,
+			    const struct engine_caller *who, char *reason)
 {
 	int r = write_host_state(e, host, buf, len, reason);
 
-	notify_flush(e);
+	notify_flush(e, who);
 	return r;
 }
 
@@ -1670,7 +1670,7 @@ int engine_device_add(struct engine *e, const struct cfg_device *c,
 {
 	int r = device_add(e, c, reason);
 
-	notify_flush(e);
+	notify_flush(e, NULL);
 	return r;
 }
 
@@ -1703,7 +1703,7 @@ int engine_device_update(struct engine *e, const struct cfg_device *c,
 {
 	int r = device_update(e, c, reason);
 
-	notify_flush(e);
+	notify_flush(e, NULL);
 	return r;
 }
 
@@ -1745,7 +1745,7 @@ int engine_device_remove(struct engine *e, const char *devid, char *reason)
 {
 	int r = device_remove(e, devid, reason);
 
-	notify_flush(e);
+	notify_flush(e, NULL);
 	return r;
 }
 
@@ -2252,7 +2252,7 @@ void lend_host_state(struct engine *e, const char *host, bool live,
 	pthread_rwlock_unlock(&e->model_lock);
 	if (changed)
 		notify(e, NULL);
-	notify_flush(e);
+	notify_flush(e, NULL);
 }
 
 int lend_take_back(struct engine *e, const char *host, uint64_t fence,
@@ -2296,7 +2296,7 @@ int lend_take_back(struct engine *e, const char *host, uint64_t fence,
 			       d->id, host, fence);
 	}
 	pthread_rwlock_unlock(&e->model_lock);
-	notify_flush(e);
+	notify_flush(e, NULL);
 	return n;
 }
 
@@ -2330,7 +2330,7 @@ int lend_recover_own(struct engine *e, char *reason)
 	r = e->store->load(e->store_ctx, recover_own_one, &o, reason);
 	pthread_rwlock_unlock(&e->model_lock);
 	notify(e, NULL);
-	notify_flush(e);
+	notify_flush(e, NULL);
 	return r;
 }
 

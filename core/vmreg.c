@@ -311,7 +311,7 @@ static void on_vm_gone(struct vm *vm, int err, const char *why, void *arg)
 	engine_report(e, "%s; its devices are released", why);
 	release_all(e, v, why);
 	lend_notify(e, NULL);
-	lend_notify_flush(e);
+	lend_notify_flush(e, NULL);
 }
 
 static void on_device_deleted(struct vm *vm, const char *devid, int err,
@@ -351,7 +351,7 @@ static void on_device_deleted(struct vm *vm, const char *devid, int err,
 				  "removal late", devid, v->owner);
 	}
 	pthread_rwlock_unlock(&e->model_lock);
-	lend_notify_flush(e);
+	lend_notify_flush(e, NULL);
 }
 
 /* ---- construction --------------------------------------------------------- */
@@ -755,7 +755,7 @@ int engine_vm_create(struct engine *e, const char *host, const char *name,
 	free(v);
 	if (r == 0) {
 		lend_notify(e, NULL);
-		lend_notify_flush(e);
+		lend_notify_flush(e, NULL);
 	}
 	return r;
 }
@@ -764,8 +764,7 @@ int engine_vm_create(struct engine *e, const char *host, const char *name,
 static int parse_qmp_path(const char *buf, size_t len, char *out,
 			  const char *host, const char *name, char *reason)
 {
-	if (len && buf[len - 1] == '\n')
-		len--;
+	len = value_len(buf, len);
 	if (len >= VM_QMP_PATH_MAX)
 		return reason_set(reason, -ENAMETOOLONG,
 				  "qmp socket path of vm %s/%s too long (%zu bytes)", host,
@@ -785,7 +784,8 @@ static int parse_qmp_path(const char *buf, size_t len, char *out,
 }
 
 int engine_vm_attach(struct engine *e, const char *host, const char *name,
-		     const char *buf, size_t len, char *reason)
+		     const char *buf, size_t len,
+		     const struct engine_caller *who, char *reason)
 {
 	_cleanup_free_ char *path = malloc(VM_QMP_PATH_MAX);
 	char why[REASON_MAX] = "", dev[DEVICE_ID_MAX];
@@ -857,7 +857,7 @@ int engine_vm_attach(struct engine *e, const char *host, const char *name,
 	if (r < 0)
 		reason_set(reason, r, "%s", why);
 	lend_notify(e, NULL);
-	lend_notify_flush(e);
+	lend_notify_flush(e, who);
 	return r;
 }
 
@@ -901,7 +901,7 @@ int engine_vm_remove(struct engine *e, const char *host, const char *name,
 	pthread_mutex_unlock(&e->vm_op_lock);
 	if (r == 0) {
 		lend_notify(e, NULL);
-		lend_notify_flush(e);
+		lend_notify_flush(e, NULL);
 	}
 	return r;
 }

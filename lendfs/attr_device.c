@@ -125,7 +125,7 @@ static int store_borrower(struct engine *e, const char *devid, const char *buf,
 	int r;
 
 	reason[0] = '\0';
-	r = engine_write_borrower(e, devid, buf, len, reason);
+	r = engine_write_borrower(e, devid, buf, len, NULL, reason);
 	if (r >= 0)
 		return 0;
 	if (len && buf[len - 1] == '\n')

@@ -26,7 +26,7 @@ static int store_state(struct engine *e, const char *host, const char *buf,
 	int r;
 
 	reason[0] = '\0';
-	r = engine_write_host_state(e, host, buf, len, reason);
+	r = engine_write_host_state(e, host, buf, len, NULL, reason);
 	if (len && buf[len - 1] == '\n')
 		len--;
 	lendfs_log_value(buf, len, value, sizeof(value));

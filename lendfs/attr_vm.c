@@ -35,7 +35,7 @@ static int store_qmp(struct engine *e, const char *host, const char *vm,
 	int r;
 
 	reason[0] = '\0';
-	r = engine_vm_attach(e, host, vm, buf, len, reason);
+	r = engine_vm_attach(e, host, vm, buf, len, NULL, reason);
 	if (len && buf[len - 1] == '\n')
 		len--;
 	lendfs_log_value(buf, len, value, sizeof(value));

@@ -407,7 +407,8 @@ static int collect_id(void *arg, const char *devid)
  * it changes the peers of other devices too): look at every device.  The
  * ids are collected first so no view is taken inside the engine's walk.
  */
-static void log_device_event(void *arg, const char *devid)
+static void log_device_event(void *arg, const char *devid,
+			     const struct engine_caller *who)
 {
 	struct event_log *el = arg;
 	struct id_list l = { 0 };

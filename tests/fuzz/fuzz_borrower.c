@@ -119,7 +119,7 @@ static void write_borrower(const char *devid, const uint8_t *data,
 	struct device_view v;
 	int r;
 
-	r = engine_write_borrower(engine, devid, (const char *)data, size,
+	r = engine_write_borrower(engine, devid, (const char *)data, size, NULL,
 				  reason);
 	FUZZ_ASSERT(r <= 0);
 	FUZZ_ASSERT(fuzz_terminated(reason, sizeof(reason)));
@@ -157,7 +157,7 @@ static void write_host_state(const uint8_t *data, size_t size)
 	struct host_view hv;
 	int r;
 
-	r = engine_write_host_state(engine, "b", (const char *)data, size,
+	r = engine_write_host_state(engine, "b", (const char *)data, size, NULL,
 				    reason);
 	FUZZ_ASSERT(r == 0 || r == -EINVAL);
 	FUZZ_ASSERT(fuzz_terminated(reason, sizeof(reason)));
@@ -172,7 +172,7 @@ static void write_host_state(const uint8_t *data, size_t size)
 	FUZZ_ASSERT((size == 6 && !memcmp(data, "online", 6)) ||
 		    (size == 7 && !memcmp(data, "offline", 7)));
 	if (!hv.online)
-		FUZZ_ASSERT(engine_write_host_state(engine, "b", "online", 6,
+		FUZZ_ASSERT(engine_write_host_state(engine, "b", "online", 6, NULL,
 						    reason) == 0);
 }
 

@@ -154,7 +154,7 @@ static void assert_fabric_idle(struct engine *e)
 static int write_str(struct engine *e, const char *id, const char *s,
 		     char *reason)
 {
-	return engine_write_borrower(e, id, s, strlen(s), reason);
+	return engine_write_borrower(e, id, s, strlen(s), NULL, reason);
 }
 
 static void test_lend_return(void **state)
@@ -218,12 +218,12 @@ static void test_einval(void **state)
 	assert_string_equal(reason, "cannot lend a:0000:01:00.0 to its own lender a");
 	assert_int_equal(write_str(f->e, GPU, "zz", reason), -EINVAL);
 	assert_string_equal(reason, "unknown host 'zz'");
-	assert_int_equal(engine_write_borrower(f->e, GPU, "b\0c", 3, reason), -EINVAL);
+	assert_int_equal(engine_write_borrower(f->e, GPU, "b\0c", 3, NULL, reason), -EINVAL);
 	memset(big, 'b', sizeof(big));
-	assert_int_equal(engine_write_borrower(f->e, GPU, big, 256, reason), -EINVAL);
+	assert_int_equal(engine_write_borrower(f->e, GPU, big, 256, NULL, reason), -EINVAL);
 	/* 255 bytes + newline is within the limit (and then an unknown host) */
 	big[255] = '\n';
-	assert_int_equal(engine_write_borrower(f->e, GPU, big, 256, reason), -EINVAL);
+	assert_int_equal(engine_write_borrower(f->e, GPU, big, 256, NULL, reason), -EINVAL);
 	assert_non_null(strstr(reason, "malformed host name"));
 	assert_fabric_idle(f->e);
 }
@@ -243,7 +243,7 @@ static void test_ehostdown(void **state)
 	struct fixture *f = *state;
 	char reason[REASON_MAX], err[REASON_MAX + 16];
 
-	assert_int_equal(engine_write_host_state(f->e, "b", "offline\n", 8, reason), 0);
+	assert_int_equal(engine_write_host_state(f->e, "b", "offline\n", 8, NULL, reason), 0);
 	/* borrower offline */
 	assert_int_equal(write_str(f->e, GPU, "b", reason), -EHOSTDOWN);
 	assert_string_equal(reason, "borrower b is offline");
@@ -252,14 +252,14 @@ static void test_ehostdown(void **state)
 	assert_int_equal(state_of(f->e, GPU, err), DEV_AVAILABLE);
 	assert_memory_equal(err, "EHOSTDOWN: ", 11);
 	/* lender offline: its devices are offline */
-	assert_int_equal(engine_write_host_state(f->e, "a", "offline", 7, reason), 0);
+	assert_int_equal(engine_write_host_state(f->e, "a", "offline", 7, NULL, reason), 0);
 	assert_int_equal(state_of(f->e, GPU, NULL), DEV_OFFLINE);
 	assert_int_equal(write_str(f->e, GPU, "c", reason), -EHOSTDOWN);
 	assert_string_equal(reason, "lender a is offline");
-	assert_int_equal(engine_write_host_state(f->e, "a", "online", 6, reason), 0);
-	assert_int_equal(engine_write_host_state(f->e, "b", "online", 6, reason), 0);
+	assert_int_equal(engine_write_host_state(f->e, "a", "online", 6, NULL, reason), 0);
+	assert_int_equal(engine_write_host_state(f->e, "b", "online", 6, NULL, reason), 0);
 	assert_int_equal(state_of(f->e, GPU, NULL), DEV_AVAILABLE);
-	assert_int_equal(engine_write_host_state(f->e, "b", "sideways", 8, reason),
+	assert_int_equal(engine_write_host_state(f->e, "b", "sideways", 8, NULL, reason),
 			 -EINVAL);
 	assert_fabric_idle(f->e);
 }
@@ -271,10 +271,10 @@ static void test_route_lost(void **state)
 
 	assert_int_equal(write_str(f->e, GPU, "c", reason), 0);
 	/* the only route a -> b -> c breaks when b goes down */
-	assert_int_equal(engine_write_host_state(f->e, "b", "offline", 7, reason), 0);
+	assert_int_equal(engine_write_host_state(f->e, "b", "offline", 7, NULL, reason), 0);
 	assert_int_equal(state_of(f->e, GPU, err), DEV_FAILED);
 	assert_non_null(strstr(err, "EHOSTDOWN: route lost: host b went offline"));
-	assert_int_equal(engine_write_host_state(f->e, "b", "online", 6, reason), 0);
+	assert_int_equal(engine_write_host_state(f->e, "b", "online", 6, NULL, reason), 0);
 	assert_fabric_idle(f->e);
 	/* a failed device can be cleared, then lent again */
 	assert_int_equal(write_str(f->e, GPU, "", reason), 0);

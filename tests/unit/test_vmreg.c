@@ -206,7 +206,7 @@ static int attach(struct engine *e, const char *host, const char *vm,
 	char buf[256];
 
 	snprintf(buf, sizeof(buf), "%s\n", path);
-	return engine_vm_attach(e, host, vm, buf, strlen(buf), reason);
+	return engine_vm_attach(e, host, vm, buf, strlen(buf), NULL, reason);
 }
 
 struct names {
@@ -301,7 +301,7 @@ static void test_registry(void **state)
 	/* attach: bad values */
 	assert_int_equal(attach(f->e, "b", "vm1", "relative/qmp.sock", reason), -EINVAL);
 	assert_non_null(strstr(reason, "is not absolute"));
-	assert_int_equal(engine_vm_attach(f->e, "b", "vm1", "/x\ny\n", 5, reason), -EINVAL);
+	assert_int_equal(engine_vm_attach(f->e, "b", "vm1", "/x\ny\n", 5, NULL, reason), -EINVAL);
 	assert_non_null(strstr(reason, "byte 0x0a"));
 	assert_int_equal(attach(f->e, "b", "nosuch", "/x", reason), -ENOENT);
 	assert_int_equal(attach(f->e, "b", "static1", "/x", reason), -EPERM);
@@ -416,7 +416,7 @@ static void test_lend_return(void **state)
 	/* busy while it holds a device */
 	assert_int_equal(engine_vm_remove(f->e, "b", "vm1", reason), -EBUSY);
 	assert_non_null(strstr(reason, GPU " is lent to vm b/vm1"));
-	assert_int_equal(engine_vm_attach(f->e, "b", "vm1", "", 0, reason), -EBUSY);
+	assert_int_equal(engine_vm_attach(f->e, "b", "vm1", "", 0, NULL, reason), -EBUSY);
 	/* the current path again is a no-op, even while busy */
 	assert_int_equal(attach(f->e, "b", "vm1", qm.sock_a, reason), 0);
 
@@ -430,7 +430,7 @@ static void test_lend_return(void **state)
 	assert_false(qemu_b_has_object(&qm, "lendfs-mem-a-0000-01-00-0"));
 
 	/* now it can be detached and removed */
-	assert_int_equal(engine_vm_attach(f->e, "b", "vm1", "\n", 1, reason), 0);
+	assert_int_equal(engine_vm_attach(f->e, "b", "vm1", "\n", 1, NULL, reason), 0);
 	view_ok(f->e, "b", "vm1", v);
 	assert_int_equal(v->state, VM_DISCONNECTED);
 	assert_string_equal(v->qmp, "");

@@ -6,6 +6,8 @@
 #   make check      -Werror build, cmocka unit tests, bats on a real mount,
 #                   then the unit and bats suites again under ASan+UBSan,
 #                   then every fuzz target briefly (check-fuzz)
+#   make check-layers  no cycle between core/ modules, no function over 100
+#                   lines (tests/tools/layers.py; part of check)
 #   make fuzz       libFuzzer targets, FUZZ_SECONDS each (docs/TESTING.md)
 #   make tsan       unit tests and race bats under ThreadSanitizer
 #   make man        the man pages (scdoc) into $(BUILD)/man
@@ -62,7 +64,7 @@ UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all deps run check check-unit check-bats check-asan check-cluster stress clean \
-	fuzz fuzz-build check-fuzz tsan
+	fuzz fuzz-build check-fuzz tsan check-layers
 
 all: $(BUILD)/lendfs $(TOOLS)
 
@@ -163,6 +165,12 @@ run: deps
 check-unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
+# Layering (docs/TESTING.md): the self-test first shows the check can fail
+# (a synthetic cycle and a 101-line function), then the tree is checked.
+check-layers: all
+	python3 tests/tools/layers.py --self-test --cc "$(CC)"
+	python3 tests/tools/layers.py --build $(BUILD)
+
 check-bats: all
 	LENDFS_BUILD=$(BUILD) bats --timing tests/bats
 
@@ -178,6 +186,7 @@ check-asan:
 
 check: deps
 	@$(MAKE) --no-print-directory all check-unit
+	@$(MAKE) --no-print-directory check-layers
 	@$(MAKE) --no-print-directory check-bats
 	@$(MAKE) --no-print-directory check-asan
 	@$(MAKE) --no-print-directory check-fuzz

@@ -46,6 +46,8 @@ bool bname_on_host(const char *s, const char *host)
 {
 	struct bname b;
 
+	if (!strcmp(s, host))
+		return true; /* the borrower itself, "vm:H/VM" included */
 	return bname_parse(s, &b) == 0 && !strcmp(b.host, host);
 }
 

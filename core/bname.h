@@ -29,7 +29,7 @@ int bname_parse(const char *s, struct bname *out);
 /* Does @s look like a VM borrower ("vm:" prefix), well-formed or not? */
 bool bname_is_vm(const char *s);
 
-/* Is @s the host @host itself or a VM running on it? */
+/* Is @s the borrower @host itself, or a VM running on host @host? */
 bool bname_on_host(const char *s, const char *host);
 
 /* "vm:HOST/VM" into @buf; -ENAMETOOLONG if it does not fit. */

@@ -8,8 +8,8 @@
  *   the session thread       connects (backoff), recovers, then applies
  *                            queued events in order and ticks (take-backs)
  *   request workers          one per request of another mount being run
- * The engine's own request threads (FUSE) call cluster_forward() and
- * cluster_wait_peers(), which wait on their own watches.
+ * The engine's own request threads (FUSE) call zk_forward() and
+ * zk_wait_peers() through coord_zk_ops, which wait on their own watches.
  */
 #include "cluster.h"
 
@@ -63,6 +63,7 @@ struct cluster {
 	char (*live)[HOST_NAME_MAX_LEN + 1];
 	unsigned nlive;
 	bool *taken; /* per host: its devices were taken back (session thread) */
+	uint64_t *absent; /* per host: not live since (now_ns; session thread) */
 };
 
 /* ---- string sets (under c->lock) -------------------------------------- */
@@ -325,16 +326,20 @@ static void clear_unlisted(struct cluster *c, char **names, unsigned n,
 	char (*ids)[DEVICE_ID_MAX] = NULL;
 	unsigned nids = 0;
 
-	pthread_rwlock_rdlock(&e->model_lock);
-	ids = malloc((e->ndevs ? e->ndevs : 1) * sizeof(*ids));
-	for (unsigned i = 0; ids && i < e->ndevs; i++) {
-		const char *id = e->devs[i]->id;
+	struct ldevice **devs;
+	unsigned ndevs;
 
-		if (lend_remote(e, e->devs[i]) &&
+	if (model_pin_all(e, &devs, &ndevs) < 0)
+		return;
+	ids = malloc((ndevs ? ndevs : 1) * sizeof(*ids));
+	for (unsigned i = 0; ids && i < ndevs; i++) {
+		const char *id = devs[i]->id;
+
+		if (lend_remote(e, devs[i]) &&
 		    !bsearch(&id, names, n, sizeof(*names), cmp_name))
 			snprintf(ids[nids++], DEVICE_ID_MAX, "%s", id);
 	}
-	pthread_rwlock_unlock(&e->model_lock);
+	model_put_all(e, devs, ndevs);
 	for (unsigned i = 0; i < nids; i++) {
 		struct lend_ack ack;
 		bool dirty = false;
@@ -398,12 +403,18 @@ static bool in_live(struct cluster *c, const char *host)
 
 static bool host_admin(struct engine *e, struct lhost *h)
 {
-	bool admin;
+	bool live, admin;
 
-	pthread_mutex_lock(&e->fabric_lock);
-	admin = h->admin;
-	pthread_mutex_unlock(&e->fabric_lock);
+	model_host_flags(e, h, &live, &admin);
 	return admin;
+}
+
+static bool host_is_live(struct engine *e, struct lhost *h)
+{
+	bool live, admin;
+
+	model_host_flags(e, h, &live, &admin);
+	return live;
 }
 
 /*
@@ -444,19 +455,15 @@ static int refresh_live(struct cluster *c, bool observed)
 		bool up = in_live(c, h->name);
 		bool was;
 
-		pthread_mutex_lock(&e->fabric_lock);
-		was = h->live;
-		pthread_mutex_unlock(&e->fabric_lock);
+		was = host_is_live(e, h);
 		if (up == was && observed)
 			continue;
 		lend_host_state(e, h->name, up, host_admin(e, h), observed && was && !up);
 		if (!up) {
-			pthread_mutex_lock(&e->fabric_lock);
 			/* observed: its session is over already */
-			h->absent_since = observed && was ?
+			c->absent[i] = observed && was ?
 				now_ns() - (uint64_t)zks_session_ms(c->zs) * 1000000ULL :
 				now_ns();
-			pthread_mutex_unlock(&e->fabric_lock);
 			if (observed && was)
 				engine_report(c->e, "host %s is offline: its session ended", h->name);
 		} else if (observed && !was) {
@@ -474,9 +481,7 @@ static int host_admin_cb(void *arg, const char *host, const char *data)
 
 	if (!h)
 		return 0;
-	pthread_mutex_lock(&c->e->fabric_lock);
-	live = h->live;
-	pthread_mutex_unlock(&c->e->fabric_lock);
+	live = host_is_live(c->e, h);
 	lend_host_state(c->e, host, live, strcmp(data, "offline") != 0, true);
 	return 0;
 }
@@ -487,6 +492,14 @@ static int refresh_admin(struct cluster *c)
 	char reason[REASON_MAX];
 
 	return zks_foreach(c->zs, "hosts", true, host_admin_cb, c, reason);
+}
+
+/* The epoch floor for the next lend: the version of ROOT/seq. */
+static uint64_t cluster_epoch(struct cluster *c)
+{
+	int64_t v = zks_seq(c->zs);
+
+	return v > 0 ? (uint64_t)v : 0;
 }
 
 /* ---- requests from other mounts ------------------------------------------ */
@@ -503,13 +516,14 @@ static void *request_worker(void *arg)
 	struct job *j = arg;
 	struct cluster *c = j->c;
 	char path[ZK_PATH_MAX], reason[REASON_MAX] = "", *text = NULL;
+	struct lend_txn txn;
 	int r;
 
 	zks_path(c->zs, path, "requests", j->devid);
-	zks_answer_arm(path, j->value[0] != '\0'); /* the commit answers */
-	r = j->value[0] ? engine_lend(c->e, j->devid, j->value, reason) :
-			  engine_return(c->e, j->devid, reason);
-	if (!zks_answer_disarm()) { /* an error, or a no-op */
+	/* the commit answers: txn.answered */
+	txn = (struct lend_txn){ .answer = path, .answer_lend = j->value[0] != '\0' };
+	r = lend_request(c->e, j->devid, j->value, NULL, &txn, reason);
+	if (!txn.answered) { /* an error, or a no-op */
 		if (asprintf(&text, "= %s %s", r < 0 ? errno_name(r) : "0",
 			     r < 0 ? reason : "") < 0)
 			text = NULL;
@@ -597,30 +611,32 @@ static void request_start(struct cluster *c, const char *devid)
 static int refresh_requests(struct cluster *c)
 {
 	char path[ZK_PATH_MAX], reason[REASON_MAX];
+	struct ldevice **devs;
 	char **names;
-	unsigned n;
+	unsigned n, ndevs;
 	int r;
 
 	zks_path(c->zs, path, "requests", NULL);
 	r = zks_children(c->zs, path, false, &names, &n, reason);
 	if (r < 0)
 		return r;
-	pthread_rwlock_rdlock(&c->e->model_lock);
-	for (unsigned i = 0; i < c->e->ndevs; i++) {
-		if (lend_remote(c->e, c->e->devs[i]))
+	r = model_pin_all(c->e, &devs, &ndevs);
+	if (r < 0) {
+		zks_strv_free(names, n);
+		return r;
+	}
+	for (unsigned i = 0; i < ndevs; i++) {
+		if (lend_remote(c->e, devs[i]))
 			continue;
-		zks_path(c->zs, path, "requests", c->e->devs[i]->id);
+		zks_path(c->zs, path, "requests", devs[i]->id);
 		zks_watch_async(c->zs, path);
 	}
-	pthread_rwlock_unlock(&c->e->model_lock);
+	model_put_all(c->e, devs, ndevs);
 	for (unsigned i = 0; i < n; i++) {
-		struct ldevice *d;
-		bool mine;
+		struct ldevice *d = model_get(c->e, names[i]);
+		bool mine = d && !lend_remote(c->e, d);
 
-		pthread_rwlock_rdlock(&c->e->model_lock);
-		d = engine_dev(c->e, names[i]);
-		mine = d && !lend_remote(c->e, d);
-		pthread_rwlock_unlock(&c->e->model_lock);
+		model_put(c->e, d);
 		if (mine)
 			request_start(c, names[i]);
 	}
@@ -774,10 +790,8 @@ static void tick(struct cluster *c)
 
 		if (h == e->self)
 			continue;
-		pthread_mutex_lock(&e->fabric_lock);
-		live = h->live;
-		gone = !live && now_ns() >= h->absent_since + grace;
-		pthread_mutex_unlock(&e->fabric_lock);
+		live = host_is_live(e, h);
+		gone = !live && now_ns() >= c->absent[i] + grace;
 		if (live || !gone) {
 			c->taken[i] = false;
 			continue;
@@ -800,9 +814,12 @@ static void all_offline(struct cluster *c)
 {
 	struct engine *e = c->e;
 
-	for (unsigned i = 0; i < e->nhosts; i++)
+	for (unsigned i = 0; i < e->nhosts; i++) {
+		if (host_is_live(e, &e->hosts[i]))
+			c->absent[i] = now_ns();
 		lend_host_state(e, e->hosts[i].name, false,
 				host_admin(e, &e->hosts[i]), false);
+	}
 }
 
 static void *session_thread(void *arg)
@@ -827,7 +844,6 @@ static void *session_thread(void *arg)
 				c->need_connect = false;
 				pthread_mutex_unlock(&c->lock);
 				r = sync_all(c, reason);
-				lend_notify_flush(c->e, NULL);
 			}
 			pthread_mutex_lock(&c->lock);
 			if (r < 0) {
@@ -863,7 +879,6 @@ static void *session_thread(void *arg)
 			c->qn--;
 			pthread_mutex_unlock(&c->lock);
 			apply_event(c, &ev);
-			lend_notify_flush(c->e, NULL);
 			pthread_mutex_lock(&c->lock);
 			c->done++;
 			pthread_cond_broadcast(&c->cond);
@@ -884,9 +899,12 @@ static void *session_thread(void *arg)
 
 /* ---- the engine's side ---------------------------------------------------------- */
 
-int cluster_new(struct engine *e, struct zks *zs, struct cluster **out,
-		char *reason)
+static void zk_close(void *ctx);
+
+static int zk_open(struct engine *e, void *store_ctx, void **out,
+		   char *reason)
 {
+	struct zks *zs = store_ctx;
 	struct cluster *c = calloc(1, sizeof(*c));
 
 	*out = NULL;
@@ -898,8 +916,9 @@ int cluster_new(struct engine *e, struct zks *zs, struct cluster **out,
 	c->acked.map = hashmap_new(64);
 	c->busy.map = hashmap_new(16);
 	c->taken = calloc(e->cfg->nhosts ? e->cfg->nhosts : 1, sizeof(*c->taken));
-	if (!c->acked.map || !c->busy.map || !c->taken) {
-		cluster_free(c);
+	c->absent = calloc(e->cfg->nhosts ? e->cfg->nhosts : 1, sizeof(*c->absent));
+	if (!c->acked.map || !c->busy.map || !c->taken || !c->absent) {
+		zk_close(c);
 		return reason_set(reason, -ENOMEM, "out of memory");
 	}
 	pthread_mutex_init(&c->lock, NULL);
@@ -911,8 +930,10 @@ int cluster_new(struct engine *e, struct zks *zs, struct cluster **out,
 	return 0;
 }
 
-int cluster_start(struct cluster *c, char *reason)
+/* The session thread connects (retrying), then recovers this host's lends. */
+static int zk_start(void *ctx, char *reason)
 {
+	struct cluster *c = ctx;
 	int r = pthread_create(&c->thread, NULL, session_thread, c);
 
 	if (r)
@@ -922,8 +943,10 @@ int cluster_start(struct cluster *c, char *reason)
 	return 0;
 }
 
-void cluster_free(struct cluster *c)
+static void zk_close(void *ctx)
 {
+	struct cluster *c = ctx;
+
 	if (!c)
 		return;
 	if (c->zs)
@@ -944,6 +967,7 @@ void cluster_free(struct cluster *c)
 	hashmap_free(c->busy.map);
 	free(c->q);
 	free(c->taken);
+	free(c->absent);
 	free(c->rescan);
 	free(c->live);
 	pthread_mutex_destroy(&c->lock);
@@ -951,15 +975,15 @@ void cluster_free(struct cluster *c)
 	free(c);
 }
 
-uint64_t cluster_epoch(struct cluster *c)
-{
-	int64_t v = zks_seq(c->zs);
 
-	return v > 0 ? (uint64_t)v : 0;
+static uint64_t zk_epoch_floor(void *ctx)
+{
+	return cluster_epoch(ctx);
 }
 
-int cluster_resync(struct cluster *c, char *reason)
+static int zk_resync(void *ctx, char *reason)
 {
+	struct cluster *c = ctx;
 	int r = zks_seq_refresh(c->zs, reason);
 
 	/* under our feet the session thread may apply the same: idempotent */
@@ -971,14 +995,8 @@ int cluster_resync(struct cluster *c, char *reason)
 static bool host_live(struct engine *e, const char *name)
 {
 	struct lhost *h = engine_host(e, name);
-	bool live;
 
-	if (!h)
-		return false;
-	pthread_mutex_lock(&e->fabric_lock);
-	live = h->live;
-	pthread_mutex_unlock(&e->fabric_lock);
-	return live;
+	return h && host_is_live(e, h);
 }
 
 /* Is the record @text the lend of @epoch, committed (`lent`)? */
@@ -1002,10 +1020,10 @@ static bool committed_as(const char *devid, const char *text, uint64_t epoch)
  * 1 committed, -errno.
  */
 static int wait_commit(struct cluster *c, const char *devid, uint64_t epoch,
-		       const char *host, uint64_t deadline, char *reason)
+		       const char *host, int64_t sid, uint64_t deadline,
+		       char *reason)
 {
 	char pending[ZK_PATH_MAX], path[ZK_PATH_MAX];
-	int64_t sid = zks_intent_session();
 
 	zks_pending_path(c->zs, pending, devid, epoch);
 	zks_path(c->zs, path, "lends", devid);
@@ -1115,11 +1133,14 @@ static int wait_removed(struct cluster *c, const char *devid,
 	}
 }
 
-int cluster_wait_peers(struct cluster *c, const char *devid, uint64_t epoch,
-		       const struct window *w, unsigned n, bool mapped,
-		       uint64_t deadline, char *reason)
+static int zk_wait_peers(void *ctx, const char *devid, uint64_t epoch,
+			 const struct window *w, unsigned n, bool mapped,
+			 const struct lend_txn *txn, uint64_t deadline,
+			 char *reason)
 {
+	struct cluster *c = ctx;
 	struct engine *e = c->e;
+	int64_t sid = txn ? txn->session : 0;
 	char want[64];
 
 	for (unsigned i = 0; i < n; i++) {
@@ -1127,7 +1148,7 @@ int cluster_wait_peers(struct cluster *c, const char *devid, uint64_t epoch,
 			continue;
 		if (lend_sole_peer(e->self->name, w, n, w[i].host))
 			return mapped ? wait_commit(c, devid, epoch, w[i].host,
-						    deadline, reason) :
+						    sid, deadline, reason) :
 					wait_removed(c, devid, w[i].host,
 						     deadline, reason);
 		break;
@@ -1186,9 +1207,9 @@ int cluster_wait_peers(struct cluster *c, const char *devid, uint64_t epoch,
 	return 0;
 }
 
-void cluster_intent_close(struct cluster *c, const char *devid,
-			  uint64_t epoch)
+static void zk_intent_close(void *ctx, const char *devid, uint64_t epoch)
 {
+	struct cluster *c = ctx;
 	char pending[ZK_PATH_MAX];
 
 	zks_pending_path(c->zs, pending, devid, epoch);
@@ -1230,9 +1251,10 @@ static int settled_as(struct cluster *c, const char *devid, const char *value,
 	}
 }
 
-int cluster_forward(struct cluster *c, const char *devid, const char *lender,
-		    const char *value, char *reason)
+static int zk_forward(void *ctx, const char *devid, const char *lender,
+		      const char *value, char *reason)
 {
+	struct cluster *c = ctx;
 	struct engine *e = c->e;
 	uint64_t budget = (2ULL * e->cfg->timeout_ms + zks_session_ms(c->zs)) * 1000000ULL;
 	uint64_t deadline = now_ns() + budget;
@@ -1300,3 +1322,19 @@ int cluster_forward(struct cluster *c, const char *devid, const char *lender,
 		zks_watch_put(zw);
 	}
 }
+
+const struct coord_ops coord_zk_ops = {
+	.name = "zk",
+	.intent_always = true, /* the intent is the protocol (cluster.h) */
+	.p2p = false,	       /* P2P across daemons: not yet (docs/STATE.md) */
+	.takes_back = true,
+	.per_host = true,
+	.open = zk_open,
+	.start = zk_start,
+	.close = zk_close,
+	.epoch_floor = zk_epoch_floor,
+	.resync = zk_resync,
+	.wait_peers = zk_wait_peers,
+	.intent_close = zk_intent_close,
+	.forward = zk_forward,
+};

@@ -33,58 +33,21 @@
  *    itself live, so nothing is lent to it before it has seen that.
  *
  * Every call returns 0 or -errno with a reason; the events the daemon
- * should log go to the engine's log callback.
+ * should log go to the engine's log callback.  The request threads of
+ * the engine (FUSE) call forward() and wait_peers() through the table,
+ * and wait on their own watches.
  */
 #ifndef LENDFS_CLUSTER_H
 #define LENDFS_CLUSTER_H
 
-#include <stdbool.h>
-#include <stdint.h>
-
-#include "window.h"
-
-struct engine;
-struct cluster;
-struct zks;
-
-/* Set up (no thread, no connection yet); @zs is the engine's zk store. */
-int cluster_new(struct engine *e, struct zks *zs, struct cluster **out,
-		char *reason);
-
-/* Start the session thread: connect (retrying with backoff), recover. */
-int cluster_start(struct cluster *c, char *reason);
-
-/* Stop the threads and free; the ephemeral nodes go with the session. */
-void cluster_free(struct cluster *c);
+#include "coord.h"
 
 /*
- * Hand a write (@value, "" returns) for @devid to its lender's daemon
- * and wait for its answer: 0, -errno with the lender's reason.
+ * The coordination of distributed mode (coord.h), with the zk store as
+ * the engine's store: open() needs its context.  A front-end chooses it
+ * with the store: engine_options.store = &store_zk_ops, .coord =
+ * &coord_zk_ops, .local_host = this daemon's host.
  */
-int cluster_forward(struct cluster *c, const char *devid, const char *lender,
-		    const char *value, char *reason);
-
-/*
- * The lender, between its own registers and the commit: wait until every
- * other live host holding one of @w has @mapped (or unmapped) them for
- * @epoch.  A lend fails with -EHOSTDOWN when such a host goes away, and
- * with -ETIMEDOUT at @deadline.
- */
-int cluster_wait_peers(struct cluster *c, const char *devid, uint64_t epoch,
-		       const struct window *w, unsigned n, bool mapped,
-		       uint64_t deadline, char *reason);
-
-/*
- * The lender is done with a lend it committed itself, or rolled back:
- * its pending marker goes (a sole peer's commit removes it itself).
- */
-void cluster_intent_close(struct cluster *c, const char *devid,
-			  uint64_t epoch);
-
-/* An intent was refused (-EAGAIN): read the other lenders' records again. */
-int cluster_resync(struct cluster *c, char *reason);
-
-/* The epoch floor for the next lend: the version of ROOT/seq. */
-uint64_t cluster_epoch(struct cluster *c);
+extern const struct coord_ops coord_zk_ops;
 
 #endif

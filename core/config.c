@@ -276,11 +276,149 @@ int ram_ranges_parse(const char *s, struct range *out, unsigned max,
 
 /* ---- sections ----------------------------------------------------------- */
 
+/* [link]: a new link, its keys follow. */
+static int section_link(struct parser *p)
+{
+	struct cluster_config *c = p->cfg;
+	struct cfg_link *l = APPEND(p, c->links, c->nlinks);
+
+	if (!l)
+		return perr(p, "out of memory");
+	l->line = p->line;
+	l->bandwidth = 0;
+	p->obj = c->nlinks - 1;
+	p->kind = SEC_LINK;
+	return 1;
+}
+
+/* [cluster] and [policy]: once each. */
+static int section_once(struct parser *p, bool *seen, const char *name,
+			enum section_kind kind)
+{
+	if (*seen)
+		return perr(p, "duplicate section [%s]", name);
+	*seen = true;
+	p->kind = kind;
+	return 1;
+}
+
+static int section_host(struct parser *p, const char *arg)
+{
+	struct cluster_config *c = p->cfg;
+	struct cfg_host *h = APPEND(p, c->hosts, c->nhosts);
+
+	if (!h)
+		return perr(p, "out of memory");
+	snprintf(h->name, sizeof(h->name), "%s", arg);
+	snprintf(h->adapter, sizeof(h->adapter), "ntb0");
+	h->iommu = false;
+	h->lut_entries = DEFAULT_LUT_ENTRIES;
+	h->window_max = DEFAULT_WINDOW_MAX;
+	h->window_align = DEFAULT_WINDOW_ALIGN;
+	h->dma_windows = DEFAULT_DMA_WINDOWS;
+	h->ram[0] = (struct range){ 0, DEFAULT_RAM_END };
+	h->nram = 1;
+	h->line = p->line;
+	p->obj = c->nhosts - 1;
+	p->kind = SEC_HOST;
+	return 1;
+}
+
+static int section_switch(struct parser *p, const char *arg)
+{
+	struct cluster_config *c = p->cfg;
+	struct cfg_switch *s = APPEND(p, c->switches, c->nswitches);
+
+	if (!s)
+		return perr(p, "out of memory");
+	snprintf(s->name, sizeof(s->name), "%s", arg);
+	s->line = p->line;
+	p->obj = c->nswitches - 1;
+	p->kind = SEC_SWITCH;
+	return 1;
+}
+
+/* [host NAME] and [switch NAME]: nodes of the fabric, one name space. */
+static int section_node(struct parser *p, const char *arg, bool host)
+{
+	int r;
+
+	if (!name_valid(arg))
+		return perr(p, "invalid %s name '%s' (1-63 of A-Z a-z 0-9 _ -)",
+			    host ? "host" : "switch", arg);
+	if (name_lookup(p, "node", arg) >= 0)
+		return perr(p, "duplicate %s '%s' (a host or switch of that name exists)",
+			    host ? "host" : "switch", arg);
+	r = host ? section_host(p, arg) : section_switch(p, arg);
+	if (r != 1)
+		return r;
+	if (name_register(p, "node", arg, p->obj) < 0)
+		return perr(p, "out of memory");
+	if (host && name_register(p, "host", arg, p->obj) < 0)
+		return perr(p, "out of memory");
+	return 1;
+}
+
+/* [device HOST:DDDD:BB:DD.F] */
+static int section_device(struct parser *p, const char *arg)
+{
+	struct cluster_config *c = p->cfg;
+	struct cfg_device *d, tmp = { 0 };
+	char addr[16];
+
+	if (strlen(arg) >= DEVICE_ID_MAX ||
+	    device_id_parse(arg, tmp.host, &tmp.addr) < 0)
+		return perr(p, "malformed device id '%s' (expected HOST:DDDD:BB:DD.F)",
+			    arg);
+	pci_addr_format(&tmp.addr, addr, sizeof(addr));
+	snprintf(tmp.id, sizeof(tmp.id), "%s:%s", tmp.host, addr);
+	if (name_lookup(p, "device", tmp.id) >= 0)
+		return perr(p, "duplicate device '%s'", tmp.id);
+	d = APPEND(p, c->devices, c->ndevices);
+	if (!d)
+		return perr(p, "out of memory");
+	*d = tmp;
+	d->line = p->line;
+	d->numa_node = -1;
+	d->iommu_group = -1;
+	p->obj = c->ndevices - 1;
+	p->kind = SEC_DEVICE;
+	if (name_register(p, "device", d->id, p->obj) < 0)
+		return perr(p, "out of memory");
+	return 1;
+}
+
+/* [vm HOST/NAME] */
+static int section_vm(struct parser *p, const char *arg)
+{
+	struct cluster_config *c = p->cfg;
+	const char *slash = strchr(arg, '/');
+	struct cfg_vm *v, tmp = { 0 };
+
+	if (!slash || (size_t)(slash - arg) > HOST_NAME_MAX_LEN)
+		return perr(p, "malformed vm '%s' (expected HOST/NAME)", arg);
+	memcpy(tmp.host, arg, slash - arg);
+	if (!name_valid(tmp.host) || !name_valid(slash + 1))
+		return perr(p, "malformed vm '%s' (expected HOST/NAME)", arg);
+	snprintf(tmp.name, sizeof(tmp.name), "%s", slash + 1);
+	if (name_lookup(p, "vm", arg) >= 0)
+		return perr(p, "duplicate vm '%s'", arg);
+	v = APPEND(p, c->vms, c->nvms);
+	if (!v)
+		return perr(p, "out of memory");
+	*v = tmp;
+	v->line = p->line;
+	p->obj = c->nvms - 1;
+	p->kind = SEC_VM;
+	if (name_register(p, "vm", arg, p->obj) < 0)
+		return perr(p, "out of memory");
+	return 1;
+}
+
 static int section_begin(struct parser *p, const char *hdr)
 {
 	const char *arg;
 	size_t kl;
-	struct cluster_config *c = p->cfg;
 
 	p->nseen = 0;
 	p->kind = SEC_BAD;
@@ -296,126 +434,22 @@ static int section_begin(struct parser *p, const char *hdr)
 	if (IS("cluster") || IS("policy") || IS("link")) {
 		if (arg && *arg)
 			return perr(p, "section [%.*s] takes no name", (int)kl, hdr);
-		if (IS("link")) {
-			struct cfg_link *l = APPEND(p, c->links, c->nlinks);
-
-			if (!l)
-				return perr(p, "out of memory");
-			l->line = p->line;
-			l->bandwidth = 0;
-			p->obj = c->nlinks - 1;
-			p->kind = SEC_LINK;
-			return 1;
-		}
-		if (IS("cluster")) {
-			if (p->cluster_seen)
-				return perr(p, "duplicate section [cluster]");
-			p->cluster_seen = true;
-			p->kind = SEC_CLUSTER;
-		} else {
-			if (p->policy_seen)
-				return perr(p, "duplicate section [policy]");
-			p->policy_seen = true;
-			p->kind = SEC_POLICY;
-		}
-		return 1;
+		if (IS("link"))
+			return section_link(p);
+		if (IS("cluster"))
+			return section_once(p, &p->cluster_seen, "cluster",
+					    SEC_CLUSTER);
+		return section_once(p, &p->policy_seen, "policy", SEC_POLICY);
 	}
 	if (!IS("host") && !IS("switch") && !IS("device") && !IS("vm"))
 		return perr(p, "unknown section [%s]", hdr);
 	if (!arg || !*arg)
 		return perr(p, "section [%.*s] needs a name", (int)kl, hdr);
-
-	if (IS("host") || IS("switch")) {
-		bool host = IS("host");
-
-		if (!name_valid(arg))
-			return perr(p, "invalid %s name '%s' (1-63 of A-Z a-z 0-9 _ -)",
-				    host ? "host" : "switch", arg);
-		if (name_lookup(p, "node", arg) >= 0)
-			return perr(p, "duplicate %s '%s' (a host or switch of that name exists)",
-				    host ? "host" : "switch", arg);
-		if (host) {
-			struct cfg_host *h = APPEND(p, c->hosts, c->nhosts);
-
-			if (!h)
-				return perr(p, "out of memory");
-			snprintf(h->name, sizeof(h->name), "%s", arg);
-			snprintf(h->adapter, sizeof(h->adapter), "ntb0");
-			h->iommu = false;
-			h->lut_entries = DEFAULT_LUT_ENTRIES;
-			h->window_max = DEFAULT_WINDOW_MAX;
-			h->window_align = DEFAULT_WINDOW_ALIGN;
-			h->dma_windows = DEFAULT_DMA_WINDOWS;
-			h->ram[0] = (struct range){ 0, DEFAULT_RAM_END };
-			h->nram = 1;
-			h->line = p->line;
-			p->obj = c->nhosts - 1;
-			p->kind = SEC_HOST;
-		} else {
-			struct cfg_switch *s = APPEND(p, c->switches, c->nswitches);
-
-			if (!s)
-				return perr(p, "out of memory");
-			snprintf(s->name, sizeof(s->name), "%s", arg);
-			s->line = p->line;
-			p->obj = c->nswitches - 1;
-			p->kind = SEC_SWITCH;
-		}
-		if (name_register(p, "node", arg, p->obj) < 0)
-			return perr(p, "out of memory");
-		if (IS("host") && name_register(p, "host", arg, p->obj) < 0)
-			return perr(p, "out of memory");
-		return 1;
-	}
-	if (IS("device")) {
-		struct cfg_device *d, tmp = { 0 };
-		char addr[16];
-
-		if (strlen(arg) >= DEVICE_ID_MAX ||
-		    device_id_parse(arg, tmp.host, &tmp.addr) < 0)
-			return perr(p, "malformed device id '%s' (expected HOST:DDDD:BB:DD.F)",
-				    arg);
-		pci_addr_format(&tmp.addr, addr, sizeof(addr));
-		snprintf(tmp.id, sizeof(tmp.id), "%s:%s", tmp.host, addr);
-		if (name_lookup(p, "device", tmp.id) >= 0)
-			return perr(p, "duplicate device '%s'", tmp.id);
-		d = APPEND(p, c->devices, c->ndevices);
-		if (!d)
-			return perr(p, "out of memory");
-		*d = tmp;
-		d->line = p->line;
-		d->numa_node = -1;
-		d->iommu_group = -1;
-		p->obj = c->ndevices - 1;
-		p->kind = SEC_DEVICE;
-		if (name_register(p, "device", d->id, p->obj) < 0)
-			return perr(p, "out of memory");
-		return 1;
-	}
-	/* vm HOST/NAME */
-	{
-		const char *slash = strchr(arg, '/');
-		struct cfg_vm *v, tmp = { 0 };
-
-		if (!slash || (size_t)(slash - arg) > HOST_NAME_MAX_LEN)
-			return perr(p, "malformed vm '%s' (expected HOST/NAME)", arg);
-		memcpy(tmp.host, arg, slash - arg);
-		if (!name_valid(tmp.host) || !name_valid(slash + 1))
-			return perr(p, "malformed vm '%s' (expected HOST/NAME)", arg);
-		snprintf(tmp.name, sizeof(tmp.name), "%s", slash + 1);
-		if (name_lookup(p, "vm", arg) >= 0)
-			return perr(p, "duplicate vm '%s'", arg);
-		v = APPEND(p, c->vms, c->nvms);
-		if (!v)
-			return perr(p, "out of memory");
-		*v = tmp;
-		v->line = p->line;
-		p->obj = c->nvms - 1;
-		p->kind = SEC_VM;
-		if (name_register(p, "vm", arg, p->obj) < 0)
-			return perr(p, "out of memory");
-		return 1;
-	}
+	if (IS("host") || IS("switch"))
+		return section_node(p, arg, IS("host"));
+	if (IS("device"))
+		return section_device(p, arg);
+	return section_vm(p, arg); /* vm HOST/NAME */
 #undef IS
 }
 
@@ -781,6 +815,108 @@ static bool refill(struct parser *p)
 }
 
 /*
+ * One line of p->f into @str, up to its newline, from a read-ahead
+ * buffer.  Not fgets(): a NUL byte must not hide the rest of the line.
+ * Returns its length, 0 at the end, -E2BIG when it does not fit in @num
+ * bytes, -EFBIG past CONFIG_MAX_BYTES (reported here).
+ */
+static ssize_t read_file_line(struct parser *p, char *str, int num)
+{
+	size_t n = 0;
+	bool nl = false;
+
+	while (n + 1 < (size_t)num && refill(p)) {
+		size_t take = MIN(p->rlen - p->rpos, (size_t)num - 1 - n);
+		const char *from = p->rbuf + p->rpos;
+		const char *end = memchr(from, '\n', take);
+
+		if (end)
+			take = (size_t)(end - from) + 1;
+		memcpy(str + n, from, take);
+		n += take;
+		p->rpos += take;
+		if (end) {
+			nl = true;
+			break;
+		}
+	}
+	if (n == 0)
+		return 0;
+	if (!nl && refill(p))
+		return -E2BIG; /* the buffer is full and more follows */
+	str[n] = '\0';
+	p->bytes += n;
+	if (p->bytes > CONFIG_MAX_BYTES) {
+		p->line++;
+		perr(p, "file too large (more than %u bytes)",
+		     CONFIG_MAX_BYTES);
+		p->stop = true;
+		return -EFBIG;
+	}
+	return (ssize_t)n;
+}
+
+/* The same from p->text: its length, 0 at the end, or -E2BIG. */
+static ssize_t read_text_line(struct parser *p, char *str, int num)
+{
+	const char *from = p->text + p->text_pos, *end;
+	bool nl = false;
+	size_t n;
+
+	if (p->text_pos >= p->text_len)
+		return 0;
+	n = MIN(p->text_len - p->text_pos, (size_t)num - 1);
+	end = memchr(from, '\n', n);
+	if (end) {
+		n = (size_t)(end - from) + 1;
+		nl = true;
+	}
+	if (!nl && p->text_pos + n < p->text_len)
+		return -E2BIG;
+	memcpy(str, p->text + p->text_pos, n);
+	str[n] = '\0';
+	p->text_pos += n;
+	return (ssize_t)n;
+}
+
+/* A line "[...]" (@s at its '['): checks the header, opens the section. */
+static void section_line(struct parser *p, const char *s)
+{
+	const char *end = strchr(s, ']'), *rest;
+	char hdr[512];
+	size_t hl;
+
+	seen_clear(p);
+	if (!end) {
+		p->kind = SEC_BAD;
+		perr(p, "unterminated section header");
+		return;
+	}
+	/* inih ignores what follows ']': only a comment may */
+	rest = end + 1 + strspn(end + 1, " \t\r\n");
+	if (*rest && *rest != ';') {
+		p->kind = SEC_BAD;
+		perr(p, "unexpected text after the section header: '%.*s'",
+		     (int)MIN(strcspn(rest, "\r\n"), 64), rest);
+		return;
+	}
+	s++;
+	while (*s == ' ')
+		s++;
+	hl = end - s;
+	while (hl && s[hl - 1] == ' ')
+		hl--;
+	if (hl >= sizeof(hdr)) {
+		p->kind = SEC_BAD;
+		perr(p, "section header too long");
+		return;
+	}
+	memcpy(hdr, s, hl);
+	hdr[hl] = '\0';
+	section_begin(p, hdr);
+}
+
+/*
  * Reader: one physical line per call.  Counts lines and opens sections
  * (see the comment at the top).  A line longer than inih's buffer is an
  * error rather than being split silently.
@@ -788,64 +924,22 @@ static bool refill(struct parser *p)
 static char *reader(char *str, int num, void *stream)
 {
 	struct parser *p = stream;
-	size_t n = 0;
-	bool nl = false;
 	const char *s;
+	ssize_t n;
 
 	if (p->stop)
 		return NULL;
-	if (p->f) {
-		/*
-		 * Up to the newline, from a read-ahead buffer.  Not fgets():
-		 * a NUL byte must not hide the rest of the line.
-		 */
-		while (n + 1 < (size_t)num && refill(p)) {
-			size_t take = MIN(p->rlen - p->rpos, (size_t)num - 1 - n);
-			const char *from = p->rbuf + p->rpos;
-			const char *end = memchr(from, '\n', take);
-
-			if (end)
-				take = (size_t)(end - from) + 1;
-			memcpy(str + n, from, take);
-			n += take;
-			p->rpos += take;
-			if (end) {
-				nl = true;
-				break;
-			}
-		}
-		if (n == 0)
-			return NULL;
-		if (!nl && refill(p))
-			goto too_long; /* the buffer is full and more follows */
-		str[n] = '\0';
-		p->bytes += n;
-		if (p->bytes > CONFIG_MAX_BYTES) {
-			p->line++;
-			perr(p, "file too large (more than %u bytes)",
-			     CONFIG_MAX_BYTES);
-			p->stop = true;
-			return NULL;
-		}
-	} else {
-		const char *from = p->text + p->text_pos, *end;
-
-		if (p->text_pos >= p->text_len)
-			return NULL;
-		n = MIN(p->text_len - p->text_pos, (size_t)num - 1);
-		end = memchr(from, '\n', n);
-		if (end) {
-			n = (size_t)(end - from) + 1;
-			nl = true;
-		}
-		if (!nl && p->text_pos + n < p->text_len)
-			goto too_long;
-		memcpy(str, p->text + p->text_pos, n);
-		str[n] = '\0';
-		p->text_pos += n;
+	n = p->f ? read_file_line(p, str, num) : read_text_line(p, str, num);
+	if (n == -E2BIG) {
+		p->line++;
+		perr(p, "line too long (more than %d bytes)", num - 2);
+		p->stop = true;
+		return NULL;
 	}
+	if (n <= 0)
+		return NULL;
 	p->line++;
-	if (memchr(str, '\0', n) != NULL && strlen(str) != n) {
+	if (memchr(str, '\0', n) != NULL && strlen(str) != (size_t)n) {
 		perr(p, "NUL byte in line");
 		p->stop = true;
 		return NULL;
@@ -856,47 +950,9 @@ static char *reader(char *str, int num, void *stream)
 		s += 3; /* a UTF-8 byte order mark, skipped by inih too */
 	while (*s == ' ' || *s == '\t')
 		s++;
-	if (*s == '[') {
-		const char *end = strchr(s, ']'), *rest;
-		char hdr[512];
-		size_t hl;
-
-		seen_clear(p);
-		if (!end) {
-			p->kind = SEC_BAD;
-			perr(p, "unterminated section header");
-			return str;
-		}
-		/* inih ignores what follows ']': only a comment may */
-		rest = end + 1 + strspn(end + 1, " \t\r\n");
-		if (*rest && *rest != ';') {
-			p->kind = SEC_BAD;
-			perr(p, "unexpected text after the section header: '%.*s'",
-			     (int)MIN(strcspn(rest, "\r\n"), 64), rest);
-			return str;
-		}
-		s++;
-		while (*s == ' ')
-			s++;
-		hl = end - s;
-		while (hl && s[hl - 1] == ' ')
-			hl--;
-		if (hl >= sizeof(hdr)) {
-			p->kind = SEC_BAD;
-			perr(p, "section header too long");
-			return str;
-		}
-		memcpy(hdr, s, hl);
-		hdr[hl] = '\0';
-		section_begin(p, hdr);
-	}
+	if (*s == '[')
+		section_line(p, s);
 	return str;
-
-too_long:
-	p->line++;
-	perr(p, "line too long (more than %d bytes)", num - 2);
-	p->stop = true;
-	return NULL;
 }
 
 /* ---- whole-file validation ---------------------------------------------- */

@@ -28,6 +28,7 @@
 #include <stdio.h>
 
 #include "config.h"
+#include "coord.h"
 #include "fabric.h"
 #include "store.h"
 #include "topology.h"
@@ -73,6 +74,7 @@ struct engine_options {
 	const char *run_dir;		  /* sim fabric files */
 	const struct store_ops *store;
 	const char *store_where;	  /* file or URI for store->open */
+	const struct coord_ops *coord;	  /* NULL: coord_local_ops (coord.h) */
 	const char *local_host;		  /* NULL: this daemon is every host */
 	engine_log_cb log;
 	void *log_arg;
@@ -247,9 +249,6 @@ void engine_render_peer(struct engine *e, const char *lender,
 typedef void (*engine_watch_cb)(void *arg, const char *devid,
 				const struct engine_caller *who);
 void engine_set_watch(struct engine *e, engine_watch_cb cb, void *arg);
-
-/* The run directory of the sim fabric (for lendfs-dma). */
-const char *engine_run_dir(struct engine *e);
 
 /* ---- VM borrowers ------------------------------------------------------ */
 

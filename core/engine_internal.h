@@ -1,17 +1,42 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * engine_internal.h - the engine's private model, shared by lend.c (the
- * state machine), plan.c (which windows a lend needs) and render.c (text
- * views).  Nothing outside core/ includes this.
+ * engine_internal.h - the engine's private model, shared by the modules
+ * of core/ that make up the engine.  Nothing outside core/ includes this.
+ * docs/ARCHITECTURE.md draws the layers; from the bottom:
+ *
+ *   model.c      hosts, devices and their lookups, pins, the
+ *                notification batch (struct notes), engine_report()
+ *   view.c       what front-ends read: device and host views, walks
+ *   plan.c       which windows a lend needs, and their reservation
+ *   program.c    programming and clearing windows on the fabric
+ *   p2p.c        peer-to-peer links between devices of one borrower
+ *   lend.c       the lend state machine: the only writer of the lend
+ *                state of this daemon's devices (struct lend_req, steps)
+ *   replica.c    distributed mode: the mirror of other lenders' records
+ *   hotplug.c    devices appearing, changing, vanishing
+ *   recover.c    stored lends brought back at start
+ *   engine.c     construction: back-ends, coordination, borrower kinds
+ *   vmreg.c      VM borrowers (borrower_vm_ops) and the VM registry
+ *   cluster.c    the ZooKeeper coordination (coord_zk_ops)
  *
  * Locking, outermost first:
- *   e->model_lock  (rwlock) the set of devices and hosts; write-held only
- *                  to add or remove a device (hot-plug)
+ *   d->req_lock    (mutex) one device's request: held across its whole
+ *                  lend or return, slow waits included; nothing else
+ *                  waits on it but the next request of the same device
+ *                  and its hot-removal
+ *   e->model_lock  (rwlock) the set of devices; held only to look a
+ *                  device up (and pin it) or to walk the list, never
+ *                  across a back-end call; write-held to add or unlink
  *   d->lock        (mutex) one device's lend state; held briefly, never
  *                  across a back-end call
  *   e->fabric_lock (mutex) topology, NTB tables, IOMMU domains, host
  *                  online flags; held while planning, never across a
  *                  back-end call either
+ *
+ * Hosts never come or go after engine_new(): engine_host() needs no lock.
+ * A device found under model_lock is pinned (model_get()) so that it can
+ * be used after the lock is dropped; an unlinked device is freed by its
+ * last model_put().
  *
  * The VM registry (vmreg.c): e->vm_op_lock serialises its changes (held
  * across QMP connects, taken before everything else); e->vm_lock guards
@@ -23,6 +48,8 @@
 
 #include <pthread.h>
 
+#include "bname.h"
+#include "coord.h"
 #include "engine.h"
 #include "hashmap.h"
 #include "iommu.h"
@@ -39,7 +66,6 @@ struct lhost {
 	bool online;	   /* admin && live: what the cluster sees */
 	bool admin;	   /* not set offline by an admin */
 	bool live;	   /* its daemon is up (distributed mode; else true) */
-	uint64_t absent_since; /* distributed: not live since (now_ns) */
 	bool iommu; /* lent devices get IOMMU domains of their own */
 	struct ntb_table ntb;
 	uint64_t next_bar; /* BAR address allocator */
@@ -74,6 +100,9 @@ struct ldevice {
 			  its record (enum rec_state), -1 none; d->lock */
 	struct iommu_domain iommu; /* on the lender; fabric_lock */
 
+	unsigned refs;	  /* pins (model_get()); atomic */
+	bool unlinked;	  /* out of the model: freed by the last pin */
+	pthread_mutex_t req_lock; /* its request in flight (lend.c) */
 	pthread_mutex_t lock;
 	enum dev_state state;
 	/*
@@ -91,7 +120,7 @@ struct ldevice {
 	struct route *route; /* allocated by the first lend: 800 bytes */
 	struct window *windows;
 	unsigned nwindows;
-	/* returning from a VM (vmreg.c), under lock: */
+	/* returning from a VM, under lock (lend.c): */
 	bool vm_pending; /* the guest has not acknowledged the unplug yet */
 	bool vm_acked;	 /* its acknowledgement came while the request ran */
 };
@@ -112,12 +141,19 @@ struct p2p_link {
 	struct p2p_link *next;
 };
 
+struct borrower_ops;
+
 struct engine {
 	const struct cluster_config *cfg;
 	const struct fabric_ops *fabric;
 	void *fabric_ctx;
 	const struct store_ops *store;
 	void *store_ctx;
+	const struct coord_ops *coord;
+	void *coord_ctx;
+	/* the borrower kinds, chosen by bname_parse(): HOST and vm:HOST/VM */
+	const struct borrower_ops *host_borrower;
+	const struct borrower_ops *vm_borrower;
 	char run_dir[4096];
 
 	pthread_rwlock_t model_lock;
@@ -141,9 +177,8 @@ struct engine {
 	unsigned inflight;
 	struct metrics metrics;
 
-	/* distributed mode (cluster.c): NULL when this daemon is every host */
-	struct cluster *cluster;
-	struct lhost *self; /* the host this daemon runs on, or NULL */
+	/* distributed mode: the host this daemon runs on; NULL: every host */
+	struct lhost *self;
 
 	engine_watch_cb watch;
 	void *watch_arg;
@@ -156,37 +191,156 @@ struct engine {
 	unsigned nvms;
 };
 
+/* ---- model.c ------------------------------------------------------------ */
+
 /*
  * An event for the daemon's log (recovery decisions, take-backs, the
  * ZooKeeper session): through the engine's log callback, if any.
  */
 _printf_(2, 3) void engine_report(struct engine *e, const char *fmt, ...);
 
+/* Hosts are fixed at engine_new(): no lock. */
 struct lhost *engine_host(struct engine *e, const char *name);
+/* model_lock held (read or write). */
 struct ldevice *engine_dev(struct engine *e, const char *id);
 
+/* Look @id up and pin it (NULL: none); model_put() when done. */
+struct ldevice *model_get(struct engine *e, const char *id);
+void model_pin(struct ldevice *d); /* model_lock held */
+void model_put(struct engine *e, struct ldevice *d);
+
+/* Every device, pinned, in model order; model_put_all() when done. */
+int model_pin_all(struct engine *e, struct ldevice ***out, unsigned *n);
+void model_put_all(struct engine *e, struct ldevice **devs, unsigned n);
+
 /*
- * A borrower as parsed from a request.  VMs carry "vm:HOST/VM" and the
+ * Model write lock held (or the engine not yet shared).  @slot: where the
+ * record goes (zeroed), or NULL to allocate one (hot-plug).
+ */
+int model_add(struct engine *e, const struct cfg_device *c,
+	      struct ldevice *slot, char *reason);
+/* Model write lock held: out of the map and the list; freed when unpinned. */
+void model_unlink(struct engine *e, struct ldevice *d);
+/* Refresh ids, driver, NUMA node of @d (d->lock held); -ENOMEM. */
+int model_fill(struct ldevice *d, const struct cfg_device *c);
+/* The config's @n devices in one mapping (e->slab); engine_free(): all. */
+int model_slab_new(struct engine *e, size_t n);
+void model_free_all(struct engine *e);
+
+/*
+ * The changes one request or event makes, delivered once no engine lock
+ * is held (a watcher may call back into the engine): device ids, and
+ * @all when the set of devices or hosts changed.
+ */
+struct notes {
+	char (*ids)[DEVICE_ID_MAX];
+	unsigned n, cap;
+	bool all;
+};
+
+void notes_add(struct notes *nt, const char *devid); /* NULL: all */
+void notes_flush(struct engine *e, struct notes *nt,
+		 const struct engine_caller *who);
+
+/* d->lock held: the text buffers, allocated by the first lend or error. */
+int dev_text(struct ldevice *d);
+void dev_clear_borrower(struct ldevice *d);
+_printf_(2, 3) void dev_set_error(struct ldevice *d, const char *fmt, ...);
+void dev_set_last_error(struct ldevice *d, int err, const char *reason);
+static inline void dev_touch(struct ldevice *d)
+{
+	d->generation++;
+}
+
+/* A host's liveness (distributed) and admin flag, under fabric_lock. */
+void model_host_flags(struct engine *e, const struct lhost *h, bool *live,
+		      bool *admin);
+
+/* Is the lender of @d online?  (fabric_lock nests inside d->lock) */
+bool lender_online(struct engine *e, const struct ldevice *d);
+
+/*
+ * Distributed mode: what another lender's device shows, its record's
+ * state or offline (d->lock held); is @d another daemon's device, is @w
+ * on this host?
+ */
+enum dev_state replica_state(struct engine *e, const struct ldevice *d);
+bool lend_remote(const struct engine *e, const struct ldevice *d);
+bool lend_window_here(const struct engine *e, const struct window *w);
+
+/* ---- borrowers ------------------------------------------------------------ */
+
+/*
+ * A borrower as resolved for one request.  VMs carry "vm:HOST/VM" and the
  * host they run on; a VM of the registry (vmreg.c) also its RAM as last
  * probed, and what the lend gives its guest.
  */
 struct borrower {
+	const struct borrower_ops *ops;
 	char value[BORROWER_MAX + 1];
 	struct lhost *host; /* the host whose fabric side maps the device */
 	const struct range *ram;
 	unsigned nram;
 	bool vmreg;		/* a VM of the registry, not of the config */
 	struct range ram_buf[CONFIG_MAX_RAM_RANGES];
-	struct lvm *vm;		/* set by vmreg_prepare() */
+	struct lvm *vm;		/* set by prepare() */
 	struct vm *qmp;		/* its connection, stable while the device holds it */
 	unsigned bar;		/* the BAR the guest gets (the largest) */
 	uint64_t bar_size;
-	bool plugged;		/* vmreg_plug() hot-added the device */
+	bool plugged;		/* plug() hot-added the device */
 };
 
 /*
- * plan.c: under fabric_lock, find the route and reserve every LUT entry,
- * DMA window and IOMMU mapping a lend of @d to @b needs, tagging them with
+ * A kind of borrower (host: borrower_host_ops, lend.c; VM:
+ * borrower_vm_ops, vmreg.c), chosen by the value's form.
+ *
+ *   intent_always  something outside the daemon keeps state across a
+ *                  crash (a guest keeps a hot-added device): every
+ *                  request writes its intent first
+ *   resolve        parsed value -> struct borrower, or -errno
+ *   prepare        lend, device `lending`: e.g. re-probe guest memory
+ *   plug           lend, windows programmed: e.g. hot-add to the guest
+ *   unplug_rollback  undo plug() of a lend that failed after it
+ *   unplug         return, device `returning`: 0, or -ETIMEDOUT when the
+ *                  guest has not acknowledged in time (lend.c then leaves
+ *                  the return pending; the guest's late acknowledgement
+ *                  finishes it through lend_guest_ack())
+ *   attached       is the borrower @owner still there to acknowledge?
+ *   recover        a stored record at start: > 0 releases it
+ */
+struct borrower_ops {
+	const char *name;
+	bool intent_always;
+	int (*resolve)(struct engine *e, const struct ldevice *d,
+		       const struct bname *n, struct borrower *b, char *reason);
+	int (*prepare)(struct engine *e, struct ldevice *d, struct borrower *b,
+		       struct notes *nt, char *reason);
+	int (*plug)(struct engine *e, struct ldevice *d, struct borrower *b,
+		    uint64_t deadline, char *reason);
+	void (*unplug_rollback)(struct engine *e, struct ldevice *d,
+				struct borrower *b);
+	int (*unplug)(struct engine *e, struct ldevice *d, const char *owner,
+		      char *reason);
+	bool (*attached)(struct engine *e, const char *owner);
+	int (*recover)(struct engine *e, struct ldevice *d,
+		       const struct lend_record *rec, char *reason);
+};
+
+extern const struct borrower_ops borrower_host_ops;
+extern const struct borrower_ops borrower_vm_ops;
+
+/* The kind of a borrower value: vm:HOST/VM or a host. */
+const struct borrower_ops *borrower_kind(struct engine *e, const char *value);
+
+/* "HOST" or "vm:HOST/VM" of a request for @d: its kind resolves it. */
+int borrower_resolve(struct engine *e, const struct ldevice *d,
+		     const char *value, struct borrower *b, char *reason);
+
+/* ---- plan.c --------------------------------------------------------------- */
+
+/*
+ * Under fabric_lock, find the route and reserve every LUT entry, DMA
+ * window and IOMMU mapping a lend of @d to @b needs, tagging them with
  * @owner.  On failure nothing stays reserved.
  */
 int plan_lend(struct engine *e, struct ldevice *d, const struct borrower *b,
@@ -199,6 +353,8 @@ int plan_claim(struct engine *e, uint64_t owner, const struct window *w,
 
 /* Release the reservations of @n windows (fabric_lock held). */
 void plan_release(struct engine *e, const struct window *w, unsigned n);
+/* The same, taking fabric_lock. */
+void plan_release_locked(struct engine *e, const struct window *w, unsigned n);
 
 /*
  * Under fabric_lock: routes and windows letting @l->a and @l->b reach
@@ -206,23 +362,94 @@ void plan_release(struct engine *e, const struct window *w, unsigned n);
  */
 int plan_p2p(struct engine *e, struct p2p_link *l, char *reason);
 
-/*
- * lend.c, for vmreg.c.  lend_return_finish(): @d is `returning` and owned
- * by the caller; with @r 0 tear its lend down (store, windows) and make it
- * available, else (or if that fails) it is lent again.  Call with
- * model_lock read-held.  Notifications are queued (lend_notify) and
- * delivered by lend_notify_flush() once no engine lock is held.
- */
-int lend_return_finish(struct engine *e, struct ldevice *d, int r,
-		       char *reason);
-void lend_notify(struct engine *e, const char *devid);
-void lend_notify_flush(struct engine *e, const struct engine_caller *who);
+/* ---- program.c ------------------------------------------------------------ */
 
 /*
- * Distributed mode (docs/STATE.md): lend.c's side of cluster.c.
- *
- *   lend_remote            is @d another daemon's device?
- *   lend_window_here       is @w programmed by this daemon?
+ * Program @n windows (in distributed mode only this host's: the others'
+ * daemons program theirs); on failure what went in is cleared again.
+ * -ETIMEDOUT past @deadline.  windows_clear() clears in reverse and, on
+ * failure, programs again what it cleared.
+ */
+int windows_program(struct engine *e, const struct window *w, unsigned n,
+		    uint64_t deadline, char *reason);
+int windows_clear(struct engine *e, const struct window *w, unsigned n,
+		  char *reason);
+
+/* ---- p2p.c ---------------------------------------------------------------- */
+
+/* @d just became lent: link it with every device lent to its borrower. */
+void p2p_compose(struct engine *e, struct ldevice *d, struct notes *nt);
+/* @d leaves its composition: every link with it goes, windows freed. */
+void p2p_decompose(struct engine *e, struct ldevice *d, struct notes *nt);
+/* The peers of @d into @v (engine_device_view()). */
+int p2p_view(struct engine *e, struct ldevice *d, struct device_view *v);
+void p2p_free_all(struct engine *e);
+
+/* ---- lend.c: the state machine --------------------------------------------- */
+
+/*
+ * A request from a front-end, an autolend, a forwarded write (cluster.c,
+ * with @txn naming its request node) or a take-back.  0, 1 (a no-op) or
+ * -errno with @reason; last_error, metrics and notifications done.
+ */
+int lend_request(struct engine *e, const char *devid, const char *value,
+		 const struct engine_caller *who, struct lend_txn *txn,
+		 char *reason);
+
+/* An autolend of the config or udev; the outcome goes to the log. */
+int lend_autolend(struct engine *e, const char *devid, const char *borrower,
+		  char *why);
+
+/*
+ * The guest of @owner acknowledged the removal of @devid: a pending return
+ * is finished (1), a return still waiting is told (0).  < 0: the return
+ * failed, the device stays lent.
+ */
+int lend_guest_ack(struct engine *e, const char *devid, const char *owner,
+		   struct notes *nt, char *reason);
+
+/*
+ * The guest of @owner is gone (QEMU exited): @d, if lent to it or
+ * pending, is released (1); -EBUSY while a request on it runs; 0 if @d is
+ * not the guest's.
+ */
+int lend_guest_gone(struct engine *e, struct ldevice *d, const char *owner,
+		    struct notes *nt, char *reason);
+
+/* Hot-removal of a lent @d: torn down, `failed`, listed until cleared. */
+void lend_device_gone(struct engine *e, struct ldevice *d, struct notes *nt);
+
+/*
+ * A host's liveness (distributed) or admin state changed: its devices
+ * follow, and with @act this daemon's lends whose route broke are
+ * rerouted or failed.
+ */
+void lend_host_refresh(struct engine *e, struct lhost *h, bool act,
+		       struct notes *nt);
+
+/*
+ * Distributed mode: forced return of this daemon's devices lent to
+ * @host, whose session expired.  How many were tried; in @failed how many
+ * stay lent.
+ */
+int lend_take_back(struct engine *e, const char *host, uint64_t fence,
+		   unsigned *failed);
+
+/* ---- recover.c ------------------------------------------------------------ */
+
+/*
+ * Bring stored lends back (coord_local_ops start): host states, records,
+ * P2P links, then the config's autolends.
+ */
+int engine_recover(struct engine *e, char *reason);
+
+/* One stored record (also replica.c, for this host's own records). */
+int recover_record(struct engine *e, const struct lend_record *rec,
+		   char *reason);
+
+/* ---- replica.c: distributed mode ------------------------------------------ */
+
+/*
  *   lend_apply_record      the store's record of another lender's device
  *                          changed (@rec NULL: none): mirror it, reserve
  *                          its windows, (un)program the ones on this host.
@@ -230,9 +457,6 @@ void lend_notify_flush(struct engine *e, const struct engine_caller *who);
  *   lend_host_state        a host's daemon came or went (@live), or its
  *                          admin state changed; @act: take the actions
  *                          the lender takes (reroute, fail)
- *   lend_take_back         forced return of this daemon's devices lent
- *                          to @host, whose session expired; how many
- *                          were tried, and in @failed how many stay lent
  *   lend_recover_own       first connection: recover this host's records
  *   lend_autolend_own      then the config's autolends of this host
  */
@@ -253,49 +477,25 @@ struct lend_ack {
 bool lend_sole_peer(const char *lender, const struct window *w, unsigned n,
 		    const char *host);
 
-bool lend_remote(const struct engine *e, const struct ldevice *d);
-bool lend_window_here(const struct engine *e, const struct window *w);
 void lend_apply_record(struct engine *e, const char *devid,
 		       const struct lend_record *rec, struct lend_ack *ack,
 		       bool *dirty);
 void lend_host_state(struct engine *e, const char *host, bool live,
 		     bool admin, bool act);
-int lend_take_back(struct engine *e, const char *host, uint64_t fence,
-		   unsigned *failed);
 int lend_recover_own(struct engine *e, char *reason);
 void lend_autolend_own(struct engine *e);
 
+/* ---- vmreg.c -------------------------------------------------------------- */
+
 /*
- * vmreg.c: the VM registry and the VM steps of a lend (docs/VM.md).
- *
  *   vmreg_init / vmreg_free    engine construction; vmreg_free() first
  *   vmreg_load                 config VMs, then stored VMs re-attached
  *                              (before the lends are recovered)
  *   vmreg_start                QMP callbacks on (after recovery)
- *   vmreg_resolve              borrower_resolve() of a registry VM
- *   vmreg_prepare              lend, device `lending`: re-probe the guest
- *                              memory, RAM to the fabric
- *   vmreg_plug                 lend, windows programmed: hot-add
- *   vmreg_unplug_rollback      lend failed after vmreg_plug()
- *   vmreg_unplug               return, device `returning`: hot-remove;
- *                              -ETIMEDOUT leaves it pending (the guest's
- *                              acknowledgement finishes the return)
- *   vmreg_recover              recovery of one record: > 0 releases it
  */
 void vmreg_init(struct engine *e);
 void vmreg_free(struct engine *e);
 int vmreg_load(struct engine *e, char *reason);
 void vmreg_start(struct engine *e);
-int vmreg_resolve(struct engine *e, const struct ldevice *d, struct lhost *h,
-		  const char *vm, struct borrower *b, char *reason);
-int vmreg_prepare(struct engine *e, struct ldevice *d, struct borrower *b,
-		  char *reason);
-int vmreg_plug(struct engine *e, struct ldevice *d, struct borrower *b,
-	       uint64_t deadline, char *reason);
-void vmreg_unplug_rollback(struct engine *e, struct ldevice *d,
-			   struct borrower *b);
-int vmreg_unplug(struct engine *e, struct ldevice *d, char *reason);
-int vmreg_recover(struct engine *e, struct ldevice *d,
-		  const struct lend_record *rec, char *reason);
 
 #endif

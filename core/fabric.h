@@ -54,8 +54,6 @@ struct fabric_ops {
 
 extern const struct fabric_ops fabric_sim_ops;
 extern const struct fabric_ops fabric_ntb_ops;
-
-/* Back-end by name ("sim", "ntb"); NULL if unknown. */
-const struct fabric_ops *fabric_find(const char *name);
+/* By name: fabric_find() of core/backend.h. */
 
 #endif

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
- * fabric_ntb.c - the real NTB back-end (future work), and the back-end
- * registry.
+ * fabric_ntb.c - the real NTB back-end (future work).  It is found by
+ * name in core/backend.c.
  *
  * Asking for real NTB hardware never silently falls back to the
  * simulator: open() fails with -ENOTSUP and says why.
@@ -83,16 +83,3 @@ const struct fabric_ops fabric_ntb_ops = {
 	.clear = ntb_program,
 	.host_stats = ntb_host_stats,
 };
-
-const struct fabric_ops *fabric_find(const char *name)
-{
-	static const struct fabric_ops *const all[] = {
-		&fabric_sim_ops,
-		&fabric_ntb_ops,
-	};
-
-	for (size_t i = 0; name && i < ARRAY_SIZE(all); i++)
-		if (strcmp(all[i]->name, name) == 0)
-			return all[i];
-	return NULL;
-}

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
  * inventory.c - what every inventory back-end shares (inventory.h): the
- * table lookup, the local host name, coldplug into the configuration, the
- * hot-plug thread, and the `config` back-end itself.
+ * local host name, coldplug into the configuration, the hot-plug thread,
+ * and the `config` back-end itself.  The lookup by name is in
+ * core/backend.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,15 +27,6 @@ _printf_(3, 4) static void say(engine_log_cb log, void *arg, const char *fmt, ..
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	log(arg, msg);
-}
-
-const struct inventory_ops *inventory_find(const char *name)
-{
-	if (!name || !strcmp(name, "config"))
-		return &inventory_config_ops;
-	if (!strcmp(name, "udev"))
-		return &inventory_udev_ops;
-	return NULL;
 }
 
 int inventory_local_host(const char *opt, char *buf, size_t len, char *reason)

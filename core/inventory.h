@@ -73,9 +73,7 @@ struct inventory_ops {
 
 extern const struct inventory_ops inventory_config_ops;
 extern const struct inventory_ops inventory_udev_ops;
-
-/* "config" or "udev"; NULL for anything else. */
-const struct inventory_ops *inventory_find(const char *name);
+/* By name: inventory_find() of core/backend.h. */
 
 /*
  * The local host name: @opt when given, else the machine's host name up

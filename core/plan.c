@@ -389,3 +389,10 @@ int plan_p2p(struct engine *e, struct p2p_link *l, char *reason)
 	l->nw = v.n;
 	return 0;
 }
+
+void plan_release_locked(struct engine *e, const struct window *w, unsigned n)
+{
+	pthread_mutex_lock(&e->fabric_lock);
+	plan_release(e, w, n);
+	pthread_mutex_unlock(&e->fabric_lock);
+}

@@ -271,6 +271,62 @@ static bool handle_message(struct qmp *q, struct json_object *msg)
 	return ok;
 }
 
+/* The peer closed the socket (@n is 0) or reading it failed (@n < 0). */
+static void reader_closed(struct qmp *q, ssize_t n)
+{
+	/* a peer that dies with unread data resets instead */
+	int err = n < 0 && errno != ECONNRESET ? errno : 0;
+
+	pthread_mutex_lock(&q->lock);
+	if (q->shutdown_reason[0])
+		mark_dead_locked(q, -ECONNRESET,
+				 "qemu shut down (%s) and closed the qmp "
+				 "connection at %s",
+				 q->shutdown_reason, q->path);
+	else if (err)
+		mark_dead_locked(q, -ECONNRESET,
+				 "qmp connection at %s failed: %s",
+				 q->path, strerror(err));
+	else
+		mark_dead_locked(q, -ECONNRESET,
+				 "qemu closed the qmp connection at %s",
+				 q->path);
+	pthread_mutex_unlock(&q->lock);
+}
+
+/*
+ * Feeds @n bytes read to the tokener and handles every message they
+ * complete; *@partial counts the bytes of a message not complete yet.
+ * Returns false when the bytes are not qmp.
+ */
+static bool reader_parse(struct qmp *q, struct json_tokener *tok,
+			 const char *buf, size_t n, size_t *partial)
+{
+	size_t off = 0;
+
+	while (off < n) {
+		struct json_object *msg;
+		enum json_tokener_error jerr;
+		size_t used;
+
+		msg = json_tokener_parse_ex(tok, buf + off, (int)(n - off));
+		jerr = json_tokener_get_error(tok);
+		if (jerr == json_tokener_continue) {
+			*partial += n - off;
+			return true;
+		}
+		if (jerr != json_tokener_success || !msg)
+			return false;
+		used = json_tokener_get_parse_end(tok);
+		off += used ? used : n - off;
+		*partial = 0;
+		json_tokener_reset(tok);
+		if (!handle_message(q, msg))
+			return false;
+	}
+	return true;
+}
+
 static void *reader_main(void *arg)
 {
 	struct qmp *q = arg;
@@ -291,8 +347,7 @@ static void *reader_main(void *arg)
 			{ .fd = q->wake[0], .events = POLLIN },
 		};
 		ssize_t n;
-		size_t off = 0;
-		bool bad = false;
+		bool bad;
 
 		if (poll(pfd, 2, -1) < 0) {
 			if (errno == EINTR)
@@ -311,50 +366,10 @@ static void *reader_main(void *arg)
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
 			continue;
 		if (n <= 0) {
-			/* a peer that dies with unread data resets instead */
-			int err = n < 0 && errno != ECONNRESET ? errno : 0;
-
-			pthread_mutex_lock(&q->lock);
-			if (q->shutdown_reason[0])
-				mark_dead_locked(q, -ECONNRESET,
-						 "qemu shut down (%s) and closed the qmp "
-						 "connection at %s",
-						 q->shutdown_reason, q->path);
-			else if (err)
-				mark_dead_locked(q, -ECONNRESET,
-						 "qmp connection at %s failed: %s",
-						 q->path, strerror(err));
-			else
-				mark_dead_locked(q, -ECONNRESET,
-						 "qemu closed the qmp connection at %s",
-						 q->path);
-			pthread_mutex_unlock(&q->lock);
+			reader_closed(q, n);
 			break;
 		}
-		while (off < (size_t)n) {
-			struct json_object *msg;
-			enum json_tokener_error jerr;
-			size_t used;
-
-			msg = json_tokener_parse_ex(tok, buf + off, (int)(n - off));
-			jerr = json_tokener_get_error(tok);
-			if (jerr == json_tokener_continue) {
-				partial += n - off;
-				break;
-			}
-			if (jerr != json_tokener_success || !msg) {
-				bad = true;
-				break;
-			}
-			used = json_tokener_get_parse_end(tok);
-			off += used ? used : (size_t)(n - off);
-			partial = 0;
-			json_tokener_reset(tok);
-			if (!handle_message(q, msg)) {
-				bad = true;
-				break;
-			}
-		}
+		bad = !reader_parse(q, tok, buf, (size_t)n, &partial);
 		if (!bad && partial > QMP_MESSAGE_MAX) {
 			pthread_mutex_lock(&q->lock);
 			mark_dead_locked(q, -EPROTO,
@@ -521,12 +536,124 @@ static void unlink_pending_locked(struct qmp *q, struct pending *p)
 	}
 }
 
+/* Registers @p to wait for a reply, unless the connection is closing/dead. */
+static int pending_add(struct qmp *q, struct pending *p, const char *cmd,
+		       char *reason)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&q->lock);
+	if (q->closing) {
+		r = reason_set(reason, -ECANCELED,
+			       "qmp %s: connection to %s is being closed", cmd,
+			       q->path);
+	} else if (q->dead) {
+		r = reason_set(reason, q->dead_err, "qmp %s: %s", cmd,
+			       q->dead_reason);
+	} else {
+		p->id = ++q->next_id;
+		p->next = q->pending;
+		q->pending = p;
+	}
+	pthread_mutex_unlock(&q->lock);
+	return r;
+}
+
+/* Unregisters @p before anything was sent or waited for. */
+static void pending_drop(struct qmp *q, struct pending *p)
+{
+	pthread_mutex_lock(&q->lock);
+	unlink_pending_locked(q, p);
+	pthread_mutex_unlock(&q->lock);
+	if (p->reply)
+		json_object_put(p->reply);
+}
+
+/*
+ * Waits until @deadline for @p's reply, then unregisters it: 0 when the
+ * reply is in p->reply, -ETIMEDOUT, or the transport's error.
+ */
+static int pending_wait(struct qmp *q, struct pending *p, const char *cmd,
+			unsigned timeout_ms, uint64_t deadline, char *reason)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&q->lock);
+	while (!p->done && cond_wait_until(&q->cond, &q->lock, deadline))
+		;
+	unlink_pending_locked(q, p);
+	if (!p->done)
+		r = reason_set(reason, -ETIMEDOUT,
+			       "qmp %s: no reply from qemu at %s within %u ms",
+			       cmd, q->path, timeout_ms);
+	else if (p->err == -ECANCELED)
+		r = reason_set(reason, p->err,
+			       "qmp %s: connection to %s closed by lendfs",
+			       cmd, q->path);
+	else if (p->err)
+		r = reason_set(reason, p->err, "qmp %s: %s", cmd,
+			       q->dead_reason);
+	pthread_mutex_unlock(&q->lock);
+	return r;
+}
+
+/*
+ * The line to send, {"execute", "arguments", "id"} and a newline; takes
+ * @args.  NULL when out of memory.
+ */
+static char *command_line(const char *cmd, struct json_object *args,
+			  int64_t id)
+{
+	struct json_object *msg = json_object_new_object();
+	const char *text;
+	char *line = NULL;
+
+	if (!msg) {
+		json_object_put(args);
+		return NULL;
+	}
+	json_object_object_add(msg, "execute", json_object_new_string(cmd));
+	if (args)
+		json_object_object_add(msg, "arguments", args);
+	json_object_object_add(msg, "id", json_object_new_int64(id));
+	text = json_object_to_json_string_ext(msg, JSON_C_TO_STRING_PLAIN);
+	if (!text || asprintf(&line, "%s\n", text) < 0)
+		line = NULL;
+	json_object_put(msg);
+	return line;
+}
+
+/* A reply's "return" into *@ret, or its "error" as -errno; takes @reply. */
+static int command_reply(struct json_object *reply, const char *cmd,
+			 struct json_object **ret, char *reason)
+{
+	struct json_object *err, *val;
+	int r;
+
+	if (json_object_object_get_ex(reply, "error", &err)) {
+		struct json_object *k = NULL, *d = NULL;
+		const char *klass, *desc;
+
+		json_object_object_get_ex(err, "class", &k);
+		json_object_object_get_ex(err, "desc", &d);
+		klass = k ? json_object_get_string(k) : NULL;
+		desc = d ? json_object_get_string(d) : "unknown error";
+		r = reason_set(reason, qmp_error_errno(klass, desc), "qmp %s: %s",
+			       cmd, desc);
+	} else {
+		if (ret && json_object_object_get_ex(reply, "return", &val))
+			*ret = json_object_get(val);
+		r = 0;
+	}
+	json_object_put(reply);
+	return r;
+}
+
 int qmp_command(struct qmp *q, const char *cmd, struct json_object *args,
 		unsigned timeout_ms, struct json_object **ret, char *reason)
 {
+	unsigned tmo = timeout_ms ? timeout_ms : QMP_TIMEOUT_DEFAULT_MS;
 	struct pending p = { 0 };
-	struct json_object *msg, *err, *val;
-	const char *text;
 	_cleanup_free_ char *line = NULL;
 	uint64_t deadline;
 	int r;
@@ -542,102 +669,30 @@ int qmp_command(struct qmp *q, const char *cmd, struct json_object *args,
 		return reason_set(reason, -EINVAL,
 				  "qmp %s: arguments must be an object", cmd);
 	}
-	deadline = deadline_after(timeout_ms ? timeout_ms : QMP_TIMEOUT_DEFAULT_MS);
+	deadline = deadline_after(tmo);
 
-	pthread_mutex_lock(&q->lock);
-	if (q->closing) {
-		pthread_mutex_unlock(&q->lock);
-		json_object_put(args);
-		return reason_set(reason, -ECANCELED,
-				  "qmp %s: connection to %s is being closed", cmd,
-				  q->path);
-	}
-	if (q->dead) {
-		r = reason_set(reason, q->dead_err, "qmp %s: %s", cmd,
-			       q->dead_reason);
-		pthread_mutex_unlock(&q->lock);
+	r = pending_add(q, &p, cmd, reason);
+	if (r < 0) {
 		json_object_put(args);
 		return r;
 	}
-	p.id = ++q->next_id;
-	p.next = q->pending;
-	q->pending = &p;
-	pthread_mutex_unlock(&q->lock);
-
-	msg = json_object_new_object();
-	if (!msg) {
-		json_object_put(args);
-		r = reason_set(reason, -ENOMEM, "qmp %s: out of memory", cmd);
-		goto unlink;
-	}
-	json_object_object_add(msg, "execute", json_object_new_string(cmd));
-	if (args)
-		json_object_object_add(msg, "arguments", args);
-	json_object_object_add(msg, "id", json_object_new_int64(p.id));
-	text = json_object_to_json_string_ext(msg, JSON_C_TO_STRING_PLAIN);
-	if (!text || asprintf(&line, "%s\n", text) < 0)
-		line = NULL;
-	json_object_put(msg);
+	line = command_line(cmd, args, p.id);
 	if (!line) {
-		r = reason_set(reason, -ENOMEM, "qmp %s: out of memory", cmd);
-		goto unlink;
+		pending_drop(q, &p);
+		return reason_set(reason, -ENOMEM, "qmp %s: out of memory",
+				  cmd);
 	}
-
 	pthread_mutex_lock(&q->wlock);
 	r = write_all(q, line, strlen(line), deadline, cmd, reason);
 	pthread_mutex_unlock(&q->wlock);
-	if (r < 0)
-		goto unlink;
-
-	pthread_mutex_lock(&q->lock);
-	while (!p.done && cond_wait_until(&q->cond, &q->lock, deadline))
-		;
-	unlink_pending_locked(q, &p);
-	if (!p.done) {
-		pthread_mutex_unlock(&q->lock);
-		return reason_set(reason, -ETIMEDOUT,
-				  "qmp %s: no reply from qemu at %s within %u ms",
-				  cmd, q->path,
-				  timeout_ms ? timeout_ms : QMP_TIMEOUT_DEFAULT_MS);
-	}
-	if (p.err) {
-		if (p.err == -ECANCELED)
-			r = reason_set(reason, p.err,
-				       "qmp %s: connection to %s closed by lendfs",
-				       cmd, q->path);
-		else
-			r = reason_set(reason, p.err, "qmp %s: %s", cmd,
-				       q->dead_reason);
-		pthread_mutex_unlock(&q->lock);
+	if (r < 0) {
+		pending_drop(q, &p);
 		return r;
 	}
-	pthread_mutex_unlock(&q->lock);
-
-	if (json_object_object_get_ex(p.reply, "error", &err)) {
-		struct json_object *k = NULL, *d = NULL;
-		const char *klass, *desc;
-
-		json_object_object_get_ex(err, "class", &k);
-		json_object_object_get_ex(err, "desc", &d);
-		klass = k ? json_object_get_string(k) : NULL;
-		desc = d ? json_object_get_string(d) : "unknown error";
-		r = reason_set(reason, qmp_error_errno(klass, desc), "qmp %s: %s",
-			       cmd, desc);
-	} else {
-		if (ret && json_object_object_get_ex(p.reply, "return", &val))
-			*ret = json_object_get(val);
-		r = 0;
-	}
-	json_object_put(p.reply);
-	return r;
-
-unlink:
-	pthread_mutex_lock(&q->lock);
-	unlink_pending_locked(q, &p);
-	pthread_mutex_unlock(&q->lock);
-	if (p.reply)
-		json_object_put(p.reply);
-	return r;
+	r = pending_wait(q, &p, cmd, tmo, deadline, reason);
+	if (r < 0)
+		return r;
+	return command_reply(p.reply, cmd, ret, reason);
 }
 
 int qmp_hmp(struct qmp *q, const char *cmdline, unsigned timeout_ms, char **out,

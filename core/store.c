@@ -47,6 +47,7 @@ int lend_record_copy(struct lend_record *dst, const struct lend_record *src)
 	}
 	*dst = *src;
 	dst->windows = w;
+	dst->txn = NULL; /* a copy is no request of its own */
 	return 0;
 }
 

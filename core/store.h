@@ -18,6 +18,7 @@
 #ifndef LENDFS_STORE_H
 #define LENDFS_STORE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -30,6 +31,20 @@ enum rec_state {
 	REC_RETURNING,
 };
 
+/*
+ * What a request tells the store beside the record, explicitly (NULL
+ * outside a request; never stored).  Distributed mode: the forwarded
+ * request node that a commit answers in the same transaction, and, filled
+ * by the store, whether it did and the session that wrote the intent's
+ * marker (cluster.c waits on it).
+ */
+struct lend_txn {
+	const char *answer; /* ROOT/requests/DEVID being run, or NULL */
+	bool answer_lend;   /* it asked for a lend (else a return) */
+	bool answered;	    /* out: a commit carried the answer "= 0" */
+	int64_t session;    /* out: the session of the intent, 0 unsure */
+};
+
 struct lend_record {
 	char device[DEVICE_ID_MAX];
 	char borrower[REASON_MAX];
@@ -38,6 +53,7 @@ struct lend_record {
 	uint64_t epoch; /* fencing epoch, increases with every lend */
 	struct window *windows;
 	unsigned nwindows;
+	struct lend_txn *txn; /* the request writing it, or NULL */
 };
 
 /*
@@ -59,8 +75,12 @@ struct store_ops {
 	int (*load)(void *ctx, store_load_cb cb, void *arg, char *reason);
 	/* Insert or replace the record of rec->device, durably. */
 	int (*put)(void *ctx, const struct lend_record *rec, char *reason);
-	/* Remove the record of @device, durably; absent is not an error. */
-	int (*remove)(void *ctx, const char *device, char *reason);
+	/*
+	 * Remove the record of @device, durably; absent is not an error.
+	 * @txn: the request removing it, or NULL (struct lend_txn).
+	 */
+	int (*remove)(void *ctx, const char *device, struct lend_txn *txn,
+		      char *reason);
 	/* Host administrative state (online/offline set by an admin). */
 	int (*host_put)(void *ctx, const char *host, int online, char *reason);
 	int (*host_load)(void *ctx,

@@ -169,7 +169,8 @@ static int mem_put(void *ctx, const struct lend_record *rec, char *reason)
 	return 0;
 }
 
-static int mem_remove(void *ctx, const char *device, char *reason)
+static int mem_remove(void *ctx, const char *device, struct lend_txn *txn,
+		      char *reason)
 {
 	struct mem_store *s = ctx;
 	unsigned at;

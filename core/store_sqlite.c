@@ -988,7 +988,8 @@ static int remove_statements(struct sq_store *s, const void *arg, const char *wh
 	return run(s, ST_DEL_LEND, what, reason);
 }
 
-static int sq_remove(void *ctx, const char *device, char *reason)
+static int sq_remove(void *ctx, const char *device, struct lend_txn *txn,
+		     char *reason)
 {
 	char what[DEVICE_ID_MAX + 64];
 

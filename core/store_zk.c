@@ -1031,14 +1031,10 @@ static int zk_load(void *ctx, store_load_cb cb, void *arg, char *reason)
 
 /*
  * An intent that reserves: check and bump ROOT/seq, write the record.
- * -EAGAIN when ROOT/seq moved since this store last saw it.
+ * -EAGAIN when ROOT/seq moved since this store last saw it.  The session
+ * that created the lend's marker goes to rec->txn (cluster.c's
+ * wait_commit() needs it).
  */
-static __thread int64_t intent_session;
-
-int64_t zks_intent_session(void)
-{
-	return intent_session;
-}
 
 void zks_pending_path(struct zks *s, char *buf, const char *devid,
 		      uint64_t epoch)
@@ -1057,6 +1053,7 @@ static int put_intent(struct zks *s, const struct lend_record *rec,
 	zoo_op_t ops[4];
 	zoo_op_result_t res[4];
 	struct Stat st;
+	int64_t sid;
 	int rc;
 
 	if (v < 0)
@@ -1072,13 +1069,14 @@ static int put_intent(struct zks *s, const struct lend_record *rec,
 			   ZOO_EPHEMERAL, NULL, 0);
 	pthread_rwlock_rdlock(&s->hlock);
 	rc = s->zh ? zoo_multi(s->zh, 4, ops, res) : ZINVALIDSTATE;
-	intent_session = s->zh ? zoo_client_id(s->zh)->client_id : 0;
+	sid = s->zh ? zoo_client_id(s->zh)->client_id : 0;
 	pthread_rwlock_unlock(&s->hlock);
+	if (rec->txn) /* 0 unless sure: the marker may not be ours */
+		rec->txn->session = rc == ZOK ? sid : 0;
 	if (rc == ZOK) {
 		seq_set(s, v + 1);
 		return 0;
 	}
-	intent_session = 0; /* unsure: the marker may not be ours */
 	seq_set(s, -1); /* whatever happened, look again before the next */
 	if (transient(rc)) {
 		if (wait_connected(s, retry_deadline(s)) && holds(s, path, text) == 1)
@@ -1098,33 +1096,13 @@ static int put_intent(struct zks *s, const struct lend_record *rec,
 
 /* ---- answers of requests from other mounts ------------------------------- */
 
-static __thread struct {
-	bool armed, lend, done;
-	char path[ZK_PATH_MAX];
-} answer;
-
-void zks_answer_arm(const char *path, bool lend)
-{
-	answer.armed = true;
-	answer.lend = lend;
-	answer.done = false;
-	snprintf(answer.path, sizeof(answer.path), "%s", path);
-}
-
-bool zks_answer_disarm(void)
-{
-	bool done = answer.done;
-
-	answer.armed = answer.done = false;
-	return done;
-}
 
 /*
  * The commit (@text: the record now, NULL: removed) and the answer "= 0"
  * of the request being run, in one transaction.
  */
 static int commit_answered(struct zks *s, const char *path, const char *text,
-			   char *reason)
+			   struct lend_txn *txn, char *reason)
 {
 	zoo_op_t ops[2];
 	zoo_op_result_t res[2];
@@ -1137,13 +1115,13 @@ static int commit_answered(struct zks *s, const char *path, const char *text,
 					&st[0]);
 		else
 			zoo_delete_op_init(&ops[0], path, -1);
-		zoo_set_op_init(&ops[1], answer.path, ANSWER_OK,
+		zoo_set_op_init(&ops[1], txn->answer, ANSWER_OK,
 				(int)strlen(ANSWER_OK), -1, &st[1]);
 		pthread_rwlock_rdlock(&s->hlock);
 		rc = s->zh ? zoo_multi(s->zh, 2, ops, res) : ZINVALIDSTATE;
 		pthread_rwlock_unlock(&s->hlock);
 		if (rc == ZOK) {
-			answer.done = true;
+			txn->answered = true;
 			return 0;
 		}
 		if (!transient(rc))
@@ -1151,8 +1129,8 @@ static int commit_answered(struct zks *s, const char *path, const char *text,
 		/* lost reply: both went in, or neither */
 		if (!wait_connected(s, retry_deadline(s)))
 			break;
-		if (holds(s, answer.path, ANSWER_OK) == 1) {
-			answer.done = true;
+		if (holds(s, txn->answer, ANSWER_OK) == 1) {
+			txn->answered = true;
 			return 0;
 		}
 	}
@@ -1170,10 +1148,12 @@ static char *with_answer(char *text, const struct lend_record *rec)
 {
 	char *out;
 
-	if (!answer.armed || (rec->state == REC_LENDING) != answer.lend ||
+	const struct lend_txn *txn = rec->txn;
+
+	if (!txn || !txn->answer || (rec->state == REC_LENDING) != txn->answer_lend ||
 	    rec->state == REC_LENT)
 		return text;
-	if (asprintf(&out, "%sanswer %s\n", text, answer.path) < 0)
+	if (asprintf(&out, "%sanswer %s\n", text, txn->answer) < 0)
 		out = NULL;
 	free(text);
 	return out;
@@ -1249,22 +1229,24 @@ static int zk_put(void *ctx, const struct lend_record *rec, char *reason)
 	zks_path(s, path, "lends", rec->device);
 	if (rec->state == REC_LENDING)
 		r = put_intent(s, rec, path, text, reason);
-	else if (answer.armed && answer.lend && rec->state == REC_LENT)
-		r = commit_answered(s, path, text, reason);
+	else if (rec->txn && rec->txn->answer && rec->txn->answer_lend &&
+		 rec->state == REC_LENT)
+		r = commit_answered(s, path, text, rec->txn, reason);
 	else
 		r = zks_put(s, path, text, false, false, reason);
 	free(text);
 	return r;
 }
 
-static int zk_remove(void *ctx, const char *device, char *reason)
+static int zk_remove(void *ctx, const char *device, struct lend_txn *txn,
+		     char *reason)
 {
 	struct zks *s = ctx;
 	char path[ZK_PATH_MAX];
 
 	zks_path(s, path, "lends", device);
-	if (answer.armed && !answer.lend)
-		return commit_answered(s, path, NULL, reason);
+	if (txn && txn->answer && !txn->answer_lend)
+		return commit_answered(s, path, NULL, txn, reason);
 	return zks_delete(s, path, -1, reason);
 }
 

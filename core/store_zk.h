@@ -172,16 +172,14 @@ void zks_watch_async(struct zks *s, const char *path);
 void zks_delete_async(struct zks *s, const char *path);
 
 /*
- * The request worker (cluster.c) running a write of another mount: the
- * commit this thread makes next (the put of a `lent` record when @lend,
- * else the remove of a record) also writes the answer "= 0" into the
- * request node @path, in the same transaction.  So the writer hears
- * exactly what was committed, and a writer that gave up (its node gone)
- * makes the commit fail: the request is rolled back.  disarm: was the
- * answer written?
+ * The request worker (cluster.c) running a write of another mount hands
+ * the engine a struct lend_txn naming the request node: the commit of
+ * that request (the put of a `lent` record for a lend, else the remove of
+ * the record) also writes the answer "= 0" into the node, in the same
+ * transaction, and sets txn->answered.  So the writer hears exactly what
+ * was committed, and a writer that gave up (its node gone) makes the
+ * commit fail: the request is rolled back.
  */
-void zks_answer_arm(const char *path, bool lend);
-bool zks_answer_disarm(void);
 
 /*
  * The sole peer of a lend commits it: @text (the record, now `lent`) or,
@@ -202,12 +200,6 @@ int zks_peer_commit(struct zks *s, const char *path, const char *text,
  */
 void zks_pending_path(struct zks *s, char *buf, const char *devid,
 		      uint64_t epoch);
-
-/*
- * The session that created this thread's last intent (0: unsure).  While
- * it lasts, its marker can only be deleted by a commit or by this lender.
- */
-int64_t zks_intent_session(void);
 
 /* The version of ROOT/seq this store last saw (intents CAS on it). */
 int64_t zks_seq(struct zks *s);

@@ -909,158 +909,237 @@ static void rollback_device(struct vm *vm, const char *devid, const char *qdev,
 	}
 }
 
-static int hotplug_add(struct vm *vm, const char *devid, const char *bar_path,
-		       uint64_t bar_size, unsigned tmo, char *reason)
-{
-	char qdev[VM_QDEV_ID_MAX], memdev[VM_QDEV_ID_MAX], bus[VM_QDEV_ID_MAX];
-	char why[REASON_MAX];
-	uint64_t deadline = now_ns() + (uint64_t)tmo * 1000000ULL;
-	struct json_object *a;
-	struct stat st;
-	bool busy;
-	int r;
+/* One hot-add in progress: what hotplug_add() and its steps share. */
+struct hotplug {
+	struct vm *vm;
+	const char *devid;
+	const char *bar_path;
+	uint64_t bar_size;
+	unsigned tmo;
+	uint64_t deadline;
+	char qdev[VM_QDEV_ID_MAX];
+	char memdev[VM_QDEV_ID_MAX];
+	char bus[VM_QDEV_ID_MAX];
+};
 
-	if (vm_qdev_id(devid, qdev, sizeof(qdev)) < 0 ||
-	    vm_memdev_id(devid, memdev, sizeof(memdev)) < 0)
-		return reason_set(reason, -EINVAL, "vm %s/%s: bad device id '%s'",
-				  vm->host, vm->name, devid ? devid : "");
-	if (!bar_path || bar_path[0] != '/')
+/* What is left of the hot-add's time, at least 1 ms: a QMP timeout. */
+static unsigned hotplug_left_ms(const struct hotplug *hp)
+{
+	return (unsigned)MAX(remaining_ms(hp->deadline), 1);
+}
+
+/* The BAR's file: absolute, already there, regular, of the BAR's size. */
+static int hotplug_check_bar(const struct hotplug *hp, char *reason)
+{
+	struct vm *vm = hp->vm;
+	struct stat st;
+
+	if (!hp->bar_path || hp->bar_path[0] != '/')
 		return reason_set(reason, -EINVAL,
 				  "vm %s/%s: bar file of %s must be an absolute path",
-				  vm->host, vm->name, devid);
-	if (!is_power_of_2(bar_size) || bar_size < (uint64_t)sysconf(_SC_PAGESIZE))
+				  vm->host, vm->name, hp->devid);
+	if (!is_power_of_2(hp->bar_size) ||
+	    hp->bar_size < (uint64_t)sysconf(_SC_PAGESIZE))
 		return reason_set(reason, -EINVAL,
 				  "vm %s/%s: bar of %s is 0x%" PRIx64
 				  " bytes, ivshmem-plain needs a power of two of at least a page",
-				  vm->host, vm->name, devid, bar_size);
+				  vm->host, vm->name, hp->devid, hp->bar_size);
 	/* QEMU would create a missing file: the BAR must already be there */
-	if (stat(bar_path, &st) < 0)
+	if (stat(hp->bar_path, &st) < 0)
 		return reason_set(reason, -errno, "vm %s/%s: bar file %s of %s: %s",
-				  vm->host, vm->name, bar_path, devid, strerror(errno));
+				  vm->host, vm->name, hp->bar_path, hp->devid,
+				  strerror(errno));
 	if (!S_ISREG(st.st_mode))
 		return reason_set(reason, -EINVAL,
 				  "vm %s/%s: bar file %s of %s is not a regular file",
-				  vm->host, vm->name, bar_path, devid);
-	if ((uint64_t)st.st_size != bar_size)
+				  vm->host, vm->name, hp->bar_path, hp->devid);
+	if ((uint64_t)st.st_size != hp->bar_size)
 		return reason_set(reason, -EINVAL,
 				  "vm %s/%s: bar file %s of %s is 0x%" PRIx64
 				  " bytes, not 0x%" PRIx64,
-				  vm->host, vm->name, bar_path, devid,
-				  (uint64_t)st.st_size, bar_size);
+				  vm->host, vm->name, hp->bar_path, hp->devid,
+				  (uint64_t)st.st_size, hp->bar_size);
+	return 0;
+}
+
+/* Names the QEMU objects; refuses a bad BAR, a lost VM, a pending removal. */
+static int hotplug_check(struct hotplug *hp, char *reason)
+{
+	struct vm *vm = hp->vm;
+	char why[REASON_MAX];
+	bool busy;
+	int r;
+
+	if (vm_qdev_id(hp->devid, hp->qdev, sizeof(hp->qdev)) < 0 ||
+	    vm_memdev_id(hp->devid, hp->memdev, sizeof(hp->memdev)) < 0)
+		return reason_set(reason, -EINVAL,
+				  "vm %s/%s: bad device id '%s'", vm->host,
+				  vm->name, hp->devid ? hp->devid : "");
+	r = hotplug_check_bar(hp, reason);
+	if (r < 0)
+		return r;
 	if (!vm_connected(vm, why))
 		return reason_set(reason, -ECONNRESET, "vm %s/%s: %s", vm->host,
 				  vm->name, why);
 	pthread_mutex_lock(&vm->lock);
-	busy = removal_find(vm, devid) != NULL;
+	busy = removal_find(vm, hp->devid) != NULL;
 	pthread_mutex_unlock(&vm->lock);
 	if (busy)
 		return reason_set(reason, -EBUSY,
 				  "vm %s/%s: the removal of %s is still pending "
 				  "(the guest has not acknowledged it)",
-				  vm->host, vm->name, devid);
+				  vm->host, vm->name, hp->devid);
+	return 0;
+}
 
-	/* where does it go? */
-	if (vm->machine == VM_MACHINE_I440FX) {
-		struct pci_hit h = { .qdev = qdev };
+/* Where does it go?  pci.0 on pc, the first free pcie-root-port on q35. */
+static int hotplug_bus(struct hotplug *hp, char *reason)
+{
+	struct vm *vm = hp->vm;
+	struct pci_hit h = { .qdev = hp->qdev };
+	char why[REASON_MAX];
+	int r;
 
-		r = query_pci(vm, &h, why);
-		if (r < 0)
-			return reason_set(reason, r, "vm %s/%s: %s", vm->host,
-					  vm->name, why);
-		if (h.found)
-			return reason_set(reason, -EEXIST,
-					  "vm %s/%s: %s is already in the guest",
-					  vm->host, vm->name, devid);
-		snprintf(bus, sizeof(bus), "pci.0");
-	} else if (vm->machine == VM_MACHINE_Q35) {
-		struct pci_hit h = { .qdev = qdev };
-
-		r = query_pci(vm, &h, why);
-		if (r < 0)
-			return reason_set(reason, r, "vm %s/%s: %s", vm->host,
-					  vm->name, why);
-		if (h.found)
-			return reason_set(reason, -EEXIST,
-					  "vm %s/%s: %s is already in the guest",
-					  vm->host, vm->name, devid);
-		if (!h.free_port[0])
-			return reason_set(reason, -ENOSPC,
-					  "vm %s/%s: no free pcie-root-port to hot-plug %s "
-					  "into (start qemu with -device pcie-root-port,...)",
-					  vm->host, vm->name, devid);
-		snprintf(bus, sizeof(bus), "%s", h.free_port);
-	} else {
+	if (vm->machine != VM_MACHINE_I440FX && vm->machine != VM_MACHINE_Q35)
 		return reason_set(reason, -ENOTSUP,
 				  "vm %s/%s: machine type has no known hot-pluggable "
 				  "pci bus (use pc or q35)",
 				  vm->host, vm->name);
+	r = query_pci(vm, &h, why);
+	if (r < 0)
+		return reason_set(reason, r, "vm %s/%s: %s", vm->host, vm->name,
+				  why);
+	if (h.found)
+		return reason_set(reason, -EEXIST,
+				  "vm %s/%s: %s is already in the guest",
+				  vm->host, vm->name, hp->devid);
+	if (vm->machine == VM_MACHINE_I440FX) {
+		snprintf(hp->bus, sizeof(hp->bus), "pci.0");
+		return 0;
 	}
+	if (!h.free_port[0])
+		return reason_set(reason, -ENOSPC,
+				  "vm %s/%s: no free pcie-root-port to hot-plug %s "
+				  "into (start qemu with -device pcie-root-port,...)",
+				  vm->host, vm->name, hp->devid);
+	snprintf(hp->bus, sizeof(hp->bus), "%s", h.free_port);
+	return 0;
+}
 
-	r = object_add_file(vm, memdev, bar_path, bar_size,
-			    (unsigned)MAX(remaining_ms(deadline), 1), why);
-	if (r == -EEXIST) {
-		/* a backend left over by an interrupted lend, no device uses it */
-		if (object_del(vm, memdev, VM_TIMEOUT_DEFAULT_MS, NULL) == 0)
-			r = object_add_file(vm, memdev, bar_path, bar_size,
-					    (unsigned)MAX(remaining_ms(deadline), 1),
-					    why);
-	}
+/* The memory backend over the BAR's file. */
+static int hotplug_memdev(struct hotplug *hp, char *reason)
+{
+	struct vm *vm = hp->vm;
+	char why[REASON_MAX];
+	int r;
+
+	r = object_add_file(vm, hp->memdev, hp->bar_path, hp->bar_size,
+			    hotplug_left_ms(hp), why);
+	/* a backend left over by an interrupted lend, no device uses it */
+	if (r == -EEXIST &&
+	    object_del(vm, hp->memdev, VM_TIMEOUT_DEFAULT_MS, NULL) == 0)
+		r = object_add_file(vm, hp->memdev, hp->bar_path, hp->bar_size,
+				    hotplug_left_ms(hp), why);
 	if (r < 0)
 		return reason_set(reason, r, "vm %s/%s: cannot add %s: %s", vm->host,
-				  vm->name, devid, why);
+				  vm->name, hp->devid, why);
+	return 0;
+}
 
-	a = jobj();
+/* The ivshmem-plain device on that backend; undoes the backend on failure. */
+static int hotplug_device(struct hotplug *hp, char *reason)
+{
+	struct vm *vm = hp->vm;
+	struct json_object *a = jobj();
+	char why[REASON_MAX];
+	int r;
+
 	if (!a) {
-		object_del(vm, memdev, VM_TIMEOUT_DEFAULT_MS, NULL);
+		object_del(vm, hp->memdev, VM_TIMEOUT_DEFAULT_MS, NULL);
 		return reason_set(reason, -ENOMEM, "vm %s/%s: out of memory",
 				  vm->host, vm->name);
 	}
 	jset_str(a, "driver", "ivshmem-plain");
-	jset_str(a, "id", qdev);
-	jset_str(a, "memdev", memdev);
-	jset_str(a, "bus", bus);
-	r = qmp_command(vm->q, "device_add", a,
-			(unsigned)MAX(remaining_ms(deadline), 1), NULL, why);
+	jset_str(a, "id", hp->qdev);
+	jset_str(a, "memdev", hp->memdev);
+	jset_str(a, "bus", hp->bus);
+	r = qmp_command(vm->q, "device_add", a, hotplug_left_ms(hp), NULL,
+			why);
 	if (r < 0) {
 		if (r == -ETIMEDOUT)
-			rollback_device(vm, devid, qdev, memdev);
+			rollback_device(vm, hp->devid, hp->qdev, hp->memdev);
 		else
-			object_del(vm, memdev, VM_TIMEOUT_DEFAULT_MS, NULL);
+			object_del(vm, hp->memdev, VM_TIMEOUT_DEFAULT_MS, NULL);
 		return reason_set(reason, r, "vm %s/%s: cannot add %s: %s", vm->host,
-				  vm->name, devid, why);
+				  vm->name, hp->devid, why);
 	}
+	return 0;
+}
 
-	/* the write returns when the guest's query-pci shows it */
+/*
+ * The write returns when the guest's query-pci shows it, with the BAR's
+ * size; the device is rolled back when it does not in time.
+ */
+static int hotplug_wait(struct hotplug *hp, char *reason)
+{
+	struct vm *vm = hp->vm;
+	char why[REASON_MAX] = "";
+	int r;
+
 	for (;;) {
-		struct pci_hit h = { .qdev = qdev };
+		struct pci_hit h = { .qdev = hp->qdev };
 		struct timespec ts = { 0, 10 * 1000 * 1000 };
 
 		r = query_pci(vm, &h, why);
 		if (r == 0 && h.found) {
-			if (h.dev.bar_size[2] == bar_size)
+			if (h.dev.bar_size[2] == hp->bar_size)
 				return 0;
 			r = -EIO;
 			snprintf(why, sizeof(why),
 				 "guest shows bar2 of 0x%" PRIx64 " bytes, not 0x%" PRIx64,
-				 h.dev.bar_size[2], bar_size);
+				 h.dev.bar_size[2], hp->bar_size);
 			break;
 		}
 		if (r == -ECONNRESET || r == -EPIPE)
 			return reason_set(reason, r, "vm %s/%s: cannot add %s: %s",
-					  vm->host, vm->name, devid, why);
-		if (remaining_ms(deadline) == 0) {
+					  vm->host, vm->name, hp->devid, why);
+		if (remaining_ms(hp->deadline) == 0) {
 			if (r == 0) {
 				r = -ETIMEDOUT;
 				snprintf(why, sizeof(why),
-					 "not in query-pci within %u ms", tmo);
+					 "not in query-pci within %u ms",
+					 hp->tmo);
 			}
 			break;
 		}
 		nanosleep(&ts, NULL);
 	}
-	rollback_device(vm, devid, qdev, memdev);
+	rollback_device(vm, hp->devid, hp->qdev, hp->memdev);
 	return reason_set(reason, r, "vm %s/%s: cannot add %s: %s", vm->host,
-			  vm->name, devid, why);
+			  vm->name, hp->devid, why);
+}
+
+static int hotplug_add(struct vm *vm, const char *devid, const char *bar_path,
+		       uint64_t bar_size, unsigned tmo, char *reason)
+{
+	struct hotplug hp = {
+		.vm = vm,
+		.devid = devid,
+		.bar_path = bar_path,
+		.bar_size = bar_size,
+		.tmo = tmo,
+		.deadline = now_ns() + (uint64_t)tmo * 1000000ULL,
+	};
+	int r;
+
+	r = hotplug_check(&hp, reason);
+	if (r == 0)
+		r = hotplug_bus(&hp, reason);
+	if (r == 0)
+		r = hotplug_memdev(&hp, reason);
+	if (r == 0)
+		r = hotplug_device(&hp, reason);
+	return r < 0 ? r : hotplug_wait(&hp, reason);
 }
 
 int vm_hotplug_add(struct vm *vm, const char *devid, const char *bar_path,

@@ -8,7 +8,10 @@
  * connection is persistent: DEVICE_DELETED and the end of QEMU arrive as
  * callbacks on the connection's dispatcher thread.
  *
- *   lend    (lend.c do_lend)   resolve: the VM must be connected; device
+ * The VM steps are borrower_vm_ops, the kind of borrower of a
+ * "vm:HOST/VM" value (engine_internal.h); lend.c runs them:
+ *
+ *   lend    (lend.c steps)   resolve: the VM must be connected; device
  *           `lending`: re-probe the guest memory, give the RAM ranges to
  *           the fabric; plan and program the DMA windows for them; hot-add
  *           the device's largest BAR (ivshmem-plain) and wait for
@@ -18,7 +21,8 @@
  *           vm_unplug_timeout_ms, then the windows and the record go.
  *           Without it in time the write fails with -ETIMEDOUT and the
  *           device stays `returning` ("pending"): on_device_deleted()
- *           finishes the return when the acknowledgement comes.
+ *           asks lend.c (lend_guest_ack()) to finish the return when the
+ *           acknowledgement comes.
  *   gone    QEMU exits or closes the socket: on_vm_gone() releases every
  *           device lent to the VM (windows freed, `available`), logged.
  *
@@ -124,7 +128,7 @@ static struct lvm *lvm_new(struct engine *e, const char *host, const char *name)
 	v->e = e;
 	snprintf(v->host, sizeof(v->host), "%s", host);
 	snprintf(v->name, sizeof(v->name), "%s", name);
-	snprintf(v->owner, sizeof(v->owner), "vm:%s/%s", host, name);
+	bname_format_vm(v->owner, sizeof(v->owner), host, name);
 	return v;
 }
 
@@ -242,51 +246,39 @@ static int bar_file(struct engine *e, const struct ldevice *d, unsigned bar,
 /*
  * Release every device @v holds: lent ones and pending returns now; a
  * request in flight fails by itself (the connection is dead), so wait for
- * it, bounded.
+ * it, bounded.  No model lock is held while waiting: the devices are
+ * pinned.
  */
-static void release_all(struct engine *e, struct lvm *v, const char *why)
+static void release_all(struct engine *e, struct lvm *v, const char *why,
+			struct notes *nt)
 {
 	uint64_t deadline = now_ns() +
 			    ((uint64_t)e->cfg->timeout_ms + 1000) * 1000000ULL;
 	struct timespec ts = { 0, RELEASE_POLL_MS * 1000000L };
+	struct ldevice **devs;
+	unsigned n;
 	bool busy;
 
-	pthread_rwlock_rdlock(&e->model_lock);
+	if (model_pin_all(e, &devs, &n) < 0)
+		return;
 	do {
 		busy = false;
-		for (unsigned i = 0; i < e->ndevs; i++) {
-			struct ldevice *d = e->devs[i];
+		for (unsigned i = 0; i < n; i++) {
 			char reason[REASON_MAX] = "";
-			bool claim = false;
-			int r;
+			int r = lend_guest_gone(e, devs[i], v->owner, nt, reason);
 
-			pthread_mutex_lock(&d->lock);
-			if (!strcmp(d->borrower, v->owner)) {
-				if (d->state == DEV_LENT) {
-					d->state = DEV_RETURNING;
-					claim = true;
-				} else if (d->state == DEV_RETURNING && d->vm_pending) {
-					d->vm_pending = false;
-					claim = true;
-				} else if (d->state == DEV_LENDING ||
-					   d->state == DEV_RETURNING) {
-					busy = true;
-				}
-			}
-			pthread_mutex_unlock(&d->lock);
-			if (!claim)
-				continue;
-			r = lend_return_finish(e, d, 0, reason);
-			if (r < 0)
-				engine_report(e, "%s stays lent to %s, which is gone: %s", d->id,
-					  v->owner, reason);
-			else
-				engine_report(e, "%s released: %s", d->id, why);
+			if (r == -EBUSY)
+				busy = true;
+			else if (r < 0)
+				engine_report(e, "%s stays lent to %s, which is gone: %s",
+					      devs[i]->id, v->owner, reason);
+			else if (r > 0)
+				engine_report(e, "%s released: %s", devs[i]->id, why);
 		}
 		if (busy)
 			nanosleep(&ts, NULL);
 	} while (busy && now_ns() < deadline);
-	pthread_rwlock_unlock(&e->model_lock);
+	model_put_all(e, devs, n);
 	if (busy)
 		engine_report(e, "vm %s/%s: a request on it did not finish in time", v->host,
 			  v->name);
@@ -296,6 +288,7 @@ static void on_vm_gone(struct vm *vm, int err, const char *why, void *arg)
 {
 	struct lvm *v = arg;
 	struct engine *e = v->e;
+	struct notes nt = { 0 };
 	bool mine;
 
 	pthread_mutex_lock(&e->vm_lock);
@@ -309,9 +302,9 @@ static void on_vm_gone(struct vm *vm, int err, const char *why, void *arg)
 	if (!mine)
 		return;
 	engine_report(e, "%s; its devices are released", why);
-	release_all(e, v, why);
-	lend_notify(e, NULL);
-	lend_notify_flush(e, NULL);
+	release_all(e, v, why, &nt);
+	notes_add(&nt, NULL);
+	notes_flush(e, &nt, NULL);
 }
 
 static void on_device_deleted(struct vm *vm, const char *devid, int err,
@@ -320,38 +313,20 @@ static void on_device_deleted(struct vm *vm, const char *devid, int err,
 	struct lvm *v = arg;
 	struct engine *e = v->e;
 	char reason[REASON_MAX] = "";
-	struct ldevice *d;
-	bool claim = false;
+	struct notes nt = { 0 };
 	int r;
 
-	pthread_rwlock_rdlock(&e->model_lock);
-	d = engine_dev(e, devid);
-	if (d) {
-		pthread_mutex_lock(&d->lock);
-		if (d->state == DEV_RETURNING && !strcmp(d->borrower, v->owner)) {
-			if (d->vm_pending) {
-				d->vm_pending = false;
-				claim = true;
-			} else {
-				d->vm_acked = true; /* the request running finishes it */
-			}
-		}
-		pthread_mutex_unlock(&d->lock);
-	}
-	if (claim) {
-		if (err < 0)
-			engine_report(e, "vm %s/%s: %s", v->host, v->name, why);
-		r = lend_return_finish(e, d, 0, reason);
-		if (r < 0)
-			engine_report(e, "%s: the guest of vm %s/%s acknowledged the removal, "
-				  "but the return failed: %s", devid, v->host, v->name,
-				  reason);
-		else
-			engine_report(e, "%s returned from %s: the guest acknowledged the "
-				  "removal late", devid, v->owner);
-	}
-	pthread_rwlock_unlock(&e->model_lock);
-	lend_notify_flush(e, NULL);
+	if (err < 0)
+		engine_report(e, "vm %s/%s: %s", v->host, v->name, why);
+	r = lend_guest_ack(e, devid, v->owner, &nt, reason);
+	if (r < 0)
+		engine_report(e, "%s: the guest of vm %s/%s acknowledged the removal, "
+			  "but the return failed: %s", devid, v->host, v->name,
+			  reason);
+	else if (r > 0)
+		engine_report(e, "%s returned from %s: the guest acknowledged the "
+			  "removal late", devid, v->owner);
+	notes_flush(e, &nt, NULL);
 }
 
 /* ---- construction --------------------------------------------------------- */
@@ -437,7 +412,7 @@ int vmreg_load(struct engine *e, char *reason)
 		v->cfg = c;
 		list_append(e, v);
 	}
-	if (e->cluster)
+	if (e->self)
 		return 0; /* registry VMs need the embedded store (docs/VM.md) */
 	r = e->store->vm_load(e->store_ctx, load_one, e, reason);
 	if (r == -ENOMEM)
@@ -455,11 +430,35 @@ void vmreg_start(struct engine *e)
 
 /* ---- the lend and return steps -------------------------------------------- */
 
-int vmreg_resolve(struct engine *e, const struct ldevice *d, struct lhost *h,
-		  const char *name, struct borrower *b, char *reason)
+/* A [vm] section of the config: its RAM, no QMP. */
+static bool resolve_config_vm(struct engine *e, struct lhost *h,
+			      const char *name, struct borrower *b)
 {
+	for (unsigned i = 0; i < e->cfg->nvms; i++) {
+		const struct cfg_vm *vm = &e->cfg->vms[i];
+
+		if (!strcmp(vm->host, h->name) && !strcmp(vm->name, name)) {
+			b->host = h;
+			b->ram = vm->ram;
+			b->nram = vm->nram;
+			return true;
+		}
+	}
+	return false;
+}
+
+static int vm_resolve(struct engine *e, const struct ldevice *d,
+		      const struct bname *n, struct borrower *b, char *reason)
+{
+	struct lhost *h = engine_host(e, n->host);
+	const char *name = n->vm_name;
 	struct lvm *v;
 	int r = 0;
+
+	if (!h)
+		return reason_set(reason, -EINVAL, "unknown host '%s'", n->host);
+	if (resolve_config_vm(e, h, name, b))
+		return 0;
 
 	pthread_mutex_lock(&e->vm_lock);
 	v = find(e, h->name, name);
@@ -483,8 +482,8 @@ int vmreg_resolve(struct engine *e, const struct ldevice *d, struct lhost *h,
 	return pick_bar(e, d, b->value, &b->bar, &b->bar_size, reason);
 }
 
-int vmreg_prepare(struct engine *e, struct ldevice *d, struct borrower *b,
-		  char *reason)
+static int vm_prepare(struct engine *e, struct ldevice *d, struct borrower *b,
+		      struct notes *nt, char *reason)
 {
 	char why[REASON_MAX] = "";
 	struct vm_memory mem;
@@ -532,7 +531,7 @@ int vmreg_prepare(struct engine *e, struct ldevice *d, struct borrower *b,
 	}
 	pthread_mutex_unlock(&e->vm_lock);
 	if (changed)
-		lend_notify(e, NULL); /* its memory file */
+		notes_add(nt, NULL); /* its memory file */
 	return 0;
 }
 
@@ -543,8 +542,8 @@ static unsigned remaining_ms(uint64_t deadline)
 	return now >= deadline ? 1 : (unsigned)MAX((deadline - now) / 1000000ULL, 1);
 }
 
-int vmreg_plug(struct engine *e, struct ldevice *d, struct borrower *b,
-	       uint64_t deadline, char *reason)
+static int vm_plug(struct engine *e, struct ldevice *d, struct borrower *b,
+		   uint64_t deadline, char *reason)
 {
 	char path[4096 + DEVICE_ID_MAX + 32];
 	int r;
@@ -563,8 +562,8 @@ int vmreg_plug(struct engine *e, struct ldevice *d, struct borrower *b,
 	return r;
 }
 
-void vmreg_unplug_rollback(struct engine *e, struct ldevice *d,
-			   struct borrower *b)
+static void vm_unplug_rollback(struct engine *e, struct ldevice *d,
+			       struct borrower *b)
 {
 	char why[REASON_MAX] = "";
 	int r;
@@ -578,20 +577,17 @@ void vmreg_unplug_rollback(struct engine *e, struct ldevice *d,
 	b->plugged = false;
 }
 
-int vmreg_unplug(struct engine *e, struct ldevice *d, char *reason)
+/*
+ * Hot-remove from the guest and wait for its acknowledgement, at most
+ * vm_unplug_timeout_ms: -ETIMEDOUT then (lend.c keeps the return pending).
+ */
+static int vm_unplug(struct engine *e, struct ldevice *d, const char *owner,
+		     char *reason)
 {
-	char owner[BORROWER_MAX + 1];
 	struct lvm *v;
 	struct vm *vm = NULL;
-	bool connected, claimed = false;
 	int r;
 
-	pthread_mutex_lock(&d->lock);
-	snprintf(owner, sizeof(owner), "%s", d->borrower);
-	d->vm_acked = false;
-	pthread_mutex_unlock(&d->lock);
-	if (strncmp(owner, "vm:", 3) != 0)
-		return 0;
 	pthread_mutex_lock(&e->vm_lock);
 	v = find_owner(e, owner);
 	if (v && !v->cfg && v->connected)
@@ -599,42 +595,27 @@ int vmreg_unplug(struct engine *e, struct ldevice *d, char *reason)
 	pthread_mutex_unlock(&e->vm_lock);
 	if (!vm)
 		return 0; /* a config VM, or gone: nothing is in a guest */
-
 	r = vm_hotplug_del(vm, d->id, e->cfg->vm_unplug_timeout_ms, reason);
 	if (r == -ECONNRESET || r == -EPIPE)
 		return 0; /* QEMU went away, and the device with it */
-	if (r != -ETIMEDOUT)
-		return r;
-
-	/* not acknowledged in time: pending, unless it came meanwhile */
-	pthread_mutex_lock(&d->lock);
-	if (d->vm_acked) {
-		d->vm_acked = false;
-		r = 0;
-	} else {
-		d->vm_pending = true;
-	}
-	pthread_mutex_unlock(&d->lock);
-	if (r == 0)
-		return 0;
-	/* ... or unless QEMU went away before it was marked pending */
-	pthread_mutex_lock(&e->vm_lock);
-	connected = v->connected && v->vm == vm;
-	pthread_mutex_unlock(&e->vm_lock);
-	if (!connected) {
-		pthread_mutex_lock(&d->lock);
-		claimed = d->vm_pending;
-		d->vm_pending = false;
-		pthread_mutex_unlock(&d->lock);
-		if (claimed)
-			return 0;
-	}
-	engine_report(e, "%s stays returning: %s", d->id, reason);
-	return -ETIMEDOUT; /* from here on the callbacks may finish it */
+	return r;
 }
 
-int vmreg_recover(struct engine *e, struct ldevice *d,
-		  const struct lend_record *rec, char *reason)
+/* Is the guest of @owner still connected, to acknowledge? */
+static bool vm_attached(struct engine *e, const char *owner)
+{
+	struct lvm *v;
+	bool connected;
+
+	pthread_mutex_lock(&e->vm_lock);
+	v = find_owner(e, owner);
+	connected = v && !v->cfg && v->connected;
+	pthread_mutex_unlock(&e->vm_lock);
+	return connected;
+}
+
+static int vm_recover(struct engine *e, struct ldevice *d,
+		      const struct lend_record *rec, char *reason)
 {
 	char why[REASON_MAX] = "", path[4096 + DEVICE_ID_MAX + 32];
 	struct vm *vm = NULL;
@@ -644,8 +625,6 @@ int vmreg_recover(struct engine *e, struct ldevice *d,
 	unsigned bar = 0;
 	int r;
 
-	if (strncmp(rec->borrower, "vm:", 3) != 0)
-		return 0;
 	v = find_owner(e, rec->borrower); /* single-threaded still */
 	if (!v || v->cfg)
 		return 0; /* borrower_resolve() says what is wrong */
@@ -692,6 +671,19 @@ int vmreg_recover(struct engine *e, struct ldevice *d,
 	return 0;
 }
 
+/* A VM guest (QEMU over QMP, or a [vm] section): lend.c's steps for it. */
+const struct borrower_ops borrower_vm_ops = {
+	.name = "vm",
+	.intent_always = true, /* QEMU keeps a hot-added device over a crash */
+	.resolve = vm_resolve,
+	.prepare = vm_prepare,
+	.plug = vm_plug,
+	.unplug_rollback = vm_unplug_rollback,
+	.unplug = vm_unplug,
+	.attached = vm_attached,
+	.recover = vm_recover,
+};
+
 /* ---- the registry API (engine.h) ------------------------------------------ */
 
 static const char *const view_state_names[] = {
@@ -728,7 +720,7 @@ int engine_vm_create(struct engine *e, const char *host, const char *name,
 	r = check_names(e, host, name, reason);
 	if (r < 0)
 		return r;
-	if (e->cluster)
+	if (e->self)
 		return reason_set(reason, -ENOTSUP,
 				  "VM borrowers registered at run time need the embedded store; declare [vm %s/%s] in the config",
 				  host, name);
@@ -754,8 +746,7 @@ int engine_vm_create(struct engine *e, const char *host, const char *name,
 	pthread_mutex_unlock(&e->vm_op_lock);
 	free(v);
 	if (r == 0) {
-		lend_notify(e, NULL);
-		lend_notify_flush(e, NULL);
+		notes_flush(e, &(struct notes){ .all = true }, NULL);
 	}
 	return r;
 }
@@ -856,8 +847,7 @@ int engine_vm_attach(struct engine *e, const char *host, const char *name,
 	pthread_mutex_unlock(&e->vm_op_lock);
 	if (r < 0)
 		reason_set(reason, r, "%s", why);
-	lend_notify(e, NULL);
-	lend_notify_flush(e, who);
+	notes_flush(e, &(struct notes){ .all = true }, who);
 	return r;
 }
 
@@ -900,8 +890,7 @@ int engine_vm_remove(struct engine *e, const char *host, const char *name,
 	}
 	pthread_mutex_unlock(&e->vm_op_lock);
 	if (r == 0) {
-		lend_notify(e, NULL);
-		lend_notify_flush(e, NULL);
+		notes_flush(e, &(struct notes){ .all = true }, NULL);
 	}
 	return r;
 }

@@ -33,7 +33,9 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include "backend.h"
 #include "check.h"
+#include "cluster.h"
 #include "config.h"
 #include "engine.h"
 #include "hashmap.h"
@@ -584,6 +586,7 @@ static int start_engine(struct daemon *d, const struct defaults *def)
 	}
 	if (d->opt.store) {
 		eo.store = &store_zk_ops;
+		eo.coord = &coord_zk_ops;
 		eo.store_where = d->opt.store;
 	} else if (strcmp(where, "none") == 0) {
 		eo.store = &store_memory_ops;

@@ -169,15 +169,6 @@ static enum dev_state state_of(struct fixture *f, const char *id, char *borrower
 
 /* ---- tests ---------------------------------------------------------------- */
 
-static void test_find(void **state)
-{
-	assert_ptr_equal(inventory_find("config"), &inventory_config_ops);
-	assert_ptr_equal(inventory_find(NULL), &inventory_config_ops);
-	assert_ptr_equal(inventory_find("udev"), &inventory_udev_ops);
-	assert_null(inventory_find("ldap"));
-	assert_string_equal(inventory_udev_ops.name, "udev");
-}
-
 static void test_local_host(void **state)
 {
 	char host[HOST_NAME_MAX_LEN + 1], sys[256], reason[REASON_MAX] = "";
@@ -349,7 +340,6 @@ static void test_apply_event(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_find),
 		cmocka_unit_test(test_local_host),
 		cmocka_unit_test_setup_teardown(test_config_backend, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_coldplug_merge, setup, teardown),

@@ -455,10 +455,11 @@ static int counting_put(void *ctx, const struct lend_record *rec, char *reason)
 	return store_memory_ops.put(ctx, rec, reason);
 }
 
-static int counting_remove(void *ctx, const char *device, char *reason)
+static int counting_remove(void *ctx, const char *device, struct lend_txn *txn,
+			   char *reason)
 {
 	removes++;
-	return store_memory_ops.remove(ctx, device, reason);
+	return store_memory_ops.remove(ctx, device, txn, reason);
 }
 
 static void count_writes(struct fixture *f, const char *borrower, unsigned want_lending,

@@ -502,14 +502,14 @@ static void round_trip(const struct store_ops *ops, const char *where)
 	load_all(ops, ctx, &c);
 	assert_rec_equal(&c.recs[1], &lent);
 
-	assert_int_equal(ops->remove(ctx, DEV_A, reason), 0);
+	assert_int_equal(ops->remove(ctx, DEV_A, NULL, reason), 0);
 	load_all(ops, ctx, &c);
 	assert_int_equal(c.n, 2);
 	assert_string_equal(c.recs[0].device, "node0:0000:02:00.0");
 	assert_string_equal(c.recs[1].device, "nodeC:0000:01:00.0");
 	/* Absent is not an error. */
-	assert_int_equal(ops->remove(ctx, DEV_A, reason), 0);
-	assert_int_equal(ops->remove(ctx, "", reason), -EINVAL);
+	assert_int_equal(ops->remove(ctx, DEV_A, NULL, reason), 0);
+	assert_int_equal(ops->remove(ctx, "", NULL, reason), -EINVAL);
 
 	/* Put again after remove: no stale windows come back. */
 	lending.state = REC_LENDING;
@@ -557,7 +557,7 @@ static int stop_cb(void *arg, const struct lend_record *r)
 	char reason[REASON_MAX];
 
 	s->calls++;
-	if (s->ops->remove(s->store, r->device, reason) < 0)
+	if (s->ops->remove(s->store, r->device, NULL, reason) < 0)
 		return -EIO;
 	return 42;
 }
@@ -783,7 +783,7 @@ static int crash_child(void *arg)
 	CHILD_ASSERT(store_sqlite_ops.open(path, &ctx, reason) == 0);
 	CHILD_ASSERT(store_sqlite_ops.put(ctx, &base[0], reason) == 0);
 	CHILD_ASSERT(store_sqlite_ops.put(ctx, &base[1], reason) == 0);
-	CHILD_ASSERT(store_sqlite_ops.remove(ctx, DEV_B, reason) == 0);
+	CHILD_ASSERT(store_sqlite_ops.remove(ctx, DEV_B, NULL, reason) == 0);
 	/* Die like kill -9: no close, no checkpoint, no atexit. */
 	raise(SIGKILL);
 	return 1;
@@ -824,7 +824,7 @@ static void *thread_put(void *p)
 		snprintf(r.device, sizeof(r.device), "nodeA:0000:%02x:00.0", bus);
 		if (store_sqlite_ops.put(t->ctx, &r, reason) < 0)
 			t->failures++;
-		if (i % 3 == 0 && store_sqlite_ops.remove(t->ctx, r.device, reason) < 0)
+		if (i % 3 == 0 && store_sqlite_ops.remove(t->ctx, r.device, NULL, reason) < 0)
 			t->failures++;
 	}
 	return NULL;

@@ -1,0 +1,237 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * replica.c - distributed mode: this daemon's mirror of the lends of
+ * other lenders' devices, kept from the store's records (cluster.c calls
+ * in), and the recovery of this host's own records with each new session
+ * (engine_internal.h, docs/STATE.md).  The lend state of another
+ * lender's device is its record's: replica_state().
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "engine_internal.h"
+
+
+/* The host whose fabric side maps a borrower ("H" or "vm:H/VM"). */
+static struct lhost *borrower_host(struct engine *e, const char *borrower)
+{
+	struct bname n;
+
+	return bname_parse(borrower, &n) == 0 ? engine_host(e, n.host) : NULL;
+}
+
+static bool has_local(const struct engine *e, const struct window *w,
+		      unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (lend_window_here(e, &w[i]))
+			return true;
+	return false;
+}
+
+bool lend_sole_peer(const char *lender, const struct window *w, unsigned n,
+		    const char *host)
+{
+	bool found = false;
+
+	for (unsigned i = 0; i < n; i++) {
+		if (!strcmp(w[i].host, lender))
+			continue;
+		if (strcmp(w[i].host, host))
+			return false;
+		found = true;
+	}
+	return found;
+}
+
+static bool rec_mapped(int rec_state)
+{
+	return rec_state == REC_LENDING || rec_state == REC_LENT;
+}
+
+/* @d shows @rec now (d->lock held); its old windows are the caller's. */
+static void mirror(struct engine *e, struct ldevice *d,
+		   const struct lend_record *rec, struct window *nw,
+		   unsigned nnew, uint64_t owner, const struct route *route,
+		   bool *dirty)
+{
+	if (!d->route)
+		d->route = calloc(1, sizeof(*d->route));
+	d->windows = nw;
+	d->nwindows = nnew;
+	d->rec_state = rec ? (int)rec->state : -1;
+	d->owner = owner;
+	if (rec && dev_text(d) == 0) {
+		d->epoch = rec->epoch;
+		d->since = rec->since;
+		snprintf(d->text->borrower, sizeof(d->text->borrower), "%s",
+			 rec->borrower);
+	} else {
+		if (rec) /* no memory for its text: read it all again later */
+			*dirty = true;
+		dev_clear_borrower(d);
+		d->since = now_wall();
+	}
+	d->has_route = route && d->route;
+	if (d->has_route)
+		*d->route = *route;
+	d->state = replica_state(e, d);
+	dev_touch(d);
+}
+
+void lend_apply_record(struct engine *e, const char *devid,
+		       const struct lend_record *rec, struct lend_ack *ack,
+		       bool *dirty)
+{
+	struct window *nw = NULL, *old;
+	unsigned nnew = rec ? rec->nwindows : 0, nold;
+	int new_state = rec ? (int)rec->state : -1, old_state;
+	uint64_t old_epoch, owner;
+	struct lhost *bh = rec ? borrower_host(e, rec->borrower) : NULL;
+	struct route route;
+	bool routed = false, same;
+	struct ldevice *d;
+	struct notes nt = { 0 };
+
+	memset(ack, 0, sizeof(*ack));
+	d = model_get(e, devid);
+	if (!d || !lend_remote(e, d)) {
+		model_put(e, d);
+		return; /* not in our config, or ours: we are its writer */
+	}
+	if (nnew) {
+		nw = malloc(nnew * sizeof(*nw));
+		if (!nw) {
+			*dirty = true;
+			model_put(e, d);
+			return;
+		}
+		memcpy(nw, rec->windows, nnew * sizeof(*nw));
+	}
+	pthread_mutex_lock(&e->fabric_lock);
+	if (bh)
+		routed = topo_route(e->topo, d->lender->node, bh->node, &route,
+				    NULL) == 0;
+	owner = ++e->next_owner;
+	if (rec && rec->epoch > e->next_epoch)
+		e->next_epoch = rec->epoch;
+	pthread_mutex_unlock(&e->fabric_lock);
+
+	pthread_mutex_lock(&d->lock);
+	old_state = d->rec_state;
+	old_epoch = d->epoch;
+	same = old_state == new_state && (!rec || old_epoch == rec->epoch) &&
+	       (!rec || !strcmp(d->borrower, rec->borrower)) && d->nwindows == nnew;
+	if (same) {
+		pthread_mutex_unlock(&d->lock);
+		free(nw);
+		if (rec && rec->state != REC_LENT &&
+		    has_local(e, rec->windows, rec->nwindows))
+			*ack = (struct lend_ack){
+				true, rec_mapped(new_state),
+				lend_sole_peer(d->lender->name, rec->windows,
+					       rec->nwindows, e->self->name),
+				rec->epoch };
+		model_put(e, d);
+		return;
+	}
+	old = d->windows;
+	nold = d->nwindows;
+	mirror(e, d, rec, nw, nnew, owner, routed ? &route : NULL, dirty);
+	pthread_mutex_unlock(&d->lock);
+	notes_add(&nt, devid);
+
+	/* the books: its reservations are the record's */
+	pthread_mutex_lock(&e->fabric_lock);
+	plan_release(e, old, nold);
+	if (nnew && plan_claim(e, owner, nw, nnew, NULL) < 0)
+		*dirty = true; /* one of ours in flight overlaps: resync */
+	pthread_mutex_unlock(&e->fabric_lock);
+
+	/* this host's registers: mapped while lending or lent */
+	if (rec_mapped(old_state) && (!rec_mapped(new_state) || old_epoch != d->epoch))
+		windows_clear(e, old, nold, NULL);
+	if (rec_mapped(new_state) && (!rec_mapped(old_state) || old_epoch != rec->epoch))
+		windows_program(e, nw, nnew, UINT64_MAX, NULL);
+	/* the lender waits for these two; `lent` needs no answer */
+	if (rec && rec->state != REC_LENT && has_local(e, nw, nnew))
+		*ack = (struct lend_ack){
+			true, rec_mapped(new_state),
+			lend_sole_peer(d->lender->name, nw, nnew, e->self->name),
+			rec->epoch };
+	free(old);
+	model_put(e, d);
+	notes_flush(e, &nt, NULL);
+}
+
+void lend_host_state(struct engine *e, const char *host, bool live,
+		     bool admin, bool act)
+{
+	struct notes nt = { 0 };
+	struct lhost *h;
+	bool changed;
+
+	h = engine_host(e, host);
+	if (!h)
+		return;
+	pthread_mutex_lock(&e->fabric_lock);
+	changed = h->live != live || h->admin != admin;
+	h->live = live;
+	h->admin = admin;
+	pthread_mutex_unlock(&e->fabric_lock);
+	if (changed)
+		lend_host_refresh(e, h, act, &nt);
+	notes_flush(e, &nt, NULL);
+}
+
+struct own_ctx {
+	struct engine *e;
+	char *reason;
+};
+
+static bool device_of(const char *devid, const char *host)
+{
+	size_t n = strlen(host);
+
+	return !strncmp(devid, host, n) && devid[n] == ':';
+}
+
+static int recover_own_one(void *arg, const struct lend_record *rec)
+{
+	struct own_ctx *o = arg;
+
+	if (!device_of(rec->device, o->e->self->name))
+		return 0; /* another lender's: the replica has it */
+	return recover_record(o->e, rec, o->reason);
+}
+
+int lend_recover_own(struct engine *e, char *reason)
+{
+	struct own_ctx o = { e, reason };
+	struct notes nt = { .all = true };
+	int r = e->store->load(e->store_ctx, recover_own_one, &o, reason);
+
+	notes_flush(e, &nt, NULL);
+	return r;
+}
+
+void lend_autolend_own(struct engine *e)
+{
+	for (unsigned i = 0; i < e->cfg->nautolends; i++) {
+		const char *id = e->cfg->autolends[i].device;
+		struct ldevice *d;
+		bool free_;
+		char why[REASON_MAX];
+
+		d = model_get(e, id);
+		free_ = d && !lend_remote(e, d);
+		if (free_) {
+			pthread_mutex_lock(&d->lock);
+			free_ = d->state == DEV_AVAILABLE;
+			pthread_mutex_unlock(&d->lock);
+		}
+		model_put(e, d);
+		if (free_)
+			lend_autolend(e, id, e->cfg->autolends[i].borrower, why);
+	}
+}

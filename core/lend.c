@@ -701,6 +701,11 @@ static int run_request(struct lend_req *q)
 	int r;
 
 	pthread_mutex_lock(&d->req_lock);
+	if (__atomic_load_n(&d->unlinked, __ATOMIC_ACQUIRE)) {
+		/* hot-removed while this request waited for the one before */
+		pthread_mutex_unlock(&d->req_lock);
+		return reason_set(q->reason, -ENODEV, "no device %s", d->id);
+	}
 	if (lend_remote(q->e, d)) {
 		r = forward(q);
 	} else if (*q->value) {

@@ -8,6 +8,7 @@
 # start at all, those tests are skipped with the reason.
 
 load helpers
+load guest
 
 GUEST="$ROOT/tests/vm/qemu-guest.sh"
 QDEV=lendfs-nodeA-0000-65-00-0	# $GPU in the guest (ivshmem-plain id)
@@ -30,20 +31,6 @@ teardown() {
 	sh "$GUEST" stop "$GDIR" 2>/dev/null || true
 	lendfs_unmount
 	rm -rf "$GDIR"
-}
-
-guest() {
-	sh "$GUEST" "$1" "$GDIR" "${@:2}"
-}
-
-# guest_start [MACHINE [MEM [QEMU ARGS]]]: or skip if QEMU cannot start.
-guest_start() {
-	local out status=0
-	out=$(sh "$GUEST" start "$GDIR" "$@" 2>&1) || status=$?
-	if [ "$status" -eq 77 ]; then
-		skip "qemu-system-x86_64 cannot start: $out"
-	fi
-	[ "$status" -eq 0 ] || { echo "$out" >&2; return 1; }
 }
 
 # vm_up [MACHINE [MEM [QEMU ARGS]]]: a guest, attached as vm:nodeB/vm1.

@@ -1,0 +1,49 @@
+# Shared by the bats files that drive a umockdev test bed
+# (tests/udev/testbed.c): udev.bats, locks.bats.  They set TMP, TB_PID=,
+# TB_FD=, TB_WAIT_TENTHS and build $BATS_FILE_TMPDIR/testbed first.
+
+# testbed_start FIXTURE...: a test bed with these devices; exports
+# UMOCKDEV_DIR for the lendfs started next.
+testbed_start() {
+	mkfifo "$TMP/tb.in"
+	umockdev-wrapper "$BATS_FILE_TMPDIR/testbed" "$@" <"$TMP/tb.in" \
+		>"$TMP/tb.out" 2>"$TMP/tb.err" 3>&- &
+	TB_PID=$!
+	exec {TB_FD}>"$TMP/tb.in"
+	local i
+	for ((i = 0; i < TB_WAIT_TENTHS; i++)); do
+		grep -q '^ready ' "$TMP/tb.out" 2>/dev/null && break
+		sleep 0.1
+	done
+	UMOCKDEV_DIR=$(sed -n 's/^ready //p' "$TMP/tb.out")
+	[ -n "$UMOCKDEV_DIR" ] || { cat "$TMP/tb.out" "$TMP/tb.err" >&2; return 1; }
+	export UMOCKDEV_DIR
+}
+
+# tb COMMAND...: one command to the test bed (see testbed.c); waits for "ok".
+tb() {
+	local n i
+	n=$(wc -l <"$TMP/tb.out")
+	echo "$*" >&"$TB_FD"
+	for ((i = 0; i < TB_WAIT_TENTHS * 10; i++)); do
+		[ "$(wc -l <"$TMP/tb.out")" -gt "$n" ] && break
+		sleep 0.01
+	done
+	[ "$(tail -n 1 "$TMP/tb.out")" = ok ] ||
+		{ echo "test bed: $* -> $(tail -n 1 "$TMP/tb.out")" >&2; return 1; }
+}
+
+testbed_stop() {
+	[ -n "$TB_PID" ] || return 0
+	{ echo quit >&"$TB_FD"; } 2>/dev/null || true
+	exec {TB_FD}>&-
+	local i
+	for ((i = 0; i < TB_WAIT_TENTHS; i++)); do
+		kill -0 "$TB_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill "$TB_PID" 2>/dev/null || true
+	wait "$TB_PID" 2>/dev/null || true
+	TB_PID=
+	unset UMOCKDEV_DIR
+}

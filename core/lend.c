@@ -30,7 +30,7 @@ struct lend_req {
 	struct engine *e;
 	struct ldevice *d;	/* pinned, d->req_lock held */
 	const char *value;	/* the borrower asked for; "" returns */
-	struct lend_txn *txn;	/* the store's view of it, or NULL */
+	struct lend_txn *txn;	/* what the store is told and tells back */
 	char *reason;
 	struct notes *notes;	/* changes to announce when done */
 	struct borrower b;
@@ -740,8 +740,9 @@ int lend_request(struct engine *e, const char *devid, const char *value,
 {
 	char buf[REASON_MAX];
 	struct notes nt = { 0 };
+	struct lend_txn own = { 0 }; /* a request of this mount: answers nobody */
 	struct lend_req q = {
-		.e = e, .value = value ? value : "", .txn = txn,
+		.e = e, .value = value ? value : "", .txn = txn ? txn : &own,
 		.reason = reason ? reason : buf, .notes = &nt,
 	};
 	uint64_t t0 = now_ns();

@@ -1,24 +1,47 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * attr.h - the attribute tables of the lendfs tree, sysfs style.
+ * attr.h - the files of the lendfs tree, declared as attributes (configfs
+ * and sysfs style).
  *
- * Every regular file of the tree is one entry of one table: its name, its
- * mode, a show() that renders the whole value into a stream, and for
- * writable files a store() that hands one write(2) to the engine and
- * returns 0 or -errno (filling @reason).  The filesystem (fs.c) walks the
- * tables; nothing here knows about FUSE.
+ * Every regular file of the tree is one struct lendfs_attr: its name, its
+ * mode, a show() that renders the whole value into a stream, and for a
+ * writable file a store() that hands one write to the engine and returns
+ * 0 or -errno.  One type serves every kind of object; each kind has one
+ * table, and a directory of that kind lists its table, then the
+ * subdirectories the table names:
  *
  *   device_attrs   devices/ID/NAME           (attr_device.c)
  *   host_attrs     hosts/HOST/NAME           (attr_host.c)
  *   vm_attrs       hosts/HOST/vms/VM/NAME    (attr_vm.c)
  *   cluster_attrs  MOUNT/NAME                (attr_fabric.c)
  *   fabric_attrs   fabric/NAME               (attr_fabric.c)
+ *
+ * An attribute is declared once, and its name comes from its functions'
+ * names, as with CONFIGFS_ATTR(nvmet_, addr_traddr) or DEVICE_ATTR_RW():
+ *
+ *   static int host_state_show(const struct attr_ctx *ctx, FILE *out);
+ *   static int host_state_store(const struct attr_ctx *ctx,
+ *                               struct attr_write *w);
+ *   static const struct lendfs_attr host_attr_list[] = {
+ *           LENDFS_ATTR_RW(host_, state),        (the file "state", 0664)
+ *   };
+ *
+ * The filesystem (fs.c) takes everything about a file from its table:
+ * path.c finds the file with attr_find() and records the node's table;
+ * getattr and open use the attribute's mode and whether it has a
+ * store(); readdir lists the table; read takes the object's view with
+ * the table's get() and calls show(); write(2), and the rename(2) of a
+ * temp file onto `borrower`, go through one write path (attr_write() in
+ * fs.c) that checks the request, names the caller (ctx->who), calls
+ * store() and logs the outcome once.  Nothing here knows about FUSE, and
+ * nothing here logs.
  */
 #ifndef LENDFS_ATTR_H
 #define LENDFS_ATTR_H
 
 #include <stddef.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/types.h>
 
 #include "engine.h"
@@ -26,87 +49,105 @@
 #define ATTR_RO 0444
 #define ATTR_RW 0664 /* group write: docs/PERMISSIONS.md */
 
-struct device_attr {
+#define ATTR_LOG_MAX 512       /* a store()'s words for the log line */
+#define ATTR_VALUE_LOG_MAX 160 /* bytes of attr_write.value, "..." beyond */
+
+/*
+ * The object an attribute belongs to, and who is asking.  The names are
+ * those of the path ("" where the path has none); the view is the
+ * consistent copy show() renders from, taken by the table's get() (a
+ * union: one kind of object per table).
+ */
+struct attr_ctx {
+	struct engine *engine;
+	const char *devid; /* devices/ID/ */
+	const char *host;  /* hosts/HOST/ */
+	const char *vm;	   /* hosts/HOST/vms/VM/ */
+	const struct engine_caller *who; /* store(): the writer; NULL in show() */
+	union {
+		struct device_view *dv; /* device_attrs */
+		struct host_view *hv;	/* host_attrs */
+		struct vm_view *vv;	/* vm_attrs */
+	};
+};
+
+/*
+ * One write, as the write path hands it to store(), and store()'s words
+ * for the one line the write path logs: "cannot WHAT: REASON" when
+ * store() fails, DONE (unless empty) when it succeeds.
+ */
+struct attr_write {
+	const char *buf; /* the bytes written; the engine strips the newline */
+	size_t len;
+	const char *value; /* a printable, bounded copy without it, for logs */
+	char reason[REASON_MAX];
+	char what[ATTR_LOG_MAX];
+	char done[ATTR_LOG_MAX];
+};
+
+struct lendfs_attr {
 	const char *name;
 	mode_t mode;
-	int (*show)(struct engine *e, const struct device_view *v, FILE *out);
-	int (*store)(struct engine *e, const char *devid, const char *buf,
-		     size_t len, char *reason);
+	int (*show)(const struct attr_ctx *ctx, FILE *out);
+	int (*store)(const struct attr_ctx *ctx, struct attr_write *w); /* RW */
 };
 
-struct host_attr {
-	const char *name;
-	mode_t mode;
-	int (*show)(struct engine *e, const struct host_view *v, FILE *out);
-	int (*store)(struct engine *e, const char *host, const char *buf,
-		     size_t len, char *reason);
-};
+#define LENDFS_ATTR(_name, _mode, _show, _store) \
+	{ .name = (_name), .mode = (_mode), .show = (_show), .store = (_store) }
 
-struct vm_attr {
-	const char *name;
-	mode_t mode;
-	int (*show)(struct engine *e, const struct vm_view *v, FILE *out);
-	int (*store)(struct engine *e, const char *host, const char *vm,
-		     const char *buf, size_t len, char *reason);
-};
+/* PREFIX##NAME##_show (and _store) serve the file "NAME". */
+#define LENDFS_ATTR_RO(_prefix, _name) \
+	LENDFS_ATTR(#_name, ATTR_RO, _prefix##_name##_show, NULL)
+#define LENDFS_ATTR_RW(_prefix, _name) \
+	LENDFS_ATTR(#_name, ATTR_RW, _prefix##_name##_show, _prefix##_name##_store)
 
-struct cluster_attr {
-	const char *name;
-	mode_t mode;
-	int (*show)(struct engine *e, FILE *out);
-};
-
-/* A table: a static const array and its length. */
-struct device_attr_table {
-	const struct device_attr *attrs;
+/*
+ * The attributes of one kind of directory, the subdirectories it always
+ * has (NULL-terminated, may be NULL), and how to take and release the view
+ * its show()s read (NULL: they need none).
+ */
+struct attr_table {
+	const struct lendfs_attr *attrs;
 	size_t n;
+	const char *const *dirs;
+	int (*get)(struct attr_ctx *ctx);
+	void (*put)(struct attr_ctx *ctx);
 };
 
-struct host_attr_table {
-	const struct host_attr *attrs;
-	size_t n;
-};
+#define ATTR_TABLE(_list, _dirs, _get, _put) \
+	{ (_list), ARRAY_SIZE(_list), (_dirs), (_get), (_put) }
 
-struct vm_attr_table {
-	const struct vm_attr *attrs;
-	size_t n;
-};
+extern const struct attr_table device_attrs;
+extern const struct attr_table host_attrs;
+extern const struct attr_table vm_attrs;
+extern const struct attr_table cluster_attrs;
+extern const struct attr_table fabric_attrs;
 
-struct cluster_attr_table {
-	const struct cluster_attr *attrs;
-	size_t n;
-};
-
-extern const struct device_attr_table device_attrs;
-extern const struct host_attr_table host_attrs;
-extern const struct vm_attr_table vm_attrs;
-extern const struct cluster_attr_table cluster_attrs;
-extern const struct cluster_attr_table fabric_attrs;
-
-/* Lookup by name in a table; NULL if absent. */
-const struct device_attr *device_attr_find(const char *name);
-const struct host_attr *host_attr_find(const char *name);
-const struct vm_attr *vm_attr_find(const char *name);
-const struct cluster_attr *cluster_attr_find(const struct cluster_attr_table *t,
-					     const char *name);
+/*
+ * The attribute @name of table @t, or NULL: the one lookup by name
+ * (inline: a table is a dozen entries, and path.c is linked alone into
+ * the unit test and the fuzzer).
+ */
+static inline const struct lendfs_attr *attr_find(const struct attr_table *t,
+						  const char *name)
+{
+	for (size_t i = 0; i < t->n; i++)
+		if (strcmp(t->attrs[i].name, name) == 0)
+			return &t->attrs[i];
+	return NULL;
+}
 
 /* The writable attribute a temp file can be renamed onto. */
 #define BORROWER_ATTR "borrower"
 
 /*
- * devices/ID/peers/PEER: the P2P route from the device to @peer, or
- * -ENOENT when @peer is not a peer of the device in @v.
+ * devices/ID/peers/PEER, files that are not attributes: the P2P route
+ * from the device to @peer, or -ENOENT when @peer is not a peer of the
+ * device in @v.
  */
 bool device_peer_exists(const struct device_view *v, const char *peer);
 int device_peer_show(struct engine *e, const struct device_view *v,
 		     const char *peer, FILE *out);
-
-/*
- * mkdir / rmdir hosts/HOST/vms/VM: create or remove a VM borrower
- * (logged); 0 or -errno (engine_vm_create / engine_vm_remove).
- */
-int vm_dir_create(struct engine *e, const char *host, const char *vm);
-int vm_dir_remove(struct engine *e, const char *host, const char *vm);
 
 /* The directory of a VM's lent devices: hosts/HOST/vms/VM/devices/. */
 #define VM_DEVICES_DIR "devices"

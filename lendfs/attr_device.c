@@ -2,78 +2,89 @@
 /*
  * attr_device.c - devices/ID/: the attribute table of one device.
  *
- * Every show() renders from a device_view, a consistent copy the engine
- * took under the device lock, so one read never mixes two states.
+ * Every show() renders from ctx->dv, a consistent copy the engine took
+ * under the device lock (device_get()), so one read never mixes two
+ * states.
  */
 #include "attr.h"
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "fs.h"
-
-static int show_vendor(struct engine *e, const struct device_view *v,
-		       FILE *out)
+static int device_vendor_show(const struct attr_ctx *ctx, FILE *out)
 {
-	return fprintf(out, "0x%04x\n", v->vendor) < 0 ? -EIO : 0;
+	return fprintf(out, "0x%04x\n", ctx->dv->vendor) < 0 ? -EIO : 0;
 }
 
-static int show_device(struct engine *e, const struct device_view *v,
-		       FILE *out)
+static int device_device_show(const struct attr_ctx *ctx, FILE *out)
 {
-	return fprintf(out, "0x%04x\n", v->device) < 0 ? -EIO : 0;
+	return fprintf(out, "0x%04x\n", ctx->dv->device) < 0 ? -EIO : 0;
 }
 
-static int show_class(struct engine *e, const struct device_view *v,
-		      FILE *out)
+static int device_class_show(const struct attr_ctx *ctx, FILE *out)
 {
-	return fprintf(out, "0x%06x\n", v->class) < 0 ? -EIO : 0;
+	return fprintf(out, "0x%06x\n", ctx->dv->class) < 0 ? -EIO : 0;
 }
 
-static int show_subsystem_vendor(struct engine *e, const struct device_view *v,
-				 FILE *out)
+static int device_subsystem_vendor_show(const struct attr_ctx *ctx, FILE *out)
 {
-	return fprintf(out, "0x%04x\n", v->subsystem_vendor) < 0 ? -EIO : 0;
+	return fprintf(out, "0x%04x\n", ctx->dv->subsystem_vendor) < 0 ? -EIO : 0;
 }
 
-static int show_subsystem_device(struct engine *e, const struct device_view *v,
-				 FILE *out)
+static int device_subsystem_device_show(const struct attr_ctx *ctx, FILE *out)
 {
-	return fprintf(out, "0x%04x\n", v->subsystem_device) < 0 ? -EIO : 0;
+	return fprintf(out, "0x%04x\n", ctx->dv->subsystem_device) < 0 ? -EIO : 0;
 }
 
-static int show_lender(struct engine *e, const struct device_view *v,
-		       FILE *out)
+static int device_lender_show(const struct attr_ctx *ctx, FILE *out)
 {
-	return fprintf(out, "%s\n", v->lender) < 0 ? -EIO : 0;
+	return fprintf(out, "%s\n", ctx->dv->lender) < 0 ? -EIO : 0;
 }
 
 /*
  * Exactly the value plus one newline, or a newline alone when not lent:
  * config-management tools compare checksums of what they would write.
  */
-static int show_borrower(struct engine *e, const struct device_view *v,
-			 FILE *out)
+static int device_borrower_show(const struct attr_ctx *ctx, FILE *out)
 {
-	return fprintf(out, "%s\n", v->borrower) < 0 ? -EIO : 0;
+	return fprintf(out, "%s\n", ctx->dv->borrower) < 0 ? -EIO : 0;
 }
 
-static int show_state(struct engine *e, const struct device_view *v, FILE *out)
+/*
+ * One write is one request.  The engine does the whole SPEC section 4
+ * contract (newline, length, no-op, return, lend); its -errno goes back
+ * to write(2) or rename(2).
+ */
+static int device_borrower_store(const struct attr_ctx *ctx,
+				 struct attr_write *w)
 {
-	return fprintf(out, "%s\n", dev_state_name(v->state)) < 0 ? -EIO : 0;
+	if (value_len(w->buf, w->len) == 0)
+		snprintf(w->what, sizeof(w->what), "return %s", ctx->devid);
+	else
+		snprintf(w->what, sizeof(w->what), "lend %s to %s", ctx->devid,
+			 w->value);
+	return engine_write_borrower(ctx->engine, ctx->devid, w->buf, w->len,
+				     ctx->who, w->reason);
 }
 
-static int show_last_error(struct engine *e, const struct device_view *v,
-			   FILE *out)
+static int device_state_show(const struct attr_ctx *ctx, FILE *out)
 {
-	return fprintf(out, "%s\n", v->last_error) < 0 ? -EIO : 0;
+	return fprintf(out, "%s\n", dev_state_name(ctx->dv->state)) < 0 ?
+		-EIO : 0;
+}
+
+static int device_last_error_show(const struct attr_ctx *ctx, FILE *out)
+{
+	return fprintf(out, "%s\n", ctx->dv->last_error) < 0 ? -EIO : 0;
 }
 
 /* Like sysfs: one line per BAR, "start end flags", zeros when unused. */
-static int show_resource(struct engine *e, const struct device_view *v,
-			 FILE *out)
+static int device_resource_show(const struct attr_ctx *ctx, FILE *out)
 {
+	const struct device_view *v = ctx->dv;
+
 	for (unsigned i = 0; i < PCI_NUM_BARS; i++) {
 		uint64_t start = 0, end = 0, flags = 0;
 
@@ -89,9 +100,9 @@ static int show_resource(struct engine *e, const struct device_view *v,
 	return 0;
 }
 
-static int show_windows(struct engine *e, const struct device_view *v,
-			FILE *out)
+static int device_windows_show(const struct attr_ctx *ctx, FILE *out)
 {
+	const struct device_view *v = ctx->dv;
 	char line[WINDOW_TEXT_MAX];
 
 	for (unsigned i = 0; i < v->nwindows; i++) {
@@ -106,65 +117,55 @@ static int show_windows(struct engine *e, const struct device_view *v,
 }
 
 /* The route lender -> borrower while the device has one; empty otherwise. */
-static int show_path(struct engine *e, const struct device_view *v, FILE *out)
+static int device_path_show(const struct attr_ctx *ctx, FILE *out)
 {
-	if (v->has_route)
-		engine_render_route(e, &v->route, out);
+	if (ctx->dv->has_route)
+		engine_render_route(ctx->engine, &ctx->dv->route, out);
 	return ferror(out) ? -EIO : 0;
 }
 
-/*
- * One write is one request.  The engine does the whole SPEC section 4
- * contract (newline, length, no-op, return, lend); a failure is logged
- * here and its -errno goes back to write(2) or rename(2).
- */
-static int store_borrower(struct engine *e, const char *devid, const char *buf,
-			  size_t len, char *reason)
+static int device_get(struct attr_ctx *ctx)
 {
-	char value[80];
+	struct device_view *v = malloc(sizeof(*v));
 	int r;
 
-	reason[0] = '\0';
-	r = engine_write_borrower(e, devid, buf, len, NULL, reason);
-	if (r >= 0)
-		return 0;
-	if (len && buf[len - 1] == '\n')
-		len--;
-	if (len == 0) {
-		lendfs_log("cannot return %s: %s", devid, reason);
-	} else {
-		lendfs_log_value(buf, len, value, sizeof(value));
-		lendfs_log("cannot lend %s to %s: %s", devid, value, reason);
+	if (!v)
+		return -ENOMEM;
+	r = engine_device_view(ctx->engine, ctx->devid, v);
+	if (r < 0) {
+		free(v);
+		return r;
 	}
-	return r;
+	ctx->dv = v;
+	return 0;
 }
 
-static const struct device_attr device_attr_list[] = {
-	{ "vendor", ATTR_RO, show_vendor, NULL },
-	{ "device", ATTR_RO, show_device, NULL },
-	{ "class", ATTR_RO, show_class, NULL },
-	{ "subsystem_vendor", ATTR_RO, show_subsystem_vendor, NULL },
-	{ "subsystem_device", ATTR_RO, show_subsystem_device, NULL },
-	{ "lender", ATTR_RO, show_lender, NULL },
-	{ BORROWER_ATTR, ATTR_RW, show_borrower, store_borrower },
-	{ "state", ATTR_RO, show_state, NULL },
-	{ "last_error", ATTR_RO, show_last_error, NULL },
-	{ "resource", ATTR_RO, show_resource, NULL },
-	{ "windows", ATTR_RO, show_windows, NULL },
-	{ "path", ATTR_RO, show_path, NULL },
-};
-
-const struct device_attr_table device_attrs = {
-	device_attr_list, ARRAY_SIZE(device_attr_list)
-};
-
-const struct device_attr *device_attr_find(const char *name)
+static void device_put(struct attr_ctx *ctx)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(device_attr_list); i++)
-		if (strcmp(device_attr_list[i].name, name) == 0)
-			return &device_attr_list[i];
-	return NULL;
+	device_view_release(ctx->dv);
+	free(ctx->dv);
+	ctx->dv = NULL;
 }
+
+static const struct lendfs_attr device_attr_list[] = {
+	LENDFS_ATTR_RO(device_, vendor),
+	LENDFS_ATTR_RO(device_, device),
+	LENDFS_ATTR_RO(device_, class),
+	LENDFS_ATTR_RO(device_, subsystem_vendor),
+	LENDFS_ATTR_RO(device_, subsystem_device),
+	LENDFS_ATTR_RO(device_, lender),
+	LENDFS_ATTR_RW(device_, borrower),
+	LENDFS_ATTR_RO(device_, state),
+	LENDFS_ATTR_RO(device_, last_error),
+	LENDFS_ATTR_RO(device_, resource),
+	LENDFS_ATTR_RO(device_, windows),
+	LENDFS_ATTR_RO(device_, path),
+};
+
+static const char *const device_dirs[] = { "peers", NULL };
+
+const struct attr_table device_attrs =
+	ATTR_TABLE(device_attr_list, device_dirs, device_get, device_put);
 
 static const struct peer_view *peer_find(const struct device_view *v,
 					 const char *peer)

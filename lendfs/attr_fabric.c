@@ -2,66 +2,57 @@
 /*
  * attr_fabric.c - the whole-cluster files: MOUNT/{version,lends,metrics}
  * and MOUNT/fabric/{links,topology.dot}.  Each is rendered by the engine
- * as one snapshot.
+ * as one snapshot; they need no view of an object.
  */
 #include "attr.h"
 
 #include <errno.h>
-#include <string.h>
 
 #ifndef LENDFS_VERSION
 #define LENDFS_VERSION "unknown"
 #endif
 
-static int show_version(struct engine *e, FILE *out)
+static int cluster_version_show(const struct attr_ctx *ctx, FILE *out)
 {
 	return fprintf(out, "%s\n", LENDFS_VERSION) < 0 ? -EIO : 0;
 }
 
-static int show_lends(struct engine *e, FILE *out)
+static int cluster_lends_show(const struct attr_ctx *ctx, FILE *out)
 {
-	return engine_render_lends(e, out);
+	return engine_render_lends(ctx->engine, out);
 }
 
-static int show_metrics(struct engine *e, FILE *out)
+static int cluster_metrics_show(const struct attr_ctx *ctx, FILE *out)
 {
-	return engine_render_metrics(e, out);
+	return engine_render_metrics(ctx->engine, out);
 }
 
-static int show_links(struct engine *e, FILE *out)
+static int fabric_links_show(const struct attr_ctx *ctx, FILE *out)
 {
-	return engine_render_links(e, out);
+	return engine_render_links(ctx->engine, out);
 }
 
-static int show_topology_dot(struct engine *e, FILE *out)
+static int fabric_topology_dot_show(const struct attr_ctx *ctx, FILE *out)
 {
-	return engine_render_topology_dot(e, out);
+	return engine_render_topology_dot(ctx->engine, out);
 }
 
-static const struct cluster_attr cluster_attr_list[] = {
-	{ "version", ATTR_RO, show_version },
-	{ "lends", ATTR_RO, show_lends },
-	{ "metrics", ATTR_RO, show_metrics },
+static const struct lendfs_attr cluster_attr_list[] = {
+	LENDFS_ATTR_RO(cluster_, version),
+	LENDFS_ATTR_RO(cluster_, lends),
+	LENDFS_ATTR_RO(cluster_, metrics),
 };
 
-static const struct cluster_attr fabric_attr_list[] = {
-	{ "links", ATTR_RO, show_links },
-	{ "topology.dot", ATTR_RO, show_topology_dot },
+static const char *const cluster_dirs[] = { "devices", "hosts", "fabric", NULL };
+
+static const struct lendfs_attr fabric_attr_list[] = {
+	LENDFS_ATTR_RO(fabric_, links),
+	/* not a C name: spelled out */
+	LENDFS_ATTR("topology.dot", ATTR_RO, fabric_topology_dot_show, NULL),
 };
 
-const struct cluster_attr_table cluster_attrs = {
-	cluster_attr_list, ARRAY_SIZE(cluster_attr_list)
-};
+const struct attr_table cluster_attrs =
+	ATTR_TABLE(cluster_attr_list, cluster_dirs, NULL, NULL);
 
-const struct cluster_attr_table fabric_attrs = {
-	fabric_attr_list, ARRAY_SIZE(fabric_attr_list)
-};
-
-const struct cluster_attr *cluster_attr_find(const struct cluster_attr_table *t,
-					     const char *name)
-{
-	for (size_t i = 0; i < t->n; i++)
-		if (strcmp(t->attrs[i].name, name) == 0)
-			return &t->attrs[i];
-	return NULL;
-}
+const struct attr_table fabric_attrs =
+	ATTR_TABLE(fabric_attr_list, NULL, NULL, NULL);

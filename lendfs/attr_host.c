@@ -9,47 +9,51 @@
 #include "attr.h"
 
 #include <errno.h>
-#include <string.h>
+#include <stdlib.h>
 
-#include "fs.h"
-
-static int show_state(struct engine *e, const struct host_view *v, FILE *out)
+static int host_state_show(const struct attr_ctx *ctx, FILE *out)
 {
-	return fprintf(out, "%s\n", v->online ? "online" : "offline") < 0 ?
+	return fprintf(out, "%s\n", ctx->hv->online ? "online" : "offline") < 0 ?
 		-EIO : 0;
 }
 
-static int store_state(struct engine *e, const char *host, const char *buf,
-		       size_t len, char *reason)
+static int host_state_store(const struct attr_ctx *ctx, struct attr_write *w)
 {
-	char value[80];
+	snprintf(w->what, sizeof(w->what), "set host %s %s", ctx->host,
+		 w->value);
+	snprintf(w->done, sizeof(w->done), "host %s is %s", ctx->host, w->value);
+	return engine_write_host_state(ctx->engine, ctx->host, w->buf, w->len,
+				       ctx->who, w->reason);
+}
+
+static int host_get(struct attr_ctx *ctx)
+{
+	struct host_view *v = malloc(sizeof(*v));
 	int r;
 
-	reason[0] = '\0';
-	r = engine_write_host_state(e, host, buf, len, NULL, reason);
-	if (len && buf[len - 1] == '\n')
-		len--;
-	lendfs_log_value(buf, len, value, sizeof(value));
+	if (!v)
+		return -ENOMEM;
+	r = engine_host_view(ctx->engine, ctx->host, v);
 	if (r < 0) {
-		lendfs_log("cannot set host %s %s: %s", host, value, reason);
+		free(v);
 		return r;
 	}
-	lendfs_log("host %s is %s", host, value);
+	ctx->hv = v;
 	return 0;
 }
 
-static const struct host_attr host_attr_list[] = {
-	{ "state", ATTR_RW, show_state, store_state },
-};
-
-const struct host_attr_table host_attrs = {
-	host_attr_list, ARRAY_SIZE(host_attr_list)
-};
-
-const struct host_attr *host_attr_find(const char *name)
+static void host_put(struct attr_ctx *ctx)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(host_attr_list); i++)
-		if (strcmp(host_attr_list[i].name, name) == 0)
-			return &host_attr_list[i];
-	return NULL;
+	free(ctx->hv);
+	ctx->hv = NULL;
 }
+
+static const struct lendfs_attr host_attr_list[] = {
+	LENDFS_ATTR_RW(host_, state),
+};
+
+/* symlinks to the devices it lends and borrows; its VM borrowers */
+static const char *const host_dirs[] = { "lent", "borrowed", "vms", NULL };
+
+const struct attr_table host_attrs =
+	ATTR_TABLE(host_attr_list, host_dirs, host_get, host_put);

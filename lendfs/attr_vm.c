@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
  * attr_vm.c - hosts/HOST/vms/VM/: the attribute table of one VM borrower
- * (docs/VM.md), and mkdir / rmdir of its directory.
+ * (docs/VM.md).  mkdir / rmdir of its directory are fs.c's.
  *
  *   qmp         (rw) the QMP socket path; writing one attaches the VM,
  *               writing an empty value detaches it
@@ -14,97 +14,79 @@
 #include "attr.h"
 
 #include <errno.h>
-#include <string.h>
-
-#include "fs.h"
+#include <stdlib.h>
 
 static int put(FILE *out, const char *s)
 {
 	return fprintf(out, "%s\n", s) < 0 ? -EIO : 0;
 }
 
-static int show_qmp(struct engine *e, const struct vm_view *v, FILE *out)
+static int vm_qmp_show(const struct attr_ctx *ctx, FILE *out)
 {
-	return put(out, v->qmp);
+	return put(out, ctx->vv->qmp);
 }
 
-static int store_qmp(struct engine *e, const char *host, const char *vm,
-		     const char *buf, size_t len, char *reason)
+static int vm_qmp_store(const struct attr_ctx *ctx, struct attr_write *w)
 {
-	char value[160];
-	int r;
-
-	reason[0] = '\0';
-	r = engine_vm_attach(e, host, vm, buf, len, NULL, reason);
-	if (len && buf[len - 1] == '\n')
-		len--;
-	lendfs_log_value(buf, len, value, sizeof(value));
-	if (r < 0)
-		lendfs_log("cannot attach vm %s/%s to '%s': %s", host, vm, value,
-			   reason);
-	else if (len)
-		lendfs_log("vm %s/%s attached at %s", host, vm, value);
+	snprintf(w->what, sizeof(w->what), "attach vm %s/%s to '%s'",
+		 ctx->host, ctx->vm, w->value);
+	if (value_len(w->buf, w->len))
+		snprintf(w->done, sizeof(w->done), "vm %s/%s attached at %s",
+			 ctx->host, ctx->vm, w->value);
 	else
-		lendfs_log("vm %s/%s detached", host, vm);
-	return r;
+		snprintf(w->done, sizeof(w->done), "vm %s/%s detached",
+			 ctx->host, ctx->vm);
+	return engine_vm_attach(ctx->engine, ctx->host, ctx->vm, w->buf, w->len,
+				ctx->who, w->reason);
 }
 
-static int show_state(struct engine *e, const struct vm_view *v, FILE *out)
+static int vm_state_show(const struct attr_ctx *ctx, FILE *out)
 {
-	return put(out, vm_view_state_name(v->state));
+	return put(out, vm_view_state_name(ctx->vv->state));
 }
 
 /* Lines already end in '\n'; an unknown layout is an empty file. */
-static int show_memory(struct engine *e, const struct vm_view *v, FILE *out)
+static int vm_memory_show(const struct attr_ctx *ctx, FILE *out)
 {
-	return fputs(v->memory, out) < 0 ? -EIO : 0;
+	return fputs(ctx->vv->memory, out) < 0 ? -EIO : 0;
 }
 
-static int show_last_error(struct engine *e, const struct vm_view *v, FILE *out)
+static int vm_last_error_show(const struct attr_ctx *ctx, FILE *out)
 {
-	return put(out, v->last_error);
+	return put(out, ctx->vv->last_error);
 }
 
-static const struct vm_attr vm_attr_list[] = {
-	{ "qmp", ATTR_RW, show_qmp, store_qmp },
-	{ "state", ATTR_RO, show_state, NULL },
-	{ "memory", ATTR_RO, show_memory, NULL },
-	{ "last_error", ATTR_RO, show_last_error, NULL },
+/* A vm_view holds the memory layout text: on the heap, not the stack. */
+static int vm_get(struct attr_ctx *ctx)
+{
+	struct vm_view *v = malloc(sizeof(*v));
+	int r;
+
+	if (!v)
+		return -ENOMEM;
+	r = engine_vm_view(ctx->engine, ctx->host, ctx->vm, v);
+	if (r < 0) {
+		free(v);
+		return r;
+	}
+	ctx->vv = v;
+	return 0;
+}
+
+static void vm_put(struct attr_ctx *ctx)
+{
+	free(ctx->vv);
+	ctx->vv = NULL;
+}
+
+static const struct lendfs_attr vm_attr_list[] = {
+	LENDFS_ATTR_RW(vm_, qmp),
+	LENDFS_ATTR_RO(vm_, state),
+	LENDFS_ATTR_RO(vm_, memory),
+	LENDFS_ATTR_RO(vm_, last_error),
 };
 
-const struct vm_attr_table vm_attrs = {
-	vm_attr_list, ARRAY_SIZE(vm_attr_list)
-};
+static const char *const vm_dirs[] = { VM_DEVICES_DIR, NULL };
 
-const struct vm_attr *vm_attr_find(const char *name)
-{
-	for (size_t i = 0; i < ARRAY_SIZE(vm_attr_list); i++)
-		if (strcmp(vm_attr_list[i].name, name) == 0)
-			return &vm_attr_list[i];
-	return NULL;
-}
-
-int vm_dir_create(struct engine *e, const char *host, const char *vm)
-{
-	char reason[REASON_MAX] = "", value[80];
-	int r = engine_vm_create(e, host, vm, reason);
-
-	lendfs_log_value(vm, strlen(vm), value, sizeof(value));
-	if (r < 0)
-		lendfs_log("cannot create vm %s/%s: %s", host, value, reason);
-	else
-		lendfs_log("vm %s/%s created", host, vm);
-	return r;
-}
-
-int vm_dir_remove(struct engine *e, const char *host, const char *vm)
-{
-	char reason[REASON_MAX] = "";
-	int r = engine_vm_remove(e, host, vm, reason);
-
-	if (r < 0)
-		lendfs_log("cannot remove vm %s/%s: %s", host, vm, reason);
-	else
-		lendfs_log("vm %s/%s removed", host, vm);
-	return r;
-}
+const struct attr_table vm_attrs =
+	ATTR_TABLE(vm_attr_list, vm_dirs, vm_get, vm_put);

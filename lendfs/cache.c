@@ -201,22 +201,21 @@ static void forget(struct lendfs_cache *c, size_t i)
 
 /* ---- invalidation ------------------------------------------------------- */
 
-static __thread const char *writing; /* cache_writing() */
+/* The invalidations of one change, made by one request (or none). */
+struct pass {
+	struct lendfs_cache *c;
+	const char *skip; /* the writer's own file (cache.h), or NULL */
+};
 
-void cache_writing(const char *path)
+static int inval_path(const struct pass *p, const char *path)
 {
-	writing = path;
-}
-
-static int inval_path(struct lendfs_cache *c, const char *path)
-{
-	if (writing && !strcmp(path, writing))
+	if (p->skip && !strcmp(path, p->skip))
 		return 0; /* the kernel drops what it must when the write returns */
-	return fuse_invalidate_path(c->fuse, path);
+	return fuse_invalidate_path(p->c->fuse, path);
 }
 
 /* 0, or -ENOENT when the kernel does not hold the path. */
-_printf_(2, 3) static int inval(struct lendfs_cache *c, const char *fmt, ...)
+_printf_(2, 3) static int inval(const struct pass *p, const char *fmt, ...)
 {
 	char path[PATH_MAX];
 	va_list ap;
@@ -227,16 +226,15 @@ _printf_(2, 3) static int inval(struct lendfs_cache *c, const char *fmt, ...)
 	va_end(ap);
 	if (n < 0 || (size_t)n >= sizeof(path))
 		return -ENAMETOOLONG;
-	return inval_path(c, path);
+	return inval_path(p, path);
 }
 
 /*
- * Every file of an attribute table under directory @dir ("" for the
+ * Every file of attribute table @t under directory @dir ("" for the
  * root): the directory's path is formatted once and each name appended.
- * @name is the first entry's name, each next one @stride bytes on.
  */
-static void inval_names(struct lendfs_cache *c, const char *dir,
-			const char *const *name, size_t stride, size_t n)
+static void inval_table(const struct pass *p, const char *dir,
+			const struct attr_table *t)
 {
 	char path[PATH_MAX];
 	size_t len = strlen(dir);
@@ -245,34 +243,31 @@ static void inval_names(struct lendfs_cache *c, const char *dir,
 		return;
 	memcpy(path, dir, len);
 	path[len++] = '/';
-	for (size_t i = 0; i < n; i++) {
-		const char *nm = *(const char *const *)((const char *)name + i * stride);
-		size_t nl = strlen(nm);
+	for (size_t i = 0; i < t->n; i++) {
+		size_t nl = strlen(t->attrs[i].name);
 
 		if (len + nl < sizeof(path)) {
-			memcpy(path + len, nm, nl + 1);
-			inval_path(c, path);
+			memcpy(path + len, t->attrs[i].name, nl + 1);
+			inval_path(p, path);
 		}
 	}
 }
-
-#define inval_table(c, dir, table) \
-	inval_names((c), (dir), &(table).attrs[0].name, sizeof((table).attrs[0]), (table).n)
 
 /*
  * Under c->lock (the invalidations need none, only the remembered sets):
  * invalidate devices/@id/peers/P for every P the kernel
  * may hold (the peers remembered, and those of @v), then remember @v's.
  */
-static void peers_changed(struct lendfs_cache *c, const char *id,
+static void peers_changed(const struct pass *p, const char *id,
 			  const struct device_view *v)
 {
+	struct lendfs_cache *c = p->c;
 	struct peer_set *s = hashmap_get(c->peers, id);
 
 	for (unsigned i = 0; s && i < s->n; i++)
-		inval(c, "/devices/%s/peers/%s", id, s->peers[i]);
+		inval(p, "/devices/%s/peers/%s", id, s->peers[i]);
 	for (unsigned i = 0; v && i < v->npeers; i++)
-		inval(c, "/devices/%s/peers/%s", id, v->peers[i].device);
+		inval(p, "/devices/%s/peers/%s", id, v->peers[i].device);
 	if (!v || !v->npeers) {
 		if (s)
 			s->n = 0; /* the set stays, empty: devices do come back */
@@ -309,7 +304,7 @@ static void peers_changed(struct lendfs_cache *c, const char *id,
 }
 
 struct link_ctx {
-	struct lendfs_cache *c;
+	const struct pass *p;
 	const char *id;
 	const char *host;
 };
@@ -318,7 +313,7 @@ static int vm_link_changed(void *arg, const char *vm)
 {
 	struct link_ctx *l = arg;
 
-	inval(l->c, "/hosts/%s/vms/%s/%s/%s", l->host, vm, VM_DEVICES_DIR, l->id);
+	inval(l->p, "/hosts/%s/vms/%s/%s/%s", l->host, vm, VM_DEVICES_DIR, l->id);
 	return 0;
 }
 
@@ -328,9 +323,9 @@ static int host_links_changed(void *arg, const char *host)
 	struct link_ctx *l = arg;
 
 	l->host = host;
-	inval(l->c, "/hosts/%s/lent/%s", host, l->id);
-	inval(l->c, "/hosts/%s/borrowed/%s", host, l->id);
-	engine_foreach_vm(l->c->engine, host, vm_link_changed, l);
+	inval(l->p, "/hosts/%s/lent/%s", host, l->id);
+	inval(l->p, "/hosts/%s/borrowed/%s", host, l->id);
+	engine_foreach_vm(l->p->c->engine, host, vm_link_changed, l);
 	return 0;
 }
 
@@ -340,22 +335,23 @@ static int host_links_changed(void *arg, const char *host)
  * engine call: the engine calls cache_seen() with its model lock held
  * (readdir).
  */
-static void device_changed(struct lendfs_cache *c, const char *id,
+static void device_changed(const struct pass *p, const char *id,
 			   const struct device_view *v)
 {
-	struct link_ctx l = { c, id, NULL };
+	struct lendfs_cache *c = p->c;
+	struct link_ctx l = { p, id, NULL };
 	char dir[DEVICE_ID_MAX + 16];
 	char **hosts;
 	size_t nhosts;
 
 	if (!v) { /* gone: its directories too */
-		inval(c, "/devices/%s", id);
-		inval(c, "/devices/%s/peers", id);
+		inval(p, "/devices/%s", id);
+		inval(p, "/devices/%s/peers", id);
 	}
 	snprintf(dir, sizeof(dir), "/devices/%s", id);
-	inval_table(c, dir, device_attrs);
+	inval_table(p, dir, &device_attrs);
 	pthread_mutex_lock(&c->lock);
-	peers_changed(c, id, v);
+	peers_changed(p, id, v);
 	pthread_mutex_unlock(&c->lock);
 	hosts = hosts_copy(c, &nhosts);
 	for (size_t i = 0; i < nhosts; i++)
@@ -369,7 +365,7 @@ static int vm_attrs_changed(void *arg, const char *vm)
 	char dir[PATH_MAX];
 
 	snprintf(dir, sizeof(dir), "/hosts/%s/vms/%s", l->host, vm);
-	inval_table(l->c, dir, vm_attrs);
+	inval_table(l->p, dir, &vm_attrs);
 	return 0;
 }
 
@@ -379,42 +375,53 @@ static int host_attrs_changed(void *arg, const char *host)
 	char dir[HOST_NAME_MAX_LEN + 16];
 
 	snprintf(dir, sizeof(dir), "/hosts/%s", host);
-	inval_table(l->c, dir, host_attrs);
+	inval_table(l->p, dir, &host_attrs);
 	l->host = host;
-	engine_foreach_vm(l->c->engine, host, vm_attrs_changed, l);
+	engine_foreach_vm(l->p->c->engine, host, vm_attrs_changed, l);
 	return 0;
 }
 
 /* The files about the whole cluster: lends, metrics, hosts, the fabric. */
-static void cluster_changed(struct lendfs_cache *c)
+static void cluster_changed(const struct pass *p)
 {
-	struct link_ctx l = { c, NULL, NULL };
+	struct link_ctx l = { p, NULL, NULL };
 	size_t nhosts;
-	char **hosts = hosts_copy(c, &nhosts);
+	char **hosts = hosts_copy(p->c, &nhosts);
 
-	inval_table(c, "", cluster_attrs);
-	inval_table(c, "/fabric", fabric_attrs);
+	inval_table(p, "", &cluster_attrs);
+	inval_table(p, "/fabric", &fabric_attrs);
 	for (size_t i = 0; i < nhosts; i++)
 		host_attrs_changed(&l, hosts[i]);
 	hosts_free(hosts, nhosts);
 }
 
-void cache_device_changed(struct lendfs_cache *c, const char *devid,
-			  const struct device_view *v)
+/* lendfs's origin of a request is the path it wrote (fs.c). */
+static struct pass pass_of(struct lendfs_cache *c,
+			   const struct engine_caller *who)
 {
+	return (struct pass){ c, who ? who->origin : NULL };
+}
+
+void cache_device_changed(struct lendfs_cache *c, const char *devid,
+			  const struct device_view *v,
+			  const struct engine_caller *who)
+{
+	struct pass p = pass_of(c, who);
+
 	if (!c)
 		return;
 	pthread_rwlock_rdlock(&c->fuse_lock);
 	if (c->fuse) {
-		device_changed(c, devid, v);
-		cluster_changed(c);
+		device_changed(&p, devid, v);
+		cluster_changed(&p);
 	}
 	pthread_rwlock_unlock(&c->fuse_lock);
 }
 
 /* Every device the kernel was told about; those gone are forgotten. */
-static void known_changed(struct lendfs_cache *c)
+static void known_changed(const struct pass *p)
 {
+	struct lendfs_cache *c = p->c;
 	char **ids = NULL;
 	size_t n = 0;
 
@@ -429,7 +436,7 @@ static void known_changed(struct lendfs_cache *c)
 		struct device_view v;
 		bool exists = engine_device_view(c->engine, ids[i], &v) == 0;
 
-		device_changed(c, ids[i], exists ? &v : NULL);
+		device_changed(p, ids[i], exists ? &v : NULL);
 		if (exists) {
 			device_view_release(&v);
 		} else {
@@ -446,14 +453,16 @@ static void known_changed(struct lendfs_cache *c)
 	free(ids);
 }
 
-void cache_all_changed(struct lendfs_cache *c)
+void cache_all_changed(struct lendfs_cache *c, const struct engine_caller *who)
 {
+	struct pass p = pass_of(c, who);
+
 	if (!c)
 		return;
 	pthread_rwlock_rdlock(&c->fuse_lock);
 	if (c->fuse) {
-		known_changed(c);
-		cluster_changed(c);
+		known_changed(&p);
+		cluster_changed(&p);
 	}
 	pthread_rwlock_unlock(&c->fuse_lock);
 }

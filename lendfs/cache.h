@@ -46,25 +46,34 @@ void cache_detach(struct lendfs_cache *c);
 void cache_seen(struct lendfs_cache *c, const char *devid);
 void cache_seen_host(struct lendfs_cache *c, const char *host);
 
-/* From the engine's watch: device @devid changed; @v is its view now (NULL: gone). */
+/*
+ * From the engine's watch: device @devid changed; @v is its view now
+ * (NULL: gone).  @who is the request that changed it (NULL: none), as
+ * the engine hands it back; see below for who->origin.
+ */
 void cache_device_changed(struct lendfs_cache *c, const char *devid,
-			  const struct device_view *v);
+			  const struct device_view *v,
+			  const struct engine_caller *who);
 
-/* From the engine's watch: anything may have changed. */
-void cache_all_changed(struct lendfs_cache *c);
+/* From the engine's watch: anything may have changed (@who: as above). */
+void cache_all_changed(struct lendfs_cache *c, const struct engine_caller *who);
 
 /*
- * The calling thread serves a write(2) to the attribute file at @path
- * (NULL: done with it).  When a write succeeds the kernel drops that
+ * The writer's own file.  fs.c serves a write(2) to an attribute with
+ * who->origin set to that file's path (the engine hands @who back to the
+ * watch with every change the request makes, from the same thread,
+ * before the write returns), and the changes of that request do not
+ * invalidate who->origin: when a write succeeds the kernel drops that
  * file's size and times itself (fuse_write_update_attr(): the
  * FUSE_STATX_MODSIZE bits, not mode and owner), and a failed one changes
- * nothing of it, so the changes this write causes do not invalidate
- * @path again: the writer's next open(2) then needs no GETATTR round
- * trip for its permission check (default_permissions), and stat(2)
- * after the write still asks for the new size.  (While the request is
- * in flight, stat(2) may show the old size; read(2) is always fresh.)
- * Every other file the change touches is invalidated as usual.
+ * nothing of it.  So the writer's next open(2) needs no GETATTR round
+ * trip for its permission check (default_permissions), and stat(2) after
+ * the write still asks for the new size.  (While the request is in
+ * flight, stat(2) may show the old size; read(2) is always fresh.)  Every
+ * other file the change touches is invalidated as usual, and so is every
+ * file when the change has no caller (hot-plug, recovery, the cluster).
+ * A rename(2) onto `borrower` has the temp file as its origin, a path
+ * never invalidated here: `borrower` is invalidated as usual.
  */
-void cache_writing(const char *path);
 
 #endif

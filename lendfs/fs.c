@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
- * fs.c - the lendfs FUSE operations: resolve a path to an area of the
- * tree, then hand the work to an attribute table or the temp files.
+ * fs.c - the lendfs FUSE operations: resolve a path to a node of the
+ * tree, then hand the work to the node's attribute table (attr.h) or the
+ * temp files.
  *
  *   MOUNT/{version,lends,metrics}               cluster_attrs
  *   MOUNT/devices/ID/ATTR                       device_attrs
@@ -12,6 +13,11 @@
  *   MOUNT/hosts/HOST/vms/VM/ATTR                vm_attrs (mkdir / rmdir VM)
  *   MOUNT/hosts/HOST/vms/VM/devices/ID          symlinks to the device
  *   MOUNT/fabric/{links,topology.dot}           fabric_attrs
+ *
+ * An attribute's mode, its store() (writable or not), its rendering and
+ * its directory's listing come from its table; the areas only say which
+ * names exist.  Every write(2) to an attribute, and every rename(2) of a
+ * temp file onto `borrower`, is one request through attr_write().
  *
  * Lookups are O(1) in the number of devices: a device is found by id
  * (engine_device_exists / engine_device_view), never by a scan.
@@ -24,6 +30,7 @@
 #include "fs.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
 #include <pthread.h>
@@ -32,10 +39,12 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
-#include <syslog.h>
+#include <unistd.h>
 
 #include "attr.h"
+#include "bname.h"
 #include "cache.h"
+#include "log.h"
 #include "path.h"
 #include "tmpfile.h"
 
@@ -45,53 +54,6 @@
 #define LINK_PREFIX "../../../devices/"
 #define VM_LINK_PREFIX "../../../../../devices/"
 #define VMS_DIR_MODE 0775 /* the group creates VMs there */
-
-/* ---- logging -------------------------------------------------------- */
-
-static bool log_syslog;
-
-void lendfs_log_to_syslog(void)
-{
-	openlog("lendfs", LOG_PID, LOG_DAEMON);
-	log_syslog = true;
-}
-
-void lendfs_log(const char *fmt, ...)
-{
-	char msg[1024];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	if (log_syslog)
-		syslog(LOG_NOTICE, "%s", msg);
-	else
-		fprintf(stderr, "lendfs: %s\n", msg);
-}
-
-void lendfs_log_value(const char *buf, size_t len, char *out, size_t outlen)
-{
-	size_t o = 0;
-
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)buf[i];
-		char esc[8];
-		size_t n;
-
-		if (c >= 0x20 && c < 0x7f && c != '\\')
-			n = (size_t)snprintf(esc, sizeof(esc), "%c", c);
-		else
-			n = (size_t)snprintf(esc, sizeof(esc), "\\x%02x", c);
-		if (o + n + 4 > outlen) {
-			snprintf(out + o, outlen - o, "...");
-			return;
-		}
-		memcpy(out + o, esc, n);
-		o += n;
-	}
-	out[o] = '\0';
-}
 
 /* ---- path resolution ------------------------------------------------ */
 
@@ -139,8 +101,8 @@ static bool vm_link_exists(struct lendfs *fs, const struct node *nd)
 {
 	char owner[BORROWER_MAX + 1];
 
-	snprintf(owner, sizeof(owner), "vm:%s/%.*s", nd->host, VM_NAME_MAX_LEN, nd->vm);
-	return engine_device_lent_to_or_by(fs->engine, nd->dev, owner, false);
+	return bname_format_vm(owner, sizeof(owner), nd->host, nd->vm) == 0 &&
+	       engine_device_lent_to_or_by(fs->engine, nd->dev, owner, false);
 }
 
 /*
@@ -188,43 +150,54 @@ static int resolve_existing(struct lendfs *fs, const char *path,
 
 /* ---- rendering ------------------------------------------------------ */
 
-static int render_node(struct lendfs *fs, const struct node *nd, FILE *out)
+/* The context of the node's attribute (ids only: no view taken yet). */
+static void node_ctx(struct lendfs *fs, const struct node *nd,
+		     const struct engine_caller *who, struct attr_ctx *ctx)
 {
-	struct device_view v;
-	struct host_view hv;
+	*ctx = (struct attr_ctx){
+		.engine = fs->engine,
+		.devid = nd->dev,
+		.host = nd->host,
+		.vm = nd->vm,
+		.who = who,
+	};
+}
+
+/* An attribute: the table takes the object's view, show() renders it. */
+static int render_attr(struct lendfs *fs, const struct node *nd, FILE *out)
+{
+	const struct attr_table *t = nd->table;
+	struct attr_ctx ctx;
 	int r;
 
-	switch (nd->area) {
-	case AREA_CLUSTER_ATTR:
-	case AREA_FABRIC_ATTR:
-		return nd->cattr->show(fs->engine, out);
-	case AREA_DEVICE_ATTR:
-	case AREA_PEER:
-		r = engine_device_view(fs->engine, nd->dev, &v);
-		if (r < 0)
-			return r;
-		if (nd->area == AREA_DEVICE_ATTR)
-			r = nd->dattr->show(fs->engine, &v, out);
-		else
-			r = device_peer_show(fs->engine, &v, nd->name, out);
-		device_view_release(&v);
+	node_ctx(fs, nd, NULL, &ctx);
+	r = t->get ? t->get(&ctx) : 0;
+	if (r < 0)
 		return r;
-	case AREA_HOST_ATTR:
-		r = engine_host_view(fs->engine, nd->host, &hv);
-		if (r < 0)
-			return r;
-		return nd->hattr->show(fs->engine, &hv, out);
-	case AREA_VM_ATTR: {
-		_cleanup_free_ struct vm_view *vv = malloc(sizeof(*vv));
+	r = nd->attr->show(&ctx, out);
+	if (t->put)
+		t->put(&ctx);
+	return r;
+}
 
-		if (!vv)
-			return -ENOMEM;
-		r = engine_vm_view(fs->engine, nd->host, nd->vm, vv);
-		return r < 0 ? r : nd->vattr->show(fs->engine, vv, out);
-	}
-	default:
-		return -EISDIR;
-	}
+/* devices/ID/peers/PEER, the one regular file that is no attribute. */
+static int render_peer(struct lendfs *fs, const struct node *nd, FILE *out)
+{
+	struct device_view v;
+	int r = engine_device_view(fs->engine, nd->dev, &v);
+
+	if (r < 0)
+		return r;
+	r = device_peer_show(fs->engine, &v, nd->name, out);
+	device_view_release(&v);
+	return r;
+}
+
+static int render_node(struct lendfs *fs, const struct node *nd, FILE *out)
+{
+	if (nd->attr)
+		return render_attr(fs, nd, out);
+	return nd->area == AREA_PEER ? render_peer(fs, nd, out) : -EISDIR;
 }
 
 /* Render a file into a malloc'd buffer. */
@@ -272,7 +245,7 @@ int lendfs_set_group(struct lendfs *fs, const char *group)
 		return 0;
 	r = getgrnam_r(group, &gr, buf, sizeof(buf), &res);
 	if (r != 0 || !res) {
-		lendfs_log("group %s %s: only %s can write", group,
+		lendfs_log(LOG_WARNING, "group %s %s: only %s can write", group,
 			   r ? strerror(r) : "does not exist",
 			   fs->uid == 0 ? "root" : "the daemon's user");
 		return r ? -r : -ENOENT;
@@ -289,16 +262,9 @@ static mode_t group_mode(const struct lendfs *fs, mode_t mode)
 
 static mode_t node_mode(const struct lendfs *fs, const struct node *nd)
 {
+	if (nd->attr)
+		return group_mode(fs, nd->attr->mode);
 	switch (nd->area) {
-	case AREA_CLUSTER_ATTR:
-	case AREA_FABRIC_ATTR:
-		return nd->cattr->mode;
-	case AREA_DEVICE_ATTR:
-		return group_mode(fs, nd->dattr->mode);
-	case AREA_HOST_ATTR:
-		return group_mode(fs, nd->hattr->mode);
-	case AREA_VM_ATTR:
-		return group_mode(fs, nd->vattr->mode);
 	case AREA_PEER:
 		return ATTR_RO;
 	case AREA_HOST_LINK:
@@ -315,9 +281,7 @@ static mode_t node_mode(const struct lendfs *fs, const struct node *nd)
 
 static bool node_writable(const struct node *nd)
 {
-	return (nd->area == AREA_DEVICE_ATTR && nd->dattr->store) ||
-	       (nd->area == AREA_HOST_ATTR && nd->hattr->store) ||
-	       (nd->area == AREA_VM_ATTR && nd->vattr->store);
+	return nd->attr && nd->attr->store;
 }
 
 static int node_stat(struct lendfs *fs, const struct node *nd,
@@ -606,16 +570,18 @@ static int fill_tmp_cb(void *arg, const char *name, const struct stat *st)
 	return f->filler(f->buf, name, st, 0, 0) ? -ENOMEM : 0;
 }
 
-static int readdir_device(struct lendfs *fs, const struct node *nd,
-			  struct fill *f)
+/* A directory with a table: its attributes, then its subdirectories. */
+static int readdir_table(struct lendfs *fs, const struct node *nd,
+			 struct fill *f)
 {
+	const struct attr_table *t = nd->table;
 	int r = 0;
 
-	for (size_t i = 0; i < device_attrs.n && r == 0; i++)
-		r = fill_one(f, device_attrs.attrs[i].name, S_IFREG);
-	if (r == 0)
-		r = fill_one(f, "peers", S_IFDIR);
-	if (r == 0)
+	for (size_t i = 0; i < t->n && r == 0; i++)
+		r = fill_one(f, t->attrs[i].name, S_IFREG);
+	for (const char *const *d = t->dirs; d && *d && r == 0; d++)
+		r = fill_one(f, *d, S_IFDIR);
+	if (r == 0 && nd->area == AREA_DEVICE) /* config tools' temp files */
 		r = tmpfile_foreach(fs->tmp, nd->dev, fill_tmp_cb, f);
 	return r;
 }
@@ -634,34 +600,36 @@ static int readdir_peers(struct lendfs *fs, const struct node *nd,
 	return r;
 }
 
-static int readdir_cluster(const struct cluster_attr_table *t, struct fill *f)
-{
-	int r = 0;
-
-	for (size_t i = 0; i < t->n && r == 0; i++)
-		r = fill_one(f, t->attrs[i].name, S_IFREG);
-	return r;
-}
-
-/* hosts/H/vms/, hosts/H/vms/VM/ and hosts/H/vms/VM/devices/ */
-static int readdir_vms(struct lendfs *fs, const struct node *nd,
-		       struct fill *f)
+/* The directories the engine lists: hosts, VMs, symlinks, peers. */
+static int readdir_listed(struct lendfs *fs, const struct node *nd,
+			  struct fill *f)
 {
 	char owner[BORROWER_MAX + 1];
-	int r = 0;
+	int r;
 
 	switch (nd->area) {
+	case AREA_PEERS:
+		return readdir_peers(fs, nd, f);
+	case AREA_HOSTS:
+		f->mode = S_IFDIR;
+		return engine_foreach_host(fs->engine, fill_cb, f);
+	case AREA_HOST_LINKS:
+		f->mode = S_IFLNK;
+		if (nd->borrowed)
+			return engine_foreach_borrowed_by(fs->engine, nd->host,
+							  fill_cb, f);
+		return engine_foreach_lent_by(fs->engine, nd->host, fill_cb, f);
 	case AREA_VMS:
 		f->mode = S_IFDIR;
 		return engine_foreach_vm(fs->engine, nd->host, fill_cb, f);
-	case AREA_VM:
-		for (size_t i = 0; i < vm_attrs.n && r == 0; i++)
-			r = fill_one(f, vm_attrs.attrs[i].name, S_IFREG);
-		return r ? r : fill_one(f, VM_DEVICES_DIR, S_IFDIR);
-	default: /* AREA_VM_LINKS */
+	case AREA_VM_LINKS:
 		f->mode = S_IFLNK;
-		snprintf(owner, sizeof(owner), "vm:%s/%.*s", nd->host, VM_NAME_MAX_LEN, nd->vm);
+		r = bname_format_vm(owner, sizeof(owner), nd->host, nd->vm);
+		if (r < 0)
+			return r;
 		return engine_foreach_borrowed_by(fs->engine, owner, fill_cb, f);
+	default:
+		return 0;
 	}
 }
 
@@ -682,57 +650,10 @@ static int lendfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 		return readdir_devices(fs, &f, off);
 	if (fill_one(&f, ".", S_IFDIR) || fill_one(&f, "..", S_IFDIR))
 		return -ENOMEM;
-
-	switch (nd.area) {
-	case AREA_ROOT:
-		r = readdir_cluster(&cluster_attrs, &f);
-		if (r == 0)
-			r = fill_one(&f, "devices", S_IFDIR);
-		if (r == 0)
-			r = fill_one(&f, "hosts", S_IFDIR);
-		if (r == 0)
-			r = fill_one(&f, "fabric", S_IFDIR);
-		break;
-	case AREA_DEVICE:
-		r = readdir_device(fs, &nd, &f);
-		break;
-	case AREA_PEERS:
-		r = readdir_peers(fs, &nd, &f);
-		break;
-	case AREA_HOSTS:
-		f.mode = S_IFDIR;
-		r = engine_foreach_host(fs->engine, fill_cb, &f);
-		break;
-	case AREA_HOST:
-		for (size_t i = 0; i < host_attrs.n && r == 0; i++)
-			r = fill_one(&f, host_attrs.attrs[i].name, S_IFREG);
-		if (r == 0)
-			r = fill_one(&f, "lent", S_IFDIR);
-		if (r == 0)
-			r = fill_one(&f, "borrowed", S_IFDIR);
-		if (r == 0)
-			r = fill_one(&f, "vms", S_IFDIR);
-		break;
-	case AREA_HOST_LINKS:
-		f.mode = S_IFLNK;
-		if (nd.borrowed)
-			r = engine_foreach_borrowed_by(fs->engine, nd.host,
-						       fill_cb, &f);
-		else
-			r = engine_foreach_lent_by(fs->engine, nd.host,
-						   fill_cb, &f);
-		break;
-	case AREA_FABRIC:
-		r = readdir_cluster(&fabric_attrs, &f);
-		break;
-	case AREA_VMS:
-	case AREA_VM:
-	case AREA_VM_LINKS:
-		r = readdir_vms(fs, &nd, &f);
-		break;
-	default:
-		break;
-	}
+	if (nd.table)
+		r = readdir_table(fs, &nd, &f);
+	else
+		r = readdir_listed(fs, &nd, &f);
 	return r < 0 ? r : 0;
 }
 
@@ -833,34 +754,85 @@ static int lendfs_read(const char *path, char *buf, size_t size, off_t off,
 	return r;
 }
 
+/*
+ * Who is writing: the FUSE request's caller, and the file the request
+ * came through (@origin, a path of the tree, or NULL).  The command name
+ * is best effort: the writer may be gone already, or not be visible in
+ * the daemon's pid namespace.
+ */
+static void caller_fill(struct engine_caller *who, const char *origin)
+{
+	const struct fuse_context *fc = fuse_get_context();
+	char path[32], comm[sizeof(who->comm) + 1];
+	ssize_t n = -1;
+	size_t len;
+	int fd;
+
+	*who = (struct engine_caller){ .origin = origin };
+	if (!fc)
+		return;
+	who->uid = fc->uid;
+	who->pid = (uint32_t)fc->pid;
+	snprintf(path, sizeof(path), "/proc/%d/comm", (int)fc->pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		n = read(fd, comm, sizeof(comm) - 1);
+		close(fd);
+	}
+	if (n <= 0)
+		return;
+	comm[n] = '\0';
+	len = MIN(strcspn(comm, "\n"), sizeof(who->comm) - 1);
+	memcpy(who->comm, comm, len); /* NUL-terminated: zeroed above */
+}
+
+/*
+ * The one write path: one write(2) to attribute @nd, or the content of a
+ * temp file renamed onto it, is one request.  It goes to the attribute's
+ * store() with its caller (@origin: the file it came through, whose
+ * cached attributes the change leaves alone, cache.h), and its outcome
+ * is logged here, once.  0 or -errno, for write(2) or rename(2).
+ */
+static int attr_write(struct lendfs *fs, const struct node *nd,
+		      const char *buf, size_t len, const char *origin)
+{
+	struct engine_caller who;
+	struct attr_write w = { .buf = buf, .len = len };
+	struct attr_ctx ctx;
+	char value[ATTR_VALUE_LOG_MAX];
+	int r;
+
+	if (len > INT_MAX)
+		return -EINVAL;
+	if (!node_writable(nd))
+		return -EACCES;
+	caller_fill(&who, origin);
+	node_ctx(fs, nd, &who, &ctx);
+	lendfs_log_value(buf, value_len(buf, len), value, sizeof(value));
+	w.value = value;
+	r = nd->attr->store(&ctx, &w);
+	if (r < 0) {
+		lendfs_log(LOG_WARNING, "cannot %s: %s", w.what, w.reason);
+		return r;
+	}
+	if (w.done[0])
+		lendfs_log(LOG_NOTICE, "%s", w.done);
+	return 0;
+}
+
 /* One write is one request; the offset is ignored, as in sysfs. */
 static int lendfs_write(const char *path, const char *buf, size_t size,
 			off_t off, struct fuse_file_info *fi)
 {
 	struct lendfs *fs = fs_get();
 	struct handle *h = handle_of(fi);
-	char reason[REASON_MAX];
 	int r;
 
 	if (!h)
 		return -EBADF;
 	if (h->tmp)
 		return tmpfile_write(fs->tmp, h->tmp, buf, size, off);
-	if (size > INT_MAX)
-		return -EINVAL;
-	cache_writing(path);
-	if (h->node.area == AREA_DEVICE_ATTR && h->node.dattr->store)
-		r = h->node.dattr->store(fs->engine, h->node.dev, buf, size,
-					 reason);
-	else if (h->node.area == AREA_HOST_ATTR && h->node.hattr->store)
-		r = h->node.hattr->store(fs->engine, h->node.host, buf, size,
-					 reason);
-	else if (h->node.area == AREA_VM_ATTR && h->node.vattr->store)
-		r = h->node.vattr->store(fs->engine, h->node.host, h->node.vm,
-					 buf, size, reason);
-	else
-		r = -EACCES;
-	cache_writing(NULL);
+	r = attr_write(fs, &h->node, buf, size, path);
 	return r < 0 ? r : (int)size;
 }
 
@@ -901,10 +873,14 @@ static int lendfs_unlink(const char *path)
 	return r;
 }
 
-/* Only hosts/HOST/vms/ takes new directories: VM borrowers (configfs). */
+/*
+ * Only hosts/HOST/vms/ takes new directories: VM borrowers (configfs),
+ * created and removed by the engine (logged here).
+ */
 static int lendfs_mkdir(const char *path, mode_t mode)
 {
 	struct lendfs *fs = fs_get();
+	char reason[REASON_MAX] = "", value[80];
 	struct tmpfile *tmp;
 	struct node nd;
 	/* a temp file name resolves in any device directory: it must exist */
@@ -917,33 +893,51 @@ static int lendfs_mkdir(const char *path, mode_t mode)
 		return -EPERM;
 	if (!host_exists(fs, nd.host))
 		return -ENOENT;
-	return vm_dir_create(fs->engine, nd.host, nd.vm);
+	r = engine_vm_create(fs->engine, nd.host, nd.vm, reason);
+	lendfs_log_value(nd.vm, strlen(nd.vm), value, sizeof(value));
+	if (r < 0)
+		lendfs_log(LOG_WARNING, "cannot create vm %s/%s: %s", nd.host,
+			   value, reason);
+	else
+		lendfs_log(LOG_NOTICE, "vm %s/%s created", nd.host, nd.vm);
+	return r;
 }
 
 static int lendfs_rmdir(const char *path)
 {
 	struct lendfs *fs = fs_get();
+	char reason[REASON_MAX] = "";
 	struct node nd;
 	int r = resolve(fs, path, &nd);
 
 	if (nd.area != AREA_VM)
 		return -EPERM;
-	return r < 0 ? r : vm_dir_remove(fs->engine, nd.host, nd.vm);
+	if (r < 0)
+		return r;
+	r = engine_vm_remove(fs->engine, nd.host, nd.vm, reason);
+	if (r < 0)
+		lendfs_log(LOG_WARNING, "cannot remove vm %s/%s: %s", nd.host,
+			   nd.vm, reason);
+	else
+		lendfs_log(LOG_NOTICE, "vm %s/%s removed", nd.host, nd.vm);
+	return r;
 }
 
 /*
  * A temp file renamed over `borrower` (of this or another device) is the
- * request: its content is one borrower write.  On success the temp file
- * is gone; on failure rename(2) gets the errno and the temp file stays,
- * for the tool to unlink.  Nothing else can be renamed or be a target.
+ * request: its content is one borrower write, through the same write
+ * path as write(2).  On success the temp file is gone; on failure
+ * rename(2) gets the errno and the temp file stays, for the tool to
+ * unlink.  Nothing else can be renamed or be a target.  The request came
+ * through the temp file (@from): `borrower` itself is invalidated as
+ * usual, since the kernel replaces its node with the temp file's.
  */
 static int lendfs_rename(const char *from, const char *to, unsigned int flags)
 {
 	struct lendfs *fs = fs_get();
 	struct tmpfile *tmp;
 	struct node src, dst;
-	char reason[REASON_MAX];
-	char *buf;
+	_cleanup_free_ char *buf = NULL;
 	size_t len;
 	int r;
 
@@ -956,18 +950,16 @@ static int lendfs_rename(const char *from, const char *to, unsigned int flags)
 		return -EINVAL;
 	r = resolve(fs, to, &dst);
 	if (r < 0 || dst.area != AREA_DEVICE_ATTR ||
-	    strcmp(dst.dattr->name, BORROWER_ATTR) != 0)
+	    strcmp(dst.attr->name, BORROWER_ATTR) != 0)
 		r = r == -ENOENT ? -ENOENT : -EINVAL;
 	else if (flags & RENAME_NOREPLACE)
 		r = -EEXIST;
 	else
 		r = tmpfile_content(fs->tmp, tmp, &buf, &len);
-	if (r == 0) {
-		r = dst.dattr->store(fs->engine, dst.dev, buf, len, reason);
-		free(buf);
-		if (r == 0)
-			tmpfile_unlink(fs->tmp, tmp); /* gone already: fine */
-	}
+	if (r == 0)
+		r = attr_write(fs, &dst, buf, len, from);
+	if (r == 0)
+		tmpfile_unlink(fs->tmp, tmp); /* gone already: fine */
 	tmpfile_put(fs->tmp, tmp);
 	return r;
 }

@@ -2,11 +2,12 @@
 /*
  * fs.h - the lendfs FUSE filesystem (high-level libfuse3 API).
  *
- * fs.c resolves a path to an area of the tree (SPEC section 3) and hands
- * the work to the attribute tables (attr_*.c) or the temp files of
- * config-management tools (tmpfile.c).  It holds no lend state: every
- * value is rendered from the engine when read, and every write is one
- * engine request whose -errno goes straight back to the writer.
+ * fs.c resolves a path to a node of the tree (SPEC section 3) and hands
+ * the work to the node's attribute table (attr.h, attr_*.c) or the temp
+ * files of config-management tools (tmpfile.c).  It holds no lend state:
+ * every value is rendered from the engine when read, and every write is
+ * one engine request whose -errno goes straight back to the writer.
+ * Logging: log.h.
  */
 #ifndef LENDFS_FS_H
 #define LENDFS_FS_H
@@ -38,20 +39,10 @@ struct lendfs {
 extern const struct fuse_operations lendfs_ops;
 
 /*
- * Log one line with the "lendfs: " prefix: to stderr, or to syslog once
- * the daemon has detached (lendfs_log_to_syslog()).
- */
-void lendfs_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void lendfs_log_to_syslog(void);
-
-/*
  * Owner and write group of the tree (docs/PERMISSIONS.md): the daemon's
  * user, and @group (looked up now).  A group that does not exist is
  * logged and leaves writing to the owner alone (-ENOENT).
  */
 int lendfs_set_group(struct lendfs *fs, const char *group);
-
-/* Printable, bounded copy of a user-supplied value for log lines. */
-void lendfs_log_value(const char *buf, size_t len, char *out, size_t outlen);
 
 #endif

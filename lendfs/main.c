@@ -17,6 +17,12 @@
  * mount, then the loop.  Without -f the process forks before the engine
  * starts (its threads must live in the daemon) and the parent exits only
  * once the child has mounted, with the child's start-up status.
+ *
+ * Logging (log.h): with -f everything goes to stderr; without it the
+ * child logs to syslog from the fork on, so the engine's recovery
+ * decisions at start-up and everything after reach the system log.
+ * Start-up failures ("cannot start: ...") are printed on stderr, for
+ * whoever started lendfs: the parent is still waiting then.
  */
 #include "fs.h"
 
@@ -40,6 +46,7 @@
 #include "engine.h"
 #include "hashmap.h"
 #include "inventory.h"
+#include "log.h"
 #include "store_zk.h"
 #include "cache.h"
 #include "tmpfile.h"
@@ -253,6 +260,7 @@ static int daemon_fork(void)
 	close(p[0]);
 	ready_fd = p[1];
 	setsid();
+	lendfs_log_to_syslog(); /* stderr goes away once mounted */
 	return 0;
 }
 
@@ -265,7 +273,7 @@ static void daemon_ready(int status)
 	if (ready_fd < 0)
 		return;
 	if (status == 0) {
-		lendfs_log_to_syslog();
+		lendfs_log_fuse_to_syslog();
 		null = open("/dev/null", O_RDWR);
 		if (null >= 0) {
 			dup2(null, STDIN_FILENO);
@@ -355,19 +363,20 @@ static void log_view(struct event_log *el, const struct device_view *v)
 		return;
 	switch (v->state) {
 	case DEV_LENDING:
-		lendfs_log("%s: lending to %s", v->id, v->borrower);
+		lendfs_log(LOG_NOTICE, "%s: lending to %s", v->id, v->borrower);
 		break;
 	case DEV_LENT:
-		lendfs_log("%s: lent to %s", v->id, v->borrower);
+		lendfs_log(LOG_NOTICE, "%s: lent to %s", v->id, v->borrower);
 		break;
 	case DEV_RETURNING:
-		lendfs_log("%s: returning from %s", v->id, v->borrower);
+		lendfs_log(LOG_NOTICE, "%s: returning from %s", v->id,
+			   v->borrower);
 		break;
 	case DEV_FAILED:
-		lendfs_log("%s: failed: %s", v->id, v->last_error);
+		lendfs_log(LOG_WARNING, "%s: failed: %s", v->id, v->last_error);
 		break;
 	default:
-		lendfs_log("%s: %s", v->id, dev_state_name(v->state));
+		lendfs_log(LOG_NOTICE, "%s: %s", v->id, dev_state_name(v->state));
 		break;
 	}
 }
@@ -408,6 +417,8 @@ static int collect_id(void *arg, const char *devid)
  * @devid NULL: anything may have changed (a lend completes this way, as
  * it changes the peers of other devices too): look at every device.  The
  * ids are collected first so no view is taken inside the engine's walk.
+ * @who, the request that made the change, goes to the cache: the file it
+ * wrote is not invalidated (cache.h).
  */
 static void log_device_event(void *arg, const char *devid,
 			     const struct engine_caller *who)
@@ -419,14 +430,14 @@ static void log_device_event(void *arg, const char *devid,
 		struct device_view v;
 		bool exists = engine_device_view(el->engine, devid, &v) == 0;
 
-		cache_device_changed(el->cache, devid, exists ? &v : NULL);
+		cache_device_changed(el->cache, devid, exists ? &v : NULL, who);
 		if (exists) {
 			log_view(el, &v);
 			device_view_release(&v);
 		}
 		return;
 	}
-	cache_all_changed(el->cache);
+	cache_all_changed(el->cache, who);
 	engine_foreach_device(el->engine, collect_id, &l);
 	for (size_t i = 0; i < l.n; i++)
 		log_device(el, l.ids[i]);
@@ -530,11 +541,13 @@ static int fail(struct daemon *d, int status)
 	return status;
 }
 
-/* Engine events (recovery decisions, reroutes, autolend) go to the log. */
+/*
+ * Engine events (recovery decisions, reroutes, take-backs, autolend,
+ * ZooKeeper) go to the log: stderr with -f, syslog once forked.
+ */
 static void log_engine_event(void *arg, const char *msg)
 {
-	(void)arg;
-	fprintf(stderr, "lendfs: %s\n", msg);
+	lendfs_log(LOG_NOTICE, "%s", msg);
 }
 
 /*
@@ -652,68 +665,86 @@ static int run_check(struct daemon *d, const struct defaults *def)
 	return r > 0 ? 1 : 0;
 }
 
+/* --store zk://...: 0, or EXIT_USAGE with the reason on stderr. */
+static int check_store_args(const struct daemon *d)
+{
+	char hosts[ZK_HOSTS_MAX], root[ZK_ROOT_MAX], why[REASON_MAX];
+
+	if (zk_uri_parse(d->opt.store, hosts, sizeof(hosts), root,
+			 sizeof(root), why) < 0) {
+		fprintf(stderr, "lendfs: --store: %s\n", why);
+		return EXIT_USAGE;
+	}
+	if (d->opt.state) {
+		fprintf(stderr, "lendfs: --store and --state exclude each other\n");
+		return EXIT_USAGE;
+	}
+	if (!d->opt.host && !d->opt.check) {
+		fprintf(stderr, "lendfs: --store zk://... needs --host NAME: "
+			"one daemon per host\n");
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
+/*
+ * The command line and the configuration.  -1 to go on and mount, or
+ * the exit status: --help, --version, --check, or a mistake (on stderr).
+ */
+static int setup_args(struct daemon *d, const struct defaults *def)
+{
+	char err[ERRMSG_MAX];
+
+	if (fuse_opt_parse(&d->args, &d->opt, lendfs_opts, opt_proc) < 0)
+		return EXIT_USAGE;
+	if (d->opt.help) {
+		usage(stdout, def);
+		return 0;
+	}
+	if (d->opt.version) {
+		printf("lendfs %s\n", LENDFS_VERSION);
+		return 0;
+	}
+	if (fuse_parse_cmdline(&d->args, &d->fopt) < 0)
+		return EXIT_USAGE;
+	if (!d->fopt.mountpoint && !d->opt.check) {
+		fprintf(stderr, "lendfs: no mount point given\n"
+			"Try 'lendfs --help' for more information.\n");
+		return EXIT_USAGE;
+	}
+	if (d->opt.inventory && strcmp(d->opt.inventory, "config") != 0 &&
+	    strcmp(d->opt.inventory, "udev") != 0) {
+		fprintf(stderr, "lendfs: --inventory: '%s' is neither config "
+			"nor udev\n", d->opt.inventory);
+		return EXIT_USAGE;
+	}
+	if (d->opt.store && check_store_args(d) != 0)
+		return EXIT_USAGE;
+	if (config_load(d->opt.config ? d->opt.config : def->config, &d->cfg,
+			err) < 0) {
+		d->cfg = NULL;
+		fprintf(stderr, "lendfs: %s\n", err);
+		return EXIT_USAGE;
+	}
+	if (d->opt.inventory)
+		snprintf(d->cfg->inventory, sizeof(d->cfg->inventory), "%s",
+			 d->opt.inventory);
+	if (d->opt.check)
+		return run_check(d, def);
+	return -1;
+}
+
 int main(int argc, char *argv[])
 {
 	struct daemon d = { .args = FUSE_ARGS_INIT(argc, argv) };
-	char err[ERRMSG_MAX];
 	struct defaults def;
 	int r;
 
 	clock_gettime(CLOCK_REALTIME, &d.fs.start);
 	find_defaults(&def);
-	if (fuse_opt_parse(&d.args, &d.opt, lendfs_opts, opt_proc) < 0)
-		return fail(&d, EXIT_USAGE);
-	if (d.opt.help) {
-		usage(stdout, &def);
-		return fail(&d, 0);
-	}
-	if (d.opt.version) {
-		printf("lendfs %s\n", LENDFS_VERSION);
-		return fail(&d, 0);
-	}
-	if (fuse_parse_cmdline(&d.args, &d.fopt) < 0)
-		return fail(&d, EXIT_USAGE);
-	if (!d.fopt.mountpoint && !d.opt.check) {
-		fprintf(stderr, "lendfs: no mount point given\n"
-			"Try 'lendfs --help' for more information.\n");
-		return fail(&d, EXIT_USAGE);
-	}
-	if (d.opt.inventory && strcmp(d.opt.inventory, "config") != 0 &&
-	    strcmp(d.opt.inventory, "udev") != 0) {
-		fprintf(stderr, "lendfs: --inventory: '%s' is neither config "
-			"nor udev\n", d.opt.inventory);
-		return fail(&d, EXIT_USAGE);
-	}
-	if (d.opt.store) {
-		char hosts[ZK_HOSTS_MAX], root[ZK_ROOT_MAX], why[REASON_MAX];
-
-		if (zk_uri_parse(d.opt.store, hosts, sizeof(hosts), root,
-				 sizeof(root), why) < 0) {
-			fprintf(stderr, "lendfs: --store: %s\n", why);
-			return fail(&d, EXIT_USAGE);
-		}
-		if (d.opt.state) {
-			fprintf(stderr, "lendfs: --store and --state exclude each other\n");
-			return fail(&d, EXIT_USAGE);
-		}
-		if (!d.opt.host && !d.opt.check) {
-			fprintf(stderr, "lendfs: --store zk://... needs --host NAME: "
-				"one daemon per host\n");
-			return fail(&d, EXIT_USAGE);
-		}
-	}
-
-	r = config_load(d.opt.config ? d.opt.config : def.config, &d.cfg, err);
-	if (r < 0) {
-		d.cfg = NULL;
-		fprintf(stderr, "lendfs: %s\n", err);
-		return fail(&d, EXIT_USAGE);
-	}
-	if (d.opt.inventory)
-		snprintf(d.cfg->inventory, sizeof(d.cfg->inventory), "%s",
-			 d.opt.inventory);
-	if (d.opt.check)
-		return fail(&d, run_check(&d, &def));
+	r = setup_args(&d, &def);
+	if (r >= 0)
+		return fail(&d, r);
 
 	if (!d.fopt.foreground && (r = daemon_fork()) < 0) {
 		fprintf(stderr, "lendfs: cannot start: fork: %s\n",
@@ -783,7 +814,8 @@ int main(int argc, char *argv[])
 	if (r == SIGTERM || r == SIGINT || r == SIGHUP)
 		r = 0;
 	if (r != 0)
-		lendfs_log("FUSE loop failed: %s", strerror(r < 0 ? -r : r));
+		lendfs_log(LOG_ERR, "FUSE loop failed: %s",
+			   strerror(r < 0 ? -r : r));
 	sd_notify(0, "STOPPING=1\nSTATUS=unmounting");
 	daemon_cleanup(&d);
 	return r == 0 ? 0 : 1;

@@ -43,8 +43,8 @@ static int parse_device(char **c, unsigned n, struct node *nd)
 	}
 	if (n > 3)
 		return -ENOENT;
-	nd->dattr = device_attr_find(c[2]);
-	if (nd->dattr) {
+	nd->attr = attr_find(&device_attrs, c[2]);
+	if (nd->attr) {
 		nd->area = AREA_DEVICE_ATTR;
 		return 0;
 	}
@@ -71,8 +71,8 @@ static int parse_vm(char **c, unsigned n, struct node *nd)
 		nd->area = AREA_VM_LINK;
 		return 0;
 	}
-	nd->vattr = vm_attr_find(c[4]);
-	if (!nd->vattr || n > 5)
+	nd->attr = attr_find(&vm_attrs, c[4]);
+	if (!nd->attr || n > 5)
 		return -ENOENT;
 	nd->area = AREA_VM_ATTR;
 	return 0;
@@ -99,14 +99,14 @@ static int parse_host(char **c, unsigned n, struct node *nd)
 		nd->area = AREA_VMS;
 		return n == 3 ? 0 : parse_vm(c, n, nd);
 	}
-	nd->hattr = host_attr_find(c[2]);
-	if (!nd->hattr || n > 3)
+	nd->attr = attr_find(&host_attrs, c[2]);
+	if (!nd->attr || n > 3)
 		return -ENOENT;
 	nd->area = AREA_HOST_ATTR;
 	return 0;
 }
 
-int path_parse(const char *path, struct node *nd)
+static int parse(const char *path, struct node *nd)
 {
 	char buf[PATH_MAX], *c[PATH_MAX_DEPTH], *save = NULL, *tok;
 	unsigned n = 0;
@@ -141,13 +141,45 @@ int path_parse(const char *path, struct node *nd)
 		nd->area = AREA_FABRIC;
 		if (n == 1)
 			return 0;
-		nd->cattr = cluster_attr_find(&fabric_attrs, c[1]);
+		nd->attr = attr_find(&fabric_attrs, c[1]);
 		nd->area = AREA_FABRIC_ATTR;
-		return nd->cattr && n == 2 ? 0 : -ENOENT;
+		return nd->attr && n == 2 ? 0 : -ENOENT;
 	}
-	nd->cattr = cluster_attr_find(&cluster_attrs, c[0]);
+	nd->attr = attr_find(&cluster_attrs, c[0]);
 	nd->area = AREA_CLUSTER_ATTR;
-	return nd->cattr && n == 1 ? 0 : -ENOENT;
+	return nd->attr && n == 1 ? 0 : -ENOENT;
+}
+
+/* The table of a directory, or of the directory an attribute is in. */
+static const struct attr_table *area_table(enum area a)
+{
+	switch (a) {
+	case AREA_ROOT:
+	case AREA_CLUSTER_ATTR:
+		return &cluster_attrs;
+	case AREA_DEVICE:
+	case AREA_DEVICE_ATTR:
+		return &device_attrs;
+	case AREA_HOST:
+	case AREA_HOST_ATTR:
+		return &host_attrs;
+	case AREA_VM:
+	case AREA_VM_ATTR:
+		return &vm_attrs;
+	case AREA_FABRIC:
+	case AREA_FABRIC_ATTR:
+		return &fabric_attrs;
+	default:
+		return NULL;
+	}
+}
+
+int path_parse(const char *path, struct node *nd)
+{
+	int r = parse(path, nd);
+
+	nd->table = area_table(nd->area);
+	return r;
 }
 
 bool area_is_dir(enum area a)

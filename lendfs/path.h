@@ -4,8 +4,9 @@
  * node it names, by syntax alone.
  *
  * path_parse() never asks the engine anything: it splits the path, finds
- * attribute names in the tables of attr.h and copies the device, host,
- * peer and temp file names into the node, bounded.  Whether the device,
+ * attribute names in the tables of attr.h (attr_find()), records the
+ * node's table and copies the device, host, peer and temp file names
+ * into the node, bounded.  Whether the device,
  * host, peer or symlink it names exists is the caller's question (fs.c),
  * asked only for names the parser accepted.  Being pure, it is unit-tested
  * and fuzzed on its own (tests/unit/test_path.c, tests/fuzz/fuzz_path.c).
@@ -51,10 +52,13 @@ struct node {
 	char vm[FS_NAME_MAX + 1]; /* any name: mkdir says which are valid */
 	char name[FS_NAME_MAX + 1]; /* peer, temp file or link name */
 	bool borrowed;		    /* borrowed/ rather than lent/ */
-	const struct device_attr *dattr;
-	const struct host_attr *hattr;
-	const struct vm_attr *vattr;
-	const struct cluster_attr *cattr;
+	/*
+	 * The table of a directory that has one (ROOT, DEVICE, HOST, VM,
+	 * FABRIC), or of the directory of an attribute (the *_ATTR areas),
+	 * and that attribute; NULL elsewhere.
+	 */
+	const struct attr_table *table;
+	const struct lendfs_attr *attr;
 };
 
 /*

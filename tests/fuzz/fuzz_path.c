@@ -14,18 +14,6 @@
 #include "fuzz.h"
 #include "path.h"
 
-/* The attribute stores log through fs.c, which is not linked here. */
-void lendfs_log(const char *fmt, ...);
-void lendfs_log(const char *fmt, ...)
-{
-}
-
-void lendfs_log_value(const char *buf, size_t len, char *out, size_t outlen);
-void lendfs_log_value(const char *buf, size_t len, char *out, size_t outlen)
-{
-	out[0] = '\0';
-}
-
 static void check_name(const char *s, size_t size, bool set)
 {
 	FUZZ_ASSERT(fuzz_terminated(s, size));
@@ -45,7 +33,7 @@ static void canonical(const struct node *nd, char *buf, size_t len)
 		snprintf(buf, len, "/");
 		break;
 	case AREA_CLUSTER_ATTR:
-		snprintf(buf, len, "/%s", nd->cattr->name);
+		snprintf(buf, len, "/%s", nd->attr->name);
 		break;
 	case AREA_DEVICES:
 		snprintf(buf, len, "/devices");
@@ -54,7 +42,7 @@ static void canonical(const struct node *nd, char *buf, size_t len)
 		snprintf(buf, len, "/devices/%s", dev);
 		break;
 	case AREA_DEVICE_ATTR:
-		snprintf(buf, len, "/devices/%s/%s", dev, nd->dattr->name);
+		snprintf(buf, len, "/devices/%s/%s", dev, nd->attr->name);
 		break;
 	case AREA_PEERS:
 		snprintf(buf, len, "/devices/%s/peers", dev);
@@ -72,7 +60,7 @@ static void canonical(const struct node *nd, char *buf, size_t len)
 		snprintf(buf, len, "/hosts/%s", host);
 		break;
 	case AREA_HOST_ATTR:
-		snprintf(buf, len, "/hosts/%s/%s", host, nd->hattr->name);
+		snprintf(buf, len, "/hosts/%s/%s", host, nd->attr->name);
 		break;
 	case AREA_HOST_LINKS:
 		snprintf(buf, len, "/hosts/%s/%s", host, links);
@@ -88,7 +76,7 @@ static void canonical(const struct node *nd, char *buf, size_t len)
 		break;
 	case AREA_VM_ATTR:
 		snprintf(buf, len, "/hosts/%s/vms/%s/%s", host, vm,
-			 nd->vattr->name);
+			 nd->attr->name);
 		break;
 	case AREA_VM_LINKS:
 		snprintf(buf, len, "/hosts/%s/vms/%s/%s", host, vm,
@@ -102,7 +90,7 @@ static void canonical(const struct node *nd, char *buf, size_t len)
 		snprintf(buf, len, "/fabric");
 		break;
 	case AREA_FABRIC_ATTR:
-		snprintf(buf, len, "/fabric/%s", nd->cattr->name);
+		snprintf(buf, len, "/fabric/%s", nd->attr->name);
 		break;
 	default:
 		FUZZ_ASSERT(!"unknown area");
@@ -112,6 +100,11 @@ static void canonical(const struct node *nd, char *buf, size_t len)
 static void check_node(const struct node *nd)
 {
 	enum area a = nd->area;
+	bool is_attr = a == AREA_CLUSTER_ATTR || a == AREA_DEVICE_ATTR ||
+		       a == AREA_HOST_ATTR || a == AREA_VM_ATTR ||
+		       a == AREA_FABRIC_ATTR;
+	bool has_table = is_attr || a == AREA_ROOT || a == AREA_DEVICE ||
+			 a == AREA_HOST || a == AREA_VM || a == AREA_FABRIC;
 
 	check_name(nd->dev, sizeof(nd->dev), area_in_device(a) ||
 		   a == AREA_HOST_LINK || a == AREA_VM_LINK);
@@ -119,18 +112,18 @@ static void check_node(const struct node *nd)
 	check_name(nd->vm, sizeof(nd->vm), area_in_vm(a));
 	check_name(nd->name, sizeof(nd->name),
 		   a == AREA_PEER || a == AREA_TMP);
-	FUZZ_ASSERT((a == AREA_DEVICE_ATTR) == (nd->dattr != NULL));
-	FUZZ_ASSERT((a == AREA_HOST_ATTR) == (nd->hattr != NULL));
-	FUZZ_ASSERT((a == AREA_VM_ATTR) == (nd->vattr != NULL));
+	FUZZ_ASSERT(is_attr == (nd->attr != NULL));
+	FUZZ_ASSERT(has_table == (nd->table != NULL));
+	/* the attribute is one of its directory's table */
+	if (nd->attr)
+		FUZZ_ASSERT(attr_find(nd->table, nd->attr->name) == nd->attr);
 	if (area_in_vm(a))
 		FUZZ_ASSERT(area_in_host(a));
-	FUZZ_ASSERT((a == AREA_CLUSTER_ATTR || a == AREA_FABRIC_ATTR) ==
-		    (nd->cattr != NULL));
 	if (nd->borrowed)
 		FUZZ_ASSERT(a == AREA_HOST_LINKS || a == AREA_HOST_LINK);
 	/* an attribute name is never a temp file name */
 	if (a == AREA_TMP) {
-		FUZZ_ASSERT(!device_attr_find(nd->name));
+		FUZZ_ASSERT(!attr_find(&device_attrs, nd->name));
 		FUZZ_ASSERT(strcmp(nd->name, "peers") != 0);
 	}
 }

@@ -15,18 +15,6 @@
 
 #include "path.h"
 
-/* The attribute stores log through fs.c, which is not linked here. */
-void lendfs_log(const char *fmt, ...);
-void lendfs_log(const char *fmt, ...)
-{
-}
-
-void lendfs_log_value(const char *buf, size_t len, char *out, size_t outlen);
-void lendfs_log_value(const char *buf, size_t len, char *out, size_t outlen)
-{
-	out[0] = '\0';
-}
-
 #define GPU "nodeA:0000:65:00.0"
 
 static int parse(const char *path, struct node *nd)
@@ -40,6 +28,8 @@ static void test_root_and_top_level(void **state)
 
 	assert_int_equal(parse("/", &nd), 0);
 	assert_int_equal(nd.area, AREA_ROOT);
+	assert_ptr_equal(nd.table, &cluster_attrs); /* its files */
+	assert_null(nd.attr);
 	assert_int_equal(parse("", &nd), 0);
 	assert_int_equal(nd.area, AREA_ROOT);
 	assert_int_equal(parse("//", &nd), 0);
@@ -47,11 +37,12 @@ static void test_root_and_top_level(void **state)
 
 	assert_int_equal(parse("/version", &nd), 0);
 	assert_int_equal(nd.area, AREA_CLUSTER_ATTR);
-	assert_string_equal(nd.cattr->name, "version");
+	assert_string_equal(nd.attr->name, "version");
+	assert_ptr_equal(nd.table, &cluster_attrs);
 	assert_int_equal(parse("/lends", &nd), 0);
-	assert_string_equal(nd.cattr->name, "lends");
+	assert_string_equal(nd.attr->name, "lends");
 	assert_int_equal(parse("/metrics", &nd), 0);
-	assert_string_equal(nd.cattr->name, "metrics");
+	assert_string_equal(nd.attr->name, "metrics");
 
 	assert_int_equal(parse("/devices", &nd), 0);
 	assert_int_equal(nd.area, AREA_DEVICES);
@@ -61,9 +52,10 @@ static void test_root_and_top_level(void **state)
 	assert_int_equal(nd.area, AREA_FABRIC);
 	assert_int_equal(parse("/fabric/links", &nd), 0);
 	assert_int_equal(nd.area, AREA_FABRIC_ATTR);
-	assert_string_equal(nd.cattr->name, "links");
+	assert_string_equal(nd.attr->name, "links");
+	assert_ptr_equal(nd.table, &fabric_attrs);
 	assert_int_equal(parse("/fabric/topology.dot", &nd), 0);
-	assert_string_equal(nd.cattr->name, "topology.dot");
+	assert_string_equal(nd.attr->name, "topology.dot");
 }
 
 static void test_unknown_names(void **state)
@@ -88,16 +80,23 @@ static void test_device_paths(void **state)
 	assert_int_equal(parse("/devices/" GPU, &nd), 0);
 	assert_int_equal(nd.area, AREA_DEVICE);
 	assert_string_equal(nd.dev, GPU);
+	assert_ptr_equal(nd.table, &device_attrs);
+	assert_null(nd.attr);
 
 	assert_int_equal(parse("/devices/" GPU "/borrower", &nd), 0);
 	assert_int_equal(nd.area, AREA_DEVICE_ATTR);
-	assert_string_equal(nd.dattr->name, BORROWER_ATTR);
-	assert_non_null(nd.dattr->store);
+	assert_string_equal(nd.attr->name, BORROWER_ATTR);
+	assert_ptr_equal(nd.table, &device_attrs);
+	assert_ptr_equal(nd.attr, attr_find(&device_attrs, BORROWER_ATTR));
+	assert_int_equal(nd.attr->mode, ATTR_RW);
+	assert_non_null(nd.attr->store);
 	assert_int_equal(parse("/devices/" GPU "/state", &nd), 0);
-	assert_null(nd.dattr->store);
+	assert_int_equal(nd.attr->mode, ATTR_RO);
+	assert_null(nd.attr->store);
 
 	assert_int_equal(parse("/devices/" GPU "/peers", &nd), 0);
 	assert_int_equal(nd.area, AREA_PEERS);
+	assert_null(nd.table); /* listed by the engine, not a table */
 	assert_int_equal(parse("/devices/" GPU "/peers/nodeB:0000:17:00.0", &nd), 0);
 	assert_int_equal(nd.area, AREA_PEER);
 	assert_string_equal(nd.name, "nodeB:0000:17:00.0");
@@ -109,6 +108,8 @@ static void test_device_paths(void **state)
 	assert_int_equal(parse("/devices/" GPU "/.borrower.tmp", &nd), 0);
 	assert_int_equal(nd.area, AREA_TMP);
 	assert_string_equal(nd.name, ".borrower.tmp");
+	assert_null(nd.table);
+	assert_null(nd.attr);
 	assert_int_equal(parse("/devices/" GPU "/borrower/x", &nd), -ENOENT);
 	assert_int_equal(parse("/devices/" GPU "/tmp/x", &nd), -ENOENT);
 }
@@ -122,7 +123,9 @@ static void test_host_paths(void **state)
 	assert_string_equal(nd.host, "nodeB");
 	assert_int_equal(parse("/hosts/nodeB/state", &nd), 0);
 	assert_int_equal(nd.area, AREA_HOST_ATTR);
-	assert_string_equal(nd.hattr->name, "state");
+	assert_string_equal(nd.attr->name, "state");
+	assert_ptr_equal(nd.table, &host_attrs);
+	assert_non_null(nd.attr->store);
 	assert_int_equal(parse("/hosts/nodeB/vms", &nd), 0);
 	assert_int_equal(nd.area, AREA_VMS);
 	assert_int_equal(parse("/hosts/nodeB/vms/vm1", &nd), 0);
@@ -135,11 +138,12 @@ static void test_host_paths(void **state)
 	assert_string_equal(nd.vm, "bad.name");
 	assert_int_equal(parse("/hosts/nodeB/vms/vm1/qmp", &nd), 0);
 	assert_int_equal(nd.area, AREA_VM_ATTR);
-	assert_string_equal(nd.vattr->name, "qmp");
-	assert_non_null(nd.vattr->store);
+	assert_string_equal(nd.attr->name, "qmp");
+	assert_ptr_equal(nd.table, &vm_attrs);
+	assert_non_null(nd.attr->store);
 	assert_int_equal(parse("/hosts/nodeB/vms/vm1/state", &nd), 0);
 	assert_int_equal(nd.area, AREA_VM_ATTR);
-	assert_null(nd.vattr->store);
+	assert_null(nd.attr->store);
 	assert_int_equal(parse("/hosts/nodeB/vms/vm1/memory", &nd), 0);
 	assert_int_equal(parse("/hosts/nodeB/vms/vm1/last_error", &nd), 0);
 	assert_int_equal(parse("/hosts/nodeB/vms/vm1/devices", &nd), 0);
@@ -177,7 +181,8 @@ static void test_slashes_collapse(void **state)
 	assert_int_equal(parse("devices//" GPU "///state/", &b), 0);
 	assert_int_equal(a.area, b.area);
 	assert_string_equal(a.dev, b.dev);
-	assert_ptr_equal(a.dattr, b.dattr);
+	assert_ptr_equal(a.attr, b.attr);
+	assert_ptr_equal(a.table, b.table);
 }
 
 static void test_bounds(void **state)
@@ -253,6 +258,40 @@ static void test_area_classes(void **state)
 	assert_false(area_in_host(AREA_HOSTS));
 }
 
+/*
+ * Every table: names unique and found by attr_find(), a store() exactly
+ * for the writable ones, subdirectories that are no attribute, and a
+ * view to take exactly where show() reads one.
+ */
+static void test_tables(void **state)
+{
+	const struct attr_table *tables[] = {
+		&cluster_attrs, &device_attrs, &host_attrs, &vm_attrs,
+		&fabric_attrs,
+	};
+
+	for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {
+		const struct attr_table *tb = tables[t];
+
+		assert_true(tb->n > 0);
+		assert_true(!tb->get == !tb->put);
+		for (size_t i = 0; i < tb->n; i++) {
+			const struct lendfs_attr *a = &tb->attrs[i];
+
+			assert_ptr_equal(attr_find(tb, a->name), a);
+			assert_non_null(a->show);
+			assert_int_equal(a->mode, a->store ? ATTR_RW : ATTR_RO);
+		}
+		for (const char *const *d = tb->dirs; d && *d; d++)
+			assert_null(attr_find(tb, *d));
+		assert_null(attr_find(tb, ""));
+		assert_null(attr_find(tb, "nonexistent"));
+	}
+	assert_null(cluster_attrs.get); /* rendered by the engine whole */
+	assert_non_null(device_attrs.get);
+	assert_string_equal(device_attrs.dirs[0], "peers");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -263,6 +302,7 @@ int main(void)
 		cmocka_unit_test(test_slashes_collapse),
 		cmocka_unit_test(test_bounds),
 		cmocka_unit_test(test_area_classes),
+		cmocka_unit_test(test_tables),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -11,7 +11,7 @@ bats bats-assert bats-support
 udev umockdev libumockdev-dev
 graphviz scdoc qemu-system-x86 ansible-core
 zookeeper default-jre-headless libzookeeper-mt-dev iproute2
-strace hyperfine util-linux procps psmisc perl shellcheck
+strace hyperfine util-linux procps psmisc perl shellcheck python3
 "
 
 missing=""

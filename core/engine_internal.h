@@ -10,8 +10,9 @@
  *   plan.c       which windows a lend needs, and their reservation
  *   program.c    programming and clearing windows on the fabric
  *   p2p.c        peer-to-peer links between devices of one borrower
- *   lend.c       the lend state machine: the only writer of the lend
- *                state of this daemon's devices (struct lend_req, steps)
+ *   lend.c       the lend state machine: the only writer of a device's
+ *                lend state once it is in the model (struct lend_req,
+ *                steps, and the entry points for events)
  *   replica.c    distributed mode: the mirror of other lenders' records
  *   hotplug.c    devices appearing, changing, vanishing
  *   recover.c    stored lends brought back at start
@@ -415,6 +416,31 @@ int lend_guest_ack(struct engine *e, const char *devid, const char *owner,
  */
 int lend_guest_gone(struct engine *e, struct ldevice *d, const char *owner,
 		    struct notes *nt, char *reason);
+
+/*
+ * Recovery (recover.c): the stored lend @rec of @d is programmed again
+ * with @owner over @route, and the device is `lent`; or it cannot be
+ * (@err, @why), and the device is `failed`.
+ */
+int lend_restored(struct engine *e, struct ldevice *d,
+		  const struct lend_record *rec, uint64_t owner,
+		  const struct route *route, char *reason);
+void lend_restore_failed(struct engine *e, struct ldevice *d,
+			 const char *borrower, int err, const char *why);
+
+/*
+ * Distributed mode (replica.c): another lender's @d shows its record @rec
+ * now (NULL: none), with windows @nw (taken), @owner, @route (NULL: none);
+ * d->lock held, its old windows are the caller's.  *@dirty: read again.
+ */
+void lend_mirror(struct engine *e, struct ldevice *d,
+		 const struct lend_record *rec, struct window *nw,
+		 unsigned nnew, uint64_t owner, const struct route *route,
+		 bool *dirty);
+
+/* A device removed while lent is back (hot-plug add): `available`. */
+int lend_device_back(struct engine *e, struct ldevice *d,
+		     const struct cfg_device *c, char *reason);
 
 /* Hot-removal of a lent @d: torn down, `failed`, listed until cleared. */
 void lend_device_gone(struct engine *e, struct ldevice *d, struct notes *nt);

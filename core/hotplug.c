@@ -11,23 +11,6 @@
 
 #include "engine_internal.h"
 
-/* A device known but gone (removed while lent) is back: failure over. */
-static int device_back(struct engine *e, struct ldevice *d,
-		       const struct cfg_device *c, char *reason)
-{
-	int r;
-
-	pthread_mutex_lock(&d->lock);
-	r = model_fill(d, c);
-	if (r == 0) {
-		d->gone = false;
-		d->state = lender_online(e, d) ? DEV_AVAILABLE : DEV_OFFLINE;
-		dev_clear_borrower(d);
-		dev_touch(d);
-	}
-	pthread_mutex_unlock(&d->lock);
-	return r < 0 ? reason_set(reason, r, "out of memory") : 0;
-}
 
 /* Lend a new device to its udev-given borrower; 1 if that failed. */
 static int device_autolend(struct engine *e, const struct cfg_device *c,
@@ -61,8 +44,8 @@ int engine_device_add(struct engine *e, const struct cfg_device *c,
 
 	pthread_rwlock_wrlock(&e->model_lock);
 	d = engine_dev(e, c->id);
-	if (d && d->gone)
-		r = device_back(e, d, c, reason);
+	if (d && d->gone) /* removed while lent, back: the failure is over */
+		r = lend_device_back(e, d, c, reason);
 	else
 		r = model_add(e, c, NULL, reason);
 	pthread_rwlock_unlock(&e->model_lock);

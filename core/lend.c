@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
- * lend.c - the lend state machine, the only code that changes the lend
- * state of this daemon's devices (engine_internal.h).
+ * lend.c - the lend state machine, the only code that changes a device's
+ * lend state once it is in the model (engine_internal.h): requests, and
+ * the entry points for what happens under the engine (a guest's late
+ * acknowledgement, QEMU gone, hot-removal, a host going away, recovery,
+ * and in distributed mode the mirror of another lender's record).
  *
  * A request is a value, struct lend_req, passed through a short list of
  * steps; each step that leaves something behind has an undo, and a failed
@@ -1065,6 +1068,99 @@ int engine_write_host_state(struct engine *e, const char *host,
 
 	notes_flush(e, &nt, who);
 	return r;
+}
+
+/* ---- distributed: the mirror of another lender's device --------------------- */
+
+void lend_mirror(struct engine *e, struct ldevice *d,
+		   const struct lend_record *rec, struct window *nw,
+		   unsigned nnew, uint64_t owner, const struct route *route,
+		   bool *dirty)
+{
+	if (!d->route)
+		d->route = calloc(1, sizeof(*d->route));
+	d->windows = nw;
+	d->nwindows = nnew;
+	d->rec_state = rec ? (int)rec->state : -1;
+	d->owner = owner;
+	if (rec && dev_text(d) == 0) {
+		d->epoch = rec->epoch;
+		d->since = rec->since;
+		snprintf(d->text->borrower, sizeof(d->text->borrower), "%s",
+			 rec->borrower);
+	} else {
+		if (rec) /* no memory for its text: read it all again later */
+			*dirty = true;
+		dev_clear_borrower(d);
+		d->since = now_wall();
+	}
+	d->has_route = route && d->route;
+	if (d->has_route)
+		*d->route = *route;
+	d->state = replica_state(e, d);
+	dev_touch(d);
+}
+
+/* ---- recovery and hot-plug ------------------------------------------------------ */
+
+int lend_restored(struct engine *e, struct ldevice *d,
+		  const struct lend_record *rec, uint64_t owner,
+		  const struct route *route, char *reason)
+{
+	struct window *w = malloc(rec->nwindows * sizeof(*w));
+	int r = 0;
+
+	/* the device lock: in distributed mode the mount is up already */
+	pthread_mutex_lock(&d->lock);
+	if (!w || (!d->route && !(d->route = calloc(1, sizeof(*d->route)))) ||
+	    dev_text(d) < 0) {
+		free(w);
+		r = reason_set(reason, -ENOMEM, "out of memory");
+	} else {
+		memcpy(w, rec->windows, rec->nwindows * sizeof(*w));
+		free(d->windows);
+		d->windows = w;
+		d->nwindows = rec->nwindows;
+		d->state = DEV_LENT;
+		d->owner = owner;
+		d->epoch = rec->epoch;
+		d->since = rec->since;
+		*d->route = *route;
+		d->has_route = route->nhops > 0;
+		snprintf(d->text->borrower, sizeof(d->text->borrower), "%s",
+			 rec->borrower);
+		dev_touch(d);
+	}
+	pthread_mutex_unlock(&d->lock);
+	return r;
+}
+
+void lend_restore_failed(struct engine *e, struct ldevice *d,
+			 const char *borrower, int err, const char *why)
+{
+	pthread_mutex_lock(&d->lock);
+	dev_set_error(d, "%s: cannot restore lend to %.64s: %.160s",
+		      errno_name(err), borrower, why);
+	d->state = DEV_FAILED;
+	dev_touch(d);
+	pthread_mutex_unlock(&d->lock);
+}
+
+int lend_device_back(struct engine *e, struct ldevice *d,
+		     const struct cfg_device *c, char *reason)
+{
+	int r;
+
+	pthread_mutex_lock(&d->lock);
+	r = model_fill(d, c);
+	if (r == 0) {
+		d->gone = false;
+		d->state = lender_online(e, d) ? DEV_AVAILABLE : DEV_OFFLINE;
+		dev_clear_borrower(d);
+		dev_touch(d);
+	}
+	pthread_mutex_unlock(&d->lock);
+	return r < 0 ? reason_set(reason, r, "out of memory") : 0;
 }
 
 /* ---- VM guests: late acknowledgements, QEMU gone ------------------------------ */

@@ -65,42 +65,13 @@ static int recover_one(struct engine *e, struct ldevice *d,
 		if (r < 0)
 			plan_release_locked(e, rec->windows, rec->nwindows);
 	}
-	/* the device lock: in distributed mode the mount is up already */
-	pthread_mutex_lock(&d->lock);
 	if (r < 0) {
-		dev_set_error(d, "%s: cannot restore lend to %.64s: %.160s",
-			      errno_name(r), rec->borrower, reason);
-		d->state = DEV_FAILED;
-		dev_touch(d);
-		pthread_mutex_unlock(&d->lock);
+		lend_restore_failed(e, d, rec->borrower, r, reason);
 		engine_report(e, "%s: cannot restore lend to %.64s: %.160s",
-		       errno_name(r), rec->borrower, reason);
+			      errno_name(r), rec->borrower, reason);
 		return e->store->remove(e->store_ctx, rec->device, NULL, out_reason);
 	}
-	if ((!d->route && !(d->route = calloc(1, sizeof(*d->route)))) ||
-	    dev_text(d) < 0) {
-		pthread_mutex_unlock(&d->lock);
-		return reason_set(out_reason, -ENOMEM, "out of memory");
-	}
-	free(d->windows);
-	d->windows = malloc(rec->nwindows * sizeof(*d->windows));
-	if (!d->windows) {
-		pthread_mutex_unlock(&d->lock);
-		return reason_set(out_reason, -ENOMEM, "out of memory");
-	}
-	memcpy(d->windows, rec->windows, rec->nwindows * sizeof(*d->windows));
-	d->nwindows = rec->nwindows;
-	d->state = DEV_LENT;
-	d->owner = owner;
-	d->epoch = rec->epoch;
-	d->since = rec->since;
-	*d->route = route;
-	d->has_route = route.nhops > 0;
-	snprintf(d->text->borrower, sizeof(d->text->borrower), "%s",
-		 rec->borrower);
-	dev_touch(d);
-	pthread_mutex_unlock(&d->lock);
-	return 0;
+	return lend_restored(e, d, rec, owner, &route, out_reason);
 }
 
 int recover_record(struct engine *e, const struct lend_record *rec,

@@ -49,35 +49,6 @@ static bool rec_mapped(int rec_state)
 	return rec_state == REC_LENDING || rec_state == REC_LENT;
 }
 
-/* @d shows @rec now (d->lock held); its old windows are the caller's. */
-static void mirror(struct engine *e, struct ldevice *d,
-		   const struct lend_record *rec, struct window *nw,
-		   unsigned nnew, uint64_t owner, const struct route *route,
-		   bool *dirty)
-{
-	if (!d->route)
-		d->route = calloc(1, sizeof(*d->route));
-	d->windows = nw;
-	d->nwindows = nnew;
-	d->rec_state = rec ? (int)rec->state : -1;
-	d->owner = owner;
-	if (rec && dev_text(d) == 0) {
-		d->epoch = rec->epoch;
-		d->since = rec->since;
-		snprintf(d->text->borrower, sizeof(d->text->borrower), "%s",
-			 rec->borrower);
-	} else {
-		if (rec) /* no memory for its text: read it all again later */
-			*dirty = true;
-		dev_clear_borrower(d);
-		d->since = now_wall();
-	}
-	d->has_route = route && d->route;
-	if (d->has_route)
-		*d->route = *route;
-	d->state = replica_state(e, d);
-	dev_touch(d);
-}
 
 void lend_apply_record(struct engine *e, const char *devid,
 		       const struct lend_record *rec, struct lend_ack *ack,
@@ -137,7 +108,7 @@ void lend_apply_record(struct engine *e, const char *devid,
 	}
 	old = d->windows;
 	nold = d->nwindows;
-	mirror(e, d, rec, nw, nnew, owner, routed ? &route : NULL, dirty);
+	lend_mirror(e, d, rec, nw, nnew, owner, routed ? &route : NULL, dirty);
 	pthread_mutex_unlock(&d->lock);
 	notes_add(&nt, devid);
 

@@ -73,6 +73,8 @@ static struct engine *engine_alloc(const struct engine_options *opt)
 	e->log = opt->log;
 	e->log_arg = opt->log_arg;
 	snprintf(e->run_dir, sizeof(e->run_dir), "%s", opt->run_dir ? opt->run_dir : "");
+	pthread_mutex_init(&e->req_mutex, NULL);
+	pthread_cond_init(&e->req_cond, NULL);
 	pthread_rwlock_init(&e->model_lock, NULL);
 	pthread_mutex_init(&e->fabric_lock, NULL);
 	pthread_mutex_init(&e->comp_lock, NULL);
@@ -166,6 +168,8 @@ void engine_free(struct engine *e)
 	topo_free(e->topo);
 	hashmap_free(e->hostmap);
 	hashmap_free(e->devmap);
+	pthread_mutex_destroy(&e->req_mutex);
+	pthread_cond_destroy(&e->req_cond);
 	pthread_rwlock_destroy(&e->model_lock);
 	pthread_mutex_destroy(&e->fabric_lock);
 	pthread_mutex_destroy(&e->comp_lock);

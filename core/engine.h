@@ -48,7 +48,7 @@ struct engine;
 struct engine_caller {
 	const void *origin; /* the front-end's own token (lendfs: the path) */
 	uint32_t uid, pid;
-	char comm[16];
+	char comm[16]; /* the writer's command, "" when not known */
 };
 
 enum dev_state {

@@ -21,10 +21,11 @@
  *   cluster.c    the ZooKeeper coordination (coord_zk_ops)
  *
  * Locking, outermost first:
- *   d->req_lock    (mutex) one device's request: held across its whole
- *                  lend or return, slow waits included; nothing else
- *                  waits on it but the next request of the same device
- *                  and its hot-removal
+ *   d->req_busy    one device's request (dev_request_begin(), a flag
+ *                  under e->req_mutex, one byte a device): held across
+ *                  its whole lend or return, slow waits included;
+ *                  nothing else waits on it but the next request of the
+ *                  same device and its hot-removal
  *   e->model_lock  (rwlock) the set of devices; held only to look a
  *                  device up (and pin it) or to walk the list, never
  *                  across a back-end call; write-held to add or unlink
@@ -92,6 +93,8 @@ struct ldevice {
 	uint64_t bar_addr[PCI_NUM_BARS];
 	bool denied; /* [policy] deny */
 	bool gone; /* removed by hot-plug while lent; listed until cleared */
+	bool unlinked; /* out of the model: freed by the last pin */
+	bool req_busy; /* its request in flight: dev_request_begin() */
 	/* from the udev inventory (NULL: none), under lock: */
 	char *deny_reason; /* the lender depends on it */
 	char *driver;
@@ -99,11 +102,9 @@ struct ldevice {
 	int iommu_group;
 	int rec_state; /* distributed, another lender's device: the state of
 			  its record (enum rec_state), -1 none; d->lock */
+	unsigned refs;	/* pins (model_get()); atomic */
 	struct iommu_domain iommu; /* on the lender; fabric_lock */
 
-	unsigned refs;	  /* pins (model_get()); atomic */
-	bool unlinked;	  /* out of the model: freed by the last pin */
-	pthread_mutex_t req_lock; /* its request in flight (lend.c) */
 	pthread_mutex_t lock;
 	enum dev_state state;
 	/*
@@ -157,6 +158,8 @@ struct engine {
 	const struct borrower_ops *vm_borrower;
 	char run_dir[4096];
 
+	pthread_mutex_t req_mutex; /* the devices' req_busy flags */
+	pthread_cond_t req_cond;   /* a request ended */
 	pthread_rwlock_t model_lock;
 	struct hashmap *devmap;
 	struct ldevice **devs; /* stable order: config, then hot-plug */
@@ -209,6 +212,13 @@ struct ldevice *engine_dev(struct engine *e, const char *id);
 struct ldevice *model_get(struct engine *e, const char *id);
 void model_pin(struct ldevice *d); /* model_lock held */
 void model_put(struct engine *e, struct ldevice *d);
+
+/*
+ * One request of @d at a time, held across its slow waits (a device's
+ * request lock, without a mutex in each of 100,000 devices).
+ */
+void dev_request_begin(struct engine *e, struct ldevice *d);
+void dev_request_end(struct engine *e, struct ldevice *d);
 
 /* Every device, pinned, in model order; model_put_all() when done. */
 int model_pin_all(struct engine *e, struct ldevice ***out, unsigned *n);

@@ -90,7 +90,7 @@ int engine_device_remove(struct engine *e, const char *devid, char *reason)
 
 	if (!d)
 		return reason_set(reason, -ENODEV, "no device %s", devid);
-	pthread_mutex_lock(&d->req_lock);
+	dev_request_begin(e, d);
 	pthread_mutex_lock(&d->lock);
 	lent = d->state == DEV_LENT;
 	snprintf(borrower, sizeof(borrower), "%s", d->borrower);
@@ -105,7 +105,7 @@ int engine_device_remove(struct engine *e, const char *devid, char *reason)
 			model_unlink(e, d);
 		pthread_rwlock_unlock(&e->model_lock);
 	}
-	pthread_mutex_unlock(&d->req_lock);
+	dev_request_end(e, d);
 	model_put(e, d);
 	notes_flush(e, &nt, NULL);
 	return 0;

@@ -19,8 +19,8 @@
  *            -> teardown (store, windows, peers, record) -> `available`
  *
  * The only lock held across a step that waits (disk sync, QEMU,
- * ZooKeeper) is the device's own request lock, d->req_lock: hot-plug,
- * readers and other devices' requests never wait behind it.
+ * ZooKeeper) is the device's own request lock (dev_request_begin()):
+ * hot-plug, readers and other devices' requests never wait behind it.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -31,7 +31,7 @@
 
 struct lend_req {
 	struct engine *e;
-	struct ldevice *d;	/* pinned, d->req_lock held */
+	struct ldevice *d;	/* pinned, its request lock held */
 	const char *value;	/* the borrower asked for; "" returns */
 	struct lend_txn *txn;	/* what the store is told and tells back */
 	char *reason;
@@ -699,14 +699,15 @@ static int forward(struct lend_req *q)
 /* Run @q on its pinned device under its request lock. */
 static int run_request(struct lend_req *q)
 {
+	struct engine *e = q->e;
 	struct ldevice *d = q->d;
 	bool gone;
 	int r;
 
-	pthread_mutex_lock(&d->req_lock);
+	dev_request_begin(e, d);
 	if (__atomic_load_n(&d->unlinked, __ATOMIC_ACQUIRE)) {
 		/* hot-removed while this request waited for the one before */
-		pthread_mutex_unlock(&d->req_lock);
+		dev_request_end(e, d);
 		return reason_set(q->reason, -ENODEV, "no device %s", d->id);
 	}
 	if (lend_remote(q->e, d)) {
@@ -733,7 +734,7 @@ static int run_request(struct lend_req *q)
 		pthread_rwlock_unlock(&q->e->model_lock);
 		notes_add(q->notes, NULL);
 	}
-	pthread_mutex_unlock(&d->req_lock);
+	dev_request_end(e, d);
 	return r;
 }
 
@@ -993,9 +994,9 @@ static void device_follow_host(struct engine *e, struct ldevice *d,
 	if (!broken || !act)
 		return;
 	snprintf(why, sizeof(why), "host %s went offline", h->name);
-	pthread_mutex_lock(&d->req_lock);
+	dev_request_begin(e, d);
 	route_lost(e, d, why, nt);
-	pthread_mutex_unlock(&d->req_lock);
+	dev_request_end(e, d);
 }
 
 /*
@@ -1234,9 +1235,9 @@ static int take_back_one(struct engine *e, struct ldevice *d, const char *host,
 	pthread_mutex_unlock(&d->lock);
 	if (!mine)
 		return 0;
-	pthread_mutex_lock(&d->req_lock);
+	dev_request_begin(e, d);
 	r = do_return(&q);
-	pthread_mutex_unlock(&d->req_lock);
+	dev_request_end(e, d);
 	pthread_mutex_lock(&d->lock);
 	if (r < 0) {
 		dev_set_last_error(d, r, reason);

@@ -214,6 +214,23 @@ void model_put(struct engine *e, struct ldevice *d)
 		device_free(e, d);
 }
 
+void dev_request_begin(struct engine *e, struct ldevice *d)
+{
+	pthread_mutex_lock(&e->req_mutex);
+	while (d->req_busy)
+		pthread_cond_wait(&e->req_cond, &e->req_mutex);
+	d->req_busy = true;
+	pthread_mutex_unlock(&e->req_mutex);
+}
+
+void dev_request_end(struct engine *e, struct ldevice *d)
+{
+	pthread_mutex_lock(&e->req_mutex);
+	d->req_busy = false;
+	pthread_cond_broadcast(&e->req_cond); /* no syscall without waiters */
+	pthread_mutex_unlock(&e->req_mutex);
+}
+
 int model_pin_all(struct engine *e, struct ldevice ***out, unsigned *n)
 {
 	struct ldevice **v;
@@ -275,7 +292,6 @@ int model_fill(struct ldevice *d, const struct cfg_device *c)
 static void device_free(struct engine *e, struct ldevice *d)
 {
 	pthread_mutex_destroy(&d->lock);
-	pthread_mutex_destroy(&d->req_lock);
 	iommu_domain_release(&d->iommu);
 	free(d->windows);
 	free(d->route);
@@ -316,7 +332,6 @@ int model_add(struct engine *e, const struct cfg_device *c,
 	d->borrower = "";
 	d->last_error = "";
 	pthread_mutex_init(&d->lock, NULL);
-	pthread_mutex_init(&d->req_lock, NULL);
 	d->refs = 1; /* the model's */
 	iommu_domain_init(&d->iommu, h->iommu);
 	if (model_fill(d, c) < 0) {

@@ -757,33 +757,18 @@ static int lendfs_read(const char *path, char *buf, size_t size, off_t off,
 /*
  * Who is writing: the FUSE request's caller, and the file the request
  * came through (@origin, a path of the tree, or NULL).  The command name
- * is best effort: the writer may be gone already, or not be visible in
- * the daemon's pid namespace.
+ * stays empty: nothing reads it yet, and /proc/PID/comm would cost an
+ * open, a read and a close on every write (docs/PERFORMANCE.md).
  */
 static void caller_fill(struct engine_caller *who, const char *origin)
 {
 	const struct fuse_context *fc = fuse_get_context();
-	char path[32], comm[sizeof(who->comm) + 1];
-	ssize_t n = -1;
-	size_t len;
-	int fd;
 
 	*who = (struct engine_caller){ .origin = origin };
 	if (!fc)
 		return;
 	who->uid = fc->uid;
 	who->pid = (uint32_t)fc->pid;
-	snprintf(path, sizeof(path), "/proc/%d/comm", (int)fc->pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		n = read(fd, comm, sizeof(comm) - 1);
-		close(fd);
-	}
-	if (n <= 0)
-		return;
-	comm[n] = '\0';
-	len = MIN(strcspn(comm, "\n"), sizeof(who->comm) - 1);
-	memcpy(who->comm, comm, len); /* NUL-terminated: zeroed above */
 }
 
 /*

@@ -54,6 +54,7 @@ setup_file() {
 	# the udev cluster (nodeA local; nodeB, nodeC borrowers), slow unplugs
 	sed "/^\[cluster\]/a vm_unplug_timeout_ms = $UNPLUG_MS" "$UDEV_DIR/udev.ini" \
 		>"$BATS_FILE_TMPDIR/locks.ini"
+	export UCONF="$BATS_FILE_TMPDIR/locks.ini" # udev_mount (testbed.bash)
 }
 
 setup() {
@@ -92,31 +93,6 @@ teardown() {
 	testbed_stop
 	rm -rf "$TMP" "$GDIR"
 	return $status
-}
-
-# ---- the mount on the test bed (testbed.bash) -------------------------
-
-# udev_mount: lendfs on the test bed as host nodeA, with the slow unplugs.
-udev_mount() {
-	"$BATS_FILE_TMPDIR/lendfs-umockdev" -f -c "$BATS_FILE_TMPDIR/locks.ini" \
-		--host nodeA --inventory udev --state "$TMP/state.db" \
-		--run-dir "$TMP/run" "$MNT" \
-		</dev/null >"$TMP/lendfs.out" 2>>"$TMP/lendfs.log" 3>&- &
-	LENDFS_PID=$!
-	local i
-	for ((i = 0; i < MOUNT_WAIT_TENTHS; i++)); do
-		[ -e "$MNT/version" ] && return 0
-		if ! kill -0 "$LENDFS_PID" 2>/dev/null; then
-			echo "lendfs exited before mounting:" >&2
-			cat "$TMP/lendfs.log" >&2
-			LENDFS_PID=
-			return 1
-		fi
-		sleep 0.1
-	done
-	echo "lendfs did not mount within 10 s:" >&2
-	cat "$TMP/lendfs.log" >&2
-	return 1
 }
 
 # ---- time and background writes -----------------------------------------

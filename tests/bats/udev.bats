@@ -74,43 +74,6 @@ teardown() {
 	return $status
 }
 
-# udev_mount [ARGS...]: lendfs with the udev inventory as host nodeA,
-# under the umockdev preload unless LENDFS_REAL=1.
-udev_mount() {
-	local cmd="$BATS_FILE_TMPDIR/lendfs-umockdev"
-	[ "${LENDFS_REAL:-0}" = 1 ] && cmd="$LENDFS"
-	$LENDFS_PREFIX "$cmd" -f -c "$UCONF" --host nodeA --inventory udev \
-		--state "$TMP/state.db" --run-dir "$TMP/run" "$@" "$MNT" \
-		</dev/null >"$TMP/lendfs.out" 2>>"$TMP/lendfs.log" 3>&- &
-	LENDFS_PID=$!
-	local i
-	for ((i = 0; i < MOUNT_WAIT_TENTHS; i++)); do
-		[ -e "$MNT/version" ] && return 0
-		if ! kill -0 "$LENDFS_PID" 2>/dev/null; then
-			echo "lendfs exited before mounting:" >&2
-			cat "$TMP/lendfs.log" >&2
-			LENDFS_PID=
-			return 1
-		fi
-		sleep 0.1
-	done
-	echo "lendfs did not mount within 10 s:" >&2
-	cat "$TMP/lendfs.log" >&2
-	return 1
-}
-
-# Unmount and reap; fails if the daemon exited non-zero.  Keeps $TMP.
-udev_unmount() {
-	[ -n "${LENDFS_PID:-}" ] || return 0
-	fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT" 2>/dev/null
-	lendfs_wait_exit
-	if [ "$LENDFS_STATUS" -ne 0 ]; then
-		echo "lendfs exited with status $LENDFS_STATUS:" >&2
-		cat "$TMP/lendfs.log" >&2
-		return 1
-	fi
-}
-
 # within_1s CMD...: CMD succeeds within one second.
 within_1s() {
 	local i

@@ -94,6 +94,19 @@ static bool logged(struct fixture *f, const char *needle)
 	return r;
 }
 
+/* The log line comes after the change it reports: wait for it, bounded. */
+static bool wait_logged(struct fixture *f, const char *needle, unsigned ms)
+{
+	double t0 = qemu_now_ms();
+
+	while (qemu_now_ms() - t0 < ms) {
+		if (logged(f, needle))
+			return true;
+		qemu_sleep_ms(10);
+	}
+	return logged(f, needle);
+}
+
 static int engine_up(struct fixture *f)
 {
 	struct engine_options opt = { 0 };
@@ -498,7 +511,7 @@ static void test_vm_gone(void **state)
 	assert_int_equal(v->state, VM_DISCONNECTED);
 	assert_non_null(strstr(v->last_error, "ECONNRESET: "));
 	assert_string_equal(v->memory, "");
-	assert_true(logged(f, GPU " released: "));
+	assert_true(wait_logged(f, GPU " released: ", 3000));
 	assert_int_equal(engine_lend(f->e, GPU, "vm:b/vm1", reason), -EHOSTDOWN);
 	/* a VM that went away holds nothing: it can be removed */
 	assert_int_equal(engine_vm_remove(f->e, "b", "vm1", reason), 0);

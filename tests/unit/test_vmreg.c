@@ -476,7 +476,7 @@ static void test_return_timeout(void **state)
 	qemu_b_acpi_eject_pc(&qm, 2);
 	assert_true(wait_state(f->e, GPU, DEV_AVAILABLE, 3000));
 	assert_int_equal(pci_count(GPU_QDEV), 0);
-	assert_true(logged(f, "acknowledged the removal late"));
+	assert_true(wait_logged(f, "acknowledged the removal late", 3000));
 
 	/* again, and this time a second return asks the guest again */
 	assert_int_equal(engine_lend(f->e, GPU, "vm:b/vm1", reason), 0);

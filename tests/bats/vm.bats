@@ -184,10 +184,13 @@ crash_and_restart() {
 	lend $GPU vm:nodeB/vm1
 	run cat "$(dev $GPU)/state"
 	assert_output lent
-	# bus 0, slot 2 (the first free one), BAR2 = bar1 of the GPU, unassigned
+	# bus 0, slot 2 (the first free one), BAR2 = bar1 of the GPU: its
+	# address is the guest's business, unassigned (-1) unless the firmware
+	# was still enumerating PCI when the device came (TCG on a loaded
+	# machine: seen once under ASan)
 	run guest pci "$QDEV"
 	assert_success
-	assert_output "0 2 0 $GPU_BAR -1"
+	assert_output --regexp "^0 2 0 $GPU_BAR (-1|0x[0-9a-f]+)$"
 	[ "$(pci_count)" -eq 1 ]
 	# DMA windows for the guest RAM, through the lender's IOMMU
 	run cat "$(dev $GPU)/windows"

@@ -316,9 +316,9 @@ static void on_device_deleted(struct vm *vm, const char *devid, int err,
 	struct notes nt = { 0 };
 	int r;
 
-	if (err < 0)
-		engine_report(e, "vm %s/%s: %s", v->host, v->name, why);
 	r = lend_guest_ack(e, devid, v->owner, &nt, reason);
+	if (r != 0 && err < 0) /* the removal it finished came with an error */
+		engine_report(e, "vm %s/%s: %s", v->host, v->name, why);
 	if (r < 0)
 		engine_report(e, "%s: the guest of vm %s/%s acknowledged the removal, "
 			  "but the return failed: %s", devid, v->host, v->name,
@@ -430,23 +430,6 @@ void vmreg_start(struct engine *e)
 
 /* ---- the lend and return steps -------------------------------------------- */
 
-/* A [vm] section of the config: its RAM, no QMP. */
-static bool resolve_config_vm(struct engine *e, struct lhost *h,
-			      const char *name, struct borrower *b)
-{
-	for (unsigned i = 0; i < e->cfg->nvms; i++) {
-		const struct cfg_vm *vm = &e->cfg->vms[i];
-
-		if (!strcmp(vm->host, h->name) && !strcmp(vm->name, name)) {
-			b->host = h;
-			b->ram = vm->ram;
-			b->nram = vm->nram;
-			return true;
-		}
-	}
-	return false;
-}
-
 static int vm_resolve(struct engine *e, const struct ldevice *d,
 		      const struct bname *n, struct borrower *b, char *reason)
 {
@@ -457,11 +440,15 @@ static int vm_resolve(struct engine *e, const struct ldevice *d,
 
 	if (!h)
 		return reason_set(reason, -EINVAL, "unknown host '%s'", n->host);
-	if (resolve_config_vm(e, h, name, b))
-		return 0;
-
+	b->host = h;
 	pthread_mutex_lock(&e->vm_lock);
 	v = find(e, h->name, name);
+	if (v && v->cfg) { /* a [vm] section: its RAM, no QMP */
+		b->ram = v->cfg->ram;
+		b->nram = v->cfg->nram;
+		pthread_mutex_unlock(&e->vm_lock);
+		return 0;
+	}
 	if (!v)
 		r = reason_set(reason, -EINVAL,
 			       "unknown vm '%s' on host %s (mkdir hosts/%s/vms/%s)", name,
@@ -476,7 +463,6 @@ static int vm_resolve(struct engine *e, const struct ldevice *d,
 	pthread_mutex_unlock(&e->vm_lock);
 	if (r < 0)
 		return r;
-	b->host = h;
 	b->ram = b->ram_buf;
 	b->vmreg = true;
 	return pick_bar(e, d, b->value, &b->bar, &b->bar_size, reason);

@@ -53,6 +53,11 @@ static uint64_t deadline_of(struct engine *e)
 
 /* ---- borrower kinds ------------------------------------------------------ */
 
+const struct borrower_ops *borrower_kind(struct engine *e, const char *value)
+{
+	return bname_is_vm(value) ? e->vm_borrower : e->host_borrower;
+}
+
 int borrower_resolve(struct engine *e, const struct ldevice *d,
 		     const char *value, struct borrower *b, char *reason)
 {
@@ -68,7 +73,7 @@ int borrower_resolve(struct engine *e, const struct ldevice *d,
 				   "malformed vm borrower '%s' (expected vm:HOST/VM)", value) :
 			reason_set(reason, -EINVAL,
 				   "malformed host name '%s' (1-63 of A-Z a-z 0-9 _ -)", value);
-	b->ops = n.vm ? e->vm_borrower : e->host_borrower;
+	b->ops = borrower_kind(e, value);
 	snprintf(b->value, sizeof(b->value), "%s", value);
 	return b->ops->resolve(e, d, &n, b, reason);
 }
@@ -136,10 +141,6 @@ const struct borrower_ops borrower_host_ops = {
 	.recover = host_recover,
 };
 
-const struct borrower_ops *borrower_kind(struct engine *e, const char *value)
-{
-	return bname_is_vm(value) ? e->vm_borrower : e->host_borrower;
-}
 
 /* ---- store --------------------------------------------------------------- */
 
@@ -341,10 +342,8 @@ static int step_intent(struct lend_req *q)
 			r = e->coord->resync(e->coord_ctx, q->reason);
 		if (r == 0)
 			r = step_plan(q);
-		if (r < 0) {
-			q->w = NULL; /* released: the plan step's undo has nothing */
-			return r;
-		}
+		if (r < 0)
+			return r; /* the plan step's undo finds nothing left */
 	}
 }
 
@@ -718,7 +717,6 @@ static int run_request(struct lend_req *q)
 	} else {
 		r = do_return(q);
 	}
-	free(q->w); /* a lend that failed after planning: released already */
 	pthread_mutex_lock(&d->lock);
 	if (r < 0) {
 		dev_set_last_error(d, r, q->reason);
@@ -729,7 +727,8 @@ static int run_request(struct lend_req *q)
 	if (gone) {
 		/* a removed device disappears once its failure is cleared */
 		pthread_rwlock_wrlock(&q->e->model_lock);
-		if (engine_dev(q->e, d->id) == d)
+		/* unless a hot-add brought it back meanwhile (lend_device_back()) */
+		if (engine_dev(q->e, d->id) == d && d->gone)
 			model_unlink(q->e, d);
 		pthread_rwlock_unlock(&q->e->model_lock);
 		notes_add(q->notes, NULL);

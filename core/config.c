@@ -302,14 +302,10 @@ static int section_once(struct parser *p, bool *seen, const char *name,
 	return 1;
 }
 
-static int section_host(struct parser *p, const char *arg)
+void cfg_host_defaults(struct cfg_host *h, const char *name)
 {
-	struct cluster_config *c = p->cfg;
-	struct cfg_host *h = APPEND(p, c->hosts, c->nhosts);
-
-	if (!h)
-		return perr(p, "out of memory");
-	snprintf(h->name, sizeof(h->name), "%s", arg);
+	memset(h, 0, sizeof(*h));
+	snprintf(h->name, sizeof(h->name), "%s", name);
 	snprintf(h->adapter, sizeof(h->adapter), "ntb0");
 	h->iommu = false;
 	h->lut_entries = DEFAULT_LUT_ENTRIES;
@@ -318,6 +314,16 @@ static int section_host(struct parser *p, const char *arg)
 	h->dma_windows = DEFAULT_DMA_WINDOWS;
 	h->ram[0] = (struct range){ 0, DEFAULT_RAM_END };
 	h->nram = 1;
+}
+
+static int section_host(struct parser *p, const char *arg)
+{
+	struct cluster_config *c = p->cfg;
+	struct cfg_host *h = APPEND(p, c->hosts, c->nhosts);
+
+	if (!h)
+		return perr(p, "out of memory");
+	cfg_host_defaults(h, arg);
 	h->line = p->line;
 	p->obj = c->nhosts - 1;
 	p->kind = SEC_HOST;

@@ -185,4 +185,7 @@ void config_free(struct cluster_config *cfg);
 const struct cfg_host *config_find_host(const struct cluster_config *cfg,
 					const char *name);
 
+/* @h as a [host NAME] section with no keys makes it (zeroed first). */
+void cfg_host_defaults(struct cfg_host *h, const char *name);
+
 #endif

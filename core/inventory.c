@@ -73,16 +73,7 @@ static int add_host(struct cluster_config *cfg, const char *name, char *reason)
 		return reason_set(reason, -ENOMEM, "out of memory");
 	cfg->hosts = hosts;
 	h = &hosts[cfg->nhosts++];
-	/* the defaults of a [host] section (config.c) */
-	memset(h, 0, sizeof(*h));
-	snprintf(h->name, sizeof(h->name), "%s", name);
-	snprintf(h->adapter, sizeof(h->adapter), "ntb0");
-	h->lut_entries = DEFAULT_LUT_ENTRIES;
-	h->window_max = DEFAULT_WINDOW_MAX;
-	h->window_align = DEFAULT_WINDOW_ALIGN;
-	h->dma_windows = DEFAULT_DMA_WINDOWS;
-	h->ram[0] = (struct range){ 0, DEFAULT_RAM_END };
-	h->nram = 1;
+	cfg_host_defaults(h, name);
 	return 0;
 }
 

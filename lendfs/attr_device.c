@@ -126,18 +126,12 @@ static int device_path_show(const struct attr_ctx *ctx, FILE *out)
 
 static int device_get(struct attr_ctx *ctx)
 {
-	struct device_view *v = malloc(sizeof(*v));
-	int r;
+	_cleanup_free_ struct device_view *v = malloc(sizeof(*v));
+	int r = v ? engine_device_view(ctx->engine, ctx->devid, v) : -ENOMEM;
 
-	if (!v)
-		return -ENOMEM;
-	r = engine_device_view(ctx->engine, ctx->devid, v);
-	if (r < 0) {
-		free(v);
-		return r;
-	}
-	ctx->dv = v;
-	return 0;
+	if (r == 0)
+		ctx->dv = take_ptr(v);
+	return r;
 }
 
 static void device_put(struct attr_ctx *ctx)

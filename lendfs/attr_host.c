@@ -28,18 +28,12 @@ static int host_state_store(const struct attr_ctx *ctx, struct attr_write *w)
 
 static int host_get(struct attr_ctx *ctx)
 {
-	struct host_view *v = malloc(sizeof(*v));
-	int r;
+	_cleanup_free_ struct host_view *v = malloc(sizeof(*v));
+	int r = v ? engine_host_view(ctx->engine, ctx->host, v) : -ENOMEM;
 
-	if (!v)
-		return -ENOMEM;
-	r = engine_host_view(ctx->engine, ctx->host, v);
-	if (r < 0) {
-		free(v);
-		return r;
-	}
-	ctx->hv = v;
-	return 0;
+	if (r == 0)
+		ctx->hv = take_ptr(v);
+	return r;
 }
 
 static void host_put(struct attr_ctx *ctx)

@@ -59,18 +59,12 @@ static int vm_last_error_show(const struct attr_ctx *ctx, FILE *out)
 /* A vm_view holds the memory layout text: on the heap, not the stack. */
 static int vm_get(struct attr_ctx *ctx)
 {
-	struct vm_view *v = malloc(sizeof(*v));
-	int r;
+	_cleanup_free_ struct vm_view *v = malloc(sizeof(*v));
+	int r = v ? engine_vm_view(ctx->engine, ctx->host, ctx->vm, v) : -ENOMEM;
 
-	if (!v)
-		return -ENOMEM;
-	r = engine_vm_view(ctx->engine, ctx->host, ctx->vm, v);
-	if (r < 0) {
-		free(v);
-		return r;
-	}
-	ctx->vv = v;
-	return 0;
+	if (r == 0)
+		ctx->vv = take_ptr(v);
+	return r;
 }
 
 static void vm_put(struct attr_ctx *ctx)

@@ -111,3 +111,15 @@ assert_lend_fails() {
 	assert_success
 	assert_output --regexp "^$errno: .+"
 }
+
+# wait_line FILE REGEX: wait (bounded, 10 s) for a line of FILE to match.
+wait_line() {
+	local i
+	for ((i = 0; i < 100; i++)); do
+		grep -qE "$2" "$1" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	echo "no line matching '$2' in $1:" >&2
+	cat "$1" >&2
+	return 1
+}

@@ -36,21 +36,7 @@ BOUND_MS=2000	# the hot-add and the other lend, well under UNPLUG_MS
 TB_WAIT_TENTHS=100	# 10 s for the test bed to answer
 
 setup_file() {
-	for tool in umockdev-wrapper pkg-config cc; do
-		command -v "$tool" >/dev/null ||
-			{ echo "$tool is missing (make deps)" >&2; return 1; }
-	done
-	# shellcheck disable=SC2046
-	cc -std=c11 -D_GNU_SOURCE -O1 -o "$BATS_FILE_TMPDIR/testbed" "$UDEV_DIR/testbed.c" \
-		$(pkg-config --cflags --libs umockdev-1.0)
-	# lendfs under the umockdev preload (see udev.bats for the ASan part)
-	cat >"$BATS_FILE_TMPDIR/lendfs-umockdev" <<-EOF
-		#!/bin/sh
-		ASAN_OPTIONS=\$(printf %s "\${ASAN_OPTIONS:-}" | tr : '\\n' | grep -v '^log_path=' | tr '\\n' :)
-		export ASAN_OPTIONS="\${ASAN_OPTIONS}verify_asan_link_order=0"
-		exec umockdev-wrapper "$LENDFS" "\$@"
-	EOF
-	chmod +x "$BATS_FILE_TMPDIR/lendfs-umockdev"
+	testbed_build || return 1
 	# the udev cluster (nodeA local; nodeB, nodeC borrowers), slow unplugs
 	sed "/^\[cluster\]/a vm_unplug_timeout_ms = $UNPLUG_MS" "$UDEV_DIR/udev.ini" \
 		>"$BATS_FILE_TMPDIR/locks.ini"
@@ -81,15 +67,7 @@ teardown() {
 		kill -KILL "$pid" 2>/dev/null || true
 		wait "$pid" 2>/dev/null || true
 	done
-	if [ -n "$LENDFS_PID" ]; then
-		fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT" 2>/dev/null
-		lendfs_wait_exit
-		if [ "$LENDFS_STATUS" -ne 0 ]; then
-			echo "lendfs exited with status $LENDFS_STATUS:" >&2
-			cat "$TMP/lendfs.log" >&2
-			status=1
-		fi
-	fi
+	udev_unmount || status=1
 	testbed_stop
 	rm -rf "$TMP" "$GDIR"
 	return $status

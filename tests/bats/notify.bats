@@ -40,18 +40,6 @@ listen() {
 	return 1
 }
 
-# wait_line REGEX: wait (bounded, 10 s) for a line of the log to match.
-wait_line() {
-	local i
-	for ((i = 0; i < 100; i++)); do
-		grep -qE "$1" "$NLOG" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	echo "no line matching '$1' in the notify log:" >&2
-	cat "$NLOG" >&2
-	return 1
-}
-
 # Wait for the listener to finish (it stops after STOPPING=1).
 wait_listener() {
 	local i
@@ -71,7 +59,7 @@ wait_listener() {
 	NOTIFY_SOCKET="$SOCK" "$LENDFS" -f -c "$DEMO" --state "$TMP/state.db" \
 		--run-dir "$TMP/run" "$MNT" </dev/null 2>"$TMP/lendfs.log" &
 	LENDFS_PID=$!
-	wait_line '^READY=1'
+	wait_line "$NLOG" '^READY=1'
 	run cat "$NLOG"
 	# in this order: recovering, then ready (with the mount serving)
 	assert_line --index 0 "STATUS=recovering stored lends"
@@ -103,7 +91,7 @@ wait_listener() {
 	NOTIFY_SOCKET="$SOCK" "$LENDFS" -f -c "$DEMO" --state "$TMP/state.db" \
 		--run-dir "$TMP/run" "$MNT" </dev/null 2>"$TMP/lendfs.log" &
 	LENDFS_PID=$!
-	wait_line '^READY=1 mounted=1'
+	wait_line "$NLOG" '^READY=1 mounted=1'
 	kill -TERM "$LENDFS_PID"
 	lendfs_wait_exit
 	[ "$LENDFS_STATUS" -eq 0 ]
@@ -122,7 +110,7 @@ wait_listener() {
 		--state "$TMP/state.db" --run-dir "$TMP/run" "$MNT"
 	assert_success
 	# the parent exits only once the child has mounted, so READY is near
-	wait_line '^READY=1'
+	wait_line "$NLOG" '^READY=1'
 	DAEMON_PID="$(sed -n 's/^MAINPID=//p' "$NLOG")"
 	[ -n "$DAEMON_PID" ]
 	run cat "/proc/$DAEMON_PID/comm"
@@ -153,7 +141,7 @@ wait_listener() {
 		--state "$TMP/state.db" --run-dir "$TMP/run" "$MNT"
 	assert_failure 1
 	assert_output --partial "cannot start"
-	wait_line "^STATUS=recovering"
+	wait_line "$NLOG" "^STATUS=recovering"
 	sleep 0.3
 	run grep -c READY=1 "$NLOG"
 	assert_output 0

@@ -95,18 +95,6 @@ ns_daemon() {
 	return 0
 }
 
-# wait_line FILE REGEX: wait (bounded, 10 s) for a line of FILE to match.
-wait_line() {
-	local i
-	for ((i = 0; i < 100; i++)); do
-		grep -qE "$2" "$1" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	echo "no line matching '$2' in $1:" >&2
-	cat "$1" >&2
-	return 1
-}
-
 # wait_gone PID: wait (bounded, 10 s) for a process that is not our child.
 wait_gone() {
 	local i

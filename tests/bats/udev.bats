@@ -27,23 +27,7 @@ TB_WAIT_TENTHS=100	# 10 s for the test bed to answer
 
 setup_file() {
 	local rootdev iface
-	for tool in umockdev-wrapper pkg-config cc; do
-		command -v "$tool" >/dev/null ||
-			{ echo "$tool is missing (make deps)" >&2; return 1; }
-	done
-	# shellcheck disable=SC2046
-	cc -std=c11 -D_GNU_SOURCE -O1 -o "$BATS_FILE_TMPDIR/testbed" "$UDEV_DIR/testbed.c" \
-		$(pkg-config --cflags --libs umockdev-1.0)
-	# lendfs under the umockdev preload, which ASan must let come first;
-	# ASan's log_path crashes at start under the preload, so reports go to
-	# stderr ($TMP/lendfs.log) and fail the test through the exit status
-	cat >"$BATS_FILE_TMPDIR/lendfs-umockdev" <<-EOF
-		#!/bin/sh
-		ASAN_OPTIONS=\$(printf %s "\${ASAN_OPTIONS:-}" | tr : '\\n' | grep -v '^log_path=' | tr '\\n' :)
-		export ASAN_OPTIONS="\${ASAN_OPTIONS}verify_asan_link_order=0"
-		exec umockdev-wrapper "$LENDFS" "\$@"
-	EOF
-	chmod +x "$BATS_FILE_TMPDIR/lendfs-umockdev"
+	testbed_build || return 1
 
 	rootdev=$(mountpoint -d / 2>/dev/null || echo 0:0)
 	[ "${rootdev%%:*}" != 0 ] || echo 0 >"$BATS_FILE_TMPDIR/root-check"

@@ -27,4 +27,21 @@
 int lendfs_check(const struct cluster_config *cfg, const struct store_ops *ops,
 		 const char *where, FILE *out, char *reason);
 
+/*
+ * The sim fabric's registers in @run_dir against the stored lends: every
+ * window of a `lent` record is programmed, register by register, exactly
+ * as stored (place, target, size, next hop), and every programmed LUT
+ * entry, DMA window and IOMMU mapping is owned by a stored window.  P2P
+ * links are derived from the lends, not stored: a register no stored
+ * window owns is accepted when it leads into a BAR of a lent device whose
+ * borrower holds another lent device (an IOMMU mapping: in the domain of
+ * such a device).  @host: only that owner's registers and the windows on
+ * it (distributed mode: a daemon's run directory is its host's hardware);
+ * NULL: all.  Reads only.  Returns the number of violations or -errno.
+ */
+int lendfs_check_regs(const struct cluster_config *cfg,
+		      const struct store_ops *ops, const char *where,
+		      const char *run_dir, const char *host, FILE *out,
+		      char *reason);
+
 #endif

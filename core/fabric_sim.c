@@ -639,10 +639,12 @@ static int lookup_window(struct sim_host *h, uint64_t a, struct sim_slot *out,
 
 /*
  * Resolve a CPU access by @owner at @addr, hop by hop, to a file; t->len
- * is how much of @len is contiguous there.
+ * is how much of @len is contiguous there.  A failure counts a bad access
+ * on the host where it ended, unless @quiet (a register walk only looks).
  */
-static int resolve_cpu(struct sim_hw *hw, const char *owner, uint64_t addr,
-		       uint64_t len, struct sim_target *t, char *reason)
+static int resolve_path(struct sim_hw *hw, const char *owner, uint64_t addr,
+			uint64_t len, bool quiet, struct sim_target *t,
+			char *reason)
 {
 	char cur[SIM_OWNER_MAX];
 	uint64_t a = addr;
@@ -694,7 +696,8 @@ static int resolve_cpu(struct sim_hw *hw, const char *owner, uint64_t addr,
 			len = MIN(len, s.size - off);
 			continue;
 		}
-		count_event(&h->hdr->bad_accesses);
+		if (!quiet)
+			count_event(&h->hdr->bad_accesses);
 		if (hop == 0)
 			return reason_set(reason, -EFAULT,
 					  "unmapped address 0x%" PRIx64
@@ -707,6 +710,12 @@ static int resolve_cpu(struct sim_hw *hw, const char *owner, uint64_t addr,
 	return reason_set(reason, -ELOOP,
 			  "0x%" PRIx64 " on host %s: translation loops "
 			  "(more than %u hops)", addr, owner, SIM_MAX_HOPS);
+}
+
+static int resolve_cpu(struct sim_hw *hw, const char *owner, uint64_t addr,
+		       uint64_t len, struct sim_target *t, char *reason)
+{
+	return resolve_path(hw, owner, addr, len, false, t, reason);
 }
 
 /* Device DMA: through the lender's IOMMU, then as the lender's CPU would. */
@@ -1088,6 +1097,153 @@ void sim_hw_close(struct sim_hw *hw)
 		close(hw->dirfd);
 	pthread_mutex_destroy(&hw->lock);
 	free(hw);
+}
+
+/* ---- register walk ------------------------------------------------------ */
+
+struct reg_vec {
+	struct sim_reg *v;
+	unsigned n, cap;
+};
+
+static int regs_push(struct reg_vec *c, enum window_kind kind,
+		     const char *owner, uint32_t index, uint64_t local,
+		     uint64_t size, uint64_t target, const char *next,
+		     const char *domain)
+{
+	struct sim_reg *g;
+
+	if (c->n == c->cap) {
+		unsigned cap = c->cap ? 2 * c->cap : 16;
+		struct sim_reg *v = realloc(c->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		c->v = v;
+		c->cap = cap;
+	}
+	g = &c->v[c->n++];
+	memset(g, 0, sizeof(*g));
+	g->w.kind = kind;
+	snprintf(g->w.host, sizeof(g->w.host), "%s", owner);
+	g->w.index = index;
+	g->w.count = 1;
+	g->w.local = local;
+	g->w.size = size;
+	g->w.target = target;
+	snprintf(g->w.next, sizeof(g->w.next), "%.*s",
+		 (int)sizeof(g->w.next) - 1, next);
+	snprintf(g->w.domain, sizeof(g->w.domain), "%.*s",
+		 (int)sizeof(g->w.domain) - 1, domain);
+	return 0;
+}
+
+/* Copy the valid registers of @h, under its shared lock. */
+static int regs_copy(struct sim_host *h, struct reg_vec *c, char *reason)
+{
+	const struct sim_hdr *hdr = h->hdr;
+	const struct sim_slot *lut = hdr_lut(h->hdr), *dma = hdr_dma(h->hdr);
+	const struct sim_map *maps = hdr_maps(h->hdr);
+	int r = host_lock(h, false, reason);
+
+	for (uint32_t i = 0; r == 0 && i < hdr->nentries; i++)
+		if (lut[i].valid)
+			r = regs_push(c, WIN_LUT, h->owner, i,
+				      NTB_APERTURE_BASE + i * hdr->window_max,
+				      lut[i].size, lut[i].target, lut[i].next, "");
+	for (uint32_t i = 0; r == 0 && i < hdr->ndma; i++)
+		if (dma[i].valid)
+			r = regs_push(c, WIN_DMA, h->owner, i,
+				      NTB_DMA_BASE + i * NTB_DMA_SLOT,
+				      dma[i].size, dma[i].target, dma[i].next, "");
+	for (uint32_t i = 0; r == 0 && i < hdr->maps_top && i < hdr->nmaps; i++)
+		if (maps[i].valid)
+			r = regs_push(c, WIN_IOMMU, h->owner, i, maps[i].iova,
+				      maps[i].size, maps[i].phys, h->owner,
+				      maps[i].domain);
+	if (r == -ENOMEM)
+		reason_set(reason, r, "out of memory");
+	host_unlock(h);
+	return r;
+}
+
+/* Where the first byte of @g's target ends up; never counts a bad access. */
+static void regs_resolve(struct sim_hw *hw, struct sim_reg *g)
+{
+	const char *from = g->w.kind == WIN_IOMMU ? g->w.host : g->w.next;
+	char why[REASON_MAX];
+	struct sim_target t;
+
+	g->dest_err = resolve_path(hw, from, g->w.target, 1, true, &t, why);
+	if (g->dest_err == 0) {
+		g->dest_bar = t.bar;
+		snprintf(g->dest, sizeof(g->dest), "%.*s", SIM_OWNER_MAX - 1,
+			 t.name);
+	}
+}
+
+static int host_regs(struct sim_hw *hw, const char *owner, sim_reg_fn fn,
+		     void *arg, char *reason)
+{
+	struct reg_vec c = { 0 };
+	struct sim_host *h;
+	int r;
+
+	pthread_mutex_lock(&hw->lock);
+	r = host_get(hw, owner, &h, reason);
+	if (r == 0)
+		r = regs_copy(h, &c, reason);
+	for (unsigned i = 0; r == 0 && i < c.n; i++)
+		regs_resolve(hw, &c.v[i]);
+	pthread_mutex_unlock(&hw->lock);
+	for (unsigned i = 0; r == 0 && i < c.n; i++)
+		r = fn(arg, &c.v[i]);
+	free(c.v);
+	return r;
+}
+
+/* The owner named in the header of the register file @name, or false. */
+static bool hw_file_owner(int dirfd, const char *name, char *owner, size_t len)
+{
+	_cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+	struct sim_hdr hdr;
+	size_t n = strlen(name);
+
+	if (name[0] == '.' || n < 4 || strcmp(name + n - 3, ".hw") != 0 ||
+	    fd < 0 || pread(fd, &hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr) ||
+	    hdr.magic != SIM_HW_MAGIC ||
+	    strnlen(hdr.owner, sizeof(hdr.owner)) >= sizeof(hdr.owner))
+		return false;
+	snprintf(owner, len, "%s", hdr.owner);
+	return true;
+}
+
+int sim_hw_regs(struct sim_hw *hw, const char *host, sim_reg_fn fn, void *arg,
+		char *reason)
+{
+	_cleanup_closedir_ DIR *dir = NULL;
+	struct dirent *de;
+	int fd, r = 0;
+
+	if (!hw || !fn)
+		return reason_set(reason, -EINVAL, "invalid register walk");
+	if (host)
+		return host_regs(hw, host, fn, arg, reason);
+	fd = openat(hw->dirfd, "hosts", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || !(dir = fdopendir(fd))) {
+		r = -errno;
+		if (fd >= 0)
+			close(fd);
+		return reason_set(reason, r, "cannot list %s/hosts: %s",
+				  hw->run_dir, strerror(-r));
+	}
+	while (r == 0 && (de = readdir(dir))) {
+		char owner[SIM_OWNER_MAX];
+
+		if (hw_file_owner(dirfd(dir), de->d_name, owner, sizeof(owner)))
+			r = host_regs(hw, owner, fn, arg, reason);
+	}
+	return r;
 }
 
 /* ---- fabric_ops --------------------------------------------------------- */

@@ -42,6 +42,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "window.h"
+
 #define SIM_MAX_HOPS 64
 #define SIM_IOMMU_MAX 4096	 /* IOMMU mappings per host */
 #define SIM_IOMMU_PAGE 4096ULL	 /* IOMMU mapping granularity */
@@ -68,5 +70,31 @@ int sim_cpu_access(struct sim_hw *hw, const char *host, uint64_t addr,
  */
 int sim_dma_access(struct sim_hw *hw, const char *devid, uint64_t addr,
 		   void *buf, size_t len, bool write, char *reason);
+
+/*
+ * One translation programmed in an owner's registers, as the hardware
+ * holds it: a LUT entry (count 1, local = its aperture address), a DMA
+ * window or an IOMMU mapping (local = IOVA, target = physical address,
+ * next = the host itself, domain = the device).  No tag: the hardware
+ * does not know what a window was for.  dest is where the first byte of
+ * the target resolves, hop by hop: a BAR of device dest (dest_bar), the
+ * RAM of owner dest, or dest_err (-EFAULT: nothing there).
+ */
+struct sim_reg {
+	struct window w;
+	int dest_err;
+	bool dest_bar;
+	char dest[WINDOW_DOMAIN_MAX + WINDOW_NEXT_MAX];
+};
+
+typedef int (*sim_reg_fn)(void *arg, const struct sim_reg *reg);
+
+/*
+ * Call @fn for every valid register of @host (NULL: of every owner in the
+ * run directory), in table order.  A nonzero return of @fn stops the walk
+ * and is returned.  Reading changes nothing (no bad-access counts).
+ */
+int sim_hw_regs(struct sim_hw *hw, const char *host, sim_reg_fn fn, void *arg,
+		char *reason);
 
 #endif

@@ -5,13 +5,15 @@
  *   lendfs [-c FILE] [--host NAME] [--state FILE|none] [--run-dir DIR]
  *          [--inventory config|udev] [--group NAME] [-f] [-d] [-s]
  *          [-o OPT] MOUNTPOINT
- *   lendfs --check [-c FILE] [--state FILE]
+ *   lendfs --check [-c FILE] [--state FILE|--store URL] [--run-dir DIR
+ *                  [--host NAME]]
  *
  * Exit status: 0 after a clean unmount or SIGTERM/SIGINT/SIGHUP, 1 when
  * the engine or the mount cannot start, 2 for a bad command line or
  * configuration ("FILE:LINE: reason" on stderr).  --check verifies the
  * stored state against the config offline (core/check.h): 0 when clean,
- * 1 with one line per violation on stdout.
+ * 1 with one line per violation on stdout; with --run-dir also the sim
+ * fabric's registers there against the stored lends (of --host only).
  *
  * Start-up order: configuration, engine (recovers stored lends), FUSE
  * mount, then the loop.  Without -f the process forks before the engine
@@ -192,7 +194,9 @@ static void usage(FILE *out, const struct defaults *d)
 		"...)\n"
 		"      --check              check the stored state against the "
 		"config, offline\n"
-		"                           (exit 1 and one line per violation)\n"
+		"                           (exit 1 and one line per violation);\n"
+		"                           with --run-dir also the sim fabric's\n"
+		"                           registers there (of --host only)\n"
 		"  -h, --help               show this help\n"
 		"  -V, --version            show the version\n"
 		"\n"
@@ -653,6 +657,14 @@ static int run_check(struct daemon *d, const struct defaults *def)
 		return EXIT_USAGE;
 	}
 	r = lendfs_check(d->cfg, ops, where, stdout, reason);
+	if (r >= 0 && d->opt.run_dir) {
+		int hw = lendfs_check_regs(d->cfg, ops, where, d->opt.run_dir,
+					   d->opt.host, stdout, reason);
+
+		r = hw < 0 ? hw : r + hw;
+		if (hw < 0)
+			where = d->opt.run_dir;
+	}
 	fflush(stdout);
 	if (r < 0) {
 		fprintf(stderr, "lendfs: cannot check %s: %s\n", where,

@@ -7,6 +7,7 @@
  *   lendfs-dma -r RUNDIR cpu-write HOST ADDR DATA
  *   lendfs-dma -r RUNDIR dma-read DEVID ADDR LEN
  *   lendfs-dma -r RUNDIR dma-write DEVID ADDR DATA
+ *   lendfs-dma -r RUNDIR regs [HOST]
  *
  * Exit status: 0 done, 1 the access failed, 2 usage error.
  */
@@ -39,6 +40,10 @@ static void usage(FILE *out)
 		"                              device DEVID's DMA\n"
 		"  dma-write DEVID ADDR DATA   write DATA at bus address ADDR as\n"
 		"                              device DEVID's DMA\n"
+		"  regs [HOST]                 list every programmed LUT entry, DMA\n"
+		"                              window and IOMMU mapping (of HOST),\n"
+		"                              one window line each, then where it\n"
+		"                              leads: bar DEVID, ram OWNER or none\n"
 		"\n"
 		"options:\n"
 		"  -r, --run-dir DIR   run directory of the sim fabric (lendfs --run-dir)\n"
@@ -113,6 +118,45 @@ static int print_bytes(const char *buf, size_t len, bool hex)
 	return fflush(stdout) == 0 && !ferror(stdout) ? 0 : -EIO;
 }
 
+static int print_reg(void *arg, const struct sim_reg *g)
+{
+	char line[WINDOW_TEXT_MAX];
+
+	(void)arg;
+	if (window_format(&g->w, line, sizeof(line)) < 0)
+		return -EINVAL;
+	printf("%s %s %s\n", line,
+	       g->dest_err ? "none" : g->dest_bar ? "bar" : "ram",
+	       g->dest_err ? "-" : g->dest);
+	return 0;
+}
+
+/* regs [HOST]: the register files as the hardware holds them. */
+static int run_regs(const char *run_dir, int argc, char **argv)
+{
+	char reason[REASON_MAX] = "";
+	struct sim_hw *hw = NULL;
+	int r;
+
+	if (argc > 1)
+		return usage_error("regs takes at most one argument");
+	r = sim_hw_open(run_dir, &hw, reason);
+	if (r == 0) {
+		r = sim_hw_regs(hw, argc ? argv[0] : NULL, print_reg, NULL,
+				reason);
+		sim_hw_close(hw);
+	}
+	if (r == 0 && fflush(stdout) != 0)
+		r = reason_set(reason, -errno, "cannot write to stdout: %s",
+			       strerror(errno));
+	if (r < 0) {
+		fprintf(stderr, PROG ": regs: %s\n",
+			reason[0] ? reason : strerror(-r));
+		return 1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -151,6 +195,8 @@ int main(int argc, char **argv)
 	if (argc - optind == 0)
 		return usage_error("no command given");
 	cmd = argv[optind];
+	if (strcmp(cmd, "regs") == 0)
+		return run_regs(run_dir, argc - optind - 1, argv + optind + 1);
 	if (strcmp(cmd, "cpu-read") == 0 || strcmp(cmd, "cpu-write") == 0 ||
 	    strcmp(cmd, "dma-read") == 0 || strcmp(cmd, "dma-write") == 0) {
 		dma = cmd[0] == 'd';

@@ -35,6 +35,7 @@ lendfs_mount() {
 	[ $# -gt 0 ] && shift
 	TMP="$(mktemp -d)"
 	MNT="$TMP/mnt"
+	LENDFS_CONFIG="$config"
 	mkdir -p "$MNT"
 	"$LENDFS" -f -c "$config" --state "$TMP/state.db" \
 		--run-dir "$TMP/run" "$@" "$MNT" \
@@ -76,6 +77,7 @@ lendfs_unmount() {
 	local status=0
 	[ -n "${TMP:-}" ] || return 0
 	if [ -n "${LENDFS_PID:-}" ]; then
+		kill -0 "$LENDFS_PID" 2>/dev/null && { registers_check || status=1; }
 		fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT" 2>/dev/null
 		lendfs_wait_exit
 		if [ "$LENDFS_STATUS" -ne 0 ]; then
@@ -88,6 +90,25 @@ lendfs_unmount() {
 	rm -rf "$TMP"
 	TMP=
 	return $status
+}
+
+# registers_check: at the end of a test, while the daemon still runs (the
+# device table that says where a BAR lies is the running daemon's), the
+# sim's register files in $TMP/run hold exactly the windows of the lends
+# stored in $TMP/state.db (lendfs --check --run-dir): every test that
+# mounts lendfs is also a leak check in the hardware.  A test that
+# corrupts the store on purpose sets REGISTERS_CHECK=0.
+registers_check() {
+	[ "${REGISTERS_CHECK:-1}" = 1 ] || return 0
+	[ -f "$TMP/state.db" ] && [ -d "$TMP/run/hosts" ] || return 0
+	[ -n "${LENDFS_CONFIG:-}" ] && [ -f "$LENDFS_CONFIG" ] || return 0
+	local out
+	if ! out="$("$LENDFS" --check -c "$LENDFS_CONFIG" --state "$TMP/state.db" \
+		--run-dir "$TMP/run" 2>&1)"; then
+		echo "registers do not match the stored lends:" >&2
+		echo "$out" >&2
+		return 1
+	fi
 }
 
 # dev ID -> the device directory.

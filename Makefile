@@ -10,6 +10,8 @@
 #                   lines (tests/tools/layers.py; part of check)
 #   make fuzz       libFuzzer targets, FUZZ_SECONDS each (docs/TESTING.md)
 #   make tsan       unit tests and race bats under ThreadSanitizer
+#   make soak       a million lend/return cycles, memory, descriptors, WAL
+#                   and LUT/DMA usage checked flat (SOAK_CYCLES=N)
 #   make man        the man pages (scdoc) into $(BUILD)/man
 #   make install    PREFIX=/usr/local, DESTDIR=; make uninstall (see below)
 #
@@ -198,6 +200,19 @@ check-cluster: all $(BUILD)/bench/clusterbench
 	LENDFS_BUILD=$(BUILD) bats --timing tests/cluster
 	CLUSTER_BENCH_LENDS=200 CLUSTER_BENCH_VISIBLE=50 CLUSTER_BENCH_DOC=none \
 		tests/bench/cluster.sh $(BUILD)
+
+# A million lends (issue 17): SOAK_CYCLES lend/return cycles through a real
+# mount; memory, descriptors, WAL and LUT/DMA usage sampled and checked
+# flat (tests/stress/soak.sh, docs/PERFORMANCE.md "Soak").  Not in check.
+SOAK_CYCLES ?= 1000000
+$(BUILD)/stress/soak: $(BUILD)/obj/tests/stress/soak.o $(CORE_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+all: $(BUILD)/stress/soak # built (and so compiled with -Werror) with the rest
+
+.PHONY: soak
+soak: all $(BUILD)/stress/soak
+	SOAK_CYCLES=$(SOAK_CYCLES) tests/stress/soak.sh $(BUILD)
 
 # kill -9 the daemon at random moments while lends run (issue 5)
 STRESS_ITERATIONS ?= 1000

@@ -1,6 +1,9 @@
 #!/bin/sh
 # Install the Debian 12 packages lendfs needs to build, run and test.
 # Idempotent: does nothing (quickly) when everything is present.
+# Every program a test skips without is here (docs/TESTING.md, "Skips"):
+# with all of them installed and as root, only a machine without a PCI
+# bus, a default route or a block device under / can still skip a test.
 set -eu
 
 PACKAGES="
@@ -12,6 +15,7 @@ udev umockdev libumockdev-dev
 graphviz scdoc qemu-system-x86 ansible-core
 zookeeper default-jre-headless libzookeeper-mt-dev iproute2
 strace hyperfine util-linux procps psmisc perl shellcheck python3
+systemd prometheus
 "
 
 missing=""

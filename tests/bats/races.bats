@@ -11,7 +11,7 @@ load helpers
 RACER="$BUILD_DIR/racer"
 
 setup() {
-	[ -x "$RACER" ] || skip "no $RACER (make all builds it)"
+	[ -x "$RACER" ] || { echo "no $RACER: make all builds it" >&2; return 1; }
 	lendfs_mount
 }
 

@@ -4,8 +4,8 @@
 # Each test that needs a guest starts a throw-away QEMU with
 # tests/vm/qemu-guest.sh (pc, no OS, TCG when KVM is missing): lendfs gets
 # its first QMP socket, the test plays the guest (BIOS, ACPI eject) and
-# checks query-pci through the second one.  If qemu-system-x86_64 cannot
-# start at all, those tests are skipped with the reason.
+# checks query-pci through the second one.  If qemu-system-x86_64 is not
+# installed, those tests are skipped; a QEMU that does not start fails.
 
 load helpers
 load guest
@@ -155,6 +155,46 @@ crash_and_restart() {
 	run cat "$(dev $GPU)/last_error"
 	assert_output --partial "vm nodeB/vm1 is not connected"
 	assert_lend_fails $GPU vm:nodeB/nosuch EINVAL "Invalid argument"
+}
+
+# ---- starting a guest: a QEMU that does not start fails, never skips ----
+
+# fake_qemu BODY: a qemu-system-x86_64 in $TMP/fakeqemu running BODY (sh).
+fake_qemu() {
+	mkdir -p "$TMP/fakeqemu"
+	printf '#!/bin/sh\n%s\n' "$1" >"$TMP/fakeqemu/qemu-system-x86_64"
+	chmod +x "$TMP/fakeqemu/qemu-system-x86_64"
+}
+
+@test "guest start: a QEMU that exits fails (status 1) with its log" {
+	fake_qemu 'echo "qemu: -machine $4: unsupported machine type" >&2; exit 1'
+	PATH="$TMP/fakeqemu:$PATH" run sh "$GUEST" start "$GDIR" nosuchmachine
+	assert_failure 1
+	assert_line --partial "qemu-system-x86_64 exited with status 1 after"
+	assert_line "---- $GDIR/qemu.log (stdout and stderr of qemu-system-x86_64) ----"
+	assert_line "qemu: -machine nosuchmachine: unsupported machine type"
+	# guest_start, which every test with a guest calls, fails with it too
+	PATH="$TMP/fakeqemu:$PATH" run guest_start nosuchmachine
+	assert_failure 1
+	assert_line "qemu: -machine nosuchmachine: unsupported machine type"
+	assert_line --partial "guest_start: $GUEST start $GDIR nosuchmachine failed (status 1)"
+}
+
+@test "guest start: a QEMU without a qmp socket in time is killed, fails with its log" {
+	fake_qemu 'echo "qemu: slow firmware"; exec sleep 600'
+	LENDFS_QEMU_START_S=1 SANITIZE= PATH="$TMP/fakeqemu:$PATH" \
+		run sh "$GUEST" start "$GDIR"
+	assert_failure 1
+	assert_line "qemu-guest: qemu-system-x86_64 made no qmp socket in 1 s; killed"
+	assert_line "qemu: slow firmware"
+	run kill -0 "$(cat "$GDIR/qemu.pid")"
+	assert_failure # killed
+}
+
+@test "guest start: only a QEMU that is not installed skips (status 77)" {
+	QEMU=lendfs-no-such-qemu run sh "$GUEST" start "$GDIR"
+	assert_failure 77
+	assert_output "qemu-guest: lendfs-no-such-qemu is not installed (Debian package qemu-system-x86)"
 }
 
 # ---- with a guest ------------------------------------------------------

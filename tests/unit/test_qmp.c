@@ -2,7 +2,8 @@
 /*
  * test_qmp.c - the QMP client against a scripted fake server (protocol
  * corner cases) and against a real qemu-system-x86_64 (skipped, with a
- * message, only if QEMU cannot start at all).
+ * message, only if it is not installed; a QEMU that does not start fails
+ * the test with its log), and the harness's own start failures.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -516,10 +517,11 @@ static int qemu_setup(void **state)
 
 	qm.pid = 0;
 	qm.dir[0] = '\0';
-	if (!qemu_usable(why, sizeof(why)))
-		return 0; /* the test skips */
+	qm.fd_b = -1;
+	if (!qemu_installed(why, sizeof(why)))
+		return 0; /* the test skips (NEED_QEMU) */
 	if (qemu_start(&qm, "pc", "256", no_extra) < 0) {
-		fprintf(stderr, "qemu: %s\n", qm.error);
+		fprintf(stderr, "qemu: %s\n", qm.error); /* the test fails */
 		return -1;
 	}
 	return 0;
@@ -530,17 +532,6 @@ static int qemu_teardown(void **state)
 	qemu_stop(&qm);
 	return 0;
 }
-
-#define NEED_QEMU()                                                           \
-	do {                                                                  \
-		char why_[512];                                               \
-		if (!qemu_usable(why_, sizeof(why_))) {                       \
-			fprintf(stderr,                                       \
-				"SKIP: %s cannot start, skipping: %s\n",      \
-				QEMU_BIN, why_);                              \
-			skip();                                               \
-		}                                                             \
-	} while (0)
 
 static void test_qemu_connect(void **state)
 {
@@ -693,9 +684,130 @@ static void test_qemu_quit(void **state)
 	log_destroy(&l);
 }
 
+/* ---- the harness: a QEMU that does not start fails, never skips ---- */
+
+/* $QEMU and $LENDFS_QEMU_START_S as the caller set them, put back after. */
+static char *saved_qemu, *saved_start;
+
+static char *env_dup(const char *name)
+{
+	const char *v = getenv(name);
+
+	return v ? strdup(v) : NULL;
+}
+
+static void env_restore(const char *name, char **saved)
+{
+	if (*saved)
+		setenv(name, *saved, 1);
+	else
+		unsetenv(name);
+	free(*saved);
+	*saved = NULL;
+}
+
+/* A fake QEMU: a shell script @body in a new directory; its path in @bin. */
+static void fake_qemu(const char *body, char *dir, size_t dlen, char *bin,
+		      size_t blen)
+{
+	FILE *f;
+
+	saved_qemu = env_dup("QEMU");
+	saved_start = env_dup("LENDFS_QEMU_START_S");
+
+	snprintf(dir, dlen, "/tmp/lendfs-fakeqemu-XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	snprintf(bin, blen, "%s/qemu-system-x86_64", dir);
+	f = fopen(bin, "w");
+	assert_non_null(f);
+	fprintf(f, "#!/bin/sh\n%s\n", body);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(chmod(bin, 0755), 0);
+}
+
+static void fake_qemu_remove(const char *dir, const char *bin)
+{
+	unlink(bin);
+	rmdir(dir);
+	env_restore("QEMU", &saved_qemu);
+	env_restore("LENDFS_QEMU_START_S", &saved_start);
+}
+
+static void test_harness_qemu_exits(void **state)
+{
+	char dir[64], bin[128];
+	struct qemu q;
+
+	fake_qemu("echo \"qemu: cannot set up guest memory 'pc.ram': $*\" >&2; exit 1",
+		  dir, sizeof(dir), bin, sizeof(bin));
+	setenv("QEMU", bin, 1);
+	assert_int_equal(qemu_start(&q, "pc", "256", NULL), -1);
+	fake_qemu_remove(dir, bin);
+	fprintf(stderr, "harness: %s\n", q.error);
+	/* the reason, then the log: what the failing test prints */
+	assert_non_null(strstr(q.error, "exited with status 1 after"));
+	assert_non_null(strstr(q.error, "before its qmp sockets were up"));
+	assert_non_null(strstr(q.error, "(stdout and stderr of "));
+	assert_non_null(strstr(q.error, "cannot set up guest memory 'pc.ram': "
+					"-accel tcg -machine pc -m 256"));
+	assert_int_equal(q.pid, 0);
+	assert_int_equal(q.dir[0], '\0'); /* removed */
+}
+
+static void test_harness_qemu_hangs(void **state)
+{
+	char dir[64], bin[128];
+	struct qemu q;
+	double t0;
+
+	/* up, logging, but never a socket: killed after the time allowed */
+	fake_qemu("echo 'qemu: still loading firmware'; exec sleep 600",
+		  dir, sizeof(dir), bin, sizeof(bin));
+	setenv("QEMU", bin, 1);
+	setenv("LENDFS_QEMU_START_S", "1", 1);
+	assert_true(qemu_start_ms() >= 1000 && qemu_start_ms() <= 2000);
+	t0 = qemu_now_ms();
+	assert_int_equal(qemu_start(&q, "pc", "256", NULL), -1);
+	assert_true(qemu_now_ms() - t0 >= 1000);
+	fake_qemu_remove(dir, bin);
+	fprintf(stderr, "harness: %s\n", q.error);
+	assert_non_null(strstr(q.error, "made no qmp sockets ("));
+	assert_non_null(strstr(q.error, "killed"));
+	assert_non_null(strstr(q.error, "qemu: still loading firmware"));
+	assert_int_equal(q.pid, 0);
+	/* not set: the default, never under 30 s */
+	saved_start = env_dup("LENDFS_QEMU_START_S");
+	unsetenv("LENDFS_QEMU_START_S");
+	assert_true(qemu_start_ms() >= QEMU_START_S * 1000);
+	env_restore("LENDFS_QEMU_START_S", &saved_start);
+}
+
+static void test_harness_not_installed(void **state)
+{
+	char why[512], *path = env_dup("PATH");
+
+	/* the one condition that skips */
+	saved_qemu = env_dup("QEMU");
+	setenv("QEMU", "/nonexistent/qemu-system-x86_64", 1);
+	assert_false(qemu_installed(why, sizeof(why)));
+	assert_non_null(strstr(why, "/nonexistent/qemu-system-x86_64 is not installed"));
+	setenv("QEMU", "lendfs-no-such-qemu", 1);
+	assert_false(qemu_installed(why, sizeof(why)));
+	assert_non_null(strstr(why, "lendfs-no-such-qemu is not installed (not in PATH"));
+	setenv("QEMU", "sh", 1);
+	assert_true(qemu_installed(why, sizeof(why)));
+	setenv("PATH", "/nonexistent", 1);
+	assert_false(qemu_installed(why, sizeof(why)));
+	env_restore("PATH", &path);
+	env_restore("QEMU", &saved_qemu);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_harness_qemu_exits),
+		cmocka_unit_test(test_harness_qemu_hangs),
+		cmocka_unit_test(test_harness_not_installed),
 		cmocka_unit_test(test_fake_no_greeting),
 		cmocka_unit_test(test_fake_protocol),
 		cmocka_unit_test(test_fake_events),

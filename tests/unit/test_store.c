@@ -321,7 +321,17 @@ static int in_child(int (*fn)(void *arg), void *arg)
 	return WEXITSTATUS(status);
 }
 
+/*
+ * A child skips only when the kernel or the user lacks what it needs
+ * (namespaces, mounting a tmpfs, dropping to nobody): it says which and
+ * why (docs/TESTING.md, "Skips").
+ */
 #define SKIPPED 77
+static int child_skips(const char *what)
+{
+	fprintf(stderr, "SKIP: %s: %s\n", what, strerror(errno));
+	return SKIPPED;
+}
 #define CHILD_ASSERT(c)                                                          \
 	do {                                                                     \
 		if (!(c)) {                                                      \
@@ -1170,7 +1180,7 @@ static int readonly_child(void *arg)
 	if (geteuid() == 0) {
 		if (setgroups(0, NULL) < 0 || setresgid(65534, 65534, 65534) < 0 ||
 		    setresuid(65534, 65534, 65534) < 0)
-			return SKIPPED;
+			return child_skips("root cannot drop to uid 65534");
 	}
 	/* An existing file we may not write. */
 	r = store_sqlite_ops.open(f->db, &ctx, reason);
@@ -1216,7 +1226,7 @@ static int rofs_child(void *arg)
 	int r;
 
 	if (!private_tmpfs(f->dir, "size=1m"))
-		return SKIPPED;
+		return child_skips("no private mount namespace with a tmpfs");
 	base_init();
 	CHILD_ASSERT(store_sqlite_ops.open(f->db, &ctx, reason) == 0);
 	CHILD_ASSERT(store_sqlite_ops.put(ctx, &base[0], reason) == 0);
@@ -1266,7 +1276,7 @@ static int full_child(void *arg)
 	int r = 0;
 
 	if (!private_tmpfs(f->dir, "size=160k"))
-		return SKIPPED;
+		return child_skips("no private mount namespace with a tmpfs");
 	CHILD_ASSERT(store_sqlite_ops.open(f->db, &ctx, reason) == 0);
 	for (unsigned i = 0; i < ARRAY_SIZE(w); i++)
 		w[i] = win(WIN_LUT, "nodeB", i, 1, 0x200000000000 + i * 0x1000, 0x1000,

@@ -9,7 +9,10 @@
 #         in DIR with two QMP sockets:
 #           DIR/qmp.sock       give this one to lendfs (hosts/H/vms/V/qmp)
 #           DIR/qmp-test.sock  the test's own (the commands below)
-#         and DIR/qemu.pid, DIR/qemu.log.  Exits 77 if QEMU cannot start.
+#         and DIR/qemu.pid, DIR/qemu.log.  Exits 77 only if $QEMU is not
+#         installed (not on PATH); a QEMU that exits, or makes no QMP
+#         socket within LENDFS_QEMU_START_S (30; x2 when SANITIZE=1)
+#         seconds, is killed and exits 1 with the reason and its log.
 #   qemu-guest.sh stop DIR             kill it (SIGKILL) and reap it
 #   qemu-guest.sh qmp DIR JSON         run {"execute":...}; print "return"
 #   qemu-guest.sh hmp DIR 'CMDLINE'    human-monitor-command; print output
@@ -31,6 +34,18 @@ QEMU=${QEMU:-qemu-system-x86_64}
 
 die() {
 	echo "qemu-guest: $*" >&2
+	exit 1
+}
+
+# start_failed REASON: QEMU did not start; say why, show its log, exit 1.
+start_failed() {
+	echo "qemu-guest: $QEMU $1" >&2
+	echo "---- $dir/qemu.log (stdout and stderr of $QEMU) ----" >&2
+	if [ -s "$dir/qemu.log" ]; then
+		tail -c 4000 "$dir/qemu.log" >&2
+	else
+		echo "(empty)" >&2
+	fi
 	exit 1
 }
 
@@ -90,6 +105,10 @@ shift 2
 
 case $cmd in
 start)
+	if ! command -v "$QEMU" >/dev/null; then
+		echo "qemu-guest: $QEMU is not installed (Debian package qemu-system-x86)" >&2
+		exit 77
+	fi
 	machine=${1:-pc}
 	mem=${2:-512}
 	[ $# -ge 2 ] && shift 2 || shift $#
@@ -106,24 +125,27 @@ start)
 		-qmp "unix:$dir/qmp-test.sock,server=on,wait=off" "$@" \
 		</dev/null >"$dir/qemu.log" 2>&1 &
 	echo $! >"$dir/qemu.pid"
-	i=0
-	while [ $i -lt 500 ]; do
+	limit=${LENDFS_QEMU_START_S:-30}
+	[ "${SANITIZE:-}" = 1 ] && limit=$((limit * 2))
+	start=$(date +%s)
+	while :; do
 		if ! kill -0 "$(cat "$dir/qemu.pid")" 2>/dev/null; then
-			echo "qemu-guest: $QEMU cannot start:" >&2
-			cat "$dir/qemu.log" >&2
-			exit 77
+			status=0
+			wait "$(cat "$dir/qemu.pid")" || status=$?
+			start_failed "exited with status $status after $(($(date +%s) - start)) s, before its qmp sockets were up"
 		fi
 		if [ -S "$dir/qmp-test.sock" ] &&
 		   qmp_client "$dir/qmp-test.sock" json '{"execute":"query-status"}' \
 			   >/dev/null 2>&1; then
 			exit 0
 		fi
+		if [ $(($(date +%s) - start)) -ge "$limit" ]; then
+			kill -9 "$(cat "$dir/qemu.pid")" 2>/dev/null || true
+			wait "$(cat "$dir/qemu.pid")" 2>/dev/null || true
+			start_failed "made no qmp socket in $limit s; killed"
+		fi
 		sleep 0.02
-		i=$((i + 1))
 	done
-	echo "qemu-guest: $QEMU made no qmp socket in 10 s" >&2
-	kill -9 "$(cat "$dir/qemu.pid")" 2>/dev/null || true
-	exit 77
 	;;
 stop)
 	if [ -f "$dir/qemu.pid" ]; then

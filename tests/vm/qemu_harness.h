@@ -12,6 +12,12 @@
  * core/qmp.c.  qemu_stop() kills QEMU (SIGKILL) and removes the directory;
  * tests call it from their teardown so nothing outlives a failed test.
  *
+ * Skips (docs/TESTING.md, "Skips"): a test skips only when
+ * qemu-system-x86_64 is not on PATH (NEED_QEMU()).  Every test starts its
+ * own QEMU; one that exits or makes no QMP socket within
+ * qemu_start_ms() fails that test, with the reason and QEMU's log in
+ * qm->error.  $QEMU names another binary (the harness's own tests).
+ *
  * Static inline so that each test file can include it and use a subset.
  */
 #ifndef LENDFS_TESTS_QEMU_HARNESS_H
@@ -38,8 +44,9 @@
 #include <json-c/json.h>
 
 #define QEMU_BIN "qemu-system-x86_64"
-#define QEMU_START_MS 10000 /* QEMU normally needs 0.1-3 s */
-#define QEMU_B_TIMEOUT_S 5  /* every read on socket b */
+#define QEMU_START_S 30	   /* QEMU normally needs 0.1-3 s; x2 under ASan */
+#define QEMU_B_TIMEOUT_S 5 /* every read on socket b */
+#define QEMU_ERROR_MAX 4096 /* the reason and the end of QEMU's log */
 
 struct qemu {
 	pid_t pid;
@@ -49,8 +56,74 @@ struct qemu {
 	char log[96];
 	int fd_b;
 	FILE *in_b;
-	char error[512]; /* why qemu_start() failed */
+	char error[QEMU_ERROR_MAX]; /* why qemu_start() failed, and its log */
 };
+
+/* The binary: $QEMU if set (the harness's own tests), else QEMU_BIN. */
+static inline const char *qemu_bin(void)
+{
+	const char *q = getenv("QEMU");
+
+	return q && *q ? q : QEMU_BIN;
+}
+
+/*
+ * How long QEMU may take to make its QMP sockets: QEMU_START_S, or
+ * $LENDFS_QEMU_START_S seconds; twice that under AddressSanitizer (the
+ * rest of the test then runs slower beside it).
+ */
+static inline double qemu_start_ms(void)
+{
+	const char *env = getenv("LENDFS_QEMU_START_S");
+	double s = env && atof(env) > 0 ? atof(env) : QEMU_START_S;
+
+#if defined(__SANITIZE_ADDRESS__)
+	s *= 2;
+#endif
+	return s * 1000;
+}
+
+/*
+ * Is the binary installed: a name with a slash that is executable, or one
+ * found executable in $PATH (what execvp() will run)?  If not, @why says so.
+ */
+static inline bool qemu_installed(char *why, size_t len)
+{
+	const char *bin = qemu_bin(), *path = getenv("PATH");
+	char dir[4096];
+
+	if (strchr(bin, '/')) {
+		if (access(bin, X_OK) == 0)
+			return true;
+		snprintf(why, len, "%s is not installed: %s", bin, strerror(errno));
+		return false;
+	}
+	while (path && *path) {
+		size_t n = strcspn(path, ":");
+
+		snprintf(dir, sizeof(dir), "%.*s/%s", (int)n, n ? path : ".", bin);
+		if (access(dir, X_OK) == 0)
+			return true;
+		path += n + (path[n] == ':');
+	}
+	snprintf(why, len, "%s is not installed (not in PATH; Debian package "
+		 "qemu-system-x86)", bin);
+	return false;
+}
+
+/*
+ * NEED_QEMU() at the top of a cmocka test: skip, saying why, only if the
+ * binary is not installed.  A QEMU that is there but does not start is
+ * the test's failure (qemu_start() < 0), never a skip.
+ */
+#define NEED_QEMU()                                                           \
+	do {                                                                  \
+		char why_[512];                                               \
+		if (!qemu_installed(why_, sizeof(why_))) {                    \
+			fprintf(stderr, "SKIP: %s\n", why_);                  \
+			skip();                                               \
+		}                                                             \
+	} while (0)
 
 static inline void qemu_sleep_ms(unsigned ms)
 {
@@ -315,8 +388,118 @@ static inline void qemu_kill(struct qemu *qm)
 }
 
 /*
+ * qemu_start() failed: qm->error = the reason (printf-style), then the end
+ * of QEMU's log (its stdout and stderr); QEMU is killed and the directory
+ * removed.  Returns -1.
+ */
+static inline int qemu_fail(struct qemu *qm, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static inline int qemu_fail(struct qemu *qm, const char *fmt, ...)
+{
+	size_t n, room;
+	va_list ap;
+	FILE *f;
+
+	va_start(ap, fmt);
+	vsnprintf(qm->error, sizeof(qm->error), fmt, ap);
+	va_end(ap);
+	qemu_kill(qm);
+	n = strlen(qm->error);
+	f = qm->log[0] ? fopen(qm->log, "r") : NULL;
+	if (f) {
+		long size;
+
+		n += snprintf(qm->error + n, sizeof(qm->error) - n,
+			      "\n---- %s (stdout and stderr of %s) ----\n", qm->log,
+			      qemu_bin());
+		if (n > sizeof(qm->error) - 1) /* truncated */
+			n = sizeof(qm->error) - 1;
+		room = sizeof(qm->error) - 1 - n;
+		fseek(f, 0, SEEK_END);
+		size = ftell(f);
+		if (size > (long)room) /* the end says why */
+			fseek(f, size - (long)room, SEEK_SET);
+		else
+			rewind(f);
+		n += fread(qm->error + n, 1, room, f);
+		qm->error[n] = '\0';
+		if (size == 0 && room > 0)
+			snprintf(qm->error + n, sizeof(qm->error) - n, "(empty)\n");
+		fclose(f);
+	}
+	qemu_stop(qm);
+	return -1;
+}
+
+/* Fork and exec QEMU, its stdout and stderr to qm->log. */
+static inline int qemu_spawn(struct qemu *qm, const char *const *argv)
+{
+	int logfd = open(qm->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+	if (logfd < 0)
+		return qemu_fail(qm, "open %s: %s", qm->log, strerror(errno));
+	qm->pid = fork();
+	if (qm->pid < 0) {
+		qm->pid = 0;
+		close(logfd);
+		return qemu_fail(qm, "fork: %s", strerror(errno));
+	}
+	if (qm->pid == 0) {
+		int nul = open("/dev/null", O_RDONLY);
+
+		dup2(nul, 0);
+		dup2(logfd, 1);
+		dup2(logfd, 2);
+		execvp(argv[0], (char **)argv);
+		fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	close(logfd);
+	return 0;
+}
+
+/*
+ * Wait until both sockets exist, and b takes a connection (the socket
+ * file appears at bind(), a moment before listen()): 0, or -1 through
+ * qemu_fail() if QEMU exits or the time is up.  QEMU sets the monitors
+ * up in command-line order, so once b accepts, a does too.
+ */
+static inline int qemu_wait_sockets(struct qemu *qm, double t0, double limit)
+{
+	struct stat st;
+	int status;
+
+	for (;;) {
+		if (waitpid(qm->pid, &status, WNOHANG) == qm->pid) {
+			qm->pid = 0;
+			if (WIFSIGNALED(status))
+				return qemu_fail(qm, "%s was killed by signal %d after %.1f s",
+						 qemu_bin(), WTERMSIG(status),
+						 (qemu_now_ms() - t0) / 1000);
+			return qemu_fail(qm, "%s exited with status %d after %.1f s, "
+					 "before its qmp sockets were up", qemu_bin(),
+					 WEXITSTATUS(status), (qemu_now_ms() - t0) / 1000);
+		}
+		if (qemu_now_ms() - t0 > limit)
+			return qemu_fail(qm, "%s made no qmp sockets (%s) within %.0f s; "
+					 "killed", qemu_bin(), stat(qm->sock_a, &st) ?
+					 qm->sock_a : qm->sock_b, limit / 1000);
+		if (stat(qm->sock_a, &st) == 0 && stat(qm->sock_b, &st) == 0) {
+			qm->fd_b = qemu_unix_connect(qm->sock_b);
+			if (qm->fd_b >= 0)
+				return 0;
+			if (qm->fd_b != -ECONNREFUSED)
+				return qemu_fail(qm, "connect %s: %s", qm->sock_b,
+						 strerror(-qm->fd_b));
+		}
+		qemu_sleep_ms(10);
+	}
+}
+
+/*
  * Start QEMU.  @machine "pc" or "q35", @mem "512", "3G"; @extra: NULL
- * terminated extra arguments (may be NULL).  0 or -1 with qm->error set.
+ * terminated extra arguments (may be NULL).  0, or -1 with qm->error set
+ * (the reason and QEMU's log): the caller's test fails with it.
  */
 static inline int qemu_start(struct qemu *qm, const char *machine,
 			     const char *mem, const char *const *extra)
@@ -324,16 +507,15 @@ static inline int qemu_start(struct qemu *qm, const char *machine,
 	char qa[128], qb[128];
 	const char *argv[64];
 	unsigned argc = 0;
+	struct json_object *greeting, *caps;
 	double t0;
-	int logfd;
 
 	memset(qm, 0, sizeof(*qm));
 	qm->fd_b = -1;
 	snprintf(qm->dir, sizeof(qm->dir), "/tmp/lendfs-vm-XXXXXX");
 	if (!mkdtemp(qm->dir)) {
-		snprintf(qm->error, sizeof(qm->error), "mkdtemp: %s", strerror(errno));
 		qm->dir[0] = '\0';
-		return -1;
+		return qemu_fail(qm, "mkdtemp: %s", strerror(errno));
 	}
 	snprintf(qm->sock_a, sizeof(qm->sock_a), "%s/a", qm->dir);
 	snprintf(qm->sock_b, sizeof(qm->sock_b), "%s/b", qm->dir);
@@ -341,7 +523,7 @@ static inline int qemu_start(struct qemu *qm, const char *machine,
 	snprintf(qa, sizeof(qa), "unix:%s,server=on,wait=off", qm->sock_a);
 	snprintf(qb, sizeof(qb), "unix:%s,server=on,wait=off", qm->sock_b);
 
-	argv[argc++] = QEMU_BIN;
+	argv[argc++] = qemu_bin();
 	argv[argc++] = "-accel";
 	argv[argc++] = "tcg"; /* not KVM: see "-accel tcg" in qemu-guest.sh */
 	argv[argc++] = "-machine";
@@ -359,113 +541,20 @@ static inline int qemu_start(struct qemu *qm, const char *machine,
 		argv[argc++] = extra[i];
 	argv[argc] = NULL;
 
-	logfd = open(qm->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	qm->pid = fork();
-	if (qm->pid < 0) {
-		snprintf(qm->error, sizeof(qm->error), "fork: %s", strerror(errno));
-		qemu_stop(qm);
-		return -1;
-	}
-	if (qm->pid == 0) {
-		int nul = open("/dev/null", O_RDONLY);
-
-		dup2(nul, 0);
-		dup2(logfd, 1);
-		dup2(logfd, 2);
-		execvp(QEMU_BIN, (char **)argv);
-		fprintf(stderr, "exec %s: %s\n", QEMU_BIN, strerror(errno));
-		_exit(127);
-	}
-	close(logfd);
-
 	t0 = qemu_now_ms();
-	for (;;) {
-		struct stat st;
-		int status;
-
-		if (waitpid(qm->pid, &status, WNOHANG) == qm->pid) {
-			FILE *f = fopen(qm->log, "r");
-			size_t n = 0;
-
-			qm->pid = 0;
-			n = snprintf(qm->error, sizeof(qm->error), "%s exited: ",
-				     QEMU_BIN);
-			if (f) {
-				n += fread(qm->error + n, 1, sizeof(qm->error) - n - 1, f);
-				qm->error[n] = '\0';
-				fclose(f);
-			}
-			qemu_stop(qm);
-			return -1;
-		}
-		if (stat(qm->sock_a, &st) == 0 && stat(qm->sock_b, &st) == 0)
-			break;
-		if (qemu_now_ms() - t0 > QEMU_START_MS) {
-			snprintf(qm->error, sizeof(qm->error),
-				 "%s made no qmp sockets within %d ms", QEMU_BIN,
-				 QEMU_START_MS);
-			qemu_stop(qm);
-			return -1;
-		}
-		qemu_sleep_ms(10);
-	}
-
-	/*
-	 * The socket file appears at bind(), a moment before listen(): retry.
-	 * QEMU sets the monitors up in command-line order, so once b
-	 * accepts, a does too.
-	 */
-	while ((qm->fd_b = qemu_unix_connect(qm->sock_b)) == -ECONNREFUSED &&
-	       qemu_now_ms() - t0 < QEMU_START_MS)
-		qemu_sleep_ms(10);
-	if (qm->fd_b < 0) {
-		snprintf(qm->error, sizeof(qm->error), "connect %s: %s", qm->sock_b,
-			 strerror(-qm->fd_b));
-		qemu_stop(qm);
+	if (qemu_spawn(qm, argv) < 0 || qemu_wait_sockets(qm, t0, qemu_start_ms()) < 0)
 		return -1;
-	}
 	qm->in_b = fdopen(dup(qm->fd_b), "r");
-	{
-		struct json_object *greeting = qemu_b_read(qm), *caps;
-
-		caps = greeting ? qemu_b_cmd(qm, "{\"execute\":\"qmp_capabilities\"}")
-				: NULL;
-		if (!qemu_b_return(caps)) {
-			snprintf(qm->error, sizeof(qm->error),
-				 "no qmp greeting on %s", qm->sock_b);
-			json_object_put(greeting);
-			json_object_put(caps);
-			qemu_stop(qm);
-			return -1;
-		}
-		json_object_put(greeting);
+	greeting = qm->in_b ? qemu_b_read(qm) : NULL;
+	caps = greeting ? qemu_b_cmd(qm, "{\"execute\":\"qmp_capabilities\"}") : NULL;
+	json_object_put(greeting);
+	if (!qemu_b_return(caps)) {
 		json_object_put(caps);
+		return qemu_fail(qm, "no qmp greeting on %s within %d s", qm->sock_b,
+				 QEMU_B_TIMEOUT_S);
 	}
+	json_object_put(caps);
 	return 0;
-}
-
-/*
- * Can QEMU start at all?  Checked once per test program; if not, the
- * tests skip with this message.
- */
-static inline bool qemu_usable(char *why, size_t len)
-{
-	static int state; /* 0 unknown, 1 yes, -1 no */
-	static char saved[512];
-	struct qemu qm;
-
-	if (state == 0) {
-		if (qemu_start(&qm, "pc", "128", NULL) == 0) {
-			state = 1;
-			qemu_stop(&qm);
-		} else {
-			state = -1;
-			snprintf(saved, sizeof(saved), "%s", qm.error);
-		}
-	}
-	if (state < 0)
-		snprintf(why, len, "%s", saved);
-	return state > 0;
 }
 
 /*

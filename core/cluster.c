@@ -21,6 +21,7 @@
 #include <zookeeper/zookeeper.h>
 
 #include "engine_internal.h"
+#include "fault.h"
 #include "hashmap.h"
 #include "store_zk.h"
 
@@ -225,8 +226,11 @@ static void peer_commit(struct cluster *c, const char *devid,
 		}
 		zks_pending_path(c->zs, pending, devid, a->epoch);
 	}
+	fault_pass("zk.peer_commit");
 	r = zks_peer_commit(c->zs, path, lent, version,
 			    a->mapped ? pending : NULL, answer, reason);
+	if (r == 0)
+		fault_pass("zk.peer_commit.done");
 	if (r < 0 && r != -EAGAIN)
 		engine_report(c->e, "cannot commit %s: %s", devid, reason);
 	free(lent);

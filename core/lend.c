@@ -442,22 +442,22 @@ static int step_compose(struct lend_req *q)
 }
 
 struct lend_step {
-	const char *name;
+	const char *point; /* fault point passed before the step (fault.h) */
 	int (*run)(struct lend_req *q);
 	void (*undo)(struct lend_req *q);
 };
 
 static const struct lend_step lend_steps[] = {
-	{ "validate", step_validate, undo_validate },
-	{ "prepare", step_prepare, NULL },
-	{ "plan", step_plan, undo_plan },
-	{ "intent", step_intent, undo_intent },
-	{ "program", step_program, undo_program },
-	{ "peers", step_peers, NULL },
-	{ "plug", step_plug, undo_plug },
-	{ "commit", step_commit, NULL },
-	{ "publish", step_publish, NULL },
-	{ "compose", step_compose, NULL },
+	{ "lend.validate", step_validate, undo_validate },
+	{ "lend.prepare", step_prepare, NULL },
+	{ "lend.plan", step_plan, undo_plan },
+	{ "lend.intent", step_intent, undo_intent },
+	{ "lend.program", step_program, undo_program },
+	{ "lend.peers", step_peers, NULL },
+	{ "lend.plug", step_plug, undo_plug },
+	{ "lend.commit", step_commit, NULL },
+	{ "lend.publish", step_publish, NULL },
+	{ "lend.compose", step_compose, NULL },
 };
 
 /*
@@ -468,8 +468,10 @@ static int steps_run(const struct lend_step *steps, size_t n,
 		     struct lend_req *q)
 {
 	for (size_t i = 0; i < n; i++) {
-		int r = steps[i].run(q);
+		int r;
 
+		fault_pass(steps[i].point);
+		r = steps[i].run(q);
 		if (r > 0)
 			return r;
 		if (r < 0) {
@@ -504,8 +506,10 @@ static int teardown(struct engine *e, struct ldevice *d, struct window *w,
 		   : store_remove(e, d, txn, "store_commit", reason);
 	if (r < 0)
 		return r;
+	fault_pass("return.stored");
 	r = windows_clear(e, w, nw, reason);
 	if (r == 0) {
+		fault_pass("return.cleared");
 		r = e->coord->wait_peers(e->coord_ctx, d->id, d->epoch, w, nw, false,
 					 txn, deadline_of(e), reason);
 		if (r < 0)
@@ -517,6 +521,8 @@ static int teardown(struct engine *e, struct ldevice *d, struct window *w,
 		r = store_remove(e, d, txn, "store_commit", reason);
 		if (r < 0)
 			windows_program(e, w, nw, UINT64_MAX, NULL);
+		else
+			fault_pass("return.removed");
 	}
 	if (r < 0) {
 		/*
@@ -649,11 +655,16 @@ static int do_return(struct lend_req *q)
 
 	/* windows stay owned by the device while it is returning */
 	p2p_decompose(e, d, q->notes);
+	fault_pass("return.unplug");
 	r = borrower_kind(e, owner)->unplug(e, d, owner, q->reason);
+	if (r == 0)
+		fault_pass("return.unplug.done");
 	if (r == -ETIMEDOUT)
 		r = return_pending(e, d, owner, q->reason);
 	if (r != -ETIMEDOUT) /* else it stays returning */
 		r = return_finish(e, d, r, q->txn, q->notes, q->reason);
+	if (r == 0)
+		fault_pass("return.done"); /* done, not yet acknowledged */
 	inflight_put(e);
 	notes_add(q->notes, d->id);
 	return r;
@@ -714,6 +725,8 @@ static int run_request(struct lend_req *q)
 	} else if (*q->value) {
 		q->deadline = deadline_of(q->e);
 		r = steps_run(lend_steps, ARRAY_SIZE(lend_steps), q);
+		if (r == 0)
+			fault_pass("lend.done"); /* done, not yet acknowledged */
 	} else {
 		r = do_return(q);
 	}

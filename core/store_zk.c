@@ -19,6 +19,7 @@
 #include <string.h>
 #include <zookeeper/zookeeper.h>
 
+#include "fault.h"
 #include "util.h"
 
 #define ZK_DEFAULT_SESSION_MS 10000u
@@ -993,8 +994,18 @@ static int zk_load(void *ctx, store_load_cb cb, void *arg, char *reason)
 	char **names;
 	unsigned n;
 	int32_t seqv;
+	bool fresh;
 	int r;
 
+	/* a store opened only to be read (lendfs --check --run-dir) connects now */
+	pthread_rwlock_rdlock(&s->hlock);
+	fresh = !s->zh;
+	pthread_rwlock_unlock(&s->hlock);
+	if (fresh) {
+		r = zks_connect(s, reason);
+		if (r < 0)
+			return r;
+	}
 	/* the version first: records read after it are at least as new */
 	zks_path(s, path, "seq", NULL);
 	r = zks_get(s, path, false, NULL, &seqv, reason);
@@ -1227,6 +1238,7 @@ static int zk_put(void *ctx, const struct lend_record *rec, char *reason)
 	if (!text)
 		return reason_set(reason, -ENOMEM, "out of memory");
 	zks_path(s, path, "lends", rec->device);
+	fault_pass(rec->state == REC_LENT ? "zk.commit" : "zk.intent");
 	if (rec->state == REC_LENDING)
 		r = put_intent(s, rec, path, text, reason);
 	else if (rec->txn && rec->txn->answer && rec->txn->answer_lend &&
@@ -1235,6 +1247,8 @@ static int zk_put(void *ctx, const struct lend_record *rec, char *reason)
 	else
 		r = zks_put(s, path, text, false, false, reason);
 	free(text);
+	if (r == 0)
+		fault_pass(rec->state == REC_LENT ? "zk.commit.done" : "zk.intent.done");
 	return r;
 }
 
@@ -1243,11 +1257,17 @@ static int zk_remove(void *ctx, const char *device, struct lend_txn *txn,
 {
 	struct zks *s = ctx;
 	char path[ZK_PATH_MAX];
+	int r;
 
 	zks_path(s, path, "lends", device);
+	fault_pass("zk.remove");
 	if (txn && txn->answer && !txn->answer_lend)
-		return commit_answered(s, path, NULL, txn, reason);
-	return zks_delete(s, path, -1, reason);
+		r = commit_answered(s, path, NULL, txn, reason);
+	else
+		r = zks_delete(s, path, -1, reason);
+	if (r == 0)
+		fault_pass("zk.remove.done");
+	return r;
 }
 
 static int zk_host_put(void *ctx, const char *host, int online, char *reason)

@@ -543,8 +543,10 @@ static int vm_plug(struct engine *e, struct ldevice *d, struct borrower *b,
 	if (r == 0)
 		r = vm_hotplug_add(b->qmp, d->id, path, b->bar_size,
 				   remaining_ms(deadline), reason);
-	if (r == 0)
+	if (r == 0) {
 		b->plugged = true;
+		fault_pass("vm.plug.done"); /* in the guest, the intent says lending */
+	}
 	return r;
 }
 
@@ -581,9 +583,12 @@ static int vm_unplug(struct engine *e, struct ldevice *d, const char *owner,
 	pthread_mutex_unlock(&e->vm_lock);
 	if (!vm)
 		return 0; /* a config VM, or gone: nothing is in a guest */
+	fault_pass("vm.unplug");
 	r = vm_hotplug_del(vm, d->id, e->cfg->vm_unplug_timeout_ms, reason);
 	if (r == -ECONNRESET || r == -EPIPE)
 		return 0; /* QEMU went away, and the device with it */
+	if (r == 0)
+		fault_pass("vm.unplug.done"); /* acknowledged, still `lent` */
 	return r;
 }
 

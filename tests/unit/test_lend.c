@@ -70,8 +70,39 @@ struct fixture {
 	struct cluster_config *cfg;
 	struct engine *e;
 	const struct fabric_ops *fabric; /* NULL: the sim */
-	const struct store_ops *store;	 /* NULL: memory */
+	const struct store_ops *store;	 /* NULL: memory (spy_store()) */
 };
+
+/*
+ * The memory store, with its context kept while it is open, so that a
+ * test can read what is stored (assert_fabric_idle()).
+ */
+static void *stored_ctx;
+
+static int spy_open(const char *where, void **ctx, char *reason)
+{
+	int r = store_memory_ops.open(where, ctx, reason);
+
+	stored_ctx = r == 0 ? *ctx : NULL;
+	return r;
+}
+
+static void spy_close(void *ctx)
+{
+	if (ctx == stored_ctx)
+		stored_ctx = NULL;
+	store_memory_ops.close(ctx);
+}
+
+static const struct store_ops *spy_store(void)
+{
+	static struct store_ops spy;
+
+	spy = store_memory_ops;
+	spy.open = spy_open;
+	spy.close = spy_close;
+	return &spy;
+}
 
 static int engine_up(struct fixture *f, const char *text)
 {
@@ -84,7 +115,7 @@ static int engine_up(struct fixture *f, const char *text)
 	opt.cfg = f->cfg;
 	opt.fabric = f->fabric ? f->fabric : &fabric_sim_ops;
 	opt.run_dir = run;
-	opt.store = f->store ? f->store : &store_memory_ops;
+	opt.store = f->store ? f->store : spy_store();
 	opt.store_where = "test";
 	return engine_new(&opt, &f->e, reason);
 }
@@ -136,19 +167,112 @@ static enum dev_state state_of(struct engine *e, const char *id,
 	return v.state;
 }
 
-/* Every table of every host empty. */
-static void assert_fabric_idle(struct engine *e)
+/* ---- the sim's hardware, read from its register files ------------------ */
+
+#define STORED_MAX 64
+
+/* The windows of the stored lends, and which of them are programmed. */
+struct stored {
+	struct window w[STORED_MAX];
+	bool lent[STORED_MAX];
+	bool seen[STORED_MAX];
+	unsigned n;
+	char bad[256];
+};
+
+static int stored_add(void *arg, const struct lend_record *rec)
+{
+	struct stored *s = arg;
+
+	for (unsigned i = 0; i < rec->nwindows; i++) {
+		if (s->n == STORED_MAX)
+			return -ENOSPC;
+		s->w[s->n] = rec->windows[i];
+		s->lent[s->n++] = rec->state == REC_LENT;
+	}
+	return 0;
+}
+
+/* Is register @g (one LUT entry, DMA window or IOMMU mapping) part of @w? */
+static bool reg_of(const struct window *g, const struct window *w)
+{
+	if (g->kind != w->kind || strcmp(g->host, w->host))
+		return false;
+	if (g->kind == WIN_LUT)
+		return g->index >= w->index && g->index < w->index + w->count;
+	if (g->kind == WIN_DMA)
+		return g->index == w->index;
+	return !strcmp(g->domain, w->domain) && g->local == w->local;
+}
+
+static int reg_owned(void *arg, const struct sim_reg *g)
+{
+	struct stored *s = arg;
+	bool owned = false;
+
+	for (unsigned i = 0; i < s->n; i++)
+		if (reg_of(&g->w, &s->w[i]))
+			owned = s->seen[i] = true;
+	if (owned)
+		return 0;
+	if (window_format(&g->w, s->bad, sizeof(s->bad)) < 0)
+		snprintf(s->bad, sizeof(s->bad), "(unprintable)");
+	return 1;
+}
+
+/*
+ * The hardware, not the engine's books: the sim's register files in the
+ * run directory (sim_hw_regs()) hold no LUT entry, DMA window or IOMMU
+ * mapping that no stored lend owns, and every window of a `lent` record
+ * is programmed.  (No P2P: these tests lend one device at a time.)
+ */
+static void assert_registers_owned(const struct fixture *f)
+{
+	char run[128], reason[REASON_MAX] = "", line[256];
+	struct stored *s = calloc(1, sizeof(*s));
+	struct sim_hw *hw;
+	int r;
+
+	assert_non_null(s);
+	assert_non_null(stored_ctx); /* the spy store, open */
+	assert_int_equal(store_memory_ops.load(stored_ctx, stored_add, s, reason), 0);
+	snprintf(run, sizeof(run), "%s/run", f->dir);
+	if (sim_hw_open(run, &hw, reason) < 0)
+		fail_msg("%s", reason);
+	r = sim_hw_regs(hw, NULL, reg_owned, s, reason);
+	sim_hw_close(hw);
+	if (r > 0)
+		fail_msg("register '%s' is programmed, but no stored lend owns it",
+			 s->bad);
+	if (r < 0)
+		fail_msg("cannot read the registers: %s", reason);
+	for (unsigned i = 0; i < s->n; i++) {
+		if (!s->lent[i] || s->seen[i])
+			continue;
+		window_format(&s->w[i], line, sizeof(line));
+		fail_msg("stored window '%s' is not programmed", line);
+	}
+	free(s);
+}
+
+/*
+ * Every table of every host empty, in the engine's books and in the
+ * sim's registers (when the store is the spy and the fabric a sim).
+ */
+static void assert_fabric_idle(const struct fixture *f)
 {
 	static const char *const hosts[] = { "a", "b", "c", "d" };
 
 	for (size_t i = 0; i < 4; i++) {
 		struct host_view h;
 
-		assert_int_equal(engine_host_view(e, hosts[i], &h), 0);
+		assert_int_equal(engine_host_view(f->e, hosts[i], &h), 0);
 		if (h.lut_used || h.dma_used || h.iommu_mappings)
 			fail_msg("host %s: lut %u dma %u iommu %u still in use", hosts[i],
 				 h.lut_used, h.dma_used, h.iommu_mappings);
 	}
+	if (stored_ctx)
+		assert_registers_owned(f);
 }
 
 static int write_str(struct engine *e, const char *id, const char *s,
@@ -194,7 +318,7 @@ static void test_lend_return(void **state)
 	/* return */
 	assert_int_equal(write_str(f->e, GPU, "\n", reason), 0);
 	assert_int_equal(state_of(f->e, GPU, NULL), DEV_AVAILABLE);
-	assert_fabric_idle(f->e);
+	assert_fabric_idle(f);
 	/* returning what is not lent is a no-op */
 	assert_int_equal(write_str(f->e, GPU, "", reason), 0);
 }
@@ -225,7 +349,7 @@ static void test_einval(void **state)
 	big[255] = '\n';
 	assert_int_equal(engine_write_borrower(f->e, GPU, big, 256, NULL, reason), -EINVAL);
 	assert_non_null(strstr(reason, "malformed host name"));
-	assert_fabric_idle(f->e);
+	assert_fabric_idle(f);
 }
 
 static void test_eperm_enodev(void **state)
@@ -261,7 +385,7 @@ static void test_ehostdown(void **state)
 	assert_int_equal(state_of(f->e, GPU, NULL), DEV_AVAILABLE);
 	assert_int_equal(engine_write_host_state(f->e, "b", "sideways", 8, NULL, reason),
 			 -EINVAL);
-	assert_fabric_idle(f->e);
+	assert_fabric_idle(f);
 }
 
 static void test_route_lost(void **state)
@@ -275,13 +399,13 @@ static void test_route_lost(void **state)
 	assert_int_equal(state_of(f->e, GPU, err), DEV_FAILED);
 	assert_non_null(strstr(err, "EHOSTDOWN: route lost: host b went offline"));
 	assert_int_equal(engine_write_host_state(f->e, "b", "online", 6, NULL, reason), 0);
-	assert_fabric_idle(f->e);
+	assert_fabric_idle(f);
 	/* a failed device can be cleared, then lent again */
 	assert_int_equal(write_str(f->e, GPU, "", reason), 0);
 	assert_int_equal(state_of(f->e, GPU, NULL), DEV_AVAILABLE);
 	assert_int_equal(write_str(f->e, GPU, "c", reason), 0);
 	assert_int_equal(write_str(f->e, GPU, "", reason), 0);
-	assert_fabric_idle(f->e);
+	assert_fabric_idle(f);
 }
 
 static void test_enospc(void **state)
@@ -299,7 +423,7 @@ static void test_enospc(void **state)
 	assert_int_equal(write_str(f->e, GPU, "", reason), 0);
 	assert_int_equal(write_str(f->e, BDEV, "d", reason), 0);
 	assert_int_equal(write_str(f->e, BDEV, "", reason), 0);
-	assert_fabric_idle(f->e);
+	assert_fabric_idle(f);
 }
 
 static void test_etimedout(void **state)
@@ -314,7 +438,7 @@ static void test_etimedout(void **state)
 	assert_int_equal(write_str(f->e, NIC, "a", reason), -ETIMEDOUT);
 	assert_non_null(strstr(reason, "engine timeout"));
 	assert_int_equal(state_of(f->e, NIC, NULL), DEV_AVAILABLE);
-	assert_fabric_idle(f->e);
+	assert_fabric_idle(f);
 }
 
 static void test_enotsup(void **state)
@@ -368,12 +492,12 @@ static void rollback_everywhere(struct fixture *f, const char *const *lend,
 				fail_msg("lend with fault %s did not fail", spec);
 			assert_non_null(strstr(reason, "injected fault"));
 			assert_int_equal(state_of(f->e, GPU, NULL), DEV_AVAILABLE);
-			assert_fabric_idle(f->e);
+			assert_fabric_idle(f);
 			/* and the device still lends afterwards */
 			unsetenv("LENDFS_FAULT");
 			assert_int_equal(write_str(f->e, GPU, "c", reason), 0);
 			assert_int_equal(write_str(f->e, GPU, "", reason), 0);
-			assert_fabric_idle(f->e);
+			assert_fabric_idle(f);
 		}
 	}
 	for (size_t i = 0; i < nret; i++) {
@@ -399,11 +523,12 @@ static void rollback_everywhere(struct fixture *f, const char *const *lend,
 		assert_int_equal(after.nwindows, before.nwindows);
 		assert_memory_equal(after.windows, before.windows,
 				    before.nwindows * sizeof(struct window));
+		assert_registers_owned(f); /* programmed again, nothing else */
 		device_view_release(&before);
 		device_view_release(&after);
 		/* the retried return works and leaves nothing */
 		assert_int_equal(write_str(f->e, GPU, "", reason), 0);
-		assert_fabric_idle(f->e);
+		assert_fabric_idle(f);
 	}
 }
 
@@ -477,7 +602,7 @@ static void count_writes(struct fixture *f, const char *borrower, unsigned want_
 	assert_int_equal(puts_by_state[REC_RETURNING], want_returning);
 	assert_int_equal(puts_by_state[REC_LENT], 1);
 	assert_int_equal(removes, 1);
-	assert_fabric_idle(f->e);
+	assert_fabric_idle(f);
 }
 
 /*
@@ -491,7 +616,7 @@ static void test_intent_only_where_needed(void **state)
 	static struct fabric_ops keeping;
 	struct fixture *f = *state;
 
-	counting = store_memory_ops;
+	counting = *spy_store();
 	counting.put = counting_put;
 	counting.remove = counting_remove;
 	f->store = &counting;
@@ -568,7 +693,7 @@ static void test_random_cycles(void **state)
 	}
 	for (size_t i = 0; i < 3; i++)
 		assert_int_equal(write_str(f->e, devs[i], "", reason), 0);
-	assert_fabric_idle(f->e);
+	assert_fabric_idle(f);
 }
 
 struct racer {
@@ -648,7 +773,7 @@ static void test_hotplug(void **state)
 	assert_int_equal(state_of(f->e, dev.id, err), DEV_FAILED);
 	assert_string_equal(err, "ENODEV: device removed");
 	assert_int_equal(write_str(f->e, dev.id, "c", reason), -ENODEV);
-	assert_fabric_idle(f->e);
+	assert_fabric_idle(f);
 	/* clearing the failure makes it disappear */
 	assert_int_equal(write_str(f->e, dev.id, "", reason), 0);
 	assert_false(engine_device_exists(f->e, dev.id));
@@ -802,7 +927,7 @@ static void test_composition_enospc(void **state)
 	device_view_release(&v);
 	assert_int_equal(write_str(f->e, NIC, "", reason), 0);
 	assert_int_equal(write_str(f->e, GPU, "", reason), 0);
-	assert_fabric_idle(f->e);
+	assert_fabric_idle(f);
 }
 
 int main(void)

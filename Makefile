@@ -12,6 +12,9 @@
 #   make tsan       unit tests and race bats under ThreadSanitizer
 #   make soak       a million lend/return cycles, memory, descriptors, WAL
 #                   and LUT/DMA usage checked flat (SOAK_CYCLES=N)
+#   make check-powerloss  POWERLOSS_CUTS (200) power cuts under lendfs's
+#                   state directory on powerfs, then one after every disk
+#                   operation of a scenario (docs/TESTING.md)
 #   make man        the man pages (scdoc) into $(BUILD)/man
 #   make install    PREFIX=/usr/local, DESTDIR=; make uninstall (see below)
 #
@@ -66,7 +69,7 @@ UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all deps run check check-unit check-bats check-asan check-cluster stress clean \
-	fuzz fuzz-build check-fuzz tsan check-layers
+	fuzz fuzz-build check-fuzz tsan check-layers check-powerloss
 
 all: $(BUILD)/lendfs $(TOOLS)
 
@@ -86,8 +89,9 @@ $(BUILD)/lendfs: $(DAEMON_OBJS) $(CORE_LIB)
 $(TOOLS): $(BUILD)/%: $(BUILD)/obj/lendfs/tools/%.o $(CORE_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-# Test helpers, built with the daemon: tests/tools/racer.c (races.bats).
-TEST_TOOLS := $(BUILD)/racer
+# Test helpers, built with the daemon: tests/tools/racer.c (races.bats),
+# tests/tools/powerfs.c (powerfs.bats, powerloss.bats: docs/TESTING.md).
+TEST_TOOLS := $(BUILD)/racer $(BUILD)/powerfs
 all: $(TEST_TOOLS)
 
 include tests/zk/Makefile.inc
@@ -213,6 +217,15 @@ all: $(BUILD)/stress/soak # built (and so compiled with -Werror) with the rest
 .PHONY: soak
 soak: all $(BUILD)/stress/soak
 	SOAK_CYCLES=$(SOAK_CYCLES) tests/stress/soak.sh $(BUILD)
+
+# Power cuts under the state directory (issue 17, docs/TESTING.md "Power
+# loss (powerfs)"): POWERLOSS_CUTS cuts during concurrent lends and returns,
+# then a cut after every disk operation of a fixed scenario.  make check
+# runs a short count of both (tests/bats/powerloss.bats).
+POWERLOSS_CUTS ?= 200
+check-powerloss: all
+	python3 tests/tools/powercut.py --build $(BUILD) --cuts $(POWERLOSS_CUTS)
+	python3 tests/tools/powercut.py --build $(BUILD) --steps
 
 # kill -9 the daemon at random moments while lends run (issue 5)
 STRESS_ITERATIONS ?= 1000

@@ -39,6 +39,7 @@
 #ifndef LENDFS_ATTR_H
 #define LENDFS_ATTR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -90,6 +91,7 @@ struct lendfs_attr {
 	mode_t mode;
 	int (*show)(const struct attr_ctx *ctx, FILE *out);
 	int (*store)(const struct attr_ctx *ctx, struct attr_write *w); /* RW */
+	bool poll; /* poll(2) waits for a change (watch.h) */
 };
 
 #define LENDFS_ATTR(_name, _mode, _show, _store) \
@@ -100,6 +102,13 @@ struct lendfs_attr {
 	LENDFS_ATTR(#_name, ATTR_RO, _prefix##_name##_show, NULL)
 #define LENDFS_ATTR_RW(_prefix, _name) \
 	LENDFS_ATTR(#_name, ATTR_RW, _prefix##_name##_show, _prefix##_name##_store)
+/* The same, for a file whose changes poll(2) can wait for (watch.h). */
+#define LENDFS_ATTR_RO_POLL(_prefix, _name)                                 \
+	{ .name = #_name, .mode = ATTR_RO, .show = _prefix##_name##_show,   \
+	  .poll = true }
+#define LENDFS_ATTR_RW_POLL(_prefix, _name)                                 \
+	{ .name = #_name, .mode = ATTR_RW, .show = _prefix##_name##_show,   \
+	  .store = _prefix##_name##_store, .poll = true }
 
 /*
  * The attributes of one kind of directory, the subdirectories it always

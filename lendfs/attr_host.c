@@ -43,7 +43,7 @@ static void host_put(struct attr_ctx *ctx)
 }
 
 static const struct lendfs_attr host_attr_list[] = {
-	LENDFS_ATTR_RW(host_, state),
+	LENDFS_ATTR_RW_POLL(host_, state),
 };
 
 /* symlinks to the devices it lends and borrows; its VM borrowers */

@@ -33,6 +33,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -47,6 +48,7 @@
 #include "log.h"
 #include "path.h"
 #include "tmpfile.h"
+#include "watch.h"
 
 #define DIR_MODE 0755
 #define CACHE_TIMEOUT_S 1.0 /* entries and attributes the kernel keeps */
@@ -223,6 +225,16 @@ static int render(struct lendfs *fs, const struct node *nd, char **buf,
 	return 0;
 }
 
+/* What a watched file renders now, for watch.h (-ENOENT: it is gone). */
+int lendfs_watch_render(void *arg, const char *path, char **buf, size_t *len)
+{
+	struct lendfs *fs = arg;
+	struct node nd;
+	int r = resolve(fs, path, &nd);
+
+	return r < 0 ? r : render(fs, &nd, buf, len);
+}
+
 /* ---- attributes ----------------------------------------------------- */
 
 /*
@@ -328,6 +340,7 @@ struct handle {
 	char *buf; /* the snapshot being read */
 	size_t len;
 	bool rendered;
+	struct watch_fd *watch; /* a pollable attribute (watch.h) */
 	struct handle *prev, *next; /* every open handle: handles_lock */
 };
 
@@ -346,15 +359,22 @@ static struct handle *handle_of(const struct fuse_file_info *fi)
 
 /* At most LENDFS_MAX_OPEN open files in the mount: -ENFILE beyond. */
 static int handle_open(struct lendfs *fs, struct fuse_file_info *fi,
-		       const struct node *nd, struct tmpfile *tmp)
+		       const char *path, const struct node *nd,
+		       struct tmpfile *tmp)
 {
 	struct handle *h = calloc(1, sizeof(*h));
 
 	if (!h)
 		return -ENOMEM;
+	if (nd->attr && nd->attr->poll && fs->watches &&
+	    watch_open(fs->watches, path, &h->watch) < 0) {
+		free(h);
+		return -ENOMEM;
+	}
 	pthread_mutex_lock(&handles_lock);
 	if (fs->handles >= LENDFS_MAX_OPEN) {
 		pthread_mutex_unlock(&handles_lock);
+		watch_close(fs->watches, h->watch);
 		free(h);
 		return -ENFILE;
 	}
@@ -385,6 +405,7 @@ static void handle_free(struct lendfs *fs, struct handle *h)
 	fs->handles--;
 	pthread_mutex_unlock(&handles_lock);
 	tmpfile_put(fs->tmp, h->tmp);
+	watch_close(fs->watches, h->watch);
 	pthread_mutex_destroy(&h->lock);
 	free(h->buf);
 	free(h);
@@ -677,7 +698,7 @@ static int lendfs_open(const char *path, struct fuse_file_info *fi)
 	}
 	/* O_TRUNC on an attribute does nothing: only a write is a request. */
 	if (r == 0)
-		r = handle_open(fs, fi, &nd, tmp);
+		r = handle_open(fs, fi, path, &nd, tmp);
 	if (r < 0)
 		tmpfile_put(fs->tmp, tmp);
 	return r;
@@ -715,7 +736,7 @@ static int lendfs_create(const char *path, mode_t mode,
 			   &tmp);
 	if (r < 0)
 		return r;
-	r = handle_open(fs, fi, &nd, tmp);
+	r = handle_open(fs, fi, path, &nd, tmp);
 	if (r < 0) {
 		tmpfile_unlink(fs->tmp, tmp);
 		tmpfile_put(fs->tmp, tmp);
@@ -743,6 +764,8 @@ static int lendfs_read(const char *path, char *buf, size_t size, off_t off,
 		h->buf = NULL;
 		h->len = 0;
 		h->rendered = false;
+		if (h->watch)
+			watch_read(fs->watches, h->watch);
 		r = render(fs, &h->node, &h->buf, &h->len);
 		h->rendered = r == 0;
 	}
@@ -1022,6 +1045,26 @@ static int lendfs_release(const char *path, struct fuse_file_info *fi)
 	return 0;
 }
 
+/*
+ * A pollable attribute waits for a change (watch.h); every other file is
+ * always ready, as a regular file is.
+ */
+static int lendfs_poll(const char *path, struct fuse_file_info *fi,
+		       struct fuse_pollhandle *ph, unsigned *reventsp)
+{
+	struct lendfs *fs = fs_get();
+	struct handle *h = handle_of(fi);
+
+	if (h && h->watch) {
+		*reventsp = watch_poll(fs->watches, h->watch, ph);
+		return 0;
+	}
+	if (ph)
+		fuse_pollhandle_destroy(ph);
+	*reventsp = POLLIN | POLLRDNORM | POLLOUT | POLLWRNORM;
+	return 0;
+}
+
 static int lendfs_statfs(const char *path, struct statvfs *st)
 {
 	memset(st, 0, sizeof(*st));
@@ -1052,5 +1095,6 @@ const struct fuse_operations lendfs_ops = {
 	.utimens = lendfs_utimens,
 	.flush = lendfs_flush,
 	.release = lendfs_release,
+	.poll = lendfs_poll,
 	.statfs = lendfs_statfs,
 };

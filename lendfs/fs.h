@@ -22,6 +22,7 @@
 
 struct tmpfiles;
 struct lendfs_cache;
+struct watches;
 
 #define LENDFS_MAX_OPEN 4096 /* open files in the mount (ENFILE beyond) */
 
@@ -29,6 +30,7 @@ struct lendfs {
 	struct engine *engine;
 	struct tmpfiles *tmp;
 	struct lendfs_cache *cache; /* what the kernel caches (cache.h) */
+	struct watches *watches;    /* pollers of the attributes (watch.h) */
 	struct timespec start; /* mtime / ctime / atime of the tree */
 	uid_t uid;	       /* owner of every file: the daemon's user */
 	gid_t gid;	       /* group of every file: the write group */
@@ -37,6 +39,9 @@ struct lendfs {
 };
 
 extern const struct fuse_operations lendfs_ops;
+
+/* watch_render_fn (watch.h) of the tree: @arg is the struct lendfs. */
+int lendfs_watch_render(void *arg, const char *path, char **buf, size_t *len);
 
 /*
  * Owner and write group of the tree (docs/PERMISSIONS.md): the daemon's

@@ -49,6 +49,7 @@
 #include "hashmap.h"
 #include "inventory.h"
 #include "log.h"
+#include "watch.h"
 #include "store_zk.h"
 #include "cache.h"
 #include "tmpfile.h"
@@ -323,6 +324,7 @@ struct logged {
 struct event_log {
 	struct engine *engine;
 	struct lendfs_cache *cache; /* told first, before anything is logged */
+	struct watches *watches;    /* then the pollers (watch.h) */
 	pthread_mutex_t lock;
 	struct hashmap *seen;
 	struct logged *all;
@@ -435,6 +437,7 @@ static void log_device_event(void *arg, const char *devid,
 		bool exists = engine_device_view(el->engine, devid, &v) == 0;
 
 		cache_device_changed(el->cache, devid, exists ? &v : NULL, who);
+		watch_device_changed(el->watches, devid);
 		if (exists) {
 			log_view(el, &v);
 			device_view_release(&v);
@@ -442,6 +445,7 @@ static void log_device_event(void *arg, const char *devid,
 		return;
 	}
 	cache_all_changed(el->cache, who);
+	watch_all_changed(el->watches);
 	engine_foreach_device(el->engine, collect_id, &l);
 	for (size_t i = 0; i < l.n; i++)
 		log_device(el, l.ids[i]);
@@ -526,6 +530,7 @@ static void daemon_cleanup(struct daemon *d)
 		d->inv_ops->close(d->inv);
 	tmpfiles_free(d->fs.tmp);
 	cache_free(d->fs.cache);
+	watches_free(d->fs.watches);
 	config_free(d->cfg);
 	free(d->opt.config);
 	free(d->opt.host);
@@ -779,6 +784,8 @@ int main(int argc, char *argv[])
 	r = tmpfiles_new(&d.fs.tmp);
 	if (r == 0)
 		r = cache_new(d.fs.engine, &d.fs.cache);
+	if (r == 0)
+		r = watches_new(lendfs_watch_render, &d.fs, &d.fs.watches);
 	if (r < 0) {
 		fprintf(stderr, "lendfs: cannot start: %s\n", strerror(-r));
 		return fail(&d, 1);
@@ -801,6 +808,7 @@ int main(int argc, char *argv[])
 		return fail(&d, 1);
 	d.signals = true;
 	d.events.cache = d.fs.cache;
+	d.events.watches = d.fs.watches;
 	if (event_log_start(&d.events, d.fs.engine) < 0)
 		return fail(&d, 1);
 	if (d.inv) {

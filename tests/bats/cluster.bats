@@ -19,6 +19,7 @@ teardown_file() {
 }
 
 teardown() {
+	pollers_stop
 	cluster_down
 }
 
@@ -194,6 +195,34 @@ teardown() {
 	for h in nodeA nodeB nodeC; do
 		eventually 5 state_is $h $GPU available ""
 	done
+}
+
+@test "poll: a lend written on one mount wakes the pollers of the others; a take-back wakes them too" {
+	local t0
+	cluster_up nodeA nodeB nodeC
+	POLL_DIR="$CTMP"
+	poller onB "$(cdev nodeB $GPU)/state" 10
+	poller onA "$(cdev nodeA $GPU)/borrower" 10
+	echo nodeB >"$(cdev nodeC $GPU)/borrower"
+	t0=$(date +%s%N)
+	woke_within onB "$t0"
+	woke_within onA "$t0"
+	# woken by the first change it saw: the intent or the commit
+	run cat "$CTMP/onB.out" "$CTMP/onA.out"
+	assert_line --regexp '^now (lending|lent)$'
+	assert_line "now nodeB"
+	eventually 5 state_is nodeB $GPU lent nodeB
+	# the borrower's daemon dies: the lender takes the GPU back once its
+	# session expired; pollers on the lender's and a third mount wake
+	poller takeA "$(cdev nodeA $GPU)/state" 15
+	poller takeC "$(cdev nodeC $GPU)/state" 15
+	node_kill nodeB
+	wait_line "$CTMP/takeA.out" '^(woken|timeout)'
+	t0=$(awk '$1 == "woken" { print $2 }' "$CTMP/takeA.out")
+	[ -n "$t0" ]
+	woke_within takeC "$t0"
+	eventually 5 state_is nodeA $GPU available ""
+	eventually 5 state_is nodeC $GPU available ""
 }
 
 @test "ZooKeeper down at start: hosts offline, a clear error, then it connects" {

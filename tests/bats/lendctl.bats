@@ -154,7 +154,7 @@ comp() {
 	assert_success
 	assert_output "complete -F _lendctl lendctl"
 	run comp "$COMPLETION/lendctl" _lendctl "lendctl "
-	assert_output "$(printf '%s\n' ls lend return show hosts topology help)"
+	assert_output "$(printf '%s\n' ls lend return show hosts topology wait help)"
 	run comp "$COMPLETION/lendctl" _lendctl "lendctl re"
 	assert_output return
 	run comp "$COMPLETION/lendctl" _lendctl "lendctl -"
@@ -219,4 +219,13 @@ comp() {
 	for opt in $("$LENDFS" --help | grep -oE -- '--[a-z-]+' | sort -u); do
 		assert_line --regexp "^$opt=?$"
 	done
+}
+
+@test "completion: wait offers devices, then states, then --timeout" {
+	run comp "$COMPLETION/lendctl" _lendctl "lendctl wait nodeD"
+	assert_output nodeD:0000:3b:00.0
+	run comp "$COMPLETION/lendctl" _lendctl "lendctl wait $GPU "
+	assert_output "$(printf '%s\n' available lending lent returning failed offline)"
+	run comp "$COMPLETION/lendctl" _lendctl "lendctl wait $GPU lent --"
+	assert_output --timeout
 }

@@ -52,6 +52,7 @@ setup() {
 
 teardown() {
 	local status=0
+	pollers_stop
 	udev_unmount || status=1
 	testbed_stop
 	rm -rf "$TMP"
@@ -166,6 +167,19 @@ bar_sizes() {
 	run ls "$MNT/devices"
 	refute_line "$HOT_NIC"
 	assert_equal "${#lines[@]}" 4
+}
+
+@test "hot-remove: a poller on the device's state wakes; the next read fails ENOENT" {
+	local t0
+	testbed_start "$UDEV_DIR/devices.umockdev" "$UDEV_DIR/hotadd-nic.umockdev"
+	udev_mount
+	poller gone "$(dev $HOT_NIC)/state" 10
+	tb remove "$HOT_NIC_SYS"
+	t0=$(date +%s%N)
+	woke_within gone "$t0"
+	run cat "$TMP/gone.out"
+	assert_line "gone ENOENT"
+	pollers_stop
 }
 
 @test "hot-remove: a lent device's lend is torn down (failed, ENODEV)" {

@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * watch.h - poll(2) on the files of the tree, with sysfs semantics.
+ *
+ * An attribute declared pollable (LENDFS_ATTR_*_POLL, attr.h) can be
+ * waited on: a poll(2)/select(2)/epoll(7) on an open descriptor blocks
+ * until the file's content differs from what it was when the descriptor
+ * last read it from offset 0 (or was opened), then reports
+ * POLLPRI|POLLERR|POLLIN; the reader re-reads from offset 0 and polls
+ * again.  (sysfs also reports POLLIN while nothing changed, so that only
+ * POLLPRI can be waited for; here POLLIN waits too, so `poll` on POLLIN
+ * works as users expect.)  Any other file is always ready, like a
+ * regular file.
+ *
+ * One watched file (a path with at least one open descriptor) keeps its
+ * last rendered content and a generation that counts its changes.  The
+ * engine's watch tells us which device changed (or that anything may
+ * have): watch_device_changed() renders that device's watched files and
+ * `lends` again, watch_all_changed() every watched file; a content that
+ * differs (a device that vanished renders as an error) bumps the
+ * generation and wakes the file's pending pollers with
+ * fuse_notify_poll().  The FUSE poll request itself never blocks, so an
+ * idle poller holds no worker thread, only its struct watch_fd.  A file
+ * nobody has open is not watched and costs nothing.
+ */
+#ifndef LENDFS_WATCH_H
+#define LENDFS_WATCH_H
+
+#define FUSE_USE_VERSION 31
+
+#include <fuse.h>
+#include <stddef.h>
+
+struct watches;
+struct watch_fd;
+
+/* Render the file at @path now (0, or -errno: it is gone). */
+typedef int (*watch_render_fn)(void *arg, const char *path, char **buf,
+			       size_t *len);
+
+int watches_new(watch_render_fn render, void *arg, struct watches **out);
+/* Wakes and drops every pending poller. */
+void watches_free(struct watches *w);
+
+/* A descriptor of pollable @path was opened: it has seen the content now. */
+int watch_open(struct watches *w, const char *path, struct watch_fd **out);
+void watch_close(struct watches *w, struct watch_fd *fd);
+
+/*
+ * A read from offset 0 of @fd is about to render the file: whatever it
+ * renders is seen (a change that lands during the render wakes the next
+ * poll, at worst once too often, never too late).
+ */
+void watch_read(struct watches *w, struct watch_fd *fd);
+
+/*
+ * The FUSE poll request: the events ready now; @ph (may be NULL) is kept
+ * and notified on the next change, or destroyed at once if ready.
+ */
+unsigned watch_poll(struct watches *w, struct watch_fd *fd,
+		    struct fuse_pollhandle *ph);
+
+/* From the engine's watch: device @devid changed / anything may have. */
+void watch_device_changed(struct watches *w, const char *devid);
+void watch_all_changed(struct watches *w);
+
+#endif

@@ -8,6 +8,7 @@
 #                   then every fuzz target briefly (check-fuzz)
 #   make check-layers  no cycle between core/ modules, no function over 100
 #                   lines (tests/tools/layers.py; part of check)
+#   make check-linearize  the history checker's own tests (part of check)
 #   make fuzz       libFuzzer targets, FUZZ_SECONDS each (docs/TESTING.md)
 #   make tsan       unit tests and race bats under ThreadSanitizer
 #   make soak       a million lend/return cycles, memory, descriptors, WAL
@@ -69,7 +70,7 @@ UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all deps run check check-unit check-bats check-asan check-cluster stress clean \
-	fuzz fuzz-build check-fuzz tsan check-layers check-powerloss
+	fuzz fuzz-build check-fuzz tsan check-layers check-powerloss check-linearize
 
 all: $(BUILD)/lendfs $(TOOLS)
 
@@ -177,6 +178,11 @@ check-layers: all
 	python3 tests/tools/layers.py --self-test --cc "$(CC)"
 	python3 tests/tools/layers.py --build $(BUILD)
 
+# The linearizability checker of the history test (docs/TESTING.md):
+# histories that must pass and histories that must fail; no ZooKeeper.
+check-linearize:
+	python3 tests/tools/test_linearize.py
+
 check-bats: all
 	LENDFS_BUILD=$(BUILD) bats --timing tests/bats
 
@@ -193,13 +199,15 @@ check-asan:
 check: deps
 	@$(MAKE) --no-print-directory all check-unit
 	@$(MAKE) --no-print-directory check-layers
+	@$(MAKE) --no-print-directory check-linearize
 	@$(MAKE) --no-print-directory check-bats
 	@$(MAKE) --no-print-directory check-asan
 	@$(MAKE) --no-print-directory check-fuzz
 
 # Distributed mode beyond tests/bats/cluster.bats (issue 7): a 3-node
-# ZooKeeper ensemble whose leader is killed during a stream of lends, and
-# a short run of the cluster benchmark (its full run: make bench-cluster).
+# ZooKeeper ensemble whose leader is killed during a stream of lends,
+# partitions and the history check (issue 17: network namespaces, root),
+# and a short run of the cluster benchmark (its full run: make bench-cluster).
 check-cluster: all $(BUILD)/bench/clusterbench
 	LENDFS_BUILD=$(BUILD) bats --timing tests/cluster
 	CLUSTER_BENCH_LENDS=200 CLUSTER_BENCH_VISIBLE=50 CLUSTER_BENCH_DOC=none \

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <zookeeper/zookeeper.h>
 
+#include "bname.h"
 #include "engine_internal.h"
 #include "fault.h"
 #include "hashmap.h"
@@ -50,6 +51,8 @@ struct cluster {
 	pthread_cond_t cond;
 	bool stop;
 	bool need_connect; /* no session, or it expired */
+	uint64_t lost_at;  /* now_ns() when the connection was lost; 0 up */
+	bool fenced;	   /* lost: borrowed windows cleared (fence_self()) */
 	bool synced;	   /* the replica follows the store */
 	bool recovered;	   /* this host's records were recovered once */
 	struct event *q;
@@ -104,6 +107,12 @@ static void on_event(void *arg, int type, int state, const char *path)
 
 	pthread_mutex_lock(&c->lock);
 	if (type == ZOO_SESSION_EVENT) {
+		if (state == ZOO_CONNECTED_STATE) {
+			c->lost_at = 0;
+			if (c->fenced) /* the same session: mirror it all again */
+				c->synced = false;
+		} else if (!c->lost_at)
+			c->lost_at = now_ns();
 		if (state == ZOO_EXPIRED_SESSION_STATE ||
 		    state == ZOO_AUTH_FAILED_STATE) {
 			c->need_connect = true;
@@ -741,6 +750,7 @@ static int sync_all(struct cluster *c, char *reason)
 		return r;
 	pthread_mutex_lock(&c->lock);
 	c->synced = true;
+	c->fenced = false;
 	pthread_mutex_unlock(&c->lock);
 	if (!c->recovered) {
 		c->recovered = true;
@@ -826,6 +836,76 @@ static void all_offline(struct cluster *c)
 	}
 }
 
+/*
+ * The connection has been lost long enough that the servers may expire
+ * the session soon (fence_due()), after which the lenders take back what
+ * was lent to this host.  Stop using it now, before they can: clear this host's
+ * windows of every device lent to it, as if its record were gone, and
+ * show every host offline.  The same session coming back mirrors the
+ * records again (c->synced), and with them the windows that still stand.
+ */
+static void fence_self(struct cluster *c)
+{
+	struct engine *e = c->e;
+	char (*ids)[DEVICE_ID_MAX];
+	struct ldevice **devs;
+	unsigned ndevs, nids = 0;
+
+	if (model_pin_all(e, &devs, &ndevs) < 0)
+		return;
+	ids = malloc((ndevs ? ndevs : 1) * sizeof(*ids));
+	for (unsigned i = 0; ids && i < ndevs; i++) {
+		struct ldevice *d = devs[i];
+
+		pthread_mutex_lock(&d->lock);
+		if (lend_remote(e, d) && bname_on_host(d->borrower, e->self->name))
+			snprintf(ids[nids++], DEVICE_ID_MAX, "%s", d->id);
+		pthread_mutex_unlock(&d->lock);
+	}
+	model_put_all(e, devs, ndevs);
+	for (unsigned i = 0; i < nids; i++) {
+		struct lend_ack ack;
+		bool dirty = false;
+
+		lend_apply_record(e, ids[i], NULL, &ack, &dirty);
+	}
+	free(ids);
+	all_offline(c);
+	engine_report(e, "ZooKeeper: connection lost; %u device(s) lent to %s no longer mapped here until the session is back",
+	    nids, e->self->name);
+}
+
+/*
+ * c->lock held.  When to stop using what was lent to this host.  The
+ * servers expire the session a session timeout after they last heard from
+ * it, and only then do the lenders take anything back.  The client
+ * reports a lost connection at once when a server closes it (a leader
+ * election, a restart), but only after two thirds of the session timeout
+ * when the network goes silent.  A sixth more is still before the
+ * earliest expiry in the second case, and lets the first case (usually
+ * over within a few hundred ms: the client moves to another server of the
+ * ensemble) pass without unmapping anything.
+ */
+static bool fence_due(struct cluster *c)
+{
+	uint64_t wait = (uint64_t)zks_session_ms(c->zs) * 1000000ULL / 6;
+
+	return c->lost_at && !c->fenced && now_ns() >= c->lost_at + wait;
+}
+
+/*
+ * c->lock held.  No server for a whole session timeout since the loss,
+ * and so since the servers last heard from us: the session is expired
+ * (the client learns that only once it reaches a server again), so start
+ * a new one rather than show a stale cluster until then.
+ */
+static bool session_gone(struct cluster *c)
+{
+	uint64_t all = (uint64_t)zks_session_ms(c->zs) * 1000000ULL;
+
+	return c->lost_at && now_ns() >= c->lost_at + all;
+}
+
 static void *session_thread(void *arg)
 {
 	struct cluster *c = arg;
@@ -851,7 +931,7 @@ static void *session_thread(void *arg)
 			}
 			pthread_mutex_lock(&c->lock);
 			if (r < 0) {
-				if (fresh || r == -EHOSTDOWN)
+				if (fresh || r == -EHOSTDOWN || r == -ENOTCONN)
 					c->need_connect = true;
 				pthread_mutex_unlock(&c->lock);
 				engine_report(c->e, "ZooKeeper: %s; retrying in %u ms", reason, backoff);
@@ -886,6 +966,23 @@ static void *session_thread(void *arg)
 			pthread_mutex_lock(&c->lock);
 			c->done++;
 			pthread_cond_broadcast(&c->cond);
+			continue;
+		}
+		if (fence_due(c)) {
+			c->fenced = true;
+			pthread_mutex_unlock(&c->lock);
+			fence_self(c);
+			pthread_mutex_lock(&c->lock);
+			continue;
+		}
+		if (session_gone(c)) {
+			/* as if expired: offline everywhere, a new session */
+			c->need_connect = true;
+			c->synced = false;
+			pthread_mutex_unlock(&c->lock);
+			engine_report(c->e, "ZooKeeper: no answer from any server for a session timeout (%u ms); this host is offline until a new session is up",
+			    zks_session_ms(c->zs));
+			pthread_mutex_lock(&c->lock);
 			continue;
 		}
 		if (now_ns() >= next_tick) {
@@ -967,8 +1064,8 @@ static void zk_close(void *ctx)
 		pthread_mutex_unlock(&c->lock);
 	}
 	zks_set_log(NULL, NULL);
-	hashmap_free(c->acked.map);
-	hashmap_free(c->busy.map);
+	hashmap_free_values(c->acked.map, free); /* set_add()'s copies */
+	hashmap_free_values(c->busy.map, free);
 	free(c->q);
 	free(c->taken);
 	free(c->absent);
@@ -1003,6 +1100,17 @@ static bool host_live(struct engine *e, const char *name)
 	return h && host_is_live(e, h);
 }
 
+/*
+ * Is @name to be counted as gone, for a request waiting on it?  Not while
+ * this daemon has no connection: its view of who is live is stale then
+ * (fence_self() shows every host offline), and giving up would need the
+ * connection anyway.  The engine timeout still ends the wait.
+ */
+static bool peer_gone(struct cluster *c, const char *name)
+{
+	return !host_live(c->e, name) && zks_connected(c->zs);
+}
+
 /* Is the record @text the lend of @epoch, committed (`lent`)? */
 static bool committed_as(const char *devid, const char *text, uint64_t epoch)
 {
@@ -1034,7 +1142,7 @@ static int wait_commit(struct cluster *c, const char *devid, uint64_t epoch,
 	for (;;) {
 		struct zks_watch *zw;
 		char *text = NULL;
-		bool live = host_live(c->e, host);
+		bool live = !peer_gone(c, host);
 		int r = zks_get_watched(c->zs, pending, &text, NULL, &zw, reason);
 
 		free(text);
@@ -1097,7 +1205,7 @@ static int wait_removed(struct cluster *c, const char *devid,
 		struct zks_watch *zw;
 		char *text = NULL;
 		int32_t ver = -1;
-		bool live = host_live(c->e, host);
+		bool live = !peer_gone(c, host);
 		int r = zks_get_watched(c->zs, path, &text, &ver, &zw, reason);
 
 		if (r == -ENOENT) {
@@ -1178,7 +1286,7 @@ static int zk_wait_peers(void *ctx, const char *devid, uint64_t epoch,
 			char *v = NULL;
 			int r;
 
-			if (!host_live(e, w[i].host)) {
+			if (peer_gone(c, w[i].host)) {
 				if (!mapped)
 					break; /* it resets its registers when back */
 				return reason_set(reason, -EHOSTDOWN,
@@ -1255,6 +1363,34 @@ static int settled_as(struct cluster *c, const char *devid, const char *value,
 	}
 }
 
+/*
+ * No write without a session: a request that cannot reach ZooKeeper is
+ * refused before it does anything (EHOSTDOWN, a definite failure), instead
+ * of waiting a session timeout for a connection that may not come back.
+ */
+static int zk_writable(void *ctx, char *reason)
+{
+	struct cluster *c = ctx;
+	uint64_t lost;
+	bool down;
+
+	down = !zks_connected(c->zs); /* its lock comes before ours */
+	pthread_mutex_lock(&c->lock);
+	down = down || c->need_connect;
+	lost = c->lost_at;
+	pthread_mutex_unlock(&c->lock);
+	if (!down)
+		return 0;
+	if (lost)
+		return reason_set(reason, -EHOSTDOWN,
+				  "no ZooKeeper session: %s has not reached ZooKeeper for %llu ms; nothing was written",
+				  c->e->self->name,
+				  (unsigned long long)((now_ns() - lost) / 1000000ULL));
+	return reason_set(reason, -EHOSTDOWN,
+			  "no ZooKeeper session: %s is not connected to ZooKeeper yet; nothing was written",
+			  c->e->self->name);
+}
+
 static int zk_forward(void *ctx, const char *devid, const char *lender,
 		      const char *value, char *reason)
 {
@@ -1282,12 +1418,18 @@ static int zk_forward(void *ctx, const char *devid, const char *lender,
 		r = zks_get_watched(c->zs, path, &text, &ver, &zw, reason);
 		if (r < 0)
 			zks_watch_put(zw);
+		/* the lender may have taken it before: the outcome is unknown */
 		if (r == -ENOENT)
-			return reason_set(reason, -EHOSTDOWN,
+			return reason_set(reason, -ENOTCONN,
 					  "the request for %s was lost with this daemon's ZooKeeper session",
 					  devid);
-		if (r < 0)
+		if (r < 0 && now_ns() < deadline)
+			continue; /* the connection may come back: wait for it */
+		if (r < 0) {
+			/* never leave it behind: it would refuse the next */
+			zks_delete_node(c->zs, path, NULL);
 			return r;
+		}
 		if (text[0] == '=') {
 			char name[32] = "";
 			int n = 0;
@@ -1340,5 +1482,6 @@ const struct coord_ops coord_zk_ops = {
 	.resync = zk_resync,
 	.wait_peers = zk_wait_peers,
 	.intent_close = zk_intent_close,
+	.writable = zk_writable,
 	.forward = zk_forward,
 };

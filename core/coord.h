@@ -68,6 +68,12 @@ struct coord_ops {
 			  char *reason);
 	/* The lender is done with the lend's intent (committed or not). */
 	void (*intent_close)(void *ctx, const char *devid, uint64_t epoch);
+	/*
+	 * May a write start now?  0, or -errno with the reason (zk: no
+	 * ZooKeeper session).  NULL: always.  Asked before anything of the
+	 * request is done, so a refusal changes nothing.
+	 */
+	int (*writable)(void *ctx, char *reason);
 	/* Hand a write for another daemon's device to it; its answer. */
 	int (*forward)(void *ctx, const char *devid, const char *lender,
 		       const char *value, char *reason);

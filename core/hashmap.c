@@ -62,8 +62,16 @@ struct hashmap *hashmap_new(size_t expected)
 
 void hashmap_free(struct hashmap *h)
 {
+	hashmap_free_values(h, NULL);
+}
+
+void hashmap_free_values(struct hashmap *h, void (*free_value)(void *))
+{
 	if (!h)
 		return;
+	for (size_t i = 0; free_value && i < h->cap; i++)
+		if (h->b[i].key && h->b[i].key != TOMBSTONE)
+			free_value(h->b[i].value);
 	free(h->b);
 	free(h);
 }

@@ -15,6 +15,8 @@ struct hashmap;
 
 struct hashmap *hashmap_new(size_t expected);
 void hashmap_free(struct hashmap *h);
+/* The same, calling @free_value on every value first (keys live in them). */
+void hashmap_free_values(struct hashmap *h, void (*free_value)(void *));
 
 /* -EEXIST if the key is present, -ENOMEM. */
 int hashmap_put(struct hashmap *h, const char *key, void *value);

@@ -674,13 +674,12 @@ static int do_return(struct lend_req *q)
 
 /*
  * The lender's daemon decides; this one checks what it can (the value,
- * the lender being up, a no-op) and hands the write over.
+ * the lender being up) and hands the write over.
  */
 static int forward(struct lend_req *q)
 {
 	struct engine *e = q->e;
 	struct ldevice *d = q->d;
-	char cur[BORROWER_MAX + 1];
 	enum dev_state st;
 	int r;
 
@@ -691,15 +690,15 @@ static int forward(struct lend_req *q)
 	}
 	pthread_mutex_lock(&d->lock);
 	st = d->state;
-	snprintf(cur, sizeof(cur), "%s", d->borrower);
 	pthread_mutex_unlock(&d->lock);
 	if (st == DEV_OFFLINE)
 		return reason_set(q->reason, -EHOSTDOWN, "lender %s is offline",
 				  d->lender->name);
-	if (!*q->value && st == DEV_AVAILABLE)
-		return 1;
-	if (*q->value && st == DEV_LENT && !strcmp(cur, q->value))
-		return 1;
+	/*
+	 * Not even the current value is a no-op here: this mount's copy may
+	 * lag the lender's (a return just committed), and an acknowledged
+	 * write must be true when it returns.  The lender decides.
+	 */
 	return e->coord->forward(e->coord_ctx, d->id, d->lender->name, q->value,
 				 q->reason);
 }
@@ -720,7 +719,10 @@ static int run_request(struct lend_req *q)
 		dev_request_end(e, d);
 		return reason_set(q->reason, -ENODEV, "no device %s", d->id);
 	}
-	if (lend_remote(q->e, d)) {
+	if (e->coord->writable &&
+	    (r = e->coord->writable(e->coord_ctx, q->reason)) < 0) {
+		/* nothing was done: no session to do it with */
+	} else if (lend_remote(q->e, d)) {
 		r = forward(q);
 	} else if (*q->value) {
 		q->deadline = deadline_of(q->e);

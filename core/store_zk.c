@@ -149,7 +149,8 @@ static int zk_errno(int rc)
 	case ZBADARGUMENTS:
 		return -EINVAL;
 	default:
-		return transient(rc) ? -EHOSTDOWN : -EIO;
+		/* the connection went: whether the call went in is unknown */
+		return transient(rc) ? -ENOTCONN : -EIO;
 	}
 }
 

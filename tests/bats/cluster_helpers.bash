@@ -11,6 +11,10 @@
 #   node_kill HOST        kill -9 HOST's daemon and detach its mount
 #   cluster_down          stop every daemon (unmount), fail on a crash
 #   eventually SECS CMD   run CMD until it succeeds, at most SECS seconds
+#   cluster_registers_ok HOST...  registers = stored lends (lendfs --check)
+#
+# A HOST listed in NODE_NS (tests/cluster/netns.bash) runs in that network
+# namespace, connected to ZooKeeper through NODE_ZK[HOST].
 
 ZKSH="$ROOT/tests/zk/zk.sh"
 ZKCTL="$BUILD_DIR/tests/zk/zkctl"
@@ -40,10 +44,14 @@ cdev() {
 }
 
 node_up() {
-	local h="$1" i
+	local h="$1" i zk="$ZK" pre=()
+	if declare -p NODE_NS >/dev/null 2>&1 && [ -n "${NODE_NS[$h]:-}" ]; then
+		pre=(nsenter "--net=/run/netns/${NODE_NS[$h]}")
+		zk="${NODE_ZK[$h]}"
+	fi
 	mkdir -p "$CTMP/mnt.$h"
-	"$LENDFS" -f -c "${CLUSTER_CONF:-$ZKCONF}" --host "$h" \
-		--store "zk://$ZK$CHROOT" --run-dir "$CTMP/run.$h" \
+	"${pre[@]}" "$LENDFS" -f -c "${CLUSTER_CONF:-$ZKCONF}" --host "$h" \
+		--store "zk://$zk$CHROOT" --run-dir "$CTMP/run.$h" \
 		"$CTMP/mnt.$h" </dev/null >>"$CTMP/out.$h" 2>>"$CTMP/log.$h" 3>&- &
 	echo $! >"$CTMP/pid.$h"
 	for ((i = 0; i < 100; i++)); do
@@ -86,8 +94,17 @@ node_kill() {
 }
 
 cluster_down() {
-	local h pid status=0 rc
+	local h pid status=0 rc live=()
 	[ -n "${CTMP:-}" ] || return 0
+	# every test ends with the hardware checked against the records: each
+	# running daemon's registers hold exactly the windows stored for its
+	# host (a test that stops ZooKeeper sets CLUSTER_REGISTERS=0)
+	for h in "${CLUSTER_HOSTS[@]}"; do
+		[ -f "$CTMP/pid.$h" ] && live+=("$h")
+	done
+	if [ "${CLUSTER_REGISTERS:-1}" = 1 ] && [ ${#live[@]} -gt 0 ]; then
+		eventually 5 cluster_registers_ok "${live[@]}" || status=1
+	fi
 	for h in "${CLUSTER_HOSTS[@]}"; do
 		[ -f "$CTMP/pid.$h" ] || continue
 		pid="$(cat "$CTMP/pid.$h")"
@@ -115,6 +132,23 @@ eventually() {
 		sleep 0.1
 	done
 	"$@"
+}
+
+# cluster_registers_ok HOST...: each HOST's run directory (its host's
+# hardware) holds exactly the windows of the lends stored in ZooKeeper
+# (lendfs --check --run-dir --host); with the daemons running and settled
+cluster_registers_ok() {
+	local h out status=0
+	for h in "$@"; do
+		if ! out="$("$LENDFS" --check -c "${CLUSTER_CONF:-$ZKCONF}" \
+			--store "zk://$ZK$CHROOT" --run-dir "$CTMP/run.$h" \
+			--host "$h" 2>&1)"; then
+			echo "registers of $h do not match the stored lends:" >&2
+			echo "$out" >&2
+			status=1
+		fi
+	done
+	return $status
 }
 
 # state_is HOST ID STATE [BORROWER]

@@ -19,7 +19,11 @@
 # sessions of 1 to 20 s, so a test can let a 2 s session expire.
 #
 # Environment: ZK_JAVA (java), ZK_CLASSPATH (found under /usr/share/java),
-# ZK_START_TIMEOUT (90, seconds).
+# ZK_START_TIMEOUT (90, seconds), ZK_BIND (127.0.0.1): the address the
+# client ports listen on, read at start; 0.0.0.0 lets daemons in network
+# namespaces reach them through a veth (tests/cluster/netns.bash).  The
+# connect string and srvr still use 127.0.0.1 then; the quorum ports stay
+# on 127.0.0.1 either way.
 #
 # Needs bash (/dev/tcp for the srvr four-letter command), ss (iproute2),
 # timeout (coreutils) and a JRE; Debian 12: zookeeper default-jre-headless.
@@ -28,6 +32,7 @@ set -euo pipefail
 
 ZK_JAVA=${ZK_JAVA:-java}
 ZK_START_TIMEOUT=${ZK_START_TIMEOUT:-90}
+ZK_BIND=${ZK_BIND:-127.0.0.1}
 ZK_MAIN=org.apache.zookeeper.server.quorum.QuorumPeerMain
 JAVA_DIR=/usr/share/java
 
@@ -110,6 +115,17 @@ client_port()
 	sed -n 's/^clientPort=//p' "$1/node$2/zoo.cfg"
 }
 
+# client_addr DIR I: where node I's client port answers (the wildcard is
+# reached on loopback).
+client_addr()
+{
+	local a
+
+	a=$(sed -n 's/^clientPortAddress=//p' "$1/node$2/zoo.cfg")
+	case $a in '' | 0.0.0.0) a=127.0.0.1 ;; esac
+	echo "$a"
+}
+
 # node_pid DIR I: node I's PID, if it runs (and is still that server).
 node_pid()
 {
@@ -130,9 +146,9 @@ node_pid()
 srvr()
 {
 	# shellcheck disable=SC2016 # $1 of the inner bash
-	timeout 3 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" &&
+	timeout 3 bash -c 'exec 3<>"/dev/tcp/$2/$1" &&
 		printf srvr >&3 && cat <&3' srvr "$(client_port "$1" "$2")" \
-		2>/dev/null
+		"$(client_addr "$1" "$2")" 2>/dev/null
 }
 
 # mode_of DIR I: the Mode: of node I's srvr, empty if it does not serve.
@@ -238,7 +254,7 @@ write_config()
 		echo "minSessionTimeout=1000"
 		echo "maxSessionTimeout=20000"
 		echo "dataDir=$dir/node$i"
-		echo "clientPortAddress=127.0.0.1"
+		echo "clientPortAddress=$ZK_BIND"
 		echo "clientPort=${PORTS[3 * (i - 1)]}"
 		echo "4lw.commands.whitelist=*"
 		echo "admin.enableServer=false"
@@ -259,7 +275,7 @@ start_once()
 	pick_ports $((3 * n))
 	for i in $(seq "$n"); do
 		write_config "$DIR" "$i" "$n"
-		connect="$connect${connect:+,}127.0.0.1:$(client_port "$DIR" "$i")"
+		connect="$connect${connect:+,}$(client_addr "$DIR" "$i"):$(client_port "$DIR" "$i")"
 	done
 	echo "$connect" >"$DIR/connect"
 	for i in $(seq "$n"); do

@@ -337,7 +337,7 @@ uninstall:
 # ---- benchmarks (tests/bench/, docs/PERFORMANCE.md) -------------------------
 #   make bench     every figure next to its floor, measured in the same run;
 #                  prints the table and regenerates docs/PERFORMANCE.md
-BENCH_TOOLS := $(addprefix $(BUILD)/bench/,readloop lendloop mounttime floorfs clusterbench)
+BENCH_TOOLS := $(addprefix $(BUILD)/bench/,readloop lendloop mounttime floorfs clusterbench pollbench)
 
 $(BUILD)/bench/floorfs: tests/bench/floorfs.c
 	@mkdir -p $(dir $@)

@@ -13,7 +13,8 @@
 # the attribute read loop, in READ_BATCHES [50]; SIZES ["1000 10000
 # 100000"] devices per mount; MOUNT_REPS [3]; LEND_ITERS [50] lends per
 # round, LEND_ROUNDS [11]; RATE_SECONDS [1.5] per lends/s round,
-# RATE_ROUNDS [2]; STAT_ITERS [20000]; LS_REPS [3] (1 with 100,000
+# RATE_ROUNDS [2]; STAT_ITERS [20000]; POLL_ITERS [400] lends and returns
+# watched by a poller; LS_REPS [3] (1 with 100,000
 # devices); BENCH_CPU [the last one]: the CPU the compared processes share
 # (see "One CPU" in the notes below).
 set -euo pipefail
@@ -34,6 +35,7 @@ LEND_ROUNDS="${LEND_ROUNDS:-11}"
 RATE_SECONDS="${RATE_SECONDS:-1.5}"
 RATE_ROUNDS="${RATE_ROUNDS:-2}"
 STAT_ITERS="${STAT_ITERS:-20000}"
+POLL_ITERS="${POLL_ITERS:-400}"
 LS_REPS="${LS_REPS:-3}"
 WRITERS="1 2 8 32"
 BENCH_CPU="${BENCH_CPU:-$(($(nproc) - 1))}"
@@ -360,6 +362,16 @@ for w in $WRITERS; do
 		"$a" "$b" "$w writer(s): floorfs write + fsync of a file each, per request" \
 		"$(ratio "$b" "$a")" "-"
 done
+log "bench: poll wake-up ($POLL_ITERS lends and returns, a poller on state)"
+out=$("$BIN/pollbench" -n "$POLL_ITERS" "$LM/node0:0000:00:00.0" node1)
+a=$(echo "$out" | field wake_p50_ns)
+b=$(echo "$out" | field write_p50_ns)
+row "poll(2) on state wakes: write(2) of borrower starts → poll returns, p50 (µs)" \
+	"$(us "$a")" "$(us "$b")" "that write(2) until it returns, p50" "$(ratio "$a" "$b")" "-"
+a=$(echo "$out" | field wake_p99_ns)
+b=$(echo "$out" | field write_p99_ns)
+row "the same, p99 (µs)" "$(us "$a")" "$(us "$b")" "that write(2), p99" \
+	"$(ratio "$a" "$b")" "-"
 unmount lend "$LPID"
 
 notes() {
@@ -418,6 +430,16 @@ notes() {
   borrower (33 hosts), against N floor writers fsyncing a file each.
   libfuse serves at most 10 requests at a time (its default
   max_threads), so 32 writers queue in the kernel.
+* **Poll wake-up**: `tests/bench/pollbench` (not pinned: two threads)
+  has a thread read `devices/X/state` and poll it for POLLPRI while the
+  main thread lends and returns the device (open+write+close of
+  `borrower`), POLL_ITERS requests; per request, the time from the
+  write's start until the poll returns, next to the write's own time.
+  A request hands its changes to the watch when it ends (`notes_flush()`,
+  docs/ARCHITECTURE.md), just before its write returns, so the poller
+  wakes after the write's work: the difference is the wake-up itself
+  (`fuse_notify_poll()`, the kernel waking the poller and asking the
+  daemon again with a POLL request).
 
 The machine is shared: other processes (test suites) run at the same
 time, so absolute figures move from run to run by a factor of two; the

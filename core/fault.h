@@ -5,8 +5,8 @@
  * LENDFS_FAULT="point:N[:ACTION][,...]" acts at the Nth time (counting
  * from 1) the engine passes `point`.  ACTION is `eio` (the default): that
  * pass fails with -EIO ("injected fault at point #N"); or `crash`: the
- * process ends there with _exit(FAULT_CRASH_STATUS), no cleanup, no
- * atexit handler, no stdio flush (one line goes to stderr with write(2)).
+ * process ends there (the exit_group system call, with status
+ * FAULT_CRASH_STATUS): no cleanup, no atexit handler, no stdio flush (one line goes to stderr with write(2)).
  * LENDFS_DELAY="point:MS[,...]" sleeps MS milliseconds every time `point`
  * is passed (to provoke the engine timeout).  Both are read once, at
  * engine start; a point that is not in the list (fault.c, docs/TESTING.md)

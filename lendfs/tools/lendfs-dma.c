@@ -26,6 +26,8 @@
 
 #define PROG "lendfs-dma"
 
+#include "tool.h"
+
 static void usage(FILE *out)
 {
 	fprintf(out,
@@ -53,20 +55,6 @@ static void usage(FILE *out)
 		"HOST is a host name or vm:HOST/VM.  ADDR is decimal or 0x hex.\n"
 		"LEN may end in K, M or G.  Reads write the bytes to stdout.\n"
 		"Exit status: 0 done, 1 the access failed, 2 usage error.\n");
-}
-
-static int usage_error(const char *fmt, ...) _printf_(1, 2);
-
-static int usage_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, PROG ": ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\nTry '" PROG " --help' for more information.\n");
-	return 2;
 }
 
 static int hex_value(int c)

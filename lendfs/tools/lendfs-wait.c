@@ -32,6 +32,8 @@
 #include "util.h"
 
 #define PROG "lendfs-wait"
+
+#include "tool.h"
 #define VALUE_MAX 4096
 
 static void usage(FILE *out)
@@ -49,20 +51,6 @@ static void usage(FILE *out)
 		"  -h, --help             show this help\n"
 		"\n"
 		"Exit status: 0 reached, 1 timeout or FILE went away, 2 usage error.\n");
-}
-
-static int usage_error(const char *fmt, ...) _printf_(1, 2);
-
-static int usage_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, PROG ": ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\nTry '" PROG " --help' for more information.\n");
-	return 2;
 }
 
 static int64_t now_ms(void)

@@ -27,19 +27,10 @@ teardown_file() {
 }
 
 teardown() {
-	local h
-	if [ -z "${BATS_TEST_COMPLETED:-}" ] && [ -n "${CTMP:-}" ]; then
-		for h in nodeA nodeB nodeC; do
-			echo "# last lines of the log of $h:"
-			tail -n 25 "$CTMP/log.$h" 2>/dev/null | grep -v ZOO_ | sed 's/^/#   /'
-		done >&3
-	fi
-	for h in nodeA nodeB nodeC; do
-		[ -z "${NODE_NET[$h]:-}" ] || heal "$h" 2>/dev/null || true
-	done
-	cluster_down
-	netns_down
+	local status=0
+	netns_teardown || status=1
 	[ -z "${HIST:-}" ] || rm -f "$HIST"
+	return $status
 }
 
 @test "a history of lends, returns and reads under partitions, kills and a leader kill is linearizable" {

@@ -15,6 +15,8 @@
 #   heal HOST          the link up again
 #   netns_down         every namespace and veth of this file gone
 #                      (idempotent; also after a failure)
+#   netns_teardown     a test's teardown: the daemons' logs when it
+#                      failed, every link healed, cluster_down, netns_down
 #
 # The records: $NETNS_DIR/ns lists "HOST NAME N" per namespace, so that
 # netns_down finds them even when the arrays are gone.
@@ -80,4 +82,21 @@ netns_down() {
 	NODE_NS=()
 	NODE_ZK=()
 	NODE_NET=()
+}
+
+# The teardown of a test of nodeA, nodeB and nodeC in namespaces.
+netns_teardown() {
+	local h status=0
+	if [ -z "${BATS_TEST_COMPLETED:-}" ] && [ -n "${CTMP:-}" ]; then
+		for h in nodeA nodeB nodeC; do
+			echo "# last lines of the log of $h:"
+			tail -n 25 "$CTMP/log.$h" 2>/dev/null | grep -v ZOO_ | sed 's/^/#   /'
+		done >&3
+	fi
+	for h in nodeA nodeB nodeC; do
+		[ -z "${NODE_NET[$h]:-}" ] || heal "$h" 2>/dev/null || true
+	done
+	cluster_down || status=1
+	netns_down
+	return $status
 }

@@ -768,6 +768,8 @@ static int lendfs_read(const char *path, char *buf, size_t size, off_t off,
 			watch_read(fs->watches, h->watch);
 		r = render(fs, &h->node, &h->buf, &h->len);
 		h->rendered = r == 0;
+		if (h->watch && r == 0)
+			watch_rendered(fs->watches, h->watch, h->buf, h->len);
 	}
 	if (r == 0 && (uint64_t)off < h->len) {
 		r = (int)MIN(size, h->len - (size_t)off);

@@ -18,6 +18,7 @@
 /* A file with at least one open descriptor. */
 struct watched {
 	char *path; /* the key */
+	bool known; /* content, len and err hold a rendering */
 	char *content;
 	size_t len;
 	int err; /* the last render failed: the file is gone */
@@ -113,27 +114,60 @@ void watches_free(struct watches *w)
 	free(w);
 }
 
+/* @path rendered now into *buf, *len (NULL, 0 when it failed): 0 or -errno. */
+static int render_now(struct watches *w, const char *path, char **buf,
+		      size_t *len)
+{
+	int r;
+
+	*buf = NULL;
+	*len = 0;
+	r = w->render(w->arg, path, buf, len);
+	if (r < 0) {
+		free(*buf);
+		*buf = NULL;
+		*len = 0;
+	}
+	return r < 0 ? r : 0;
+}
+
+static void set_content(struct watched *f, char *buf, size_t len, int err)
+{
+	free(f->content);
+	f->known = true;
+	f->content = buf;
+	f->len = len;
+	f->err = err;
+}
+
+/* The content of @f now, as it stands: no change counted (lock held). */
+static void baseline(struct watches *w, struct watched *f)
+{
+	char *buf;
+	size_t len;
+	int r = render_now(w, f->path, &buf, &len);
+
+	set_content(f, buf, len, r);
+}
+
 /* Render @f again (lock held); a new content bumps its generation. */
 static void refresh(struct watches *w, struct watched *f, struct wake *k)
 {
-	char *buf = NULL;
-	size_t len = 0;
-	int r = w->render(w->arg, f->path, &buf, &len);
+	char *buf;
+	size_t len;
+	int r = render_now(w, f->path, &buf, &len);
 
-	if (r < 0) {
-		free(buf);
-		buf = NULL;
-		len = 0;
-	}
-	if (r == f->err && len == f->len &&
+	/*
+	 * Not known yet: no descriptor has finished a read (one may be in
+	 * the middle of one, with the old content): count it as a change, a
+	 * wake-up too many at worst, never one too few.
+	 */
+	if (f->known && r == f->err && len == f->len &&
 	    (len == 0 || memcmp(buf, f->content, len) == 0)) {
 		free(buf);
 		return;
 	}
-	free(f->content);
-	f->content = buf;
-	f->len = len;
-	f->err = r < 0 ? r : 0;
+	set_content(f, buf, len, r);
 	f->gen++;
 	for (struct watch_fd *fd = f->fds; fd; fd = fd->next) {
 		if (fd->ph)
@@ -145,7 +179,6 @@ static void refresh(struct watches *w, struct watched *f, struct wake *k)
 static struct watched *watched_get(struct watches *w, const char *path)
 {
 	struct watched *f = hashmap_get(w->files, path);
-	struct wake k = { 0 };
 
 	if (f)
 		return f;
@@ -163,9 +196,7 @@ static struct watched *watched_get(struct watches *w, const char *path)
 	if (w->all)
 		w->all->prev = f;
 	w->all = f;
-	refresh(w, f, &k); /* nobody to wake: no descriptor yet */
-	free(k.ph);
-	return f;
+	return f; /* rendered by the first read, poll or change */
 }
 
 int watch_open(struct watches *w, const char *path, struct watch_fd **out)
@@ -223,6 +254,25 @@ void watch_read(struct watches *w, struct watch_fd *fd)
 	pthread_mutex_unlock(&w->lock);
 }
 
+void watch_rendered(struct watches *w, struct watch_fd *fd, const char *buf,
+		    size_t len)
+{
+	struct watched *f = fd->f;
+	char *copy = len ? malloc(len) : NULL;
+
+	if (len && !copy)
+		return; /* the first change renders it instead */
+	if (len)
+		memcpy(copy, buf, len);
+	pthread_mutex_lock(&w->lock);
+	if (!f->known) {
+		set_content(f, copy, len, 0);
+		copy = NULL;
+	}
+	pthread_mutex_unlock(&w->lock);
+	free(copy);
+}
+
 unsigned watch_poll(struct watches *w, struct watch_fd *fd,
 		    struct fuse_pollhandle *ph)
 {
@@ -230,6 +280,8 @@ unsigned watch_poll(struct watches *w, struct watch_fd *fd,
 	unsigned ev = 0;
 
 	pthread_mutex_lock(&w->lock);
+	if (!fd->f->known) /* polled before any read: what it is now */
+		baseline(w, fd->f);
 	if (fd->seen != fd->f->gen) {
 		ev = POLL_CHANGED;
 		old = ph;

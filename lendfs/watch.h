@@ -13,7 +13,8 @@
  * regular file.
  *
  * One watched file (a path with at least one open descriptor) keeps its
- * last rendered content and a generation that counts its changes.  The
+ * last rendered content (from the first read, poll or change after it was
+ * opened) and a generation that counts its changes.  The
  * engine's watch tells us which device changed (or that anything may
  * have): watch_device_changed() renders that device's watched files and
  * `lends` again, watch_all_changed() every watched file; a content that
@@ -52,6 +53,14 @@ void watch_close(struct watches *w, struct watch_fd *fd);
  * poll, at worst once too often, never too late).
  */
 void watch_read(struct watches *w, struct watch_fd *fd);
+
+/*
+ * ... and this is what it rendered: the file's content to compare the
+ * next change with, if nothing has rendered it yet (opening a watched
+ * file renders nothing: a read that is never polled costs one copy).
+ */
+void watch_rendered(struct watches *w, struct watch_fd *fd, const char *buf,
+		    size_t len);
 
 /*
  * The FUSE poll request: the events ready now; @ph (may be NULL) is kept

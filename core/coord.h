@@ -27,6 +27,8 @@
 struct engine;
 struct lend_txn;
 
+struct engine_caller;
+
 struct coord_ops {
 	const char *name;
 	/*
@@ -68,9 +70,13 @@ struct coord_ops {
 			  char *reason);
 	/* The lender is done with the lend's intent (committed or not). */
 	void (*intent_close)(void *ctx, const char *devid, uint64_t epoch);
-	/* Hand a write for another daemon's device to it; its answer. */
+	/*
+	 * Hand a write for another daemon's device to it; its answer.  @who
+	 * (may be NULL): the writer, for the lender's event log.
+	 */
 	int (*forward)(void *ctx, const char *devid, const char *lender,
-		       const char *value, char *reason);
+		       const char *value, const struct engine_caller *who,
+		       char *reason);
 };
 
 extern const struct coord_ops coord_local_ops;

@@ -522,7 +522,38 @@ struct job {
 	char devid[DEVICE_ID_MAX];
 	char value[BORROWER_MAX + 1];
 	int32_t version;
+	bool has_who; /* the writer on the other mount (events.h) */
+	struct engine_caller who;
+	char who_host[HOST_NAME_MAX_LEN + 1];
 };
+
+/*
+ * A request node's data: "? VALUE", then optionally a line "who HOST UID
+ * PID COMM" naming the writer on the forwarding mount (COMM: the rest of
+ * the line, printable).  -EINVAL when malformed.
+ */
+static int request_parse(const char *text, struct job *j)
+{
+	const char *nl = strchr(text, '\n');
+	size_t len = nl ? (size_t)(nl - text) : strlen(text);
+	int n = 0;
+
+	if (len < 2 || text[0] != '?' || text[1] != ' ' || len - 2 > BORROWER_MAX)
+		return -EINVAL;
+	snprintf(j->value, sizeof(j->value), "%.*s", (int)(len - 2), text + 2);
+	if (!nl)
+		return 0;
+	if (sscanf(nl + 1, "who %63s %" SCNu32 " %" SCNu32 " %n", j->who_host,
+		   &j->who.uid, &j->who.pid, &n) < 3 || n == 0)
+		return -EINVAL;
+	snprintf(j->who.comm, sizeof(j->who.comm), "%s", nl + 1 + n);
+	for (char *p = j->who.comm; *p; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
+			*p = '?';
+	j->who.host = j->who_host;
+	j->has_who = true;
+	return 0;
+}
 
 static void *request_worker(void *arg)
 {
@@ -535,7 +566,8 @@ static void *request_worker(void *arg)
 	zks_path(c->zs, path, "requests", j->devid);
 	/* the commit answers: txn.answered */
 	txn = (struct lend_txn){ .answer = path, .answer_lend = j->value[0] != '\0' };
-	r = lend_request(c->e, j->devid, j->value, NULL, &txn, reason);
+	r = lend_request(c->e, j->devid, j->value, j->has_who ? &j->who : NULL,
+			 &txn, reason);
 	if (!txn.answered) { /* an error, or a no-op */
 		if (asprintf(&text, "= %s %s", r < 0 ? errno_name(r) : "0",
 			     r < 0 ? reason : "") < 0)
@@ -588,10 +620,9 @@ static void request_start(struct cluster *c, const char *devid)
 	j = calloc(1, sizeof(*j));
 	/* watched: its answer, deletion or the next one wakes us again */
 	if (j && zks_watch_node(c->zs, path, false, &text, &ver, reason) == 0 &&
-	    text[0] == '?' && text[1] == ' ' && strlen(text + 2) <= BORROWER_MAX) {
+	    request_parse(text, j) == 0) {
 		j->c = c;
 		snprintf(j->devid, sizeof(j->devid), "%s", devid);
-		snprintf(j->value, sizeof(j->value), "%s", text + 2);
 		j->version = ver;
 		free(text);
 		pthread_attr_init(&attr);
@@ -748,6 +779,7 @@ static int sync_all(struct cluster *c, char *reason)
 		r = refresh_requests(c);
 	if (r < 0)
 		return r;
+	evlog_follow(c->e); /* the log, and a watch on it */
 	pthread_mutex_lock(&c->lock);
 	c->synced = true;
 	c->fenced = false;
@@ -780,6 +812,11 @@ static void apply_event(struct cluster *c, const struct event *ev)
 	if (ev->type == ZOO_CHILD_EVENT) {
 		char path[ZK_PATH_MAX];
 
+		zks_path(c->zs, path, "events", NULL);
+		if (!strcmp(ev->path, path)) { /* another daemon appended */
+			evlog_follow(c->e);
+			return;
+		}
 		zks_path(c->zs, path, "live", NULL);
 		if (!strcmp(ev->path, path)) {
 			refresh_live(c, true);
@@ -1392,17 +1429,22 @@ static int zk_writable(void *ctx, char *reason)
 }
 
 static int zk_forward(void *ctx, const char *devid, const char *lender,
-		      const char *value, char *reason)
+		      const char *value, const struct engine_caller *who,
+		      char *reason)
 {
 	struct cluster *c = ctx;
 	struct engine *e = c->e;
 	uint64_t budget = (2ULL * e->cfg->timeout_ms + zks_session_ms(c->zs)) * 1000000ULL;
 	uint64_t deadline = now_ns() + budget;
-	char path[ZK_PATH_MAX], data[BORROWER_MAX + 4];
+	char path[ZK_PATH_MAX], data[BORROWER_MAX + HOST_NAME_MAX_LEN + 64];
 	int r;
 
 	zks_path(c->zs, path, "requests", devid);
-	snprintf(data, sizeof(data), "? %s", value);
+	if (who) /* the writer, for the lender's event log (request_parse()) */
+		snprintf(data, sizeof(data), "? %s\nwho %s %" PRIu32 " %" PRIu32 " %s",
+			 value, e->self->name, who->uid, who->pid, who->comm);
+	else
+		snprintf(data, sizeof(data), "? %s", value);
 	r = zks_put(c->zs, path, data, true, true, reason);
 	if (r == -EEXIST)
 		return reason_set(reason, -EBUSY,

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "events.h"
 #include "hashmap.h"
 
 enum section_kind {
@@ -579,6 +580,9 @@ static int key_cluster(struct parser *p, const char *k, const char *v)
 		return want_u32(p, k, v, 1, 4096, &c->max_requests);
 	if (!strcmp(k, "vm_unplug_timeout_ms"))
 		return want_u32(p, k, v, 1, 600000, &c->vm_unplug_timeout_ms);
+	if (!strcmp(k, "event_retention"))
+		return want_u32(p, k, v, EVENT_RETAIN_MIN, EVENT_RETAIN_MAX,
+				&c->event_retention);
 	if (!strcmp(k, "session_timeout_ms"))
 		return want_u32(p, k, v, 1000, 600000, &c->session_timeout_ms);
 	return perr(p, "unknown key '%s' in [cluster]", k);
@@ -1052,6 +1056,7 @@ static void config_defaults(struct cluster_config *c)
 	c->timeout_ms = DEFAULT_TIMEOUT_MS;
 	c->session_timeout_ms = DEFAULT_SESSION_TIMEOUT_MS;
 	c->max_requests = DEFAULT_MAX_REQUESTS;
+	c->event_retention = EVENT_RETAIN_DEFAULT;
 	c->vm_unplug_timeout_ms = DEFAULT_VM_UNPLUG_TIMEOUT_MS;
 }
 

@@ -12,7 +12,7 @@
  *   [cluster]  name, inventory (config|udev), fabric (sim|ntb),
  *              ntb_crossing_ns, remote_read_ns, root_complex_ns,
  *              timeout_ms, group, max_requests, vm_unplug_timeout_ms,
- *              session_timeout_ms (zk store)
+ *              session_timeout_ms (zk store), event_retention
  *   [host NAME]   adapter, iommu, lut_entries, window_max, window_align,
  *                 dma_windows, ram
  *   [switch NAME] latency_ns
@@ -138,6 +138,7 @@ struct cluster_config {
 	uint32_t max_requests;
 	uint32_t vm_unplug_timeout_ms; /* a VM guest acknowledges an unplug */
 	uint32_t session_timeout_ms;   /* zk store: ZooKeeper session */
+	uint32_t event_retention;      /* events kept, at least (events.h) */
 
 	struct cfg_host *hosts;
 	unsigned nhosts;

@@ -27,6 +27,8 @@
 struct engine;
 struct lend_txn;
 
+struct engine_caller;
+
 struct coord_ops {
 	const char *name;
 	/*
@@ -74,9 +76,13 @@ struct coord_ops {
 	 * request is done, so a refusal changes nothing.
 	 */
 	int (*writable)(void *ctx, char *reason);
-	/* Hand a write for another daemon's device to it; its answer. */
+	/*
+	 * Hand a write for another daemon's device to it; its answer.  @who
+	 * (may be NULL): the writer, for the lender's event log.
+	 */
 	int (*forward)(void *ctx, const char *devid, const char *lender,
-		       const char *value, char *reason);
+		       const char *value, const struct engine_caller *who,
+		       char *reason);
 };
 
 extern const struct coord_ops coord_local_ops;

@@ -79,6 +79,11 @@ static struct engine *engine_alloc(const struct engine_options *opt)
 	pthread_mutex_init(&e->fabric_lock, NULL);
 	pthread_mutex_init(&e->comp_lock, NULL);
 	vmreg_init(e);
+	e->event_retain = cfg->event_retention ? cfg->event_retention : EVENT_RETAIN_DEFAULT;
+	if (evlog_init(&e->events, e->event_retain) < 0) {
+		engine_free(e);
+		return NULL;
+	}
 	e->hostmap = hashmap_new(cfg->nhosts);
 	e->devmap = hashmap_new(cfg->ndevices);
 	e->hosts = calloc(cfg->nhosts, sizeof(*e->hosts));
@@ -130,6 +135,10 @@ int engine_new(const struct engine_options *opt, struct engine **out,
 		r = fabric_open(e, reason);
 	if (r == 0)
 		r = e->store->open(opt->store_where, &e->store_ctx, reason);
+	if (r == 0 && e->store->event_sink_set)
+		e->store->event_sink_set(e->store_ctx, evlog_sink, e, e->event_retain);
+	if (r == 0 && !e->store->event_shared)
+		r = evlog_load(e, reason); /* the retained history (zk: cluster.c) */
 	if (r == 0)
 		r = e->coord->open(e, e->store_ctx, &e->coord_ctx, reason);
 	if (r == 0)
@@ -173,5 +182,6 @@ void engine_free(struct engine *e)
 	pthread_rwlock_destroy(&e->model_lock);
 	pthread_mutex_destroy(&e->fabric_lock);
 	pthread_mutex_destroy(&e->comp_lock);
+	evlog_free(&e->events);
 	free(e);
 }

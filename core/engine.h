@@ -49,6 +49,11 @@ struct engine_caller {
 	const void *origin; /* the front-end's own token (lendfs: the path) */
 	uint32_t uid, pid;
 	char comm[16]; /* the writer's command, "" when not known */
+	/*
+	 * The host of the mount written to, when it is not this daemon's
+	 * (a write forwarded by another daemon, cluster.c); NULL: ours.
+	 */
+	const char *host;
 };
 
 enum dev_state {
@@ -249,6 +254,31 @@ void engine_render_peer(struct engine *e, const char *lender,
 typedef void (*engine_watch_cb)(void *arg, const char *devid,
 				const struct engine_caller *who);
 void engine_set_watch(struct engine *e, engine_watch_cb cb, void *arg);
+
+/* ---- the event log (events.h, docs/ABI/events) ------------------------ */
+
+/*
+ * Called after events were appended to the log (by this daemon, or in
+ * distributed mode by another, seen through the store), with no engine
+ * lock held.
+ */
+typedef void (*engine_event_cb)(void *arg);
+void engine_set_event_watch(struct engine *e, engine_event_cb cb, void *arg);
+
+/*
+ * The log as a byte stream of lines "SEQ TIME_NS SUBJECT EVENT k=v...":
+ * its extent [*begin, *end) (byte offsets that never change; lines before
+ * *begin were trimmed), its last SEQ and the time of its last event.
+ */
+void engine_events_span(struct engine *e, uint64_t *begin, uint64_t *end,
+			uint64_t *last_seq, int64_t *last_time);
+
+/*
+ * Up to @size bytes from offset *@pos (moved to *begin first if below):
+ * how many; 0 at the end.
+ */
+size_t engine_events_read(struct engine *e, uint64_t *pos, char *buf,
+			  size_t size);
 
 /* ---- VM borrowers ------------------------------------------------------ */
 

@@ -6,6 +6,8 @@
  *
  *   model.c      hosts, devices and their lookups, pins, the
  *                notification batch (struct notes), engine_report()
+ *   events.c     the event log: events of a batch, appended with the
+ *                commit that completes a request, the ring `events` reads
  *   view.c       what front-ends read: device and host views, walks
  *   plan.c       which windows a lend needs, and their reservation
  *   program.c    programming and clearing windows on the fabric
@@ -53,6 +55,7 @@
 #include "bname.h"
 #include "coord.h"
 #include "engine.h"
+#include "events.h"
 #include "hashmap.h"
 #include "iommu.h"
 #include "metrics.h"
@@ -189,6 +192,13 @@ struct engine {
 	engine_log_cb log;
 	void *log_arg;
 
+	/* the event log (events.c) */
+	struct evlog events;
+	unsigned event_retain;
+	uint64_t event_counts[EV_COUNT]; /* appended by this daemon; atomic */
+	engine_event_cb event_watch;
+	void *event_watch_arg;
+
 	pthread_mutex_t vm_op_lock; /* VM registry changes (vmreg.c) */
 	pthread_mutex_t vm_lock;    /* the VM list and each VM's fields */
 	struct lvm *vms;
@@ -243,15 +253,61 @@ void model_free_all(struct engine *e);
  * is held (a watcher may call back into the engine): device ids, and
  * @all when the set of devices or hosts changed.
  */
+struct note_event {
+	enum event_kind kind;
+	int64_t time_ns;
+	bool stored; /* appended with a commit already (evlog_attach()) */
+	char text[EVENT_TEXT_MAX]; /* "SUBJECT EVENT details" */
+};
+
 struct notes {
 	char (*ids)[DEVICE_ID_MAX];
 	unsigned n, cap;
 	bool all;
+	struct note_event *evs; /* events.h: appended by notes_flush() */
+	unsigned nev, evcap;
+	const struct engine_caller *who; /* the writer its events name */
+	const char *host;		 /* this daemon's host (distributed) */
 };
 
 void notes_add(struct notes *nt, const char *devid); /* NULL: all */
 void notes_flush(struct engine *e, struct notes *nt,
 		 const struct engine_caller *who);
+
+/*
+ * events.c: add an event about @subject to @nt, with details given as
+ * key, value pairs (const char *, escaped by event_kv()), ending in NULL.
+ * notes_flush() appends them (evlog_commit(): the caller's details, the
+ * store, the ring, the counters, the event watch).
+ */
+void notes_event(struct notes *nt, enum event_kind k, const char *subject, ...)
+	__attribute__((sentinel));
+/* The writer the events of @nt name (host=, uid=, pid=, comm=); call first. */
+void notes_caller(struct notes *nt, struct engine *e,
+		  const struct engine_caller *who);
+/* Drop the last event of @nt (its change did not happen after all). */
+void notes_event_drop(struct notes *nt);
+
+#define EVLOG_ATTACH_MAX 8
+/*
+ * A commit is about to run with @txn: the events of @nt not stored yet
+ * (at most EVLOG_ATTACH_MAX, in @buf) ride in its transaction where the
+ * store can (store.h, lend_txn.events).  evlog_attached() after it.
+ */
+void evlog_attach(struct notes *nt, struct lend_txn *txn, struct event_rec *buf);
+void evlog_attached(struct notes *nt, struct lend_txn *txn);
+/* store_event_sink of the engine: stored events into the ring. */
+void evlog_sink(void *arg, const struct event_rec *ev, unsigned n);
+void evlog_commit(struct engine *e, struct note_event *evs, unsigned n,
+		  const struct engine_caller *who);
+/* The store's events after the ring's last into the ring (start, zk watch). */
+int evlog_load(struct engine *e, char *reason);
+/*
+ * Distributed mode (cluster.c): at each new session, and when ROOT/events
+ * changed, read what the other daemons appended; the event watch is told.
+ */
+void evlog_follow(struct engine *e);
+void evlog_render_metrics(struct engine *e, FILE *out);
 
 /* d->lock held: the text buffers, allocated by the first lend or error. */
 int dev_text(struct ldevice *d);

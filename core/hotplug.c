@@ -51,6 +51,7 @@ int engine_device_add(struct engine *e, const struct cfg_device *c,
 	pthread_rwlock_unlock(&e->model_lock);
 	if (r < 0)
 		return r;
+	notes_event(&nt, EV_DEVICE_ADDED, c->id, "cause", "hotplug", NULL);
 	notes_flush(e, &nt, NULL);
 	return c->borrower[0] ? device_autolend(e, c, reason) : 0;
 }
@@ -105,6 +106,8 @@ int engine_device_remove(struct engine *e, const char *devid, char *reason)
 			model_unlink(e, d);
 		pthread_rwlock_unlock(&e->model_lock);
 	}
+	notes_event(&nt, EV_DEVICE_REMOVED, devid, "borrower",
+		    lent ? borrower : NULL, "cause", "hotplug", NULL);
 	dev_request_end(e, d);
 	model_put(e, d);
 	notes_flush(e, &nt, NULL);

@@ -44,6 +44,9 @@ struct lend_req {
 	unsigned nw;
 	bool committed;		/* a peer committed the record (coord) */
 	bool intent_closed;
+	bool forwarded;		/* handed to the lender's daemon (its events) */
+	const struct engine_caller *who; /* the writer, or NULL */
+	const char *cause;	/* events: cause=, NULL for a write */
 };
 
 static uint64_t deadline_of(struct engine *e)
@@ -271,8 +274,11 @@ static int step_validate(struct lend_req *q)
 		dev_touch(d);
 	}
 	pthread_mutex_unlock(&d->lock);
-	if (r == 0)
+	if (r == 0) {
 		notes_add(q->notes, d->id);
+		notes_event(q->notes, EV_LENDING, d->id, "borrower", q->value,
+			    "cause", q->cause, NULL);
+	}
 	return r;
 }
 
@@ -395,18 +401,30 @@ static void undo_plug(struct lend_req *q)
 	q->b.ops->unplug_rollback(q->e, q->d, &q->b);
 }
 
-/* commit: the durable `lent` record, unless a peer wrote it. */
+/*
+ * commit: the durable `lent` record, unless a peer wrote it.  The lend's
+ * events (`lending`, `lent`) go into the same transaction where the
+ * store can (events.h): no write of their own.
+ */
 static int step_commit(struct lend_req *q)
 {
 	struct engine *e = q->e;
+	struct event_rec evs[EVLOG_ATTACH_MAX];
 	int r = fault_check("lend_commit", q->reason);
 
 	if (r == 0 && now_ns() > q->deadline)
 		r = reason_set(q->reason, -ETIMEDOUT, "engine timeout (%u ms)",
 			       e->cfg->timeout_ms);
-	if (r == 0 && !q->committed)
+	notes_event(q->notes, EV_LENT, q->d->id, "borrower", q->value, "cause",
+		    q->cause, NULL);
+	if (r == 0 && !q->committed) {
+		evlog_attach(q->notes, q->txn, evs);
 		r = store_put(e, q->d, q->value, REC_LENT, q->epoch, q->w, q->nw,
 			      q->txn, "store_commit", q->reason);
+		evlog_attached(q->notes, q->txn);
+	}
+	if (r < 0)
+		notes_event_drop(q->notes); /* not lent after all */
 	intent_close(q); /* the lend's marker: not needed now */
 	return r;
 }
@@ -492,10 +510,24 @@ static int steps_run(const struct lend_step *steps, size_t n,
  * everything re-programmed as it was.
  */
 static int teardown(struct engine *e, struct ldevice *d, struct window *w,
-		    unsigned nw, struct lend_txn *txn, char *reason)
+		    unsigned nw, struct lend_txn *txn, struct notes *nt,
+		    const char *cause, char *reason)
 {
 	bool intent = intent_needed(e, borrower_kind(e, d->borrower));
+	struct event_rec evs[EVLOG_ATTACH_MAX];
+	struct lend_txn own = { 0 };
 	int r;
+
+	/*
+	 * `returned` rides in the transaction that ends the return (the
+	 * record's removal), with the events before it (events.h).
+	 */
+	if (!txn)
+		txn = &own;
+	notes_event(nt, EV_RETURNED, d->id, "borrower", d->borrower, "cause", cause,
+		    NULL);
+	if (!intent)
+		evlog_attach(nt, txn, evs);
 
 	/*
 	 * Without an intent the record goes first: a crash after that finds
@@ -504,8 +536,11 @@ static int teardown(struct engine *e, struct ldevice *d, struct window *w,
 	r = intent ? store_put(e, d, d->borrower, REC_RETURNING, d->epoch, w, nw,
 			       txn, "store_intent", reason)
 		   : store_remove(e, d, txn, "store_commit", reason);
-	if (r < 0)
+	evlog_attached(nt, txn);
+	if (r < 0) {
+		notes_event_drop(nt);
 		return r;
+	}
 	fault_pass("return.stored");
 	r = windows_clear(e, w, nw, reason);
 	if (r == 0) {
@@ -518,7 +553,9 @@ static int teardown(struct engine *e, struct ldevice *d, struct window *w,
 	if (r == 1) { /* the borrower removed the record */
 		r = 0;
 	} else if (r == 0 && intent) {
+		evlog_attach(nt, txn, evs);
 		r = store_remove(e, d, txn, "store_commit", reason);
+		evlog_attached(nt, txn);
 		if (r < 0)
 			windows_program(e, w, nw, UINT64_MAX, NULL);
 		else
@@ -532,6 +569,8 @@ static int teardown(struct engine *e, struct ldevice *d, struct window *w,
 		 */
 		store_put(e, d, d->borrower, REC_LENT, d->epoch, w, nw, NULL,
 			  "store_restore", NULL);
+		if (intent)
+			notes_event_drop(nt); /* not returned after all */
 		return r;
 	}
 	plan_release_locked(e, w, nw);
@@ -544,11 +583,12 @@ static int teardown(struct engine *e, struct ldevice *d, struct window *w,
  * lent again.
  */
 static int return_finish(struct engine *e, struct ldevice *d, int r,
-			 struct lend_txn *txn, struct notes *nt, char *reason)
+			 struct lend_txn *txn, struct notes *nt,
+			 const char *cause, char *reason)
 {
 	p2p_decompose(e, d, nt); /* done already by a return, not by a VM that went */
 	if (r == 0)
-		r = teardown(e, d, d->windows, d->nwindows, txn, reason);
+		r = teardown(e, d, d->windows, d->nwindows, txn, nt, cause, reason);
 	if (r < 0)
 		p2p_compose(e, d, nt); /* still lent: back in its composition */
 
@@ -581,6 +621,8 @@ static int return_check(struct engine *e, struct ldevice *d, struct notes *nt,
 		return 1; /* nothing lent: writing "" is a no-op */
 	case DEV_FAILED:
 		d->state = lender_online(e, d) ? DEV_AVAILABLE : DEV_OFFLINE;
+		notes_event(nt, EV_RETURNED, d->id, "borrower", d->borrower,
+			    "cleared", "failed", NULL);
 		dev_clear_borrower(d);
 		dev_touch(d);
 		notes_add(nt, d->id);
@@ -652,6 +694,8 @@ static int do_return(struct lend_req *q)
 	dev_touch(d);
 	pthread_mutex_unlock(&d->lock);
 	notes_add(q->notes, d->id);
+	notes_event(q->notes, EV_RETURNING, d->id, "borrower", owner, "cause",
+		    q->cause, NULL);
 
 	/* windows stay owned by the device while it is returning */
 	p2p_decompose(e, d, q->notes);
@@ -662,7 +706,7 @@ static int do_return(struct lend_req *q)
 	if (r == -ETIMEDOUT)
 		r = return_pending(e, d, owner, q->reason);
 	if (r != -ETIMEDOUT) /* else it stays returning */
-		r = return_finish(e, d, r, q->txn, q->notes, q->reason);
+		r = return_finish(e, d, r, q->txn, q->notes, q->cause, q->reason);
 	if (r == 0)
 		fault_pass("return.done"); /* done, not yet acknowledged */
 	inflight_put(e);
@@ -699,8 +743,9 @@ static int forward(struct lend_req *q)
 	 * lag the lender's (a return just committed), and an acknowledged
 	 * write must be true when it returns.  The lender decides.
 	 */
+	q->forwarded = true; /* the lender's daemon logs what it does */
 	return e->coord->forward(e->coord_ctx, d->id, d->lender->name, q->value,
-				 q->reason);
+				 q->who, q->reason);
 }
 
 /* ---- public requests ------------------------------------------------------ */
@@ -761,12 +806,13 @@ int lend_request(struct engine *e, const char *devid, const char *value,
 	struct lend_txn own = { 0 }; /* a request of this mount: answers nobody */
 	struct lend_req q = {
 		.e = e, .value = value ? value : "", .txn = txn ? txn : &own,
-		.reason = reason ? reason : buf, .notes = &nt,
+		.reason = reason ? reason : buf, .notes = &nt, .who = who,
 	};
 	uint64_t t0 = now_ns();
 	int r;
 
 	q.reason[0] = '\0';
+	notes_caller(&nt, e, who);
 	q.d = model_get(e, devid);
 	if (!q.d)
 		return reason_set(q.reason, -ENODEV, "no device %s", devid);
@@ -776,6 +822,10 @@ int lend_request(struct engine *e, const char *devid, const char *value,
 		metrics_request(&e->metrics, *q.value, r, now_ns() - t0);
 	if (r < 0)
 		notes_add(&nt, devid);
+	if (r < 0 && !q.forwarded)
+		notes_event(&nt, EV_FAILED, devid, "request", *q.value ? "lend" : "return",
+			    "borrower", *q.value ? q.value : NULL, "errno", errno_name(r),
+			    "reason", q.reason, NULL);
 	notes_flush(e, &nt, who);
 	return r;
 }
@@ -832,9 +882,11 @@ static int parse_value(const char *buf, size_t len, char *out, char *reason)
 
 /* A write that is no request at all: only its last_error changes. */
 static int write_refused(struct engine *e, const char *devid, int r,
+			 const char *buf, size_t len,
 			 const struct engine_caller *who, const char *reason)
 {
 	struct ldevice *d = model_get(e, devid);
+	char value[EVENT_VALUE_MAX + 1];
 	struct notes nt = { 0 };
 
 	if (d) {
@@ -846,6 +898,14 @@ static int write_refused(struct engine *e, const char *devid, int r,
 	}
 	metrics_request(&e->metrics, 1, r, 0);
 	notes_add(&nt, devid);
+	notes_caller(&nt, e, who);
+	if (d) { /* the bytes escaped (event_kv()), never raw */
+		len = MIN(value_len(buf, len), sizeof(value) - 1);
+		memcpy(value, buf, len);
+		value[len] = '\0';
+		notes_event(&nt, EV_FAILED, devid, "request", "write", "value", value,
+			    "errno", errno_name(r), "reason", reason, NULL);
+	}
 	notes_flush(e, &nt, who);
 	return r;
 }
@@ -862,7 +922,7 @@ int engine_write_borrower(struct engine *e, const char *devid, const char *buf,
 		reason = rbuf;
 	r = parse_value(buf, len, value, reason);
 	if (r < 0)
-		return write_refused(e, devid, r, who, reason);
+		return write_refused(e, devid, r, buf, len, who, reason);
 	r = lend_request(e, devid, value, who, NULL, reason);
 	return r < 0 ? r : 0;
 }
@@ -875,8 +935,15 @@ int engine_write_borrower(struct engine *e, const char *devid, const char *buf,
  * last_error.  The device is not in any composition any more.
  */
 static void fail_lend(struct engine *e, struct ldevice *d, const char *why,
-		      bool gone, struct notes *nt)
+		      bool gone, const char *cause, struct notes *nt)
 {
+	const char *colon = strstr(why, ": ");
+	char err[16];
+
+	snprintf(err, sizeof(err), "%.*s", colon ? (int)(colon - why) : 0, why);
+	notes_event(nt, EV_FAILED, d->id, "borrower", d->borrower, "errno",
+		    err[0] ? err : NULL, "reason", colon ? colon + 2 : why, "cause",
+		    cause, NULL);
 	windows_clear(e, d->windows, d->nwindows, NULL);
 	store_remove(e, d, NULL, "store_fail", NULL);
 	plan_release_locked(e, d->windows, d->nwindows);
@@ -896,7 +963,7 @@ static void fail_lend(struct engine *e, struct ldevice *d, const char *why,
 void lend_device_gone(struct engine *e, struct ldevice *d, struct notes *nt)
 {
 	p2p_decompose(e, d, nt);
-	fail_lend(e, d, "ENODEV: device removed", true, nt);
+	fail_lend(e, d, "ENODEV: device removed", true, "hotplug", nt);
 }
 
 /* A new route for lent @d: its windows programmed and committed. */
@@ -951,7 +1018,7 @@ static void route_lost(struct engine *e, struct ldevice *d, const char *why,
 	/* try a new route first: program it, then drop the old windows */
 	if (reroute(e, d, &w, &nw, &route, reason) < 0) {
 		snprintf(reason, sizeof(reason), "EHOSTDOWN: route lost: %.200s", why);
-		fail_lend(e, d, reason, false, nt);
+		fail_lend(e, d, reason, false, "host", nt);
 		engine_report(e, "lend of %s failed: route lost: %s", d->id, why);
 		return;
 	}
@@ -969,6 +1036,8 @@ static void route_lost(struct engine *e, struct ldevice *d, const char *why,
 	free(old);
 	p2p_compose(e, d, nt);
 	notes_add(nt, d->id);
+	notes_event(nt, EV_LENT, d->id, "borrower", d->borrower, "rerouted", why,
+		    "cause", "host", NULL);
 	engine_report(e, "lend of %s to %s rerouted: %s", d->id, d->borrower, why);
 }
 
@@ -1045,7 +1114,7 @@ static int write_host_state(struct engine *e, const char *host,
 {
 	char value[16];
 	struct lhost *h;
-	bool online;
+	bool online, changed;
 	int r;
 
 	len = value_len(buf, len);
@@ -1068,8 +1137,16 @@ static int write_host_state(struct engine *e, const char *host,
 	if (r < 0)
 		return r;
 	pthread_mutex_lock(&e->fabric_lock);
+	changed = h->admin != online;
 	h->admin = online;
 	pthread_mutex_unlock(&e->fabric_lock);
+	if (changed) { /* before its devices' events: the cause first */
+		char subject[HOST_NAME_MAX_LEN + 8];
+
+		snprintf(subject, sizeof(subject), "host:%s", h->name);
+		notes_event(nt, online ? EV_HOST_ONLINE : EV_HOST_OFFLINE, subject,
+			    "admin", online ? "online" : "offline", NULL);
+	}
 	lend_host_refresh(e, h, true, nt);
 	return 0;
 }
@@ -1079,7 +1156,10 @@ int engine_write_host_state(struct engine *e, const char *host,
 			    const struct engine_caller *who, char *reason)
 {
 	struct notes nt = { 0 };
-	int r = write_host_state(e, host, buf, len, &nt, reason);
+	int r;
+
+	notes_caller(&nt, e, who);
+	r = write_host_state(e, host, buf, len, &nt, reason);
 
 	notes_flush(e, &nt, who);
 	return r;
@@ -1200,7 +1280,7 @@ int lend_guest_ack(struct engine *e, const char *devid, const char *owner,
 	}
 	pthread_mutex_unlock(&d->lock);
 	if (claim) {
-		r = return_finish(e, d, 0, NULL, nt, reason);
+		r = return_finish(e, d, 0, NULL, nt, "guest", reason);
 		r = r < 0 ? r : 1;
 	}
 	model_put(e, d);
@@ -1228,7 +1308,7 @@ int lend_guest_gone(struct engine *e, struct ldevice *d, const char *owner,
 	pthread_mutex_unlock(&d->lock);
 	if (!claim)
 		return r;
-	r = return_finish(e, d, 0, NULL, nt, reason);
+	r = return_finish(e, d, 0, NULL, nt, "guest", reason);
 	return r < 0 ? r : 1;
 }
 
@@ -1240,7 +1320,8 @@ static int take_back_one(struct engine *e, struct ldevice *d, const char *host,
 {
 	char reason[REASON_MAX] = "";
 	struct lend_req q = { .e = e, .d = d, .value = "", .reason = reason,
-			      .notes = nt };
+			      .notes = nt, .cause = "take-back" };
+	char fence_text[24];
 	bool mine;
 	int r;
 
@@ -1259,6 +1340,9 @@ static int take_back_one(struct engine *e, struct ldevice *d, const char *host,
 	} else {
 		dev_set_error(d, "EHOSTDOWN: taken back from %s, whose session expired (fence epoch %" PRIu64 ")",
 			      host, fence);
+		snprintf(fence_text, sizeof(fence_text), "%" PRIu64, fence);
+		notes_event(nt, EV_TAKEN_BACK, d->id, "borrower", host, "fence",
+			    fence_text, "cause", "take-back", NULL);
 	}
 	dev_touch(d);
 	pthread_mutex_unlock(&d->lock);

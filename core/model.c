@@ -79,15 +79,19 @@ void notes_add(struct notes *nt, const char *devid)
 	snprintf(nt->ids[nt->n++], DEVICE_ID_MAX, "%s", devid);
 }
 
-/* Deliver and empty @nt; no engine lock may be held. */
+/* Deliver (events, then watches) and empty @nt; no engine lock may be held. */
 void notes_flush(struct engine *e, struct notes *nt,
 		 const struct engine_caller *who)
 {
 	char (*ids)[DEVICE_ID_MAX] = nt->ids;
-	unsigned n = nt->n;
+	struct note_event *evs = nt->evs;
+	unsigned n = nt->n, nev = nt->nev;
 	bool all = nt->all;
 
 	memset(nt, 0, sizeof(*nt));
+	/* the log first: a poller woken by a change finds its event there */
+	evlog_commit(e, evs, nev, who);
+	free(evs);
 	if (e->watch) {
 		for (unsigned i = 0; i < n; i++)
 			e->watch(e->watch_arg, ids[i], who);

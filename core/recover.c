@@ -19,6 +19,18 @@
  *   lending    never acknowledged: rolled back (record removed);
  *   returning  the admin asked for it: finished (record removed).
  */
+/* What recovery did to @rec, as an event with cause=recovery. */
+static void recover_event(struct engine *e, const struct lend_record *rec,
+			  enum event_kind k, int err, const char *why)
+{
+	struct notes nt = { 0 };
+
+	notes_event(&nt, k, rec->device, "borrower", rec->borrower, "errno",
+		    err ? errno_name(err) : NULL, "reason", why, "cause", "recovery",
+		    NULL);
+	notes_flush(e, &nt, NULL);
+}
+
 static int recover_one(struct engine *e, struct ldevice *d,
 		       const struct lend_record *rec, char *out_reason)
 {
@@ -30,8 +42,10 @@ static int recover_one(struct engine *e, struct ldevice *d,
 
 	/* the borrower's kind first (a VM: ask its guest) */
 	r = borrower_kind(e, rec->borrower)->recover(e, d, rec, reason);
-	if (r > 0)
+	if (r > 0) {
+		recover_event(e, rec, EV_RETURNED, 0, "released by its borrower");
 		return e->store->remove(e->store_ctx, rec->device, NULL, out_reason);
+	}
 	if (rec->state != REC_LENT || !d) {
 		if (rec->state == REC_LENT)
 			engine_report(e, "lend of %s to %s dropped: the device is no longer in the config",
@@ -42,6 +56,11 @@ static int recover_one(struct engine *e, struct ldevice *d,
 		else
 			engine_report(e, "interrupted return of %s from %s finished",
 			       rec->device, rec->borrower);
+		recover_event(e, rec, rec->state == REC_RETURNING ? EV_RETURNED : EV_FAILED,
+			      rec->state == REC_RETURNING ? 0 : rec->state == REC_LENT ? ENODEV : EINTR,
+			      rec->state == REC_LENT ? "device no longer in the config" :
+			      rec->state == REC_LENDING ? "unacknowledged lend rolled back" :
+			      "interrupted return finished");
 		return e->store->remove(e->store_ctx, rec->device, NULL, out_reason);
 	}
 	if (r == 0)
@@ -69,9 +88,13 @@ static int recover_one(struct engine *e, struct ldevice *d,
 		lend_restore_failed(e, d, rec->borrower, r, reason);
 		engine_report(e, "%s: cannot restore lend to %.64s: %.160s",
 			      errno_name(r), rec->borrower, reason);
+		recover_event(e, rec, EV_FAILED, -r, reason);
 		return e->store->remove(e->store_ctx, rec->device, NULL, out_reason);
 	}
-	return lend_restored(e, d, rec, owner, &route, out_reason);
+	r = lend_restored(e, d, rec, owner, &route, out_reason);
+	if (r == 0)
+		recover_event(e, rec, EV_LENT, 0, NULL);
+	return r;
 }
 
 int recover_record(struct engine *e, const struct lend_record *rec,

@@ -159,6 +159,7 @@ int engine_render_metrics(struct engine *e, FILE *out)
 	unsigned states[DEV_OFFLINE + 1] = { 0 };
 
 	metrics_render(&e->metrics, out);
+	evlog_render_metrics(e, out);
 	pthread_rwlock_rdlock(&e->model_lock);
 	for (unsigned i = 0; i < e->ndevs; i++) {
 		pthread_mutex_lock(&e->devs[i]->lock);

@@ -135,21 +135,47 @@ void lend_apply_record(struct engine *e, const char *devid,
 	notes_flush(e, &nt, NULL);
 }
 
+/*
+ * Does this daemon log that @h's daemon came (@live) or went?  One daemon
+ * per change, so that the shared log has it once: the host's own daemon
+ * logs its coming; its going, the live daemon of the first host in
+ * config order (fabric_lock held).
+ */
+static bool logs_liveness(struct engine *e, const struct lhost *h, bool live)
+{
+	if (live)
+		return h == e->self;
+	for (unsigned i = 0; i < e->nhosts; i++)
+		if (e->hosts[i].live && &e->hosts[i] != h)
+			return &e->hosts[i] == e->self;
+	return false;
+}
+
 void lend_host_state(struct engine *e, const char *host, bool live,
 		     bool admin, bool act)
 {
 	struct notes nt = { 0 };
 	struct lhost *h;
-	bool changed;
+	bool changed, logged = false;
 
 	h = engine_host(e, host);
 	if (!h)
 		return;
 	pthread_mutex_lock(&e->fabric_lock);
 	changed = h->live != live || h->admin != admin;
+	/* a going-away seen while connected (@act), not our own session's loss */
+	if (h->live != live && (live || act))
+		logged = logs_liveness(e, h, live);
 	h->live = live;
 	h->admin = admin;
 	pthread_mutex_unlock(&e->fabric_lock);
+	if (logged) {
+		char subject[HOST_NAME_MAX_LEN + 8];
+
+		snprintf(subject, sizeof(subject), "host:%s", host);
+		notes_event(&nt, live ? EV_HOST_ONLINE : EV_HOST_OFFLINE, subject,
+			    "cause", "session", NULL);
+	}
 	if (changed)
 		lend_host_refresh(e, h, act, &nt);
 	notes_flush(e, &nt, NULL);

@@ -23,6 +23,7 @@
 #include <stdio.h>
 
 #include "config.h"
+#include "events.h"
 #include "window.h"
 
 enum rec_state {
@@ -43,7 +44,24 @@ struct lend_txn {
 	bool answer_lend;   /* it asked for a lend (else a return) */
 	bool answered;	    /* out: a commit carried the answer "= 0" */
 	int64_t session;    /* out: the session of the intent, 0 unsure */
+	/*
+	 * Events (core/events.h) to append in the same transaction as this
+	 * put() or remove(), where the back-end can (sqlite, memory: they
+	 * then number them and hand them to the event sink before the call
+	 * returns, and set events_stored); else they are appended later.
+	 */
+	struct event_rec *events;
+	unsigned nevents;
+	bool events_stored; /* out */
 };
+
+/*
+ * Where a back-end that numbers events itself hands every event it
+ * stored, in SEQ order, under the lock that numbered them (so that the
+ * engine's ring gets them in order); no store call may be made from it.
+ */
+typedef void (*store_event_sink)(void *arg, const struct event_rec *ev,
+				 unsigned n);
 
 struct lend_record {
 	char device[DEVICE_ID_MAX];
@@ -106,6 +124,28 @@ struct store_ops {
 	 * returns the number of violations (or -errno).
 	 */
 	int (*check)(void *ctx, FILE *out);
+	/*
+	 * The event log (core/events.h).  event_append stores @n events in
+	 * one go, in order, assigning each ev[i].seq (increasing, above every
+	 * SEQ stored before; one order for the whole cluster in a shared
+	 * store), and trims the log to at least its last @retain events.  It
+	 * is as durable as an intent (a crash of the daemon loses nothing;
+	 * sqlite: the next durable commit syncs it).  event_load calls @cb for
+	 * each stored event with a SEQ above @since, in SEQ order (a nonzero
+	 * return stops the walk and is returned).  @event_shared: other
+	 * daemons append to the same log, and the back-end hands the engine
+	 * every event, its own appends included, through evlog_load(); the
+	 * others hand each append to the event sink (event_sink_set).
+	 */
+	int (*event_append)(void *ctx, struct event_rec *ev, unsigned n,
+			    unsigned retain, char *reason);
+	int (*event_load)(void *ctx, uint64_t since,
+			  int (*cb)(void *arg, const struct event_rec *ev),
+			  void *arg, char *reason);
+	/* sqlite, memory: the sink of every event appended (NULL: zk). */
+	void (*event_sink_set)(void *ctx, store_event_sink sink, void *arg,
+			       unsigned retain);
+	bool event_shared;
 };
 
 extern const struct store_ops store_sqlite_ops;
@@ -144,7 +184,7 @@ int store_check_records(const struct lend_record *recs, unsigned n, FILE *out);
 
 /* SQLite back-end: PRAGMA application_id ("LEND") and schema version. */
 #define STORE_SQLITE_APPLICATION_ID 0x4c454e44
-#define STORE_SQLITE_VERSION 5
+#define STORE_SQLITE_VERSION 6
 
 #define STORE_QMP_PATH_MAX 4096 /* bytes of a stored QMP socket path, NUL included */
 

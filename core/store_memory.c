@@ -29,7 +29,21 @@ struct mem_store {
 	unsigned nhosts, caphosts;
 	struct mem_vm *vms;	  /* sorted by host, then name */
 	unsigned nvms, capvms;
+	struct event_rec *evs;	  /* the event log, oldest first; text owned */
+	unsigned nevs, capevs;
+	uint64_t last_seq;
+	store_event_sink sink;	  /* events of a put()/remove() are appended
+				     on their own, by event_append */
+	void *sink_arg;
 };
+
+static void events_drop(struct mem_store *s, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		free((char *)s->evs[i].text);
+	memmove(s->evs, s->evs + n, (s->nevs - n) * sizeof(*s->evs));
+	s->nevs -= n;
+}
 
 static void records_free(struct lend_record *recs, unsigned n)
 {
@@ -60,6 +74,8 @@ static void mem_close(void *ctx)
 	for (unsigned i = 0; i < s->nvms; i++)
 		free(s->vms[i].qmp);
 	free(s->vms);
+	events_drop(s, s->nevs);
+	free(s->evs);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
 }
@@ -393,6 +409,97 @@ static int mem_check(void *ctx, FILE *out)
 	return r;
 }
 
+/* Room for @n more events (lock held). */
+static int events_reserve(struct mem_store *s, unsigned n)
+{
+	struct event_rec *v;
+	unsigned cap = s->capevs ? s->capevs : 64;
+
+	while (cap < s->nevs + n)
+		cap *= 2;
+	if (cap == s->capevs)
+		return 0;
+	v = realloc(s->evs, cap * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	s->evs = v;
+	s->capevs = cap;
+	return 0;
+}
+
+static int mem_event_append(void *ctx, struct event_rec *ev, unsigned n,
+			    unsigned retain, char *reason)
+{
+	struct mem_store *s = ctx;
+	unsigned i;
+	int r;
+
+	for (i = 0; i < n; i++)
+		if (!event_text_valid(ev[i].text))
+			return reason_set(reason, -EINVAL, "malformed event %u", i);
+	pthread_mutex_lock(&s->lock);
+	r = events_reserve(s, n);
+	for (i = 0; i < n && r == 0; i++) {
+		char *text = strdup(ev[i].text);
+
+		if (!text) {
+			r = -ENOMEM;
+			break;
+		}
+		ev[i].seq = ++s->last_seq;
+		s->evs[s->nevs++] = (struct event_rec){ .seq = ev[i].seq,
+							.time_ns = ev[i].time_ns,
+							.text = text };
+	}
+	if (r == 0 && retain && s->nevs > retain)
+		events_drop(s, s->nevs - retain);
+	if (r == 0 && s->sink)
+		s->sink(s->sink_arg, ev, n);
+	pthread_mutex_unlock(&s->lock);
+	return r < 0 ? reason_set(reason, r, "out of memory") : 0;
+}
+
+static int mem_event_load(void *ctx, uint64_t since,
+			  int (*cb)(void *arg, const struct event_rec *ev),
+			  void *arg, char *reason)
+{
+	struct mem_store *s = ctx;
+	struct event_rec *copy;
+	unsigned n = 0, i;
+	int r = 0;
+
+	pthread_mutex_lock(&s->lock);
+	copy = calloc(s->nevs + 1, sizeof(*copy));
+	for (i = 0; copy && i < s->nevs; i++) {
+		if (s->evs[i].seq <= since)
+			continue;
+		copy[n] = s->evs[i];
+		copy[n].text = strdup(s->evs[i].text);
+		if (!copy[n++].text)
+			r = -ENOMEM;
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (!copy)
+		return reason_set(reason, -ENOMEM, "out of memory");
+	for (i = 0; i < n && r == 0; i++)
+		r = cb(arg, &copy[i]);
+	for (i = 0; i < n; i++)
+		free((char *)copy[i].text);
+	free(copy);
+	return r == -ENOMEM ? reason_set(reason, r, "out of memory") : r;
+}
+
+static void mem_event_sink_set(void *ctx, store_event_sink sink, void *arg,
+			       unsigned retain)
+{
+	struct mem_store *s = ctx;
+
+	pthread_mutex_lock(&s->lock);
+	s->sink = sink;
+	s->sink_arg = arg;
+	pthread_mutex_unlock(&s->lock);
+}
+
 const struct store_ops store_memory_ops = {
 	.name = "memory",
 	.open = mem_open,
@@ -406,4 +513,7 @@ const struct store_ops store_memory_ops = {
 	.vm_remove = mem_vm_remove,
 	.vm_load = mem_vm_load,
 	.check = mem_check,
+	.event_append = mem_event_append,
+	.event_load = mem_event_load,
+	.event_sink_set = mem_event_sink_set,
 };

@@ -16,6 +16,8 @@
  *   v5  lends.windows: the record's windows, one window_format() line each,
  *       joined by newlines; the windows table is gone.  A record is one
  *       row, so storing or removing it writes one page.
+ *   v6  events(seq INTEGER PRIMARY KEY, time_ns, text): the event log
+ *       (core/events.h), trimmed to the last `event_retention` events.
  *
  * Older versions are migrated forward, one transaction per step.  Anything
  * else (garbage, a corrupt file, another application's database, a newer
@@ -99,6 +101,12 @@ static const char *const migrations[STORE_SQLITE_VERSION] = {
 	"DROP TABLE lends;"
 	"DROP TABLE windows;"
 	"ALTER TABLE lends5 RENAME TO lends;",
+	/*
+	 * 5 -> 6: the event log.  seq is the rowid: an append takes the
+	 * highest + 1, and trimming never removes the newest.
+	 */
+	"CREATE TABLE events(seq INTEGER PRIMARY KEY, time_ns INTEGER NOT NULL,"
+	" text TEXT NOT NULL);",
 };
 
 /* The tables of each version; a database with others is not ours. */
@@ -108,6 +116,7 @@ static const char *const schema_tables[STORE_SQLITE_VERSION + 1][4] = {
 	[3] = { "lends", "windows", "hosts", "vms" },
 	[4] = { "lends", "windows", "hosts", "vms" },
 	[5] = { "lends", "hosts", "vms" },
+	[6] = { "lends", "hosts", "vms", "events" },
 };
 
 enum {
@@ -119,6 +128,9 @@ enum {
 	ST_VM_PUT,
 	ST_VM_DEL,
 	ST_VM_LOAD,
+	ST_EV_APPEND,
+	ST_EV_TRIM,
+	ST_EV_LOAD,
 	ST_COUNT,
 };
 
@@ -133,7 +145,13 @@ static const char *const st_sql[ST_COUNT] = {
 	[ST_VM_PUT] = "INSERT OR REPLACE INTO vms(host, vm, qmp) VALUES(?1, ?2, ?3)",
 	[ST_VM_DEL] = "DELETE FROM vms WHERE host = ?1 AND vm = ?2",
 	[ST_VM_LOAD] = "SELECT host, vm, qmp FROM vms ORDER BY host, vm",
+	[ST_EV_APPEND] = "INSERT INTO events(time_ns, text) VALUES(?1, ?2)",
+	[ST_EV_TRIM] = "DELETE FROM events WHERE seq <= ?1",
+	[ST_EV_LOAD] = "SELECT seq, time_ns, text FROM events WHERE seq > ?1"
+		       " ORDER BY seq",
 };
+
+#define EVENT_TRIM_EVERY 64 /* appends between two trims of the log */
 
 struct sq_store {
 	pthread_mutex_t lock;
@@ -151,7 +169,27 @@ struct sq_store {
 	pthread_cond_t sync_cond;
 	uint64_t synced;      /* ... of which the WAL is synced (sync_lock) */
 	bool syncing;	      /* a thread is in fdatasync (sync_lock) */
+	store_event_sink sink; /* the events appended (s->lock) */
+	void *sink_arg;
+	unsigned retain; /* events kept, at least (0: all) */
 };
+
+struct ev_append {
+	struct event_rec *ev;
+	unsigned n, retain;
+};
+
+static int ev_insert(struct sq_store *s, const struct ev_append *a,
+		     const char *what, char *reason);
+static int exec_sql(sqlite3 *db, const char *path, const char *sql, const char *what,
+		    char *reason);
+
+/*
+ * Run statement @id (bound) and, in the same transaction, the events of
+ * @txn: one commit for both (no fsync of their own).  s->lock held.
+ */
+static int run_with_events(struct sq_store *s, int id, struct lend_txn *txn,
+			   const char *what, char *reason);
 
 static void group_commit_start(struct sq_store *s);
 
@@ -962,7 +1000,7 @@ static int put_statements(struct sq_store *s, const void *arg, const char *what,
 	sqlite3_bind_int64(s->st[ST_PUT_LEND], 4, rec->since);
 	sqlite3_bind_int64(s->st[ST_PUT_LEND], 5, (int64_t)rec->epoch);
 	bind_text(s, ST_PUT_LEND, 6, windows);
-	return run(s, ST_PUT_LEND, what, reason);
+	return run_with_events(s, ST_PUT_LEND, rec->txn, what, reason);
 }
 
 static int sq_put(void *ctx, const struct lend_record *rec, char *reason)
@@ -979,13 +1017,18 @@ static int sq_put(void *ctx, const struct lend_record *rec, char *reason)
 	return transact(ctx, put_statements, rec, what, reason);
 }
 
+struct remove_args {
+	const char *device;
+	struct lend_txn *txn;
+};
+
 static int remove_statements(struct sq_store *s, const void *arg, const char *what,
 			     char *reason)
 {
-	const char *device = arg;
+	const struct remove_args *a = arg;
 
-	bind_text(s, ST_DEL_LEND, 1, device);
-	return run(s, ST_DEL_LEND, what, reason);
+	bind_text(s, ST_DEL_LEND, 1, a->device);
+	return run_with_events(s, ST_DEL_LEND, a->txn, what, reason);
 }
 
 static int sq_remove(void *ctx, const char *device, struct lend_txn *txn,
@@ -996,7 +1039,9 @@ static int sq_remove(void *ctx, const char *device, struct lend_txn *txn,
 	if (!device || !device[0])
 		return reason_set(reason, -EINVAL, "no device id to remove");
 	snprintf(what, sizeof(what), "remove the lend of %.*s from", DEVICE_ID_MAX, device);
-	return transact(ctx, remove_statements, device, what, reason);
+	return transact(ctx, remove_statements,
+			&(struct remove_args){ .device = device, .txn = txn }, what,
+			reason);
 }
 
 struct host_row {
@@ -1470,6 +1515,169 @@ static int sq_check(void *ctx, FILE *out)
 	return (int)c.bad + r;
 }
 
+/* ---- the event log ------------------------------------------------------- */
+
+/* Insert each event (s->lock held, inside a transaction); trim now and then. */
+static int ev_insert(struct sq_store *s, const struct ev_append *a,
+		     const char *what, char *reason)
+{
+	sqlite3_stmt *st = s->st[ST_EV_APPEND];
+	int r = 0;
+
+	for (unsigned i = 0; i < a->n && r == 0; i++) {
+		sqlite3_bind_int64(st, 1, a->ev[i].time_ns);
+		bind_text(s, ST_EV_APPEND, 2, a->ev[i].text);
+		r = run(s, ST_EV_APPEND, what, reason);
+		a->ev[i].seq = (uint64_t)sqlite3_last_insert_rowid(s->db);
+		if (r == 0 && a->retain && a->ev[i].seq > a->retain &&
+		    a->ev[i].seq % EVENT_TRIM_EVERY == 0) {
+			sqlite3_bind_int64(s->st[ST_EV_TRIM], 1,
+					   (int64_t)(a->ev[i].seq - a->retain));
+			r = run(s, ST_EV_TRIM, what, reason);
+		}
+	}
+	return r;
+}
+
+/* All of them in one transaction, or none; then to the sink, in order. */
+static int ev_statements(struct sq_store *s, const void *arg, const char *what,
+			 char *reason)
+{
+	const struct ev_append *a = arg;
+	int r = exec_sql(s->db, s->path, "BEGIN", what, reason);
+
+	if (r < 0)
+		return r;
+	r = ev_insert(s, a, what, reason);
+	if (r == 0)
+		r = exec_sql(s->db, s->path, "COMMIT", what, reason);
+	if (r < 0)
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	else if (s->sink)
+		s->sink(s->sink_arg, a->ev, a->n);
+	return r;
+}
+
+static int run_with_events(struct sq_store *s, int id, struct lend_txn *txn,
+			   const char *what, char *reason)
+{
+	struct ev_append a;
+	int r;
+
+	if (!txn || !txn->nevents)
+		return run(s, id, what, reason);
+	for (unsigned i = 0; i < txn->nevents; i++)
+		if (!event_text_valid(txn->events[i].text))
+			return run(s, id, what, reason); /* they go on their own */
+	r = exec_sql(s->db, s->path, "BEGIN", what, reason);
+	if (r < 0)
+		return r;
+	a = (struct ev_append){ .ev = txn->events, .n = txn->nevents,
+				.retain = s->retain };
+	r = run(s, id, what, reason);
+	if (r == 0)
+		r = ev_insert(s, &a, what, reason);
+	if (r == 0)
+		r = exec_sql(s->db, s->path, "COMMIT", what, reason);
+	if (r < 0) {
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		return r;
+	}
+	txn->events_stored = true;
+	if (s->sink)
+		s->sink(s->sink_arg, a.ev, a.n);
+	return 0;
+}
+
+static void sq_event_sink_set(void *ctx, store_event_sink sink, void *arg,
+			      unsigned retain)
+{
+	struct sq_store *s = ctx;
+
+	pthread_mutex_lock(&s->lock);
+	s->sink = sink;
+	s->sink_arg = arg;
+	s->retain = retain;
+	pthread_mutex_unlock(&s->lock);
+}
+
+/*
+ * Written to the WAL without waiting for a sync, as an intent is: the
+ * next durable commit (the lend's outcome, usually the request that made
+ * these events) syncs it too.  No fsync of its own (docs/STATE.md).
+ */
+static int sq_event_append(void *ctx, struct event_rec *ev, unsigned n,
+			   unsigned retain, char *reason)
+{
+	struct ev_append a = { .ev = ev, .n = n, .retain = retain };
+
+	for (unsigned i = 0; i < n; i++)
+		if (!event_text_valid(ev[i].text))
+			return reason_set(reason, -EINVAL, "malformed event %u", i);
+	return transact_intent(ctx, ev_statements, &a, "append events to", reason);
+}
+
+struct ev_set {
+	struct event_rec *v;
+	unsigned n, cap;
+};
+
+static void ev_set_release(struct ev_set *set)
+{
+	for (unsigned i = 0; i < set->n; i++)
+		free((char *)set->v[i].text);
+	free(set->v);
+}
+
+static int ev_row(struct ev_set *set, sqlite3_stmt *st)
+{
+	const char *text = col_text(st, 2);
+
+	if (set->n == set->cap) {
+		unsigned cap = set->cap ? set->cap * 2 : 256;
+		void *v = realloc(set->v, cap * sizeof(*set->v));
+
+		if (!v)
+			return -ENOMEM;
+		set->v = v;
+		set->cap = cap;
+	}
+	if (!event_text_valid(text))
+		return 0; /* not written by us: not shown */
+	set->v[set->n] = (struct event_rec){
+		.seq = (uint64_t)sqlite3_column_int64(st, 0),
+		.time_ns = sqlite3_column_int64(st, 1),
+		.text = strdup(text),
+	};
+	return set->v[set->n++].text ? 0 : -ENOMEM;
+}
+
+static int sq_event_load(void *ctx, uint64_t since,
+			 int (*cb)(void *arg, const struct event_rec *ev),
+			 void *arg, char *reason)
+{
+	struct sq_store *s = ctx;
+	sqlite3_stmt *st = s->st[ST_EV_LOAD];
+	struct ev_set set = { 0 };
+	int rc, r = 0;
+
+	pthread_mutex_lock(&s->lock);
+	sqlite3_bind_int64(st, 1, (int64_t)since);
+	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		r = ev_row(&set, st);
+	if (r == 0 && rc != SQLITE_DONE)
+		r = sql_fail(s->db, rc, s->path, "read events of", reason);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	pthread_mutex_unlock(&s->lock);
+	if (r == -ENOMEM)
+		reason_set(reason, r, "out of memory");
+	for (unsigned i = 0; i < set.n && r == 0; i++)
+		r = cb(arg, &set.v[i]);
+	ev_set_release(&set);
+	return r;
+}
+
 const struct store_ops store_sqlite_ops = {
 	.name = "sqlite",
 	.open = sq_open,
@@ -1483,4 +1691,7 @@ const struct store_ops store_sqlite_ops = {
 	.vm_remove = sq_vm_remove,
 	.vm_load = sq_vm_load,
 	.check = sq_check,
+	.event_append = sq_event_append,
+	.event_load = sq_event_load,
+	.event_sink_set = sq_event_sink_set,
 };

@@ -270,7 +270,7 @@ void zks_path(struct zks *s, char *buf, const char *name, const char *child)
 
 static const char *const layout[] = {
 	"lends", "hosts", "vms", "live", "requests", "acks", "fence", "seq",
-	"pending",
+	"pending", "events",
 };
 
 /* Create ROOT's ancestors, ROOT and its children (existing is fine). */
@@ -1438,6 +1438,158 @@ static int zk_check(void *ctx, FILE *out)
 	return r;
 }
 
+/* ---- the event log: ROOT/events/e-NNNNNNNNNN ------------------------------ */
+
+#define ZK_EVENT_PREFIX "e-"
+#define ZK_EVENT_TRIM_EVERY 64 /* appends between two trims */
+
+/* The SEQ of a child "e-NNNNNNNNNN" (ZooKeeper's counter + 1), 0 if none. */
+static uint64_t event_seq_of(const char *name)
+{
+	char *end;
+	unsigned long long v;
+
+	if (strncmp(name, ZK_EVENT_PREFIX, 2) != 0 || !name[2])
+		return 0;
+	errno = 0;
+	v = strtoull(name + 2, &end, 10);
+	return errno || *end ? 0 : (uint64_t)v + 1;
+}
+
+/* Delete the events of @dir that are @retain or more below @last. */
+static void events_trim(struct zks *s, const char *dir, uint64_t last,
+			unsigned retain)
+{
+	char **names, path[2 * ZK_PATH_MAX], reason[REASON_MAX];
+	unsigned n;
+
+	if (zks_children(s, dir, false, &names, &n, reason) < 0)
+		return; /* the next trim does it */
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t seq = event_seq_of(names[i]);
+
+		if (!seq || seq + retain > last)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		zks_delete_node(s, path, reason); /* absent: another trimmed it */
+	}
+	zks_strv_free(names, n);
+}
+
+/*
+ * One zoo_multi of sequential creates: the events get consecutive places
+ * in the cluster's one order.  Not retried on a lost connection (the
+ * reply is lost, not necessarily the write): an event is logged at most
+ * once, and the failure goes to the daemon's log.
+ */
+static int zk_event_append(void *ctx, struct event_rec *ev, unsigned n,
+			   unsigned retain, char *reason)
+{
+	struct zks *s = ctx;
+	char dir[ZK_PATH_MAX], prefix[ZK_PATH_MAX + 8];
+	_cleanup_free_ zoo_op_t *ops = calloc(n, sizeof(*ops));
+	_cleanup_free_ zoo_op_result_t *res = calloc(n, sizeof(*res));
+	_cleanup_free_ char *names = calloc(n, ZK_PATH_MAX);
+	char **data = calloc(n, sizeof(*data));
+	bool trim = false;
+	int rc = ZSYSTEMERROR;
+	unsigned i;
+
+	zks_path(s, dir, "events", NULL);
+	/*
+	 * Without a connection the multi would wait for one, and the write
+	 * whose refusal this reports would wait with it: these events are
+	 * lost, and said so (evlog_commit()).
+	 */
+	if (!zks_connected(s)) {
+		free(data);
+		return reason_set(reason, -ENOTCONN,
+				  "no connection to ZooKeeper to append events under %s",
+				  dir);
+	}
+	snprintf(prefix, sizeof(prefix), "%s/" ZK_EVENT_PREFIX, dir);
+	for (i = 0; ops && res && names && data && i < n; i++) {
+		if (!event_text_valid(ev[i].text) ||
+		    asprintf(&data[i], "%" PRId64 " %s", ev[i].time_ns, ev[i].text) < 0)
+			break;
+		zoo_create_op_init(&ops[i], prefix, data[i], (int)strlen(data[i]),
+				   &ZOO_OPEN_ACL_UNSAFE, ZOO_SEQUENCE,
+				   names + (size_t)i * ZK_PATH_MAX, ZK_PATH_MAX);
+	}
+	if (i == n) {
+		pthread_rwlock_rdlock(&s->hlock);
+		rc = s->zh ? zoo_multi(s->zh, (int)n, ops, res) : ZINVALIDSTATE;
+		pthread_rwlock_unlock(&s->hlock);
+	}
+	for (unsigned j = 0; data && j < n; j++)
+		free(data[j]);
+	free(data);
+	if (i < n)
+		return reason_set(reason, -EINVAL, "malformed event, or out of memory");
+	if (rc != ZOK)
+		return zk_fail(reason, rc, "append events under", dir);
+	for (i = 0; i < n; i++) {
+		const char *slash = strrchr(names + (size_t)i * ZK_PATH_MAX, '/');
+
+		ev[i].seq = event_seq_of(slash ? slash + 1 : "");
+		trim |= retain && ev[i].seq > retain &&
+			ev[i].seq % ZK_EVENT_TRIM_EVERY == 0;
+	}
+	if (trim)
+		events_trim(s, dir, ev[n - 1].seq, retain);
+	return 0;
+}
+
+/* One event node into @cb (its data: "TIME_NS TEXT"). */
+static int event_read(struct zks *s, const char *dir, const char *name,
+		      uint64_t seq, int (*cb)(void *arg, const struct event_rec *ev),
+		      void *arg, char *reason)
+{
+	char path[2 * ZK_PATH_MAX], *data = NULL, *end;
+	struct event_rec ev = { .seq = seq };
+	int r;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	r = zks_get(s, path, false, &data, NULL, reason);
+	if (r == -ENOENT)
+		return 0; /* trimmed meanwhile */
+	if (r < 0)
+		return r;
+	ev.time_ns = strtoll(data, &end, 10);
+	ev.text = *end == ' ' ? end + 1 : "";
+	r = event_text_valid(ev.text) ? cb(arg, &ev) : 0; /* not ours: skipped */
+	free(data);
+	return r;
+}
+
+/*
+ * The events above @since, in order, and a watch on ROOT/events: its
+ * next change (an append by any daemon) is a child event for cluster.c.
+ */
+static int zk_event_load(void *ctx, uint64_t since,
+			 int (*cb)(void *arg, const struct event_rec *ev),
+			 void *arg, char *reason)
+{
+	struct zks *s = ctx;
+	char dir[ZK_PATH_MAX], **names;
+	unsigned n;
+	int r;
+
+	zks_path(s, dir, "events", NULL);
+	r = zks_children(s, dir, true, &names, &n, reason);
+	if (r < 0)
+		return r;
+	/* names are zero-padded: sorted by name is sorted by SEQ */
+	for (unsigned i = 0; i < n && r == 0; i++) {
+		uint64_t seq = event_seq_of(names[i]);
+
+		if (seq > since)
+			r = event_read(s, dir, names[i], seq, cb, arg, reason);
+	}
+	zks_strv_free(names, n);
+	return r;
+}
+
 const struct store_ops store_zk_ops = {
 	.name = "zk",
 	.open = zk_open,
@@ -1451,6 +1603,9 @@ const struct store_ops store_zk_ops = {
 	.vm_remove = zk_vm_remove,
 	.vm_load = zk_vm_load,
 	.check = zk_check,
+	.event_append = zk_event_append,
+	.event_load = zk_event_load,
+	.event_shared = true,
 };
 
 int zks_seq_refresh(struct zks *s, char *reason)

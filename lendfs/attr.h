@@ -92,6 +92,12 @@ struct lendfs_attr {
 	int (*show)(const struct attr_ctx *ctx, FILE *out);
 	int (*store)(const struct attr_ctx *ctx, struct attr_write *w); /* RW */
 	bool poll; /* poll(2) waits for a change (watch.h) */
+	/*
+	 * An append-only log (`events`): fs.c reads it by offset from the
+	 * engine (engine_events_read()), never as a snapshot; show() renders
+	 * what poll(2) watches, its last SEQ.
+	 */
+	bool log;
 };
 
 #define LENDFS_ATTR(_name, _mode, _show, _store) \
@@ -109,6 +115,11 @@ struct lendfs_attr {
 #define LENDFS_ATTR_RW_POLL(_prefix, _name)                                 \
 	{ .name = #_name, .mode = ATTR_RW, .show = _prefix##_name##_show,   \
 	  .store = _prefix##_name##_store, .poll = true }
+
+/* The append-only log "NAME" (0444), polled for appends. */
+#define LENDFS_ATTR_LOG(_prefix, _name)                                     \
+	{ .name = #_name, .mode = ATTR_RO, .show = _prefix##_name##_show,   \
+	  .poll = true, .log = true }
 
 /*
  * The attributes of one kind of directory, the subdirectories it always

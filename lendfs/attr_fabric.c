@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
- * attr_fabric.c - the whole-cluster files: MOUNT/{version,lends,metrics}
+ * attr_fabric.c - the whole-cluster files: MOUNT/{version,lends,events,metrics}
  * and MOUNT/fabric/{links,topology.dot}.  Each is rendered by the engine
  * as one snapshot; they need no view of an object.
  */
@@ -22,6 +22,15 @@ static int cluster_lends_show(const struct attr_ctx *ctx, FILE *out)
 	return engine_render_lends(ctx->engine, out);
 }
 
+/* What a poller of `events` watches: the last SEQ (fs.c reads the log). */
+static int cluster_events_show(const struct attr_ctx *ctx, FILE *out)
+{
+	uint64_t begin, end, seq;
+
+	engine_events_span(ctx->engine, &begin, &end, &seq, NULL);
+	return fprintf(out, "%llu\n", (unsigned long long)seq) < 0 ? -EIO : 0;
+}
+
 static int cluster_metrics_show(const struct attr_ctx *ctx, FILE *out)
 {
 	return engine_render_metrics(ctx->engine, out);
@@ -40,6 +49,7 @@ static int fabric_topology_dot_show(const struct attr_ctx *ctx, FILE *out)
 static const struct lendfs_attr cluster_attr_list[] = {
 	LENDFS_ATTR_RO(cluster_, version),
 	LENDFS_ATTR_RO_POLL(cluster_, lends),
+	LENDFS_ATTR_LOG(cluster_, events),
 	LENDFS_ATTR_RO(cluster_, metrics),
 };
 

@@ -26,6 +26,7 @@
  * page cache, and the errno of a borrower write reaches write(2).  An
  * open file renders its value when read at offset 0 and serves later
  * offsets from that snapshot, so one sequential read is consistent.
+ * The append-only log `events` is the exception (events_read()).
  */
 #include "fs.h"
 
@@ -296,6 +297,25 @@ static bool node_writable(const struct node *nd)
 	return nd->attr && nd->attr->store;
 }
 
+/*
+ * `events`: its size is what a descriptor opened now (or @base's) reads
+ * to the end, and it grows with every append; its mtime is the last
+ * event's time.  `tail -f` follows the size.
+ */
+static void log_stat(struct lendfs *fs, const uint64_t *base, struct stat *st)
+{
+	uint64_t begin, end;
+	int64_t t;
+
+	engine_events_span(fs->engine, &begin, &end, NULL, &t);
+	st->st_size = (off_t)(end - (base ? MIN(*base, end) : begin));
+	if (t > 0) {
+		st->st_mtim.tv_sec = t / 1000000000LL;
+		st->st_mtim.tv_nsec = t % 1000000000LL;
+		st->st_ctim = st->st_mtim;
+	}
+}
+
 static int node_stat(struct lendfs *fs, const struct node *nd,
 		     struct tmpfile *tmp, struct stat *st)
 {
@@ -316,6 +336,10 @@ static int node_stat(struct lendfs *fs, const struct node *nd,
 		st->st_nlink = 1;
 		st->st_size = (off_t)(strlen(nd->area == AREA_VM_LINK ? VM_LINK_PREFIX :
 					     LINK_PREFIX) + strlen(nd->dev));
+	} else if (nd->attr && nd->attr->log) {
+		log_stat(fs, NULL, st);
+		st->st_mode = S_IFREG | node_mode(fs, nd);
+		st->st_nlink = 1;
 	} else {
 		char *buf;
 		size_t len;
@@ -341,6 +365,7 @@ struct handle {
 	size_t len;
 	bool rendered;
 	struct watch_fd *watch; /* a pollable attribute (watch.h) */
+	uint64_t base; /* `events`: the log's offset at this file's offset 0 */
 	struct handle *prev, *next; /* every open handle: handles_lock */
 };
 
@@ -386,6 +411,9 @@ static int handle_open(struct lendfs *fs, struct fuse_file_info *fi,
 	pthread_mutex_unlock(&handles_lock);
 	h->node = *nd;
 	h->tmp = tmp;
+	if (nd->attr && nd->attr->log) /* offset 0: the oldest retained event */
+		engine_events_span(fs->engine, &h->base, &(uint64_t){ 0 }, NULL,
+				   NULL);
 	pthread_mutex_init(&h->lock, NULL);
 	fi->fh = (uintptr_t)h;
 	fi->direct_io = 1;
@@ -479,6 +507,8 @@ static int lendfs_getattr(const char *path, struct stat *st,
 		return r;
 	r = node_stat(fs, &nd, tmp, st);
 	tmpfile_put(fs->tmp, tmp);
+	if (r == 0 && handle_of(fi) && nd.attr && nd.attr->log)
+		log_stat(fs, &handle_of(fi)->base, st); /* fstat: its own size */
 	if (r == 0 && nd.dev[0])
 		cache_seen(fs->cache, nd.dev); /* the kernel may keep it now */
 	if (r == 0 && nd.host[0])
@@ -744,6 +774,33 @@ static int lendfs_create(const char *path, mode_t mode,
 	return r;
 }
 
+/*
+ * `events`, an append-only log: a read copies the engine's lines from
+ * the descriptor's offset (h->base + off), holding nothing per descriptor
+ * but that base, so a reader open for days costs the daemon nothing.  A
+ * reader left behind by the retention skips to the oldest line kept.  A
+ * read at the end returns 0 at once; one that stops short of it leaves
+ * the descriptor ready for poll(2).
+ */
+static int events_read(struct lendfs *fs, struct handle *h, char *buf,
+		       size_t size, off_t off)
+{
+	uint64_t pos, want, begin, end;
+	size_t n;
+
+	pthread_mutex_lock(&h->lock);
+	if (h->watch) /* first: an append during the read wakes the next poll */
+		watch_read(fs->watches, h->watch);
+	pos = want = h->base + (uint64_t)off;
+	n = engine_events_read(fs->engine, &pos, buf, size);
+	h->base += pos - want;
+	engine_events_span(fs->engine, &begin, &end, NULL, NULL);
+	if (h->watch && pos + n < end)
+		watch_unread(fs->watches, h->watch);
+	pthread_mutex_unlock(&h->lock);
+	return (int)n;
+}
+
 static int lendfs_read(const char *path, char *buf, size_t size, off_t off,
 		       struct fuse_file_info *fi)
 {
@@ -757,6 +814,8 @@ static int lendfs_read(const char *path, char *buf, size_t size, off_t off,
 		return tmpfile_read(fs->tmp, h->tmp, buf, size, off);
 	if (off < 0)
 		return -EINVAL;
+	if (h->node.attr && h->node.attr->log)
+		return events_read(fs, h, buf, MIN(size, (size_t)INT_MAX), off);
 
 	pthread_mutex_lock(&h->lock);
 	if (off == 0 || !h->rendered) {
@@ -780,10 +839,36 @@ static int lendfs_read(const char *path, char *buf, size_t size, off_t off,
 }
 
 /*
+ * The writer's command, from /proc/PID/comm (one open, read and close
+ * per write request, for the `events` log): at most 15 bytes, its
+ * newline dropped; bytes outside 0x20..0x7e become '?' (the log escapes
+ * the rest).  "" when the process is gone or in another PID namespace.
+ */
+static void caller_comm(pid_t pid, char *comm, size_t cap)
+{
+	char path[32];
+	ssize_t n;
+	int fd;
+
+	comm[0] = '\0';
+	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	n = read(fd, comm, cap - 1);
+	close(fd);
+	if (n <= 0)
+		return;
+	comm[n] = '\0';
+	comm[strcspn(comm, "\n")] = '\0';
+	for (char *c = comm; *c; c++)
+		if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e)
+			*c = '?';
+}
+
+/*
  * Who is writing: the FUSE request's caller, and the file the request
- * came through (@origin, a path of the tree, or NULL).  The command name
- * stays empty: nothing reads it yet, and /proc/PID/comm would cost an
- * open, a read and a close on every write (docs/PERFORMANCE.md).
+ * came through (@origin, a path of the tree, or NULL).
  */
 static void caller_fill(struct engine_caller *who, const char *origin)
 {
@@ -794,6 +879,8 @@ static void caller_fill(struct engine_caller *who, const char *origin)
 		return;
 	who->uid = fc->uid;
 	who->pid = (uint32_t)fc->pid;
+	if (fc->pid > 0)
+		caller_comm(fc->pid, who->comm, sizeof(who->comm));
 }
 
 /*

@@ -469,6 +469,14 @@ static void event_seed(struct event_log *el)
 	free(l.ids);
 }
 
+/* Events were appended: pollers of `events` wake (watch.h). */
+static void events_appended(void *arg)
+{
+	struct event_log *el = arg;
+
+	watch_path_changed(el->watches, "/events");
+}
+
 /* Start watching @e, knowing the state it recovered (not logged again). */
 static int event_log_start(struct event_log *el, struct engine *e)
 {
@@ -479,6 +487,7 @@ static int event_log_start(struct event_log *el, struct engine *e)
 	pthread_mutex_init(&el->lock, NULL);
 	event_seed(el);
 	engine_set_watch(e, log_device_event, el);
+	engine_set_event_watch(e, events_appended, el);
 	return 0;
 }
 
@@ -487,6 +496,7 @@ static void event_log_stop(struct event_log *el)
 	if (!el->seen)
 		return;
 	engine_set_watch(el->engine, NULL, NULL);
+	engine_set_event_watch(el->engine, NULL, NULL);
 	while (el->all) {
 		struct logged *l = el->all;
 

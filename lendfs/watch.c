@@ -273,6 +273,28 @@ void watch_rendered(struct watches *w, struct watch_fd *fd, const char *buf,
 	free(copy);
 }
 
+void watch_unread(struct watches *w, struct watch_fd *fd)
+{
+	pthread_mutex_lock(&w->lock);
+	fd->seen = fd->f->gen - 1;
+	pthread_mutex_unlock(&w->lock);
+}
+
+void watch_path_changed(struct watches *w, const char *path)
+{
+	struct wake k = { 0 };
+	struct watched *f;
+
+	if (!w)
+		return;
+	pthread_mutex_lock(&w->lock);
+	f = hashmap_get(w->files, path);
+	if (f)
+		refresh(w, f, &k);
+	pthread_mutex_unlock(&w->lock);
+	wake_run(&k);
+}
+
 unsigned watch_poll(struct watches *w, struct watch_fd *fd,
 		    struct fuse_pollhandle *ph)
 {

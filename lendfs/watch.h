@@ -69,6 +69,15 @@ void watch_rendered(struct watches *w, struct watch_fd *fd, const char *buf,
 unsigned watch_poll(struct watches *w, struct watch_fd *fd,
 		    struct fuse_pollhandle *ph);
 
+/*
+ * A read did not reach the end of an append-only file (`events`): the
+ * next poll reports it ready at once.
+ */
+void watch_unread(struct watches *w, struct watch_fd *fd);
+
+/* The file at @path may have changed (`events`: an append). */
+void watch_path_changed(struct watches *w, const char *path);
+
 /* From the engine's watch: device @devid changed / anything may have. */
 void watch_device_changed(struct watches *w, const char *devid);
 void watch_all_changed(struct watches *w);

@@ -156,6 +156,12 @@ teardown() {
 	run cat "$(cdev nodeA $GPU)/last_error"
 	assert_output --regexp "^EHOSTDOWN: taken back from nodeB, whose session expired \(fence epoch [0-9]+\)$"
 	grep -q "taken back from nodeB" "$CTMP/log.nodeA"
+	# the event log says why, on every mount that is up, once
+	for h in nodeA nodeC; do
+		eventually 5 grep -qE "^[0-9]+ [0-9]+ $GPU taken-back borrower=nodeB fence=[0-9]+ cause=take-back\$" "$(mnt $h)/events"
+		run grep -c "host:nodeB host-offline cause=session" "$(mnt $h)/events"
+		assert_output 1
+	done
 	# it can be lent again at once
 	echo nodeC >"$(cdev nodeA $GPU)/borrower"
 	eventually 5 state_is nodeC $GPU lent nodeC
@@ -170,6 +176,73 @@ teardown() {
 	run "$ZKCTL" "$ZK" get "$CHROOT/fence/nodeB"
 	assert_output --regexp "^[0-9]+ seen$"
 	eventually 5 state_is nodeA $GPU lent nodeC
+}
+
+# events_same N: the three mounts' `events` are the same, with N device
+# events (the hosts' host-online/host-offline come with the sessions).
+events_same() {
+	local a
+	a="$(cat "$(mnt nodeA)/events")"
+	[ -n "$a" ] && [ "$(printf '%s\n' "$a" | grep -vc ' host:')" -eq "$1" ] &&
+		[ "$a" = "$(cat "$(mnt nodeB)/events")" ] &&
+		[ "$a" = "$(cat "$(mnt nodeC)/events")" ]
+}
+
+# dev_events HOST: the device events of HOST's mount.
+dev_events() {
+	grep -v ' host:' "$(mnt "$1")/events"
+}
+
+@test "events: three mounts list the same events in the same order, with the writer; kept across a restart" {
+	cluster_up nodeA nodeB nodeC
+	echo nodeC >"$(cdev nodeA $GPU)/borrower"
+	echo nodeA >"$(cdev nodeB $NVME_B)/borrower"
+	eventually 5 events_same 4
+	# each daemon logged its own session's start, once
+	for h in nodeA nodeB nodeC; do
+		run grep -cE "^[0-9]+ [0-9]+ host:$h host-online cause=session\$" "$(mnt nodeC)/events"
+		assert_output 1
+	done
+	run dev_events nodeC
+	assert_line --index 0 --regexp "^[0-9]+ [0-9]{19} $GPU lending borrower=nodeC host=nodeA uid=$(id -u) pid=[0-9]+ comm=bash\$"
+	assert_line --index 1 --regexp "^[0-9]+ [0-9]{19} $GPU lent borrower=nodeC host=nodeA uid="
+	assert_line --index 2 --regexp "^[0-9]+ [0-9]{19} $NVME_B lending borrower=nodeA host=nodeB uid="
+	assert_line --index 3 --regexp "^[0-9]+ [0-9]{19} $NVME_B lent borrower=nodeA host=nodeB uid="
+	# SEQ increases
+	awk 'NR > 1 && $1 <= prev { exit 1 } { prev = $1 }' "$(mnt nodeC)/events"
+	# concurrent writes on two mounts: one order everywhere
+	echo >"$(cdev nodeA $GPU)/borrower" &
+	p1=$!
+	echo >"$(cdev nodeB $NVME_B)/borrower" &
+	wait $p1 $!
+	eventually 5 events_same 8
+	before="$(dev_events nodeA)"
+	# the lender of NVME_B restarts: the history is still there, then it goes on
+	node_kill nodeB
+	node_up nodeB
+	eventually 20 node_online nodeB
+	eventually 5 events_same 8
+	assert_equal "$(dev_events nodeB)" "$before"
+	# its new session, logged by itself once (its old one's end is logged
+	# only if another daemon saw its live node go before it came back)
+	run grep -c "host:nodeB host-online cause=session" "$(mnt nodeB)/events"
+	assert_output 2
+	# a write forwarded to the lender names its writer and its mount
+	echo nodeB >"$(cdev nodeC $GPU)/borrower"
+	eventually 5 events_same 10
+	run dev_events nodeB
+	assert_line --index 8 --regexp "^[0-9]+ [0-9]+ $GPU lending borrower=nodeB host=nodeC uid=$(id -u) pid=[0-9]+ comm=bash\$"
+	assert_line --index 9 --regexp "^[0-9]+ [0-9]+ $GPU lent borrower=nodeB host=nodeC uid=$(id -u) pid=[0-9]+ comm=bash\$"
+	# a forwarded write the lender refuses: logged once, by the lender, with the writer
+	run bash -c "echo nodeC >'$(cdev nodeC $GPU)/borrower'"
+	assert_failure
+	eventually 5 events_same 11
+	run dev_events nodeA
+	assert_line --index 10 --regexp "^[0-9]+ [0-9]+ $GPU failed request=lend borrower=nodeC errno=EBUSY reason=\"lent to nodeB; return it first\" host=nodeC uid="
+	# the log is in ZooKeeper, one sequential node per event
+	run "$ZKCTL" "$ZK" ls "$CHROOT/events"
+	assert_success
+	assert_equal "$(printf '%s\n' "$output" | grep -c '^e-')" "$(wc -l <"$(mnt nodeA)/events")"
 }
 
 @test "kill -9 of the lender's daemon: offline on the others, restored on restart" {

@@ -154,7 +154,7 @@ comp() {
 	assert_success
 	assert_output "complete -F _lendctl lendctl"
 	run comp "$COMPLETION/lendctl" _lendctl "lendctl "
-	assert_output "$(printf '%s\n' ls lend return show hosts topology wait help)"
+	assert_output "$(printf '%s\n' ls lend return show hosts topology wait events help)"
 	run comp "$COMPLETION/lendctl" _lendctl "lendctl re"
 	assert_output return
 	run comp "$COMPLETION/lendctl" _lendctl "lendctl -"
@@ -228,4 +228,21 @@ comp() {
 	assert_output "$(printf '%s\n' available lending lent returning failed offline)"
 	run comp "$COMPLETION/lendctl" _lendctl "lendctl wait $GPU lent --"
 	assert_output --timeout
+}
+
+@test "completion: events offers --follow" {
+	run comp "$COMPLETION/lendctl" _lendctl "lendctl events "
+	assert_output --follow
+	run comp "$COMPLETION/lendctl" _lendctl "lendctl ev"
+	assert_output events
+}
+
+@test "lendctl events prints the log; a bad argument is a usage error" {
+	"$LENDCTL" lend $GPU nodeB
+	run "$LENDCTL" events
+	assert_success
+	assert_line --regexp "^[0-9]+ [0-9]{19} $GPU lent borrower=nodeB uid=$(id -u) pid=[0-9]+ comm=[a-z]+\$"
+	run "$LENDCTL" events --tail
+	assert_failure 2
+	assert_output --partial "events: unknown argument '--tail'"
 }

@@ -223,6 +223,25 @@ bar_sizes() {
 	assert_output lent
 }
 
+@test "hot-plug events: removal of a lent device and its return are logged with cause=hotplug" {
+	testbed_start "$UDEV_DIR/devices.umockdev" "$UDEV_DIR/hotadd-nic.umockdev"
+	udev_mount
+	lend $HOT_NIC nodeB
+	tb remove "$HOT_NIC_SYS"
+	within_1s state_is $HOT_NIC failed
+	tb load "$UDEV_DIR/hotadd-nic.umockdev"
+	within_1s state_is $HOT_NIC available
+	run grep -E " $HOT_NIC " "$MNT/events"
+	assert_line --index 0 --regexp "^[0-9]+ [0-9]+ $HOT_NIC lending borrower=nodeB uid="
+	assert_line --index 1 --regexp "^[0-9]+ [0-9]+ $HOT_NIC lent borrower=nodeB uid="
+	assert_line --index 2 --regexp "^[0-9]+ [0-9]+ $HOT_NIC failed borrower=nodeB errno=ENODEV reason=\"device removed\" cause=hotplug\$"
+	assert_line --index 3 --regexp "^[0-9]+ [0-9]+ $HOT_NIC device-removed borrower=nodeB cause=hotplug\$"
+	assert_line --index 4 --regexp "^[0-9]+ [0-9]+ $HOT_NIC device-added cause=hotplug\$"
+	# the coldplug's auto-lend at start is there too, with no writer
+	run cat "$MNT/events"
+	assert_line --regexp "^[0-9]+ [0-9]+ $GPU lent borrower=nodeB\$"
+}
+
 @test "change: attributes are refreshed" {
 	testbed_start "$UDEV_DIR/devices.umockdev"
 	udev_mount

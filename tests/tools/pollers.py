@@ -10,6 +10,11 @@
       EPOLLPRI, print "ready", then print "woken FILE" for each one that
       wakes within TIMEOUT_S (re-reading it, so each wakes once per
       change), and "done N" with how many woke.
+  pollers.py append FILE TIMEOUT_S
+      the append-only `events`: read FILE to its end, print "eof MS" (how
+      long the read that returned 0 took), "ready", then poll it for
+      POLLIN: print "woken T_NS EVENTS" or "timeout", then each line read
+      after it as "new LINE".
 Standard library only.
 """
 import errno
@@ -87,7 +92,35 @@ def many(timeout, paths):
     return 0
 
 
+def append(path, timeout):
+    fd = os.open(path, os.O_RDONLY)
+    while os.read(fd, 65536):
+        pass
+    t0 = time.monotonic()
+    last = os.read(fd, 65536)
+    print("eof %d %d" % ((time.monotonic() - t0) * 1000, len(last)), flush=True)
+    print("ready", flush=True)
+    p = select.poll()
+    p.register(fd, select.POLLIN)
+    got = p.poll(timeout * 1000)
+    if got:
+        print("woken %d %d" % (time.time_ns(), got[0][1]), flush=True)
+    else:
+        print("timeout", flush=True)
+    data = b""
+    while True:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        data += chunk
+    for line in data.decode(errors="replace").splitlines():
+        print("new " + line, flush=True)
+    return 0
+
+
 def main(argv):
+    if len(argv) >= 3 and argv[0] == "append":
+        return append(argv[1], float(argv[2]))
     if len(argv) >= 3 and argv[0] == "wait":
         return wait(argv[1], float(argv[2]), argv[3] if len(argv) > 3 else "poll")
     if len(argv) >= 3 and argv[0] == "many":

@@ -1016,6 +1016,100 @@ static void test_sqlite_migrate_v4_windows(void **state)
 			 0);
 }
 
+/* ---- the event log ---------------------------------------------------- */
+
+struct ev_seen {
+	uint64_t seq[64];
+	char text[64][64];
+	unsigned n;
+};
+
+static int ev_cb(void *arg, const struct event_rec *ev)
+{
+	struct ev_seen *v = arg;
+
+	assert_true(v->n < 64);
+	v->seq[v->n] = ev->seq;
+	snprintf(v->text[v->n++], 64, "%s", ev->text);
+	return 0;
+}
+
+/*
+ * Appends get increasing SEQs in order, a load from SEQ S gives those
+ * above it, retention keeps at least the newest @retain, malformed text
+ * is refused; with @durable, the log survives a reopen.
+ */
+static void events(const struct store_ops *ops, const char *where, bool durable)
+{
+	char reason[REASON_MAX], text[2][32];
+	struct event_rec ev[2];
+	struct ev_seen v = { 0 };
+	void *ctx = open_ok(ops, where);
+
+	for (unsigned i = 0; i < 100; i++) {
+		snprintf(text[0], sizeof(text[0]), "dev%u lending", i);
+		snprintf(text[1], sizeof(text[1]), "dev%u lent x=1", i);
+		ev[0] = (struct event_rec){ .time_ns = 1000 + i, .text = text[0] };
+		ev[1] = (struct event_rec){ .time_ns = 1001 + i, .text = text[1] };
+		assert_int_equal(ops->event_append(ctx, ev, 2, 20, reason), 0);
+		assert_int_equal(ev[0].seq, 2 * i + 1);
+		assert_int_equal(ev[1].seq, 2 * i + 2);
+	}
+	ev[0] = (struct event_rec){ .time_ns = 1, .text = "bad\nline" };
+	assert_int_equal(ops->event_append(ctx, ev, 1, 20, reason), -EINVAL);
+	assert_int_equal(ops->event_load(ctx, 190, ev_cb, &v, reason), 0);
+	assert_int_equal(v.n, 10);
+	assert_int_equal(v.seq[0], 191);
+	assert_string_equal(v.text[9], "dev99 lent x=1");
+	v.n = 0;
+	assert_int_equal(ops->event_load(ctx, 0, ev_cb, &v, reason), 0);
+	assert_true(v.n >= 20 && v.n <= 20 + 64); /* trimmed, the newest kept */
+	assert_int_equal(v.seq[v.n - 1], 200);
+	ops->close(ctx);
+	if (!durable)
+		return;
+	ctx = open_ok(ops, where);
+	v.n = 0;
+	assert_int_equal(ops->event_load(ctx, 195, ev_cb, &v, reason), 0);
+	assert_int_equal(v.n, 5);
+	assert_int_equal(v.seq[4], 200);
+	ev[0] = (struct event_rec){ .time_ns = 5, .text = "dev0 returned" };
+	assert_int_equal(ops->event_append(ctx, ev, 1, 20, reason), 0);
+	assert_int_equal(ev[0].seq, 201);
+	ops->close(ctx);
+}
+
+static void test_events_memory(void **state)
+{
+	events(&store_memory_ops, "none", false);
+}
+
+static void test_events_sqlite(void **state)
+{
+	struct fixture *f = *state;
+
+	events(&store_sqlite_ops, f->db, true);
+}
+
+/* v5 -> v6: the events table appears, empty, and takes appends. */
+static void test_sqlite_migrate_v5_events(void **state)
+{
+	struct fixture *f = *state;
+	char reason[REASON_MAX];
+	struct event_rec ev = { .time_ns = 7, .text = "nodeA:0000:65:00.0 lent" };
+	void *ctx;
+
+	assert_int_equal(store_sqlite_create_version(f->db, 5, reason), 0);
+	raw_exec(f->db, "INSERT INTO lends VALUES('" DEV_A "', 'nodeB', 1, 1700000000, 4, '');");
+	ctx = open_ok(&store_sqlite_ops, f->db);
+	assert_int_equal(raw_int(f->db, "PRAGMA user_version"), 6);
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM events"), 0);
+	assert_int_equal(store_sqlite_ops.event_append(ctx, &ev, 1, 10, reason), 0);
+	assert_int_equal(ev.seq, 1);
+	store_sqlite_ops.close(ctx);
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM lends"), 1);
+}
+
 /* A v2 file that already has a table named like v3's is not ours. */
 static void test_sqlite_v2_with_vms_table(void **state)
 {
@@ -1571,6 +1665,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_hosts_sqlite, setup, teardown),
 		cmocka_unit_test(test_vms_memory),
 		cmocka_unit_test_setup_teardown(test_vms_sqlite, setup, teardown),
+		cmocka_unit_test(test_events_memory),
+		cmocka_unit_test_setup_teardown(test_events_sqlite, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sqlite_migrate_v5_events, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sqlite_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sqlite_survives_crash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sqlite_threads, setup, teardown),

@@ -378,6 +378,13 @@ static int step_peers(struct lend_req *q)
 				     true, q->txn, q->deadline, q->reason);
 
 	q->committed = r == 1; /* by the borrower (cluster.h) */
+	/*
+	 * Its commit answered the request the intent named (the record's
+	 * "answer" line): no answer of ours may follow, not even "= 0", as
+	 * the writer may have gone on to a request of its own at that node.
+	 */
+	if (q->committed && q->txn && q->txn->answer)
+		q->txn->answered = true;
 	return r < 0 ? r : 0;
 }
 
@@ -550,7 +557,9 @@ static int teardown(struct engine *e, struct ldevice *d, struct window *w,
 		if (r < 0)
 			windows_program(e, w, nw, UINT64_MAX, NULL);
 	}
-	if (r == 1) { /* the borrower removed the record */
+	if (r == 1) { /* the borrower removed the record, and answered */
+		if (txn && txn->answer)
+			txn->answered = true;
 		r = 0;
 	} else if (r == 0 && intent) {
 		evlog_attach(nt, txn, evs);

@@ -392,7 +392,7 @@ static int handle_open(struct lendfs *fs, struct fuse_file_info *fi,
 	if (!h)
 		return -ENOMEM;
 	if (nd->attr && nd->attr->poll && fs->watches &&
-	    watch_open(fs->watches, path, &h->watch) < 0) {
+	    watch_open(fs->watches, path, nd->attr->log, &h->watch) < 0) {
 		free(h);
 		return -ENOMEM;
 	}

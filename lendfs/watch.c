@@ -14,10 +14,17 @@
 #include "util.h"
 
 #define POLL_CHANGED (POLLIN | POLLRDNORM | POLLPRI | POLLERR)
+/*
+ * An append-only log reports more to read, as a pipe or a growing file
+ * would: POLLERR there means a broken input to readers such as less(1),
+ * which stop following it.
+ */
+#define POLL_APPENDED (POLLIN | POLLRDNORM)
 
 /* A file with at least one open descriptor. */
 struct watched {
 	char *path; /* the key */
+	bool append; /* an append-only log: a change is "more to read" */
 	bool known; /* content, len and err hold a rendering */
 	char *content;
 	size_t len;
@@ -199,7 +206,8 @@ static struct watched *watched_get(struct watches *w, const char *path)
 	return f; /* rendered by the first read, poll or change */
 }
 
-int watch_open(struct watches *w, const char *path, struct watch_fd **out)
+int watch_open(struct watches *w, const char *path, bool append,
+	       struct watch_fd **out)
 {
 	struct watch_fd *fd = calloc(1, sizeof(*fd));
 	struct watched *f;
@@ -209,6 +217,7 @@ int watch_open(struct watches *w, const char *path, struct watch_fd **out)
 	pthread_mutex_lock(&w->lock);
 	f = watched_get(w, path);
 	if (f) {
+		f->append = append;
 		fd->f = f;
 		fd->seen = f->gen;
 		fd->next = f->fds;
@@ -305,7 +314,7 @@ unsigned watch_poll(struct watches *w, struct watch_fd *fd,
 	if (!fd->f->known) /* polled before any read: what it is now */
 		baseline(w, fd->f);
 	if (fd->seen != fd->f->gen) {
-		ev = POLL_CHANGED;
+		ev = fd->f->append ? POLL_APPENDED : POLL_CHANGED;
 		old = ph;
 	} else if (ph) {
 		old = fd->ph;

@@ -30,6 +30,7 @@
 #define FUSE_USE_VERSION 31
 
 #include <fuse.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 struct watches;
@@ -44,7 +45,12 @@ int watches_new(watch_render_fn render, void *arg, struct watches **out);
 void watches_free(struct watches *w);
 
 /* A descriptor of pollable @path was opened: it has seen the content now. */
-int watch_open(struct watches *w, const char *path, struct watch_fd **out);
+/*
+ * @append: an append-only log (`events`), whose change is reported as
+ * POLLIN|POLLRDNORM alone (more to read), not POLLPRI|POLLERR.
+ */
+int watch_open(struct watches *w, const char *path, bool append,
+	       struct watch_fd **out);
 void watch_close(struct watches *w, struct watch_fd *fd);
 
 /*

@@ -29,6 +29,12 @@ teardown() {
 	assert_success
 	run grep -c . "$TMP/after"
 	[ "$output" -gt 100 ]
+	# every refusal is in events, and no line holds a raw byte of what
+	# was written: printable ASCII and the newline only
+	run grep -c ' failed ' "$MNT/events"
+	[ "$output" -gt 100 ]
+	run bash -c "LC_ALL=C tr -d '\\n -~' <'$MNT/events' | wc -c"
+	assert_output 0
 	# no temp file was left behind
 	run bash -c "ls -A '$MNT'/devices/* | grep -c badinput"
 	assert_output 0

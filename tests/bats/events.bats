@@ -162,8 +162,25 @@ except OSError as e:
 	assert_line --regexp '^woken [0-9]+ [0-9]+$'
 	ev=$(awk '$1 == "woken" { print $3 }' "$TMP/app.out")
 	[ $((ev & 1)) -eq 1 ] # POLLIN
+	# and only that (POLLIN|POLLRDNORM): POLLPRI or POLLERR would tell
+	# readers such as less(1) that the input broke
+	[ $((ev & (2 | 8))) -eq 0 ]
 	assert_line --regexp "^new 3 [0-9]+ $GPU returning "
 	refute_line --partial " lent "
+}
+
+@test "less +F follows the log (poll(2) on it never reports POLLERR)" {
+	lend $GPU nodeB
+	local writer
+	( sleep 1.5; echo >"$(dev $GPU)/borrower" ) &
+	writer=$!
+	# less needs a terminal: script(1) gives it one
+	TERM=dumb script -qc "timeout 4 less +F '$MNT/events'" /dev/null \
+		>"$TMP/less.out" 2>&1 </dev/null || true
+	wait "$writer"
+	run bash -c "tr -cd '[:print:]\\n' <'$TMP/less.out'"
+	assert_output --partial "$GPU lent borrower=nodeB"
+	assert_output --partial "$GPU returned borrower=nodeB"
 }
 
 @test "tail -f, lendfs-wait -f and lendctl events --follow follow the log" {

@@ -39,6 +39,8 @@ struct mem_store {
 
 static void events_drop(struct mem_store *s, unsigned n)
 {
+	if (!n)
+		return; /* s->evs may be NULL: no memmove of it */
 	for (unsigned i = 0; i < n; i++)
 		free((char *)s->evs[i].text);
 	memmove(s->evs, s->evs + n, (s->nevs - n) * sizeof(*s->evs));

@@ -62,17 +62,7 @@ write_crashes() {
 
 # restart [CONFIG]: the daemon again, on the same state and run directory.
 restart() {
-	LENDFS_CONFIG="${1:-$VMCONF}" # for registers_check in the teardown
-	"$LENDFS" -f -c "$LENDFS_CONFIG" --state "$TMP/state.db" --run-dir "$TMP/run" \
-		"$MNT" </dev/null >>"$TMP/lendfs.out" 2>>"$TMP/lendfs.log" 3>&- &
-	LENDFS_PID=$!
-	for _ in $(seq 100); do
-		[ -e "$MNT/version" ] && return 0
-		kill -0 "$LENDFS_PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	cat "$TMP/lendfs.log" >&2
-	return 1
+	lendfs_remount "${1:-$VMCONF}"
 }
 
 # stored ID: "STATE BORROWER" of its SQLite row, nothing without one.

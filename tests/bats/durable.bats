@@ -25,18 +25,7 @@ DMA() {
 
 # kill -9 the daemon and mount again on the same state and run directory.
 crash_and_restart() {
-	kill -KILL "$LENDFS_PID"
-	wait "$LENDFS_PID" 2>/dev/null || true
-	fusermount3 -uz "$MNT"
-	"$LENDFS" -f -c "${1:-$DEMO}" --state "$TMP/state.db" --run-dir "$TMP/run" \
-		"$MNT" </dev/null >>"$TMP/lendfs.out" 2>>"$TMP/lendfs.log" 3>&- &
-	LENDFS_PID=$!
-	for _ in $(seq 100); do
-		[ -e "$MNT/version" ] && return 0
-		sleep 0.1
-	done
-	cat "$TMP/lendfs.log" >&2
-	return 1
+	lendfs_crash_restart "${1:-$DEMO}"
 }
 
 bar0_window() { # DEV HOST -> the borrower-side address of bar0

@@ -24,18 +24,7 @@ teardown() {
 
 # kill -9 the daemon and mount again on the same state.
 restart() {
-	kill -KILL "$LENDFS_PID"
-	wait "$LENDFS_PID" 2>/dev/null || true
-	fusermount3 -uz "$MNT"
-	"$LENDFS" -f -c "$LENDFS_CONFIG" --state "$TMP/state.db" --run-dir "$TMP/run" \
-		"$MNT" </dev/null >>"$TMP/lendfs.out" 2>>"$TMP/lendfs.log" 3>&- &
-	LENDFS_PID=$!
-	for _ in $(seq 100); do
-		[ -e "$MNT/version" ] && return 0
-		sleep 0.1
-	done
-	cat "$TMP/lendfs.log" >&2
-	return 1
+	lendfs_crash_restart
 }
 
 @test "events shows a lend with the writer's uid, pid and comm, one well-formed line each" {

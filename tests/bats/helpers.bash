@@ -56,6 +56,31 @@ lendfs_mount() {
 	return 1
 }
 
+# lendfs_remount [CONFIG]: lendfs again on the same state and run
+# directory (the last mount detached), with CONFIG (default: the one in
+# use, which registers_check then uses too).  Sets LENDFS_PID.
+lendfs_remount() {
+	LENDFS_CONFIG="${1:-$LENDFS_CONFIG}"
+	"$LENDFS" -f -c "$LENDFS_CONFIG" --state "$TMP/state.db" --run-dir "$TMP/run" \
+		"$MNT" </dev/null >>"$TMP/lendfs.out" 2>>"$TMP/lendfs.log" 3>&- &
+	LENDFS_PID=$!
+	for _ in $(seq 100); do
+		[ -e "$MNT/version" ] && return 0
+		kill -0 "$LENDFS_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	cat "$TMP/lendfs.log" >&2
+	return 1
+}
+
+# lendfs_crash_restart [CONFIG]: kill -9 the daemon, then lendfs_remount.
+lendfs_crash_restart() {
+	kill -KILL "$LENDFS_PID" 2>/dev/null || true
+	wait "$LENDFS_PID" 2>/dev/null || true
+	fusermount3 -uz "$MNT"
+	lendfs_remount "$@"
+}
+
 # Wait (bounded) for the daemon to exit; its status in LENDFS_STATUS.
 lendfs_wait_exit() {
 	local i

@@ -204,7 +204,9 @@ except OSError as e:
 	assert_equal "$(printf '%s\n%s' "$first" "$rest")" "$(cat "$MNT/events")"
 	rss1=$(awk '/^VmRSS/ { print $2 }' /proc/$LENDFS_PID/status)
 	echo "rss $rss0 -> $rss1 kB" >&2
-	[ $((rss1 - rss0)) -lt 4096 ]
+	# under ASan freed memory stays in its quarantine (256 MiB by default),
+	# so the resident size says nothing there: the plain pass checks it
+	[ -n "${SANITIZE:-}" ] || [ $((rss1 - rss0)) -lt 4096 ]
 }
 
 @test "an admin's host-offline and host-online are logged with the writer, before their devices' events" {

@@ -393,6 +393,27 @@ void model_unlink(struct engine *e, struct ldevice *d)
  * transparent huge pages on madvise a 2 MiB page costs one fault where
  * 512 small ones cost 512 (a first touch is about 25 us on a VM).
  */
+/*
+ * LeakSanitizer scans the heap, not anonymous mappings: the slab is a root
+ * region for it, or what a device points to (its text, its windows) would
+ * look leaked.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define MODEL_LSAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MODEL_LSAN 1
+#endif
+#endif
+#ifdef MODEL_LSAN
+#include <sanitizer/lsan_interface.h>
+#define slab_lsan_add(p, n) __lsan_register_root_region((p), (n))
+#define slab_lsan_del(p, n) __lsan_unregister_root_region((p), (n))
+#else
+#define slab_lsan_add(p, n) ((void)0)
+#define slab_lsan_del(p, n) ((void)0)
+#endif
+
 int model_slab_new(struct engine *e, size_t n)
 {
 	size_t bytes = n * sizeof(*e->slab);
@@ -408,6 +429,7 @@ int model_slab_new(struct engine *e, size_t n)
 		madvise(p, bytes, MADV_HUGEPAGE); /* a hint: failure is fine */
 	e->slab = p;
 	e->slab_bytes = bytes;
+	slab_lsan_add(p, bytes);
 	return 0;
 }
 
@@ -424,7 +446,9 @@ void model_free_all(struct engine *e)
 	free(e->devs);
 	e->devs = NULL;
 	e->ndevs = 0;
-	if (e->slab)
+	if (e->slab) {
+		slab_lsan_del(e->slab, e->slab_bytes);
 		munmap(e->slab, e->slab_bytes);
+	}
 	e->slab = NULL;
 }

@@ -28,6 +28,8 @@ teardown_file() {
 
 teardown() {
 	local status=0
+	# the known bug of docs/TESTING.md: strict only on request
+	CLUSTER_REGISTERS="${HISTORY_REGISTERS_STRICT:-0}"
 	netns_teardown || status=1
 	[ -z "${HIST:-}" ] || rm -f "$HIST"
 	return $status

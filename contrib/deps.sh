@@ -14,7 +14,7 @@ bats bats-assert bats-support
 udev umockdev libumockdev-dev
 graphviz scdoc qemu-system-x86 ansible-core
 zookeeper default-jre-headless libzookeeper-mt-dev iproute2
-strace hyperfine util-linux procps psmisc perl shellcheck python3
+strace hyperfine util-linux procps psmisc perl shellcheck python3 less
 systemd prometheus
 "
 

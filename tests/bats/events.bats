@@ -163,11 +163,16 @@ except OSError as e:
 	local writer
 	( sleep 1.5; echo >"$(dev $GPU)/borrower" ) &
 	writer=$!
-	# less needs a terminal: script(1) gives it one
-	TERM=dumb script -qc "timeout 4 less +F '$MNT/events'" /dev/null \
+	# less needs a terminal: script(1) gives it one.  --foreground keeps
+	# less in the terminal's foreground process group: in a group of its
+	# own (timeout's default) its first tcsetattr() stops it with SIGTTOU
+	# wherever timeout is not the session leader, and it prints nothing.
+	SHELL=/bin/sh TERM=dumb script -qc \
+		"timeout --foreground 4 less +F '$MNT/events'" /dev/null \
 		>"$TMP/less.out" 2>&1 </dev/null || true
 	wait "$writer"
 	run bash -c "tr -cd '[:print:]\\n' <'$TMP/less.out'"
+	echo "less printed: $output" >&2
 	assert_output --partial "$GPU lent borrower=nodeB"
 	assert_output --partial "$GPU returned borrower=nodeB"
 }

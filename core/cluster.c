@@ -58,6 +58,13 @@ struct cluster {
 	struct event *q;
 	unsigned qhead, qn, qcap;
 	uint64_t enq, done; /* events queued / applied, for barriers */
+	/*
+	 * zk_resync(): a request asks the session thread, the replica's one
+	 * writer, to read every record again (resync_req); it has once all
+	 * up to resync_done were read, with resync_rc.
+	 */
+	uint64_t resync_req, resync_done;
+	int resync_rc;
 	unsigned workers;   /* request workers running */
 	/* devices whose request worker ended: look at their node again */
 	char (*rescan)[DEVICE_ID_MAX];
@@ -984,6 +991,18 @@ static void *session_thread(void *arg)
 			backoff = BACKOFF_MIN_MS;
 			continue;
 		}
+		if (c->resync_done != c->resync_req) {
+			uint64_t target = c->resync_req;
+			int r;
+
+			pthread_mutex_unlock(&c->lock);
+			r = refresh_lends(c, false);
+			pthread_mutex_lock(&c->lock);
+			c->resync_rc = r;
+			c->resync_done = target;
+			pthread_cond_broadcast(&c->cond);
+			continue;
+		}
 		if (c->nrescan) {
 			char id[DEVICE_ID_MAX];
 
@@ -1119,15 +1138,40 @@ static uint64_t zk_epoch_floor(void *ctx)
 	return cluster_epoch(ctx);
 }
 
+/*
+ * Read every record again before planning anew.  The session thread does
+ * it: the replica has one writer, whose reads of a record follow each
+ * other, so a record read here before its removal can never be mirrored
+ * (and its windows programmed) after the session thread applied the
+ * removal.
+ */
 static int zk_resync(void *ctx, char *reason)
 {
 	struct cluster *c = ctx;
+	uint64_t deadline = now_ns() + c->e->cfg->timeout_ms * 1000000ULL;
+	uint64_t mine;
 	int r = zks_seq_refresh(c->zs, reason);
 
-	/* under our feet the session thread may apply the same: idempotent */
-	if (r == 0)
-		r = refresh_lends(c, false);
-	return r;
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&c->lock);
+	mine = ++c->resync_req;
+	pthread_cond_broadcast(&c->cond);
+	while (c->resync_done < mine && !c->stop && now_ns() < deadline)
+		wait_ms(c, 20);
+	if (c->resync_done >= mine)
+		r = c->resync_rc;
+	else
+		r = -ETIMEDOUT;
+	pthread_mutex_unlock(&c->lock);
+	if (r == -ETIMEDOUT)
+		return reason_set(reason, r,
+				  "engine timeout (%u ms) while reading the cluster's lends again",
+				  c->e->cfg->timeout_ms);
+	if (r < 0)
+		return reason_set(reason, r, "cannot read the cluster's lends again: %s",
+				  strerror(-r));
+	return 0;
 }
 
 static bool host_live(struct engine *e, const char *name)

@@ -49,6 +49,20 @@ static bool rec_mapped(int rec_state)
 	return rec_state == REC_LENDING || rec_state == REC_LENT;
 }
 
+/* Do @a and @b (@n each) translate alike?  A reroute keeps the epoch. */
+static bool windows_same(const struct window *a, const struct window *b,
+			 unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (a[i].kind != b[i].kind || a[i].index != b[i].index ||
+		    a[i].count != b[i].count || a[i].local != b[i].local ||
+		    a[i].size != b[i].size || a[i].target != b[i].target ||
+		    strcmp(a[i].host, b[i].host) || strcmp(a[i].next, b[i].next) ||
+		    strcmp(a[i].domain, b[i].domain))
+			return false;
+	return true;
+}
+
 
 void lend_apply_record(struct engine *e, const char *devid,
 		       const struct lend_record *rec, struct lend_ack *ack,
@@ -60,7 +74,7 @@ void lend_apply_record(struct engine *e, const char *devid,
 	uint64_t old_epoch, owner;
 	struct lhost *bh = rec ? borrower_host(e, rec->borrower) : NULL;
 	struct route route;
-	bool routed = false, same;
+	bool routed = false, same, moved;
 	struct ldevice *d;
 	struct notes nt = { 0 };
 
@@ -91,8 +105,9 @@ void lend_apply_record(struct engine *e, const char *devid,
 	pthread_mutex_lock(&d->lock);
 	old_state = d->rec_state;
 	old_epoch = d->epoch;
+	moved = d->nwindows != nnew || !windows_same(d->windows, nw, nnew);
 	same = old_state == new_state && (!rec || old_epoch == rec->epoch) &&
-	       (!rec || !strcmp(d->borrower, rec->borrower)) && d->nwindows == nnew;
+	       (!rec || !strcmp(d->borrower, rec->borrower)) && !moved;
 	if (same) {
 		pthread_mutex_unlock(&d->lock);
 		free(nw);
@@ -120,9 +135,11 @@ void lend_apply_record(struct engine *e, const char *devid,
 	pthread_mutex_unlock(&e->fabric_lock);
 
 	/* this host's registers: mapped while lending or lent */
-	if (rec_mapped(old_state) && (!rec_mapped(new_state) || old_epoch != d->epoch))
+	if (rec_mapped(old_state) &&
+	    (!rec_mapped(new_state) || old_epoch != d->epoch || moved))
 		windows_clear(e, old, nold, NULL);
-	if (rec_mapped(new_state) && (!rec_mapped(old_state) || old_epoch != rec->epoch))
+	if (rec_mapped(new_state) &&
+	    (!rec_mapped(old_state) || old_epoch != rec->epoch || moved))
 		windows_program(e, nw, nnew, UINT64_MAX, NULL);
 	/* the lender waits for these two; `lent` needs no answer */
 	if (rec && rec->state != REC_LENT && has_local(e, nw, nnew))

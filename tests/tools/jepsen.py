@@ -158,9 +158,24 @@ class Cluster:
                 log("registers of %s do not match the stored lends:\n%s" %
                     (h, p.stdout))
                 bad = 1
+        if bad and os.environ.get("HISTORY_FAIL_DIR"):
+            self.keep(os.environ["HISTORY_FAIL_DIR"])
         if not bad:
             log("registers of every host match the stored lends")
         return bad
+
+    def keep(self, out):
+        """The daemons' logs and registers, for a failure's post-mortem."""
+        os.makedirs(out, exist_ok=True)
+        for h in self.hosts:
+            for f in ("log." + h, "out." + h):
+                try:
+                    with open(os.path.join(self.a.ctmp, f), "rb") as src, \
+                            open(os.path.join(out, f), "wb") as dst:
+                        dst.write(src.read())
+                except OSError:
+                    pass
+        log("logs kept in %s" % out)
 
     def stop_mine(self):
         bad = 0

@@ -800,6 +800,7 @@ static int sync_all(struct cluster *c, char *reason)
 
 static void apply_event(struct cluster *c, const struct event *ev)
 {
+	char path[ZK_PATH_MAX];
 	const char *child;
 
 	if ((child = child_of(c, ev->path, "lends"))) {
@@ -816,14 +817,12 @@ static void apply_event(struct cluster *c, const struct event *ev)
 		refresh_admin(c);
 		return;
 	}
+	zks_path(c->zs, path, "events", NULL);
+	if (!strcmp(ev->path, path)) { /* the head moved: an append */
+		evlog_follow(c->e);
+		return;
+	}
 	if (ev->type == ZOO_CHILD_EVENT) {
-		char path[ZK_PATH_MAX];
-
-		zks_path(c->zs, path, "events", NULL);
-		if (!strcmp(ev->path, path)) { /* another daemon appended */
-			evlog_follow(c->e);
-			return;
-		}
 		zks_path(c->zs, path, "live", NULL);
 		if (!strcmp(ev->path, path)) {
 			refresh_live(c, true);

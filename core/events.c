@@ -153,11 +153,14 @@ static int ring_push(struct evlog *l, const struct event_rec *ev)
 	return 0;
 }
 
-int evlog_ingest(struct evlog *l, const struct event_rec *ev, unsigned n)
+static int ingest(struct evlog *l, const struct event_rec *ev, unsigned n,
+		  bool next)
 {
 	int added = 0, r = 0;
 
 	pthread_mutex_lock(&l->lock);
+	if (next && n && ev[0].seq > l->last_seq + 1)
+		r = -EAGAIN;
 	for (unsigned i = 0; i < n && r == 0; i++) {
 		if (ev[i].seq <= l->last_seq)
 			continue;
@@ -166,6 +169,16 @@ int evlog_ingest(struct evlog *l, const struct event_rec *ev, unsigned n)
 	}
 	pthread_mutex_unlock(&l->lock);
 	return r < 0 ? r : added;
+}
+
+int evlog_ingest(struct evlog *l, const struct event_rec *ev, unsigned n)
+{
+	return ingest(l, ev, n, false);
+}
+
+int evlog_ingest_next(struct evlog *l, const struct event_rec *ev, unsigned n)
+{
+	return ingest(l, ev, n, true);
 }
 
 /* The index of the line holding offset @pos (lock held, @pos in range). */
@@ -337,13 +350,18 @@ static int append_rest(struct engine *e, const struct note_event *evs,
 	/*
 	 * sqlite, memory: the store numbers them and hands them to
 	 * evlog_sink() under its lock, in order.  zk: the store numbers
-	 * them for the cluster; read them back in order with whatever
-	 * came before (evlog_ingest() skips what the ring has).
+	 * them for the cluster; they go to the ring at once when it has
+	 * everything before them, else they are read back in order with
+	 * whatever came before (evlog_ingest() skips what the ring has).
 	 */
 	pthread_mutex_lock(&e->events.append_lock);
 	r = e->store->event_append(e->store_ctx, recs, m, e->event_retain, reason);
-	if (r == 0 && e->store->event_shared)
-		r = evlog_load(e, reason);
+	if (r == 0 && e->store->event_shared) {
+		r = evlog_ingest_next(&e->events, recs, m);
+		if (r == -EAGAIN)
+			r = evlog_load(e, reason);
+		r = r == -ENOMEM ? reason_set(reason, r, "out of memory") : MIN(r, 0);
+	}
 	pthread_mutex_unlock(&e->events.append_lock);
 	return r;
 }

@@ -131,6 +131,13 @@ void evlog_free(struct evlog *l);
 int evlog_ingest(struct evlog *l, const struct event_rec *ev, unsigned n);
 
 /*
+ * The same for this daemon's own append to a shared log, unless the ring
+ * lacks events numbered before it (another daemon's, not read yet):
+ * then -EAGAIN, and nothing is added (read the store instead).
+ */
+int evlog_ingest_next(struct evlog *l, const struct event_rec *ev, unsigned n);
+
+/*
  * Copy up to @size bytes of the stream from offset *@pos (moved to the
  * oldest retained line first if it is below it) into @buf; returns the
  * number of bytes (0: at the end).

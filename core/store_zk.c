@@ -38,6 +38,10 @@ struct zks {
 	pthread_cond_t cond;
 	int state;	 /* of the session, from the watcher */
 	int64_t seq;	 /* version of ROOT/seq, -1 unknown */
+	/* the event log's head as last seen by an append (append_lock) */
+	bool ev_known, ev_listed;
+	uint64_t ev_seq;
+	int32_t ev_version;
 	zks_event_cb cb;
 	void *cb_arg;
 	struct change_wait *pending; /* watches of zks_get_watched() armed */
@@ -1440,10 +1444,24 @@ static int zk_check(void *ctx, FILE *out)
 
 /* ---- the event log: ROOT/events/e-NNNNNNNNNN ------------------------------ */
 
+/*
+ * ROOT/events/e-NNNNNNNNNN holds the event of SEQ NNNNNNNNNN + 1; the data
+ * of ROOT/events itself, the head, is "SEQ N\n" and the N events of the
+ * last append ("TIME_NS TEXT\n" each, SEQ - N + 1 to SEQ).  An append is
+ * one zoo_multi: the head set at the version last seen (a compare and
+ * swap: the order is the head's), and one create per event.  A follower
+ * watches the head's data: one read of it hands it the events of the last
+ * append, and the node of each event it missed besides.  (The layout of
+ * lendfs 0.1 before this, sequential nodes and no head, is read and
+ * carried on: the first append numbers after the last node there.)
+ */
 #define ZK_EVENT_PREFIX "e-"
 #define ZK_EVENT_TRIM_EVERY 64 /* appends between two trims */
+#define ZK_EVENT_TRIES 64      /* appends racing other daemons' */
+#define ZK_EVENT_LIST_GAP 64   /* missed more: list ROOT/events once */
+#define ZK_EVENT_HEAD_MAX 32   /* events of an append the head carries */
 
-/* The SEQ of a child "e-NNNNNNNNNN" (ZooKeeper's counter + 1), 0 if none. */
+/* The SEQ of a child "e-NNNNNNNNNN" (its counter + 1), 0 if none. */
 static uint64_t event_seq_of(const char *name)
 {
 	char *end;
@@ -1456,9 +1474,74 @@ static uint64_t event_seq_of(const char *name)
 	return errno || *end ? 0 : (uint64_t)v + 1;
 }
 
-/* Delete the events of @dir that are @retain or more below @last. */
-static void events_trim(struct zks *s, const char *dir, uint64_t last,
-			unsigned retain)
+static void event_path(struct zks *s, char *buf, size_t cap, uint64_t seq)
+{
+	char dir[ZK_PATH_MAX];
+
+	zks_path(s, dir, "events", NULL);
+	snprintf(buf, cap, "%s/" ZK_EVENT_PREFIX "%010" PRIu64, dir, seq - 1);
+}
+
+/* The highest SEQ among the children of @dir (the old layout), or 0. */
+static int events_last_listed(struct zks *s, const char *dir, uint64_t *last,
+			      char *reason)
+{
+	char **names;
+	unsigned n;
+	int r = zks_children(s, dir, false, &names, &n, reason);
+
+	*last = 0;
+	for (unsigned i = 0; r == 0 && i < n; i++)
+		*last = MAX(*last, event_seq_of(names[i]));
+	zks_strv_free(names, n);
+	return r;
+}
+
+/* Parse the head's "SEQ N\n"; *batch: the N lines after it.  -EINVAL. */
+static int head_parse(const char *data, uint64_t *seq, unsigned *n,
+		      const char **batch)
+{
+	unsigned long long sq;
+	unsigned cnt;
+	int used = 0;
+
+	if (!data || sscanf(data, "%llu %u\n%n", &sq, &cnt, &used) != 2 ||
+	    !used || cnt > sq)
+		return -EINVAL;
+	*seq = sq;
+	*n = cnt;
+	*batch = data + used;
+	return 0;
+}
+
+/*
+ * Read the head (and its version) into s->ev_*; in the old layout, count
+ * the nodes (s->ev_listed: trim by listing them after the first append).
+ */
+static int head_fetch(struct zks *s, const char *dir, char *reason)
+{
+	const char *batch;
+	char *data = NULL;
+	int32_t version;
+	unsigned n;
+	uint64_t seq;
+	int r = zks_get(s, dir, false, &data, &version, reason);
+
+	s->ev_listed = r == 0 && head_parse(data, &seq, &n, &batch) < 0;
+	if (s->ev_listed)
+		r = events_last_listed(s, dir, &seq, reason);
+	free(data);
+	if (r < 0)
+		return r;
+	s->ev_seq = seq;
+	s->ev_version = version;
+	s->ev_known = true;
+	return 0;
+}
+
+/* The old layout's trim: every node @retain or more below @last. */
+static void events_trim_listed(struct zks *s, const char *dir, uint64_t last,
+			       unsigned retain)
 {
 	char **names, path[2 * ZK_PATH_MAX], reason[REASON_MAX];
 	unsigned n;
@@ -1471,28 +1554,94 @@ static void events_trim(struct zks *s, const char *dir, uint64_t last,
 		if (!seq || seq + retain > last)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
-		zks_delete_node(s, path, reason); /* absent: another trimmed it */
+		zks_delete_async(s, path);
 	}
 	zks_strv_free(names, n);
 }
 
+/* Delete the events that fell out of the last @retain below @last. */
+static void events_trim(struct zks *s, uint64_t last, unsigned retain,
+			unsigned n)
+{
+	char path[ZK_PATH_MAX + 16];
+	uint64_t hi = last - retain; /* the newest to go */
+	uint64_t lo = hi > ZK_EVENT_TRIM_EVERY + n ? hi - ZK_EVENT_TRIM_EVERY - n : 1;
+
+	for (uint64_t seq = lo; seq <= hi; seq++) {
+		event_path(s, path, sizeof(path), seq);
+		zks_delete_async(s, path); /* absent: trimmed already */
+	}
+}
+
 /*
- * One zoo_multi of sequential creates: the events get consecutive places
- * in the cluster's one order.  Not retried on a lost connection (the
- * reply is lost, not necessarily the write): an event is logged at most
- * once, and the failure goes to the daemon's log.
+ * The head's new data: "SEQ N\n" and the last N of the @n events (at most
+ * ZK_EVENT_HEAD_MAX: a follower reads the others' nodes); NULL (-ENOMEM).
+ */
+static char *head_text(uint64_t seq, const struct event_rec *ev, unsigned n)
+{
+	unsigned m = MIN(n, ZK_EVENT_HEAD_MAX);
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	if (!f)
+		return NULL;
+	fprintf(f, "%" PRIu64 " %u\n", seq, m);
+	for (unsigned i = n - m; i < n; i++)
+		fprintf(f, "%" PRId64 " %s\n", ev[i].time_ns, ev[i].text);
+	if (fclose(f) != 0) {
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
+/* One try at the version last seen: ZOK, or the ZooKeeper error. */
+static int append_try(struct zks *s, const char *dir, struct event_rec *ev,
+		      unsigned n, char **data, char (*paths)[ZK_PATH_MAX + 16],
+		      zoo_op_t *ops, zoo_op_result_t *res)
+{
+	_cleanup_free_ char *head = head_text(s->ev_seq + n, ev, n);
+	struct Stat st;
+	int rc;
+
+	if (!head)
+		return ZSYSTEMERROR;
+	zoo_set_op_init(&ops[0], dir, head, (int)strlen(head), s->ev_version, &st);
+	for (unsigned i = 0; i < n; i++) {
+		event_path(s, paths[i], sizeof(paths[i]), s->ev_seq + 1 + i);
+		zoo_create_op_init(&ops[1 + i], paths[i], data[i],
+				   (int)strlen(data[i]), &ZOO_OPEN_ACL_UNSAFE, 0,
+				   NULL, 0);
+	}
+	pthread_rwlock_rdlock(&s->hlock);
+	rc = s->zh ? zoo_multi(s->zh, (int)n + 1, ops, res) : ZINVALIDSTATE;
+	pthread_rwlock_unlock(&s->hlock);
+	if (rc == ZOK) {
+		for (unsigned i = 0; i < n; i++)
+			ev[i].seq = s->ev_seq + 1 + i;
+		s->ev_seq += n;
+		s->ev_version = st.version;
+	}
+	return rc;
+}
+
+/*
+ * Append @n events (the caller serialises appends: e->events.append_lock).
+ * Not retried on a lost connection (the reply is lost, not necessarily
+ * the write): an event is logged at most once, and the failure goes to
+ * the daemon's log.  Another daemon's append first: read the head, again.
  */
 static int zk_event_append(void *ctx, struct event_rec *ev, unsigned n,
 			   unsigned retain, char *reason)
 {
 	struct zks *s = ctx;
-	char dir[ZK_PATH_MAX], prefix[ZK_PATH_MAX + 8];
-	_cleanup_free_ zoo_op_t *ops = calloc(n, sizeof(*ops));
-	_cleanup_free_ zoo_op_result_t *res = calloc(n, sizeof(*res));
-	_cleanup_free_ char *names = calloc(n, ZK_PATH_MAX);
+	char dir[ZK_PATH_MAX];
+	_cleanup_free_ zoo_op_t *ops = calloc(n + 1, sizeof(*ops));
+	_cleanup_free_ zoo_op_result_t *res = calloc(n + 1, sizeof(*res));
+	_cleanup_free_ char (*paths)[ZK_PATH_MAX + 16] = calloc(n, sizeof(*paths));
 	char **data = calloc(n, sizeof(*data));
-	bool trim = false;
-	int rc = ZSYSTEMERROR;
+	int rc = ZSYSTEMERROR, r = 0;
 	unsigned i;
 
 	zks_path(s, dir, "events", NULL);
@@ -1507,49 +1656,48 @@ static int zk_event_append(void *ctx, struct event_rec *ev, unsigned n,
 				  "no connection to ZooKeeper to append events under %s",
 				  dir);
 	}
-	snprintf(prefix, sizeof(prefix), "%s/" ZK_EVENT_PREFIX, dir);
-	for (i = 0; ops && res && names && data && i < n; i++) {
+	for (i = 0; ops && res && paths && data && i < n; i++)
 		if (!event_text_valid(ev[i].text) ||
 		    asprintf(&data[i], "%" PRId64 " %s", ev[i].time_ns, ev[i].text) < 0)
 			break;
-		zoo_create_op_init(&ops[i], prefix, data[i], (int)strlen(data[i]),
-				   &ZOO_OPEN_ACL_UNSAFE, ZOO_SEQUENCE,
-				   names + (size_t)i * ZK_PATH_MAX, ZK_PATH_MAX);
-	}
-	if (i == n) {
-		pthread_rwlock_rdlock(&s->hlock);
-		rc = s->zh ? zoo_multi(s->zh, (int)n, ops, res) : ZINVALIDSTATE;
-		pthread_rwlock_unlock(&s->hlock);
+	for (unsigned tries = 0; i == n && tries < ZK_EVENT_TRIES; tries++) {
+		if (!s->ev_known && (r = head_fetch(s, dir, reason)) < 0)
+			break;
+		rc = append_try(s, dir, ev, n, data, paths, ops, res);
+		if (rc != ZBADVERSION && res[0].err != ZBADVERSION &&
+		    (rc != ZNODEEXISTS && res[1].err != ZNODEEXISTS))
+			break;
+		s->ev_known = false; /* another daemon appended: look again */
 	}
 	for (unsigned j = 0; data && j < n; j++)
 		free(data[j]);
 	free(data);
 	if (i < n)
 		return reason_set(reason, -EINVAL, "malformed event, or out of memory");
-	if (rc != ZOK)
+	if (r < 0)
+		return r;
+	if (rc != ZOK) {
+		s->ev_known = false;
 		return zk_fail(reason, rc, "append events under", dir);
-	for (i = 0; i < n; i++) {
-		const char *slash = strrchr(names + (size_t)i * ZK_PATH_MAX, '/');
-
-		ev[i].seq = event_seq_of(slash ? slash + 1 : "");
-		trim |= retain && ev[i].seq > retain &&
-			ev[i].seq % ZK_EVENT_TRIM_EVERY == 0;
 	}
-	if (trim)
-		events_trim(s, dir, ev[n - 1].seq, retain);
+	if (retain && s->ev_listed)
+		events_trim_listed(s, dir, s->ev_seq, retain);
+	else if (retain && s->ev_seq > retain &&
+		 s->ev_seq / ZK_EVENT_TRIM_EVERY != (s->ev_seq - n) / ZK_EVENT_TRIM_EVERY)
+		events_trim(s, s->ev_seq, retain, n);
+	s->ev_listed = false;
 	return 0;
 }
 
 /* One event node into @cb (its data: "TIME_NS TEXT"). */
-static int event_read(struct zks *s, const char *dir, const char *name,
-		      uint64_t seq, int (*cb)(void *arg, const struct event_rec *ev),
+static int event_read(struct zks *s, const char *path, uint64_t seq,
+		      int (*cb)(void *arg, const struct event_rec *ev),
 		      void *arg, char *reason)
 {
-	char path[2 * ZK_PATH_MAX], *data = NULL, *end;
+	char *data = NULL, *end;
 	struct event_rec ev = { .seq = seq };
 	int r;
 
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	r = zks_get(s, path, false, &data, NULL, reason);
 	if (r == -ENOENT)
 		return 0; /* trimmed meanwhile */
@@ -1562,31 +1710,82 @@ static int event_read(struct zks *s, const char *dir, const char *name,
 	return r;
 }
 
+/* Far behind (a new session): the nodes above @since, listed once. */
+static int events_load_listed(struct zks *s, const char *dir, uint64_t since,
+			      int (*cb)(void *arg, const struct event_rec *ev),
+			      void *arg, char *reason)
+{
+	char path[2 * ZK_PATH_MAX], **names;
+	unsigned n;
+	int r = zks_children(s, dir, false, &names, &n, reason);
+
+	/* names are zero-padded: sorted by name is sorted by SEQ */
+	for (unsigned i = 0; r == 0 && i < n; i++) {
+		uint64_t seq = event_seq_of(names[i]);
+
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		if (seq > since)
+			r = event_read(s, path, seq, cb, arg, reason);
+	}
+	zks_strv_free(names, n);
+	return r;
+}
+
+/* The head's events above @since (SEQ - N + 1 .. SEQ, one per line). */
+static int events_from_head(uint64_t seq, unsigned n, const char *batch,
+			    uint64_t since,
+			    int (*cb)(void *arg, const struct event_rec *ev),
+			    void *arg)
+{
+	char line[EVENT_LINE_MAX], *end;
+	int r = 0;
+
+	for (uint64_t q = seq - n + 1; r == 0 && q <= seq && *batch; q++) {
+		size_t len = strcspn(batch, "\n");
+		struct event_rec ev = { .seq = q };
+
+		snprintf(line, sizeof(line), "%.*s", (int)MIN(len, sizeof(line) - 1),
+			 batch);
+		batch += len + (batch[len] == '\n');
+		ev.time_ns = strtoll(line, &end, 10);
+		ev.text = *end == ' ' ? end + 1 : "";
+		if (q > since && event_text_valid(ev.text))
+			r = cb(arg, &ev);
+	}
+	return r;
+}
+
 /*
- * The events above @since, in order, and a watch on ROOT/events: its
- * next change (an append by any daemon) is a child event for cluster.c.
+ * The events above @since, in order, and a watch on the head: its next
+ * change (an append by any daemon) is a data event for cluster.c.
  */
 static int zk_event_load(void *ctx, uint64_t since,
 			 int (*cb)(void *arg, const struct event_rec *ev),
 			 void *arg, char *reason)
 {
 	struct zks *s = ctx;
-	char dir[ZK_PATH_MAX], **names;
+	char dir[ZK_PATH_MAX], path[ZK_PATH_MAX + 16], *data = NULL;
+	const char *batch;
+	uint64_t seq;
 	unsigned n;
 	int r;
 
 	zks_path(s, dir, "events", NULL);
-	r = zks_children(s, dir, true, &names, &n, reason);
-	if (r < 0)
-		return r;
-	/* names are zero-padded: sorted by name is sorted by SEQ */
-	for (unsigned i = 0; i < n && r == 0; i++) {
-		uint64_t seq = event_seq_of(names[i]);
-
-		if (seq > since)
-			r = event_read(s, dir, names[i], seq, cb, arg, reason);
+	r = zks_get(s, dir, true, &data, NULL, reason);
+	if (r == 0 && head_parse(data, &seq, &n, &batch) < 0) /* old layout */
+		r = events_load_listed(s, dir, since, cb, arg, reason);
+	else if (r == 0 && seq > since + ZK_EVENT_LIST_GAP)
+		r = events_load_listed(s, dir, since, cb, arg, reason);
+	else if (r == 0) {
+		/* the ones the head does not carry, then the head's */
+		for (uint64_t q = since + 1; r == 0 && q + n <= seq; q++) {
+			event_path(s, path, sizeof(path), q);
+			r = event_read(s, path, q, cb, arg, reason);
+		}
+		if (r == 0)
+			r = events_from_head(seq, n, batch, since, cb, arg);
 	}
-	zks_strv_free(names, n);
+	free(data);
 	return r;
 }
 

@@ -239,10 +239,60 @@ dev_events() {
 	eventually 5 events_same 11
 	run dev_events nodeA
 	assert_line --index 10 --regexp "^[0-9]+ [0-9]+ $GPU failed request=lend borrower=nodeC errno=EBUSY reason=\"lent to nodeB; return it first\" host=nodeC uid="
-	# the log is in ZooKeeper, one sequential node per event
+	# the log is in ZooKeeper, one node per event
 	run "$ZKCTL" "$ZK" ls "$CHROOT/events"
 	assert_success
 	assert_equal "$(printf '%s\n' "$output" | grep -c '^e-')" "$(wc -l <"$(mnt nodeA)/events")"
+}
+
+# same_tail N: the three mounts' events are the same N lines, with
+# consecutive SEQs.
+same_tail() {
+	local a
+	a="$(cat "$(mnt nodeA)/events")"
+	[ "$(printf '%s\n' "$a" | wc -l)" -eq "$1" ] &&
+		[ "$a" = "$(cat "$(mnt nodeB)/events")" ] &&
+		[ "$a" = "$(cat "$(mnt nodeC)/events")" ] &&
+		printf '%s\n' "$a" | awk 'NR > 1 && $1 != prev + 1 { exit 1 } { prev = $1 }'
+}
+
+# cycles HOST DEV BORROWER N: N lends and returns through HOST's mount.
+cycles() {
+	for _ in $(seq "$4"); do
+		echo "$3" >"$(cdev "$1" "$2")/borrower"
+		echo >"$(cdev "$1" "$2")/borrower"
+	done
+}
+
+@test "events in ZooKeeper: two lenders append at once, one gapless order, trimmed to the retention; a restarted mount catches up" {
+	CLUSTER_CONF="$BATS_TEST_TMPDIR/retain.ini"
+	sed 's/^\[cluster\]$/[cluster]\nevent_retention = 10/' "$ZKCONF" >"$CLUSTER_CONF"
+	cluster_up nodeA nodeB nodeC
+	# two lenders, 4 events a cycle each, racing for the log's head
+	cycles nodeA $GPU nodeC 40 &
+	p1=$!
+	cycles nodeB $NVME_B nodeA 40 &
+	wait $p1 $!
+	eventually 5 same_tail 10
+	last=$(tail -n 1 "$(mnt nodeA)/events" | cut -d' ' -f1)
+	[ "$last" -ge 320 ]
+	# the head names the last SEQ and carries the last append
+	run "$ZKCTL" "$ZK" get "$CHROOT/events"
+	assert_success
+	assert_line --index 0 --regexp "^$last [1-9][0-9]*\$"
+	assert_output --partial "$(tail -n 1 "$(mnt nodeA)/events" | cut -d' ' -f2-)"
+	# trimmed: the retention, plus at most one trim interval and a batch
+	run "$ZKCTL" "$ZK" ls "$CHROOT/events"
+	n=$(printf '%s\n' "$output" | grep -c '^e-')
+	echo "event nodes: $n" >&2
+	[ "$n" -ge 10 ] && [ "$n" -le $((10 + 64 + 8)) ]
+	# nodeC misses more than a head's worth while it is down, then reads
+	# them back from the nodes
+	node_kill nodeC
+	cycles nodeA $GPU nodeB 20
+	node_up nodeC
+	eventually 20 node_online nodeC
+	eventually 5 same_tail 10
 }
 
 @test "kill -9 of the lender's daemon: offline on the others, restored on restart" {

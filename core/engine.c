@@ -76,6 +76,7 @@ static struct engine *engine_alloc(const struct engine_options *opt)
 	pthread_mutex_init(&e->req_mutex, NULL);
 	pthread_cond_init(&e->req_cond, NULL);
 	pthread_rwlock_init(&e->model_lock, NULL);
+	pthread_rwlock_init(&e->watch_lock, NULL);
 	pthread_mutex_init(&e->fabric_lock, NULL);
 	pthread_mutex_init(&e->comp_lock, NULL);
 	vmreg_init(e);
@@ -180,6 +181,7 @@ void engine_free(struct engine *e)
 	pthread_mutex_destroy(&e->req_mutex);
 	pthread_cond_destroy(&e->req_cond);
 	pthread_rwlock_destroy(&e->model_lock);
+	pthread_rwlock_destroy(&e->watch_lock);
 	pthread_mutex_destroy(&e->fabric_lock);
 	pthread_mutex_destroy(&e->comp_lock);
 	evlog_free(&e->events);

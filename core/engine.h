@@ -253,6 +253,7 @@ void engine_render_peer(struct engine *e, const char *lender,
  */
 typedef void (*engine_watch_cb)(void *arg, const char *devid,
 				const struct engine_caller *who);
+/* Once it returns, no call of the callback set before runs any more. */
 void engine_set_watch(struct engine *e, engine_watch_cb cb, void *arg);
 
 /* ---- the event log (events.h, docs/ABI/events) ------------------------ */
@@ -263,6 +264,7 @@ void engine_set_watch(struct engine *e, engine_watch_cb cb, void *arg);
  * lock held.
  */
 typedef void (*engine_event_cb)(void *arg);
+/* Once it returns, no call of the callback set before runs any more. */
 void engine_set_event_watch(struct engine *e, engine_event_cb cb, void *arg);
 
 /*

@@ -187,6 +187,13 @@ struct engine {
 	/* distributed mode: the host this daemon runs on; NULL: every host */
 	struct lhost *self;
 
+	/*
+	 * The front-end's callbacks (watch, event_watch): called with
+	 * watch_lock read-held, set with it write-held, so that setting
+	 * them to NULL waits for the calls in flight (a front-end shuts
+	 * down its side only after that).
+	 */
+	pthread_rwlock_t watch_lock;
 	engine_watch_cb watch;
 	void *watch_arg;
 	engine_log_cb log;

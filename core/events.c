@@ -331,6 +331,15 @@ void evlog_sink(void *arg, const struct event_rec *ev, unsigned n)
 	evlog_ingest(&e->events, ev, n);
 }
 
+/* The front-end's callback: the log grew (engine_set_event_watch()). */
+static void events_appended(struct engine *e)
+{
+	pthread_rwlock_rdlock(&e->watch_lock);
+	if (e->event_watch)
+		e->event_watch(e->event_watch_arg);
+	pthread_rwlock_unlock(&e->watch_lock);
+}
+
 /* Append the events no commit carried; -errno. */
 static int append_rest(struct engine *e, const struct note_event *evs,
 		       unsigned n, char *reason)
@@ -385,8 +394,7 @@ void evlog_commit(struct engine *e, struct note_event *evs, unsigned n,
 		if (r >= 0 || evs[i].stored)
 			__atomic_add_fetch(&e->event_counts[evs[i].kind], 1,
 					   __ATOMIC_RELAXED);
-	if (e->event_watch)
-		e->event_watch(e->event_watch_arg);
+	events_appended(e);
 }
 
 static int load_cb(void *arg, const struct event_rec *ev)
@@ -423,8 +431,8 @@ void evlog_follow(struct engine *e)
 	pthread_mutex_lock(&e->events.lock);
 	after = e->events.last_seq;
 	pthread_mutex_unlock(&e->events.lock);
-	if (after != before && e->event_watch)
-		e->event_watch(e->event_watch_arg);
+	if (after != before)
+		events_appended(e);
 }
 
 void evlog_render_metrics(struct engine *e, FILE *out)
@@ -441,8 +449,10 @@ void evlog_render_metrics(struct engine *e, FILE *out)
 
 void engine_set_event_watch(struct engine *e, engine_event_cb cb, void *arg)
 {
+	pthread_rwlock_wrlock(&e->watch_lock);
 	e->event_watch_arg = arg;
 	e->event_watch = cb;
+	pthread_rwlock_unlock(&e->watch_lock);
 }
 
 size_t engine_events_read(struct engine *e, uint64_t *pos, char *buf,

@@ -50,8 +50,10 @@ void engine_report(struct engine *e, const char *fmt, ...)
 
 void engine_set_watch(struct engine *e, engine_watch_cb cb, void *arg)
 {
+	pthread_rwlock_wrlock(&e->watch_lock);
 	e->watch = cb;
 	e->watch_arg = arg;
+	pthread_rwlock_unlock(&e->watch_lock);
 }
 
 /* ---- notifications ---------------------------------------------------- */
@@ -92,12 +94,14 @@ void notes_flush(struct engine *e, struct notes *nt,
 	/* the log first: a poller woken by a change finds its event there */
 	evlog_commit(e, evs, nev, who);
 	free(evs);
+	pthread_rwlock_rdlock(&e->watch_lock);
 	if (e->watch) {
 		for (unsigned i = 0; i < n; i++)
 			e->watch(e->watch_arg, ids[i], who);
 		if (all)
 			e->watch(e->watch_arg, NULL, who);
 	}
+	pthread_rwlock_unlock(&e->watch_lock);
 	free(ids);
 }
 

@@ -531,10 +531,15 @@ static void daemon_cleanup(struct daemon *d)
 		fuse_remove_signal_handlers(fuse_get_session(d->fuse));
 	if (d->mounted)
 		fuse_unmount(d->fuse);
-	if (d->fuse)
-		fuse_destroy(d->fuse);
+	/*
+	 * The engine's threads (hot-plug, the ZooKeeper session) notify
+	 * the kernel through the FUSE session until its callbacks are off:
+	 * before the session goes.
+	 */
 	inventory_thread_stop(d->hotplug);
 	event_log_stop(&d->events);
+	if (d->fuse)
+		fuse_destroy(d->fuse);
 	engine_free(d->fs.engine);
 	if (d->inv)
 		d->inv_ops->close(d->inv);

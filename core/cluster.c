@@ -55,6 +55,7 @@ struct cluster {
 	bool fenced;	   /* lost: borrowed windows cleared (fence_self()) */
 	bool synced;	   /* the replica follows the store */
 	bool recovered;	   /* this host's records were recovered once */
+	bool autolent;	   /* the config's autolends tried (session thread) */
 	struct event *q;
 	unsigned qhead, qn, qcap;
 	uint64_t enq, done; /* events queued / applied, for barriers */
@@ -770,8 +771,11 @@ static int sync_all(struct cluster *c, char *reason)
 	c->done = c->enq;
 	pthread_mutex_unlock(&c->lock);
 	r = zks_seq_refresh(c->zs, reason);
-	if (r == 0 && !c->recovered)
-		r = lend_recover_own(c->e, reason);
+	if (r == 0 && !c->recovered && (r = lend_recover_own(c->e, reason)) == 0) {
+		pthread_mutex_lock(&c->lock);
+		c->recovered = true; /* writes may go on: zk_writable() */
+		pthread_mutex_unlock(&c->lock);
+	}
 	if (r == 0)
 		r = refresh_admin(c);
 	if (r == 0)
@@ -791,8 +795,8 @@ static int sync_all(struct cluster *c, char *reason)
 	c->synced = true;
 	c->fenced = false;
 	pthread_mutex_unlock(&c->lock);
-	if (!c->recovered) {
-		c->recovered = true;
+	if (!c->autolent) {
+		c->autolent = true;
 		lend_autolend_own(c->e);
 	}
 	return 0;
@@ -949,6 +953,37 @@ static bool session_gone(struct cluster *c)
 	return c->lost_at && now_ns() >= c->lost_at + all;
 }
 
+/*
+ * c->lock held (dropped meanwhile).  What requests asked of the session
+ * thread: read every record again (zk_resync()), or look again at the
+ * request node of a device whose worker ended.  false: nothing to do.
+ */
+static bool serve_one(struct cluster *c)
+{
+	if (c->resync_done != c->resync_req) {
+		uint64_t target = c->resync_req;
+		int r;
+
+		pthread_mutex_unlock(&c->lock);
+		r = refresh_lends(c, false);
+		pthread_mutex_lock(&c->lock);
+		c->resync_rc = r;
+		c->resync_done = target;
+		pthread_cond_broadcast(&c->cond);
+		return true;
+	}
+	if (c->nrescan) {
+		char id[DEVICE_ID_MAX];
+
+		snprintf(id, sizeof(id), "%s", c->rescan[--c->nrescan]);
+		pthread_mutex_unlock(&c->lock);
+		request_start(c, id);
+		pthread_mutex_lock(&c->lock);
+		return true;
+	}
+	return false;
+}
+
 static void *session_thread(void *arg)
 {
 	struct cluster *c = arg;
@@ -990,27 +1025,8 @@ static void *session_thread(void *arg)
 			backoff = BACKOFF_MIN_MS;
 			continue;
 		}
-		if (c->resync_done != c->resync_req) {
-			uint64_t target = c->resync_req;
-			int r;
-
-			pthread_mutex_unlock(&c->lock);
-			r = refresh_lends(c, false);
-			pthread_mutex_lock(&c->lock);
-			c->resync_rc = r;
-			c->resync_done = target;
-			pthread_cond_broadcast(&c->cond);
+		if (serve_one(c))
 			continue;
-		}
-		if (c->nrescan) {
-			char id[DEVICE_ID_MAX];
-
-			snprintf(id, sizeof(id), "%s", c->rescan[--c->nrescan]);
-			pthread_mutex_unlock(&c->lock);
-			request_start(c, id);
-			pthread_mutex_lock(&c->lock);
-			continue;
-		}
 		if (c->qn) {
 			struct event ev = c->q[c->qhead];
 
@@ -1451,14 +1467,20 @@ static int settled_as(struct cluster *c, const char *devid, const char *value,
 static int zk_writable(void *ctx, char *reason)
 {
 	struct cluster *c = ctx;
+	bool down, loaded;
 	uint64_t lost;
-	bool down;
 
 	down = !zks_connected(c->zs); /* its lock comes before ours */
 	pthread_mutex_lock(&c->lock);
 	down = down || c->need_connect;
 	lost = c->lost_at;
+	loaded = c->recovered;
 	pthread_mutex_unlock(&c->lock);
+	if (!down && !loaded)
+		/* its own lends are not known yet: a return would be a no-op */
+		return reason_set(reason, -EHOSTDOWN,
+				  "%s is still reading its lends from ZooKeeper; nothing was written",
+				  c->e->self->name);
 	if (!down)
 		return 0;
 	if (lost)

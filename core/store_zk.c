@@ -479,6 +479,7 @@ int zks_put(struct zks *s, const char *path, const char *data, bool ephemeral,
 {
 	int len = data ? (int)strlen(data) : -1;
 	int flags = ephemeral ? ZOO_EPHEMERAL : 0;
+	bool lost = false;
 	int rc;
 
 	for (int tries = 0; tries < 8; tries++) {
@@ -497,12 +498,22 @@ int zks_put(struct zks *s, const char *path, const char *data, bool ephemeral,
 		if (transient(rc)) {
 			/* lost reply: did it go in?  (an ephemeral node of
 			 * an expired session did not stay) */
+			lost = true;
 			if (!wait_connected(s, retry_deadline(s)))
 				return zk_fail(reason, rc, "create", path);
 			if (ephemeral ? owned(s, path) : holds(s, path, data) == 1)
 				return 0;
-			continue;
+			continue; /* not known (the check's reply lost too) */
 		}
+		/*
+		 * After a lost reply, the node that is there may be the one
+		 * this call created: ours if our session owns it (a session's
+		 * requests are applied in order, so no earlier node of ours
+		 * is still there), or if it holds our data.
+		 */
+		if (rc == ZNODEEXISTS && excl && lost &&
+		    (ephemeral ? owned(s, path) : holds(s, path, data) == 1))
+			return 0;
 		if (rc == ZNODEEXISTS && excl)
 			return reason_set(reason, -EEXIST, "%.200s exists", path);
 		if (rc != ZNODEEXISTS)

@@ -838,11 +838,30 @@ static void apply_event(struct cluster *c, const struct event *ev)
 	}
 }
 
-/* Borrowers gone for a session timeout: their devices come back. */
+/* lend_settle_all(): the lend of @epoch can no longer be committed. */
+static int close_marker(void *arg, const char *devid, uint64_t epoch)
+{
+	struct cluster *c = arg;
+	char pending[ZK_PATH_MAX];
+
+	int r;
+
+	zks_pending_path(c->zs, pending, devid, epoch);
+	r = zks_delete_node(c->zs, pending, NULL);
+	return r == -ENOENT ? 0 : r;
+}
+
+/*
+ * Borrowers gone for a session timeout: their devices come back.  And the
+ * requests of ours whose outcome the lost connection hid are settled.
+ */
 static void tick(struct cluster *c)
 {
 	struct engine *e = c->e;
 	uint64_t grace = (uint64_t)zks_session_ms(c->zs) * 1000000ULL;
+
+	if (zks_connected(c->zs))
+		lend_settle_all(e, close_marker, c);
 
 	for (unsigned i = 0; i < e->nhosts; i++) {
 		struct lhost *h = &e->hosts[i];
@@ -1255,12 +1274,14 @@ static int wait_commit(struct cluster *c, const char *devid, uint64_t epoch,
 			}
 			/* who won?  the record says (a rare path: read it) */
 			text = NULL;
-			if (zks_get(c->zs, path, false, &text, NULL, NULL) == 0 &&
-			    committed_as(devid, text, epoch)) {
+			r = zks_get(c->zs, path, false, &text, NULL, reason);
+			if (r == 0 && committed_as(devid, text, epoch)) {
 				free(text);
 				return 1;
 			}
 			free(text);
+			if (r < 0 && r != -ENOENT)
+				return r; /* not known: settled later (settle.c) */
 			if (!live)
 				return reason_set(reason, -EHOSTDOWN,
 						  "host %s went offline during the lend",
@@ -1581,6 +1602,7 @@ const struct coord_ops coord_zk_ops = {
 	.intent_always = true, /* the intent is the protocol (cluster.h) */
 	.p2p = false,	       /* P2P across daemons: not yet (docs/STATE.md) */
 	.takes_back = true,
+	.settles = true,
 	.per_host = true,
 	.open = zk_open,
 	.start = zk_start,

@@ -47,6 +47,13 @@ struct coord_ops {
 	 * lenders are a replica (replica.c).
 	 */
 	bool per_host;
+	/*
+	 * Can a request fail without knowing what the store holds (its
+	 * connection lost under a write)?  Then its device is marked unsure
+	 * and the coordination settles it with the record once connected
+	 * (lend_settle_all(), docs/STATE.md).
+	 */
+	bool settles;
 	/* Set up (@store_ctx: the engine's store), no thread started yet. */
 	int (*open)(struct engine *e, void *store_ctx, void **ctx, char *reason);
 	/*

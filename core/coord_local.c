@@ -58,6 +58,7 @@ const struct coord_ops coord_local_ops = {
 	.intent_always = false,
 	.p2p = true,
 	.takes_back = false,
+	.settles = false, /* a local store's answer is the outcome */
 	.per_host = false,
 	.open = local_open,
 	.start = local_start,

@@ -16,6 +16,8 @@
  *                lend state once it is in the model (struct lend_req,
  *                steps, and the entry points for events)
  *   replica.c    distributed mode: the mirror of other lenders' records
+ *   settle.c     distributed mode: requests of ours whose outcome a lost
+ *                connection hid, settled with the record once back
  *   hotplug.c    devices appearing, changing, vanishing
  *   recover.c    stored lends brought back at start
  *   engine.c     construction: back-ends, coordination, borrower kinds
@@ -127,6 +129,13 @@ struct ldevice {
 	unsigned nwindows;
 	/* returning from a VM, under lock (lend.c): */
 	bool vm_pending; /* the guest has not acknowledged the unplug yet */
+	/*
+	 * coord_ops.settles: a request of this lender's ended without knowing
+	 * what the store holds; lend_settle_all() settles it with the record
+	 * (unsure_epoch: the epoch of the lend tried, whose marker it closes).
+	 */
+	bool unsure;
+	uint64_t unsure_epoch;
 	bool vm_acked;	 /* its acknowledgement came while the request ran */
 };
 
@@ -182,6 +191,7 @@ struct engine {
 	struct p2p_link *p2p;
 
 	unsigned inflight;
+	unsigned unsure; /* devices marked unsure (settle.c); atomic */
 	struct metrics metrics;
 
 	/* distributed mode: the host this daemon runs on; NULL: every host */
@@ -533,6 +543,24 @@ void lend_host_refresh(struct engine *e, struct lhost *h, bool act,
  */
 int lend_take_back(struct engine *e, const char *host, uint64_t fence,
 		   unsigned *failed);
+
+/* ---- settle.c (lend_mark_unsure: lend.c) --------------------------------- */
+
+/*
+ *   lend_mark_unsure   a request on this lender's @d failed, and the store
+ *                      may hold its write all the same (coord_ops.settles)
+ *   lend_settle_all    connected again: for each unsure device, @close the
+ *                      marker of the lend tried (so that no peer commits
+ *                      it any more; 0 or -errno), read the record and
+ *                      settle the books with it as recovery would: a lent
+ *                      record restored, a `lending` one rolled back, none
+ *                      while the books say lent: returned.  Takes each
+ *                      device's request lock; the session thread calls it.
+ */
+void lend_mark_unsure(struct engine *e, struct ldevice *d, uint64_t epoch);
+void lend_settle_all(struct engine *e,
+		     int (*close)(void *arg, const char *devid, uint64_t epoch),
+		     void *arg);
 
 /* ---- recover.c ------------------------------------------------------------ */
 

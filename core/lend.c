@@ -45,6 +45,7 @@ struct lend_req {
 	bool committed;		/* a peer committed the record (coord) */
 	bool intent_closed;
 	bool forwarded;		/* handed to the lender's daemon (its events) */
+	bool stored;		/* a store write was tried (settle.c) */
 	const struct engine_caller *who; /* the writer, or NULL */
 	const char *cause;	/* events: cause=, NULL for a write */
 };
@@ -333,7 +334,10 @@ static int step_intent(struct lend_req *q)
 	struct engine *e = q->e;
 
 	for (unsigned tries = 0;; tries++) {
-		int r = !intent_needed(e, q->b.ops) ? 0 :
+		int r;
+
+		q->stored = intent_needed(e, q->b.ops);
+		r = !q->stored ? 0 :
 			store_put(e, q->d, q->value, REC_LENDING, q->epoch, q->w,
 				  q->nw, q->txn, "store_intent", q->reason);
 
@@ -714,6 +718,8 @@ static int do_return(struct lend_req *q)
 		fault_pass("return.unplug.done");
 	if (r == -ETIMEDOUT)
 		r = return_pending(e, d, owner, q->reason);
+	q->stored = r == 0;
+	q->epoch = d->epoch;
 	if (r != -ETIMEDOUT) /* else it stays returning */
 		r = return_finish(e, d, r, q->txn, q->notes, q->cause, q->reason);
 	if (r == 0)
@@ -759,6 +765,20 @@ static int forward(struct lend_req *q)
 
 /* ---- public requests ------------------------------------------------------ */
 
+/* settle.c settles it once connected (engine_internal.h). */
+void lend_mark_unsure(struct engine *e, struct ldevice *d, uint64_t epoch)
+{
+	if (!e->coord->settles)
+		return;
+	pthread_mutex_lock(&d->lock);
+	if (!d->unsure)
+		__atomic_add_fetch(&e->unsure, 1, __ATOMIC_RELAXED);
+	d->unsure = true;
+	d->unsure_epoch = epoch;
+	pthread_mutex_unlock(&d->lock);
+}
+
+
 /* Run @q on its pinned device under its request lock. */
 static int run_request(struct lend_req *q)
 {
@@ -786,6 +806,9 @@ static int run_request(struct lend_req *q)
 	} else {
 		r = do_return(q);
 	}
+	/* the store may hold what this request wrote: settle it later */
+	if (r < 0 && q->stored)
+		lend_mark_unsure(e, d, q->epoch);
 	pthread_mutex_lock(&d->lock);
 	if (r < 0) {
 		dev_set_last_error(d, r, q->reason);

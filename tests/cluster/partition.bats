@@ -242,3 +242,39 @@ gpu_bar() {
 	# and every host's registers hold exactly the stored lends' windows
 	eventually 5 cluster_registers_ok nodeA nodeB nodeC
 }
+
+@test "a lender cut between its intent and its commit: the borrower commits the lend; the lender, back, settles its books with the record" {
+	# nodeA waits 3 s between its intent and waiting for the borrower
+	node_kill nodeA
+	export LENDFS_DELAY=lend.peers:3000
+	node_up nodeA
+	unset LENDFS_DELAY
+	eventually 20 node_online nodeA
+	eventually 5 node_online nodeB
+	bash -c "echo nodeB >'$(cdev nodeA $GPU)/borrower'" 2>"$BATS_TEST_TMPDIR/write.err" &
+	writer=$!
+	# the borrower, its sole peer, maps the lend and commits it meanwhile
+	eventually 2 state_is nodeB $GPU lent nodeB
+	cut nodeA
+	# the lender cannot learn the outcome: the write fails, not as a
+	# refusal (the lend may have gone in: it did)
+	if wait "$writer"; then
+		echo "the write succeeded" >&2
+		return 1
+	fi
+	cat "$BATS_TEST_TMPDIR/write.err" >&2
+	grep -q "Transport endpoint is not connected" "$BATS_TEST_TMPDIR/write.err"
+	heal nodeA
+	eventually 15 node_online nodeA
+	# back: the record (lent, committed by the borrower) wins; its windows
+	# are programmed again (the registers check below, and at teardown)
+	for h in nodeA nodeB nodeC; do
+		eventually 10 state_is $h $GPU lent nodeB
+	done
+	grep -q "$GPU lent borrower=nodeB cause=recovery" "$(mnt nodeA)/events"
+	cluster_registers_ok nodeA nodeB nodeC
+	echo >"$(cdev nodeA $GPU)/borrower"
+	for h in nodeA nodeB nodeC; do
+		eventually 5 state_is $h $GPU available ""
+	done
+}

@@ -424,17 +424,7 @@ def main(argv=None):
                      "f": "read", "value": value or "", "invoke": t0,
                      "complete": now(), "result": res, "errno": err,
                      "final": True})
-    # Known bug (docs/TESTING.md, "Partitions and the history check"): after
-    # some fault sequences a borrower keeps LUT entries of a lend that was
-    # rolled back or taken back.  Reported loudly; it fails the run only
-    # with HISTORY_REGISTERS_STRICT=1, until it is fixed.
-    if c.registers_ok():
-        if os.environ.get("HISTORY_REGISTERS_STRICT", "0") == "1":
-            rc |= 1
-        else:
-            log("KNOWN BUG: a borrower's registers hold a translation no "
-                "stored lend owns (see docs/TESTING.md); not failing the run "
-                "without HISTORY_REGISTERS_STRICT=1")
+    rc |= c.registers_ok()
     if os.environ.get("HISTORY_FAIL_DIR"):  # the linearize check is next
         c.keep(os.environ["HISTORY_FAIL_DIR"])
     rc |= c.stop_mine()

@@ -245,6 +245,8 @@ void model_put(struct engine *e, struct ldevice *d);
  * request lock, without a mutex in each of 100,000 devices).
  */
 void dev_request_begin(struct engine *e, struct ldevice *d);
+/* The same without waiting: false if a request runs (nothing taken). */
+bool dev_request_try(struct engine *e, struct ldevice *d);
 void dev_request_end(struct engine *e, struct ldevice *d);
 
 /* Every device, pinned, in model order; model_put_all() when done. */

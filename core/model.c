@@ -231,6 +231,17 @@ void dev_request_begin(struct engine *e, struct ldevice *d)
 	pthread_mutex_unlock(&e->req_mutex);
 }
 
+bool dev_request_try(struct engine *e, struct ldevice *d)
+{
+	bool got;
+
+	pthread_mutex_lock(&e->req_mutex);
+	got = !d->req_busy;
+	d->req_busy = true;
+	pthread_mutex_unlock(&e->req_mutex);
+	return got;
+}
+
 void dev_request_end(struct engine *e, struct ldevice *d)
 {
 	pthread_mutex_lock(&e->req_mutex);

@@ -116,9 +116,12 @@ void lend_settle_all(struct engine *e,
 		pthread_mutex_lock(&d->lock);
 		unsure = d->unsure;
 		pthread_mutex_unlock(&d->lock);
-		if (!unsure)
+		/*
+		 * a request running may wait for the session thread, ours:
+		 * settle the device at a later tick
+		 */
+		if (!unsure || !dev_request_try(e, d))
 			continue;
-		dev_request_begin(e, d);
 		pthread_mutex_lock(&d->lock);
 		unsure = d->unsure; /* the request before may have settled it */
 		epoch = d->unsure_epoch;

@@ -107,6 +107,19 @@ int engine_lend(struct engine *e, const char *devid, const char *borrower,
 		char *reason);
 int engine_return(struct engine *e, const char *devid, char *reason);
 
+/*
+ * A plan (devices/ID/plans/HOST, docs/ABI/devices-ID-plans-HOST): what
+ * engine_write_borrower() of @borrower to @devid would do now, computed
+ * by the lend's own validation and planning code without changing or
+ * reserving anything (core/dryrun.c).  Renders into @out "ok", or the
+ * "ERRNO: reason" line the write would leave in last_error, then
+ * "key value" lines (route, latency_ns, lut_entries, dma_windows,
+ * iommu_mappings, lut_free); on an error only the route, when one was
+ * found.  Returns 0 or that -errno, with @reason (may be NULL).
+ */
+int engine_plan(struct engine *e, const char *devid, const char *borrower,
+		FILE *out, char *reason);
+
 /* Administrative host state ("online" / "offline"). */
 int engine_write_host_state(struct engine *e, const char *host,
 			    const char *buf, size_t len,

@@ -15,6 +15,7 @@
  *   lend.c       the lend state machine: the only writer of a device's
  *                lend state once it is in the model (struct lend_req,
  *                steps, and the entry points for events)
+ *   dryrun.c     plans: a lend's checks and planning, changing nothing
  *   replica.c    distributed mode: the mirror of other lenders' records
  *   settle.c     distributed mode: requests of ours whose outcome a lost
  *                connection hid, settled with the record once back
@@ -83,9 +84,11 @@ struct lhost {
  * its first lend or error, so that the 100,000 devices nobody borrows
  * cost no more than their ids and BARs (docs/PERFORMANCE.md).
  */
+#define LAST_ERROR_MAX (REASON_MAX + 16) /* "ERRNO: reason" */
+
 struct ldevice_text {
 	char borrower[BORROWER_MAX + 1];
-	char last_error[REASON_MAX + 16];
+	char last_error[LAST_ERROR_MAX];
 };
 
 struct ldevice {
@@ -333,6 +336,11 @@ int dev_text(struct ldevice *d);
 void dev_clear_borrower(struct ldevice *d);
 _printf_(2, 3) void dev_set_error(struct ldevice *d, const char *fmt, ...);
 void dev_set_last_error(struct ldevice *d, int err, const char *reason);
+/*
+ * "ERRNO: reason" as last_error keeps it, into @buf of @size bytes
+ * (LAST_ERROR_MAX: last_error's own size, so the same truncation).
+ */
+void last_error_format(char *buf, size_t size, int err, const char *reason);
 static inline void dev_touch(struct ldevice *d)
 {
 	d->generation++;
@@ -433,6 +441,40 @@ int plan_lend(struct engine *e, struct ldevice *d, const struct borrower *b,
 	      uint64_t owner, struct route *route, struct window **windows,
 	      unsigned *nwindows, char *reason);
 
+/*
+ * What a lend would take, as a plan shows it (dryrun.c): the route (no
+ * hops: none found), per host on it from the lender on, its adapter's
+ * LUT entries the lend takes and those left free with them taken, and
+ * the DMA windows and IOMMU mappings.
+ */
+struct plan_adapter {
+	char host[HOST_NAME_MAX_LEN + 1];
+	char adapter[32];
+	uint32_t lut_entries;
+	uint32_t lut_free;
+};
+
+struct plan_summary {
+	struct route route;
+	struct plan_adapter ad[ROUTE_MAX_HOPS + 1];
+	unsigned nad;
+	unsigned dma_windows, iommu_mappings;
+};
+
+/*
+ * The dry run of plan_lend() (fabric_lock taken here): the same code
+ * finds the route and makes every reservation, @s counts them while they
+ * are held, and they are released before the lock is dropped.  No fault
+ * point is passed.  The error plan_lend() would return, with @s->route
+ * kept when the route was found.
+ */
+int plan_dry_run(struct engine *e, struct ldevice *d, const struct borrower *b,
+		 struct plan_summary *s, char *reason);
+
+/* @s for the windows @w of a lend over @r, as the tables are now (fabric_lock held). */
+void plan_summarize(struct engine *e, const struct route *r,
+		    const struct window *w, unsigned n, struct plan_summary *s);
+
 /* Reserve exactly these windows again (recovery); -EBUSY on conflict. */
 int plan_claim(struct engine *e, uint64_t owner, const struct window *w,
 	       unsigned n, char *reason);
@@ -481,6 +523,15 @@ void p2p_free_all(struct engine *e);
 int lend_request(struct engine *e, const char *devid, const char *value,
 		 const struct engine_caller *who, struct lend_txn *txn,
 		 char *reason);
+
+/*
+ * The checks of a lend's validate step, changing nothing (dryrun.c):
+ * @value resolves into @b, and @d can be lent to it now (lend_check(),
+ * a free request slot).  0, 1 (already lent to @value: the write would
+ * be a no-op) or the -errno and reason the write would fail with.
+ */
+int lend_admit(struct engine *e, struct ldevice *d, const char *value,
+	       struct borrower *b, char *reason);
 
 /* An autolend of the config or udev; the outcome goes to the log. */
 int lend_autolend(struct engine *e, const char *devid, const char *borrower,

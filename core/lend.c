@@ -216,15 +216,15 @@ static void inflight_put(struct engine *e)
 
 /* ---- lend steps ----------------------------------------------------------- */
 
-/* Can @d be lent now?  d->lock held; 1: already lent to this borrower. */
-static int lend_check(struct lend_req *q)
+/*
+ * Can @d be lent to @value now?  d->lock held; 1: already lent to this
+ * borrower.  The validate step and the dry run (lend_admit()) both ask.
+ */
+static int lend_check(const struct ldevice *d, const char *value, char *reason)
 {
-	struct ldevice *d = q->d;
-	char *reason = q->reason;
-
 	switch (d->state) {
 	case DEV_LENT:
-		if (!strcmp(d->borrower, q->value))
+		if (!strcmp(d->borrower, value))
 			return 1; /* idempotent: a no-op, not counted */
 		return reason_set(reason, -EBUSY, "lent to %s; return it first",
 				  d->borrower);
@@ -249,6 +249,12 @@ static int lend_check(struct lend_req *q)
 	return 0;
 }
 
+static int inflight_refused(struct engine *e, char *reason)
+{
+	return reason_set(reason, -EBUSY, "too many requests in flight (max %u)",
+			  e->cfg->max_requests);
+}
+
 /* validate: the borrower resolves and the device is free: `lending`. */
 static int step_validate(struct lend_req *q)
 {
@@ -259,10 +265,9 @@ static int step_validate(struct lend_req *q)
 	if (r < 0)
 		return r;
 	pthread_mutex_lock(&d->lock);
-	r = lend_check(q);
+	r = lend_check(d, q->value, q->reason);
 	if (r == 0 && !inflight_get(e))
-		r = reason_set(q->reason, -EBUSY, "too many requests in flight (max %u)",
-			       e->cfg->max_requests);
+		r = inflight_refused(e, q->reason);
 	if (r == 0 && ((!d->route && !(d->route = calloc(1, sizeof(*d->route)))) ||
 		       dev_text(d) < 0)) {
 		inflight_put(e);
@@ -280,6 +285,23 @@ static int step_validate(struct lend_req *q)
 		notes_event(q->notes, EV_LENDING, d->id, "borrower", q->value,
 			    "cause", q->cause, NULL);
 	}
+	return r;
+}
+
+int lend_admit(struct engine *e, struct ldevice *d, const char *value,
+	       struct borrower *b, char *reason)
+{
+	int r = borrower_resolve(e, d, value, b, reason);
+
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&d->lock);
+	r = lend_check(d, value, reason);
+	/* a write to another daemon's device takes a slot of the lender's */
+	if (r == 0 && !lend_remote(e, d) &&
+	    __atomic_load_n(&e->inflight, __ATOMIC_ACQUIRE) >= e->cfg->max_requests)
+		r = inflight_refused(e, reason);
+	pthread_mutex_unlock(&d->lock);
 	return r;
 }
 

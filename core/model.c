@@ -140,10 +140,18 @@ void dev_set_error(struct ldevice *d, const char *fmt, ...)
 	va_end(ap);
 }
 
+void last_error_format(char *buf, size_t size, int err, const char *reason)
+{
+	snprintf(buf, size, "%s: %s", errno_name(err),
+		 reason && *reason ? reason : strerror(-err));
+}
+
 void dev_set_last_error(struct ldevice *d, int err, const char *reason)
 {
-	dev_set_error(d, "%s: %s", errno_name(err),
-		      reason && *reason ? reason : strerror(-err));
+	char line[sizeof(d->text->last_error)];
+
+	last_error_format(line, sizeof(line), err, reason);
+	dev_set_error(d, "%s", line);
 }
 
 bool lender_online(struct engine *e, const struct ldevice *d)

@@ -132,9 +132,18 @@ static unsigned route_hosts(struct engine *e, const struct route *r,
 	return n;
 }
 
+/*
+ * A fault point of planning (fault.h): a dry run (@dry) passes none, so
+ * reading a plan never moves the count of an injected fault.
+ */
+static int plan_fault(bool dry, const char *point, char *reason)
+{
+	return dry ? 0 : fault_check(point, reason);
+}
+
 static int plan_bars(struct engine *e, struct ldevice *d,
 		     const struct route *r, uint64_t owner, const char *prefix,
-		     struct wvec *v, char *reason)
+		     bool dry, struct wvec *v, char *reason)
 {
 	struct lhost *hosts[ROUTE_MAX_HOPS + 1];
 	unsigned nh = route_hosts(e, r, false, true, hosts);
@@ -150,7 +159,7 @@ static int plan_bars(struct engine *e, struct ldevice *d,
 			uint32_t count = ntb_entries_needed(&h->ntb, d->bar_size[bar]);
 			uint32_t first;
 			struct window *w;
-			int rr = fault_check("ntb_alloc", reason);
+			int rr = plan_fault(dry, "ntb_alloc", reason);
 
 			if (rr == 0)
 				rr = ntb_lut_alloc(&h->ntb, owner, count, &first, reason);
@@ -181,7 +190,7 @@ static int plan_bars(struct engine *e, struct ldevice *d,
 
 static int plan_dma(struct engine *e, struct ldevice *d,
 		    const struct borrower *b, const struct route *r,
-		    uint64_t owner, struct wvec *v, char *reason)
+		    uint64_t owner, bool dry, struct wvec *v, char *reason)
 {
 	struct lhost *hosts[ROUTE_MAX_HOPS + 1];
 	unsigned nh = route_hosts(e, r, true, false, hosts);
@@ -223,7 +232,7 @@ static int plan_dma(struct engine *e, struct ldevice *d,
 		}
 		if (lender->iommu) {
 			struct window *w;
-			int rr = fault_check("iommu_alloc", reason);
+			int rr = plan_fault(dry, "iommu_alloc", reason);
 
 			if (rr == 0)
 				rr = iommu_map(&d->iommu, owner, ram->start, size,
@@ -251,9 +260,11 @@ static int plan_dma(struct engine *e, struct ldevice *d,
 	return 0;
 }
 
-int plan_lend(struct engine *e, struct ldevice *d, const struct borrower *b,
-	      uint64_t owner, struct route *route, struct window **windows,
-	      unsigned *nwindows, char *reason)
+/* plan_lend(), or with @dry its dry run (no fault point passed). */
+static int plan_windows(struct engine *e, struct ldevice *d,
+			const struct borrower *b, uint64_t owner, bool dry,
+			struct route *route, struct window **windows,
+			unsigned *nwindows, char *reason)
 {
 	struct wvec v = { 0 };
 	int r;
@@ -264,15 +275,15 @@ int plan_lend(struct engine *e, struct ldevice *d, const struct borrower *b,
 	if (!b->host->online)
 		return reason_set(reason, -EHOSTDOWN, "borrower %s is offline",
 				  b->host->name);
-	r = fault_check("route", reason);
+	r = plan_fault(dry, "route", reason);
 	if (r == 0)
 		r = topo_route(e->topo, d->lender->node, b->host->node, route,
 			       reason);
 	if (r < 0)
 		return r;
-	r = plan_bars(e, d, route, owner, "", &v, reason);
+	r = plan_bars(e, d, route, owner, "", dry, &v, reason);
 	if (r == 0)
-		r = plan_dma(e, d, b, route, owner, &v, reason);
+		r = plan_dma(e, d, b, route, owner, dry, &v, reason);
 	if (r < 0) {
 		plan_release(e, v.w, v.n);
 		free(v.w);
@@ -281,6 +292,70 @@ int plan_lend(struct engine *e, struct ldevice *d, const struct borrower *b,
 	*windows = v.w;
 	*nwindows = v.n;
 	return 0;
+}
+
+int plan_lend(struct engine *e, struct ldevice *d, const struct borrower *b,
+	      uint64_t owner, struct route *route, struct window **windows,
+	      unsigned *nwindows, char *reason)
+{
+	return plan_windows(e, d, b, owner, false, route, windows, nwindows,
+			    reason);
+}
+
+void plan_summarize(struct engine *e, const struct route *r,
+		    const struct window *w, unsigned n, struct plan_summary *s)
+{
+	struct lhost *hosts[ROUTE_MAX_HOPS + 1];
+	unsigned nh = r->nhops ? route_hosts(e, r, true, true, hosts) : 0;
+
+	s->nad = 0;
+	s->dma_windows = s->iommu_mappings = 0;
+	for (unsigned i = 0; i < nh; i++) {
+		struct plan_adapter *a = &s->ad[s->nad++];
+
+		*a = (struct plan_adapter){
+			.lut_free = hosts[i]->ntb.nentries - hosts[i]->ntb.used,
+		};
+		snprintf(a->host, sizeof(a->host), "%s", hosts[i]->name);
+		snprintf(a->adapter, sizeof(a->adapter), "%s", hosts[i]->ntb.adapter);
+	}
+	for (unsigned i = 0; i < n; i++) {
+		if (w[i].kind == WIN_DMA)
+			s->dma_windows++;
+		else if (w[i].kind == WIN_IOMMU)
+			s->iommu_mappings++;
+		for (unsigned j = 0; w[i].kind == WIN_LUT && j < s->nad; j++)
+			if (!strcmp(s->ad[j].host, w[i].host))
+				s->ad[j].lut_entries += w[i].count;
+	}
+}
+
+/*
+ * The dry run holds fabric_lock from the first reservation to the last
+ * release: nobody, not even lendfs --check or a request of another
+ * device, can see what it took.  Its tag is no lend's (owners count up
+ * from 1).
+ */
+#define PLAN_DRY_OWNER UINT64_MAX
+
+int plan_dry_run(struct engine *e, struct ldevice *d, const struct borrower *b,
+		 struct plan_summary *s, char *reason)
+{
+	struct window *w = NULL;
+	unsigned nw = 0;
+	int r;
+
+	memset(s, 0, sizeof(*s));
+	pthread_mutex_lock(&e->fabric_lock);
+	r = plan_windows(e, d, b, PLAN_DRY_OWNER, true, &s->route, &w, &nw,
+			 reason);
+	if (r == 0) {
+		plan_summarize(e, &s->route, w, nw, s);
+		plan_release(e, w, nw);
+	}
+	pthread_mutex_unlock(&e->fabric_lock);
+	free(w);
+	return r;
 }
 
 /*
@@ -351,7 +426,7 @@ static int p2p_direction(struct engine *e, struct ldevice *src,
 		}
 		return 0;
 	}
-	r = plan_bars(e, dst, dst_to_src, owner, prefix, v, reason);
+	r = plan_bars(e, dst, dst_to_src, owner, prefix, false, v, reason);
 	if (r < 0)
 		return r;
 	return p2p_iommu(src, owner, v, first, prefix, 0, 0, reason);

@@ -169,6 +169,16 @@ bool device_peer_exists(const struct device_view *v, const char *peer);
 int device_peer_show(struct engine *e, const struct device_view *v,
 		     const char *peer, FILE *out);
 
+/*
+ * devices/ID/plans/HOST, files that are not attributes either: the dry
+ * run of writing HOST to the device's borrower (engine_plan()), one per
+ * host other than the device's lender.
+ */
+#define PLANS_DIR "plans"
+bool device_plan_exists(const struct device_view *v, const char *host); /* a known host */
+int device_plan_show(struct engine *e, const char *devid, const char *host,
+		     FILE *out);
+
 /* The directory of a VM's lent devices: hosts/HOST/vms/VM/devices/. */
 #define VM_DEVICES_DIR "devices"
 

@@ -156,7 +156,7 @@ static const struct lendfs_attr device_attr_list[] = {
 	LENDFS_ATTR_RO(device_, path),
 };
 
-static const char *const device_dirs[] = { "peers", NULL };
+static const char *const device_dirs[] = { "peers", PLANS_DIR, NULL };
 
 const struct attr_table device_attrs =
 	ATTR_TABLE(device_attr_list, device_dirs, device_get, device_put);
@@ -188,5 +188,23 @@ int device_peer_show(struct engine *e, const struct device_view *v,
 	if (!p)
 		return -ENOENT;
 	engine_render_peer(e, v->lender, p, out);
+	return ferror(out) ? -EIO : 0;
+}
+
+/* Every host but the lender could borrow: each has a plan. */
+bool device_plan_exists(const struct device_view *v, const char *host)
+{
+	return strcmp(v->lender, host) != 0;
+}
+
+/*
+ * The plan of lending the device to @host, computed now: never a copy
+ * kept from an earlier read (fs.c renders at offset 0, direct_io).  The
+ * plan's outcome is its content; only a failed stream is an error here.
+ */
+int device_plan_show(struct engine *e, const char *devid, const char *host,
+		     FILE *out)
+{
+	engine_plan(e, devid, host, out, NULL);
 	return ferror(out) ? -EIO : 0;
 }

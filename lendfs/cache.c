@@ -42,7 +42,24 @@ struct lendfs_cache {
 	size_t nsets, sets_cap;
 	char **hosts; /* hosts the kernel was told about (few) */
 	size_t nhosts, hosts_cap;
+	/* every host, for devices/ID/plans/HOST: fixed after engine_new() */
+	char **all_hosts;
+	size_t nall;
 };
+
+static int all_hosts_add(void *arg, const char *host)
+{
+	struct lendfs_cache *c = arg;
+	char **v = realloc(c->all_hosts, (c->nall + 1) * sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	c->all_hosts = v;
+	if (!(v[c->nall] = strdup(host)))
+		return -ENOMEM;
+	c->nall++;
+	return 0;
+}
 
 int cache_new(struct engine *e, struct lendfs_cache **out)
 {
@@ -61,6 +78,10 @@ int cache_new(struct engine *e, struct lendfs_cache **out)
 	}
 	pthread_rwlock_init(&c->fuse_lock, NULL);
 	pthread_mutex_init(&c->lock, NULL);
+	if (engine_foreach_host(e, all_hosts_add, c) < 0) {
+		cache_free(c);
+		return -ENOMEM;
+	}
 	*out = c;
 	return 0;
 }
@@ -78,6 +99,9 @@ void cache_free(struct lendfs_cache *c)
 	for (size_t i = 0; i < c->nhosts; i++)
 		free(c->hosts[i]);
 	free(c->hosts);
+	for (size_t i = 0; i < c->nall; i++)
+		free(c->all_hosts[i]);
+	free(c->all_hosts);
 	free(c->ids);
 	free(c->sets);
 	hashmap_free(c->known);
@@ -317,6 +341,18 @@ static int vm_link_changed(void *arg, const char *vm)
 	return 0;
 }
 
+/*
+ * devices/ID/plans/H: a plan is computed at every read (direct_io), but
+ * its size, which stat(2) shows, changes with the device's state.  (A
+ * change elsewhere in the cluster changes it too, and is not followed
+ * here: at most CACHE_TIMEOUT_S of fs.c, docs/ABI/devices-ID-plans-HOST.)
+ */
+static void plans_changed(const struct pass *p, const char *id)
+{
+	for (size_t i = 0; i < p->c->nall; i++)
+		inval(p, "/devices/%s/" PLANS_DIR "/%s", id, p->c->all_hosts[i]);
+}
+
 /* hosts/H/{lent,borrowed}/ID and hosts/H/vms/VM/devices/ID */
 static int host_links_changed(void *arg, const char *host)
 {
@@ -347,7 +383,9 @@ static void device_changed(const struct pass *p, const char *id,
 	if (!v) { /* gone: its directories too */
 		inval(p, "/devices/%s", id);
 		inval(p, "/devices/%s/peers", id);
+		inval(p, "/devices/%s/" PLANS_DIR, id);
 	}
+	plans_changed(p, id);
 	snprintf(dir, sizeof(dir), "/devices/%s", id);
 	inval_table(p, dir, &device_attrs);
 	pthread_mutex_lock(&c->lock);

@@ -19,6 +19,11 @@
  * again and a vanished entry answers ENOENT.  A reader that starts after a write returned therefore
  * sees the new value and the new size.
  *
+ * A plan (devices/ID/plans/HOST) depends on the whole cluster: the
+ * device's own changes invalidate its plans, a change elsewhere leaves
+ * their cached size up to the attribute timeout old (its content is
+ * computed at each read all the same).
+ *
  * Device ids and hosts the kernel has been told about (lookups, readdir)
  * are remembered: a change of the whole tree (cache_all_changed(): hot-plug,
  * a host going offline) invalidates exactly those devices, the vanished ones

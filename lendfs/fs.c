@@ -7,6 +7,7 @@
  *   MOUNT/{version,lends,metrics}               cluster_attrs
  *   MOUNT/devices/ID/ATTR                       device_attrs
  *   MOUNT/devices/ID/peers/PEER                 device_peer_show()
+ *   MOUNT/devices/ID/plans/HOST                 device_plan_show()
  *   MOUNT/devices/ID/TMPNAME                    tmpfile.c
  *   MOUNT/hosts/HOST/ATTR                       host_attrs
  *   MOUNT/hosts/HOST/{lent,borrowed}/ID         symlinks to the device
@@ -99,6 +100,19 @@ static bool peer_exists(struct lendfs *fs, const char *dev, const char *peer)
 	return yes;
 }
 
+/* devices/ID/plans/HOST: HOST is a host, and not the device's lender. */
+static bool plan_exists(struct lendfs *fs, const char *dev, const char *host)
+{
+	struct device_view v;
+	bool yes;
+
+	if (!host_exists(fs, host) || engine_device_view(fs->engine, dev, &v) < 0)
+		return false;
+	yes = device_plan_exists(&v, host);
+	device_view_release(&v);
+	return yes;
+}
+
 /* hosts/H/vms/VM/devices/ID: is ID lent to vm:H/VM? */
 static bool vm_link_exists(struct lendfs *fs, const struct node *nd)
 {
@@ -126,6 +140,8 @@ static int resolve(struct lendfs *fs, const char *path, struct node *nd)
 	if (r < 0)
 		return r;
 	if (nd->area == AREA_PEER && !peer_exists(fs, nd->dev, nd->name))
+		return -ENOENT;
+	if (nd->area == AREA_PLAN && !plan_exists(fs, nd->dev, nd->name))
 		return -ENOENT;
 	if (area_in_vm(nd->area) &&
 	    !engine_vm_exists(fs->engine, nd->host, nd->vm))
@@ -183,7 +199,7 @@ static int render_attr(struct lendfs *fs, const struct node *nd, FILE *out)
 	return r;
 }
 
-/* devices/ID/peers/PEER, the one regular file that is no attribute. */
+/* devices/ID/peers/PEER, a regular file that is no attribute. */
 static int render_peer(struct lendfs *fs, const struct node *nd, FILE *out)
 {
 	struct device_view v;
@@ -200,6 +216,8 @@ static int render_node(struct lendfs *fs, const struct node *nd, FILE *out)
 {
 	if (nd->attr)
 		return render_attr(fs, nd, out);
+	if (nd->area == AREA_PLAN) /* computed now: see device_plan_show() */
+		return device_plan_show(fs->engine, nd->dev, nd->name, out);
 	return nd->area == AREA_PEER ? render_peer(fs, nd, out) : -EISDIR;
 }
 
@@ -279,6 +297,7 @@ static mode_t node_mode(const struct lendfs *fs, const struct node *nd)
 		return group_mode(fs, nd->attr->mode);
 	switch (nd->area) {
 	case AREA_PEER:
+	case AREA_PLAN:
 		return ATTR_RO;
 	case AREA_HOST_LINK:
 	case AREA_VM_LINK:
@@ -651,7 +670,34 @@ static int readdir_peers(struct lendfs *fs, const struct node *nd,
 	return r;
 }
 
-/* The directories the engine lists: hosts, VMs, symlinks, peers. */
+struct plans_fill {
+	struct fill *f;
+	const char *lender;
+};
+
+static int fill_plan_cb(void *arg, const char *host)
+{
+	struct plans_fill *p = arg;
+
+	return strcmp(host, p->lender) ? fill_one(p->f, host, S_IFREG) : 0;
+}
+
+/* One plan per host that could borrow: every host but the lender. */
+static int readdir_plans(struct lendfs *fs, const struct node *nd,
+			 struct fill *f)
+{
+	struct device_view v;
+	struct plans_fill p = { f, v.lender };
+	int r = engine_device_view(fs->engine, nd->dev, &v);
+
+	if (r < 0)
+		return r;
+	r = engine_foreach_host(fs->engine, fill_plan_cb, &p);
+	device_view_release(&v);
+	return r;
+}
+
+/* The directories the engine lists: hosts, VMs, symlinks, peers, plans. */
 static int readdir_listed(struct lendfs *fs, const struct node *nd,
 			  struct fill *f)
 {
@@ -661,6 +707,8 @@ static int readdir_listed(struct lendfs *fs, const struct node *nd,
 	switch (nd->area) {
 	case AREA_PEERS:
 		return readdir_peers(fs, nd, f);
+	case AREA_PLANS:
+		return readdir_plans(fs, nd, f);
 	case AREA_HOSTS:
 		f->mode = S_IFDIR;
 		return engine_foreach_host(fs->engine, fill_cb, f);

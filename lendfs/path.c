@@ -5,7 +5,7 @@
  *
  *   /                                 AREA_ROOT
  *   /{version,lends,metrics}          AREA_CLUSTER_ATTR
- *   /devices[/ID[/ATTR|/TMP|/peers[/PEER]]]
+ *   /devices[/ID[/ATTR|/TMP|/peers[/PEER]|/plans[/HOST]]]
  *   /hosts[/HOST[/ATTR|/{lent,borrowed}[/ID]|/vms[/VM[/ATTR|/devices[/ID]]]]]
  *   /fabric[/{links,topology.dot}]
  */
@@ -27,18 +27,21 @@ static int copy_name(char *dst, size_t size, const char *src)
 
 static int parse_device(char **c, unsigned n, struct node *nd)
 {
+	bool plans;
+
 	if (copy_name(nd->dev, sizeof(nd->dev), c[1]) < 0)
 		return -ENOENT;
 	nd->area = AREA_DEVICE;
 	if (n == 2)
 		return 0;
-	if (strcmp(c[2], "peers") == 0) {
-		nd->area = AREA_PEERS;
+	plans = strcmp(c[2], PLANS_DIR) == 0;
+	if (plans || strcmp(c[2], "peers") == 0) {
+		nd->area = plans ? AREA_PLANS : AREA_PEERS;
 		if (n == 3)
 			return 0;
 		if (n > 4 || copy_name(nd->name, sizeof(nd->name), c[3]) < 0)
 			return -ENOENT;
-		nd->area = AREA_PEER;
+		nd->area = plans ? AREA_PLAN : AREA_PEER;
 		return 0;
 	}
 	if (n > 3)
@@ -189,6 +192,7 @@ bool area_is_dir(enum area a)
 	case AREA_DEVICES:
 	case AREA_DEVICE:
 	case AREA_PEERS:
+	case AREA_PLANS:
 	case AREA_HOSTS:
 	case AREA_HOST:
 	case AREA_HOST_LINKS:
@@ -209,6 +213,8 @@ bool area_in_device(enum area a)
 	case AREA_DEVICE_ATTR:
 	case AREA_PEERS:
 	case AREA_PEER:
+	case AREA_PLANS:
+	case AREA_PLAN:
 	case AREA_TMP:
 		return true;
 	default:

@@ -30,6 +30,8 @@ enum area {
 	AREA_DEVICE_ATTR,
 	AREA_PEERS,
 	AREA_PEER,
+	AREA_PLANS,	  /* devices/ID/plans/ */
+	AREA_PLAN,	  /* devices/ID/plans/HOST: nd->name is HOST */
 	AREA_TMP,
 	AREA_HOSTS,
 	AREA_HOST,
@@ -50,7 +52,7 @@ struct node {
 	char dev[DEVICE_ID_MAX];
 	char host[HOST_NAME_MAX_LEN + 1];
 	char vm[FS_NAME_MAX + 1]; /* any name: mkdir says which are valid */
-	char name[FS_NAME_MAX + 1]; /* peer, temp file or link name */
+	char name[FS_NAME_MAX + 1]; /* peer, plan's host, temp file or link name */
 	bool borrowed;		    /* borrowed/ rather than lent/ */
 	/*
 	 * The table of a directory that has one (ROOT, DEVICE, HOST, VM,

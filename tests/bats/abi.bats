@@ -38,6 +38,7 @@ walk() {
 				if (n >= 2) c[2] = "ID"
 				if (n >= 3 && c[3] == tmp) c[3] = "TMP"
 				if (n >= 4 && c[3] == "peers") c[4] = "PEER"
+				if (n >= 4 && c[3] == "plans") c[4] = "HOST"
 			} else if (c[1] == "hosts") {
 				if (n >= 2) c[2] = "HOST"
 				if (n >= 4 && (c[3] == "lent" || c[3] == "borrowed"))
@@ -59,6 +60,7 @@ walk() {
 	assert_line --regexp "^hosts/nodeB/borrowed/nodeD:0000:3b:00.0	hosts-HOST-borrowed-ID	l	"
 	assert_line --regexp "^hosts/nodeA/lent/$GPU	hosts-HOST-lent-ID	l	"
 	assert_line --regexp "^devices/$NIC/$TMPNAME	devices-ID-TMP	f	"
+	assert_line --regexp "^devices/$GPU/plans/nodeD	devices-ID-plans-HOST	f	444$"
 	assert_line --regexp "^fabric/topology.dot	fabric-topology.dot	f	444$"
 	assert_line --regexp "^hosts/nodeB/vms/g1	hosts-HOST-vms-VM	d	"
 }

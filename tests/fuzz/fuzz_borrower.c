@@ -11,8 +11,14 @@
  * lends to exactly the written value minus one newline (or returns for
  * an empty one).  After each input the device is returned and the host
  * put back online, so every input starts from the same engine state.
+ *
+ * Before each write of a value the write path accepts as a name, the
+ * plan of it (engine_plan(), devices/ID/plans/HOST) changes nothing (the
+ * device's generation stays) and says what the write then does: "ok"
+ * for a success, else the write's errno and exactly its last_error.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <unistd.h>
 
 #include "engine.h"
@@ -112,15 +118,71 @@ static void check_available(const char *devid)
 	device_view_release(&v);
 }
 
+/* A value the write path takes as a name (not refused as bytes): a plan's. */
+static bool plannable(const uint8_t *data, size_t size, char *out)
+{
+	if (size && data[size - 1] == '\n')
+		size--;
+	if (size == 0 || size > BORROWER_MAX)
+		return false;
+	for (size_t i = 0; i < size; i++)
+		if (data[i] < 0x21 || data[i] > 0x7e)
+			return false;
+	memcpy(out, data, size);
+	out[size] = '\0';
+	return true;
+}
+
+/* The plan of @value for @devid into @text (its outcome returned); nothing changes. */
+static int plan_of(const char *devid, const char *value, char *text, size_t cap)
+{
+	struct device_view before, after;
+	FILE *out = fmemopen(text, cap, "w");
+	int r;
+
+	FUZZ_ASSERT(out != NULL);
+	FUZZ_ASSERT(engine_device_view(engine, devid, &before) == 0);
+	r = engine_plan(engine, devid, value, out, NULL);
+	FUZZ_ASSERT(fclose(out) == 0);
+	FUZZ_ASSERT(engine_device_view(engine, devid, &after) == 0);
+	FUZZ_ASSERT(before.generation == after.generation);
+	FUZZ_ASSERT(!strcmp(before.last_error, after.last_error));
+	device_view_release(&before);
+	device_view_release(&after);
+	FUZZ_ASSERT(r <= 0);
+	return r;
+}
+
+/* The plan's first line is "ok" or exactly the write's last_error. */
+static void check_plan(const char *devid, int planned, const char *text, int r)
+{
+	struct device_view v;
+	size_t n = strcspn(text, "\n");
+
+	FUZZ_ASSERT(planned == r);
+	if (r == 0) {
+		FUZZ_ASSERT(n == 2 && !strncmp(text, "ok", 2));
+		return;
+	}
+	FUZZ_ASSERT(engine_device_view(engine, devid, &v) == 0);
+	FUZZ_ASSERT(strlen(v.last_error) == n && !strncmp(v.last_error, text, n));
+	device_view_release(&v);
+}
+
 static void write_borrower(const char *devid, const uint8_t *data,
 			   size_t size)
 {
 	char reason[REASON_MAX] = "", value[BORROWER_MAX + 1];
+	char plan[4096];
+	bool planned = plannable(data, size, value);
+	int pr = planned ? plan_of(devid, value, plan, sizeof(plan)) : 0;
 	struct device_view v;
 	int r;
 
 	r = engine_write_borrower(engine, devid, (const char *)data, size, NULL,
 				  reason);
+	if (planned)
+		check_plan(devid, pr, plan, r);
 	FUZZ_ASSERT(r <= 0);
 	FUZZ_ASSERT(fuzz_terminated(reason, sizeof(reason)));
 	if (r < 0) {

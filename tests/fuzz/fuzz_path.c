@@ -50,6 +50,12 @@ static void canonical(const struct node *nd, char *buf, size_t len)
 	case AREA_PEER:
 		snprintf(buf, len, "/devices/%s/peers/%s", dev, name);
 		break;
+	case AREA_PLANS:
+		snprintf(buf, len, "/devices/%s/" PLANS_DIR, dev);
+		break;
+	case AREA_PLAN:
+		snprintf(buf, len, "/devices/%s/" PLANS_DIR "/%s", dev, name);
+		break;
 	case AREA_TMP:
 		snprintf(buf, len, "/devices/%s/%s", dev, name);
 		break;
@@ -111,7 +117,7 @@ static void check_node(const struct node *nd)
 	check_name(nd->host, sizeof(nd->host), area_in_host(a));
 	check_name(nd->vm, sizeof(nd->vm), area_in_vm(a));
 	check_name(nd->name, sizeof(nd->name),
-		   a == AREA_PEER || a == AREA_TMP);
+		   a == AREA_PEER || a == AREA_PLAN || a == AREA_TMP);
 	FUZZ_ASSERT(is_attr == (nd->attr != NULL));
 	FUZZ_ASSERT(has_table == (nd->table != NULL));
 	/* the attribute is one of its directory's table */
@@ -125,6 +131,7 @@ static void check_node(const struct node *nd)
 	if (a == AREA_TMP) {
 		FUZZ_ASSERT(!attr_find(&device_attrs, nd->name));
 		FUZZ_ASSERT(strcmp(nd->name, "peers") != 0);
+		FUZZ_ASSERT(strcmp(nd->name, PLANS_DIR) != 0);
 	}
 }
 

@@ -104,6 +104,21 @@ static void test_device_paths(void **state)
 	assert_int_equal(parse("/devices/" GPU "/peers/x/y", &nd), -ENOENT);
 	assert_true(area_in_device(nd.area));
 
+	/* plans/HOST: one per host, the host's name checked by fs.c */
+	assert_int_equal(parse("/devices/" GPU "/plans", &nd), 0);
+	assert_int_equal(nd.area, AREA_PLANS);
+	assert_null(nd.table);
+	assert_true(area_is_dir(nd.area));
+	assert_int_equal(parse("/devices/" GPU "/plans/nodeB", &nd), 0);
+	assert_int_equal(nd.area, AREA_PLAN);
+	assert_false(area_is_dir(nd.area));
+	assert_true(area_in_device(nd.area));
+	assert_false(area_in_host(nd.area));
+	assert_string_equal(nd.name, "nodeB");
+	assert_string_equal(nd.dev, GPU);
+	assert_null(nd.attr);
+	assert_int_equal(parse("/devices/" GPU "/plans/nodeB/x", &nd), -ENOENT);
+
 	/* anything else in a device directory is a temp file name */
 	assert_int_equal(parse("/devices/" GPU "/.borrower.tmp", &nd), 0);
 	assert_int_equal(nd.area, AREA_TMP);
@@ -290,6 +305,8 @@ static void test_tables(void **state)
 	assert_null(cluster_attrs.get); /* rendered by the engine whole */
 	assert_non_null(device_attrs.get);
 	assert_string_equal(device_attrs.dirs[0], "peers");
+	assert_string_equal(device_attrs.dirs[1], PLANS_DIR);
+	assert_null(device_attrs.dirs[2]);
 }
 
 int main(void)

@@ -574,8 +574,9 @@ static void *request_worker(void *arg)
 	zks_path(c->zs, path, "requests", j->devid);
 	/* the commit answers: txn.answered */
 	txn = (struct lend_txn){ .answer = path, .answer_lend = j->value[0] != '\0' };
-	r = lend_request(c->e, j->devid, j->value, j->has_who ? &j->who : NULL,
-			 &txn, reason);
+	/* "lease N" or a borrower value (docs/STATE.md) */
+	r = lend_forwarded(c->e, j->devid, j->value, j->has_who ? &j->who : NULL,
+			   &txn, reason);
 	if (!txn.answered) { /* an error, or a no-op */
 		if (asprintf(&text, "= %s %s", r < 0 ? errno_name(r) : "0",
 			     r < 0 ? reason : "") < 0)
@@ -797,6 +798,8 @@ static int sync_all(struct cluster *c, char *reason)
 	pthread_mutex_unlock(&c->lock);
 	if (!c->autolent) {
 		c->autolent = true;
+		/* leases of ours that ran out while we were down */
+		lease_expire_due(c->e, "recovery");
 		lend_autolend_own(c->e);
 	}
 	return 0;

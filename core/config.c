@@ -482,7 +482,7 @@ static int want_u64(struct parser *p, const char *key, const char *v,
 static int want_u32(struct parser *p, const char *key, const char *v,
 		    uint64_t min, uint64_t max, uint32_t *out)
 {
-	uint64_t x;
+	uint64_t x = 0;
 
 	if (!want_u64(p, key, v, min, max, &x))
 		return 0;
@@ -583,6 +583,8 @@ static int key_cluster(struct parser *p, const char *k, const char *v)
 	if (!strcmp(k, "event_retention"))
 		return want_u32(p, k, v, EVENT_RETAIN_MIN, EVENT_RETAIN_MAX,
 				&c->event_retention);
+	if (!strcmp(k, "default_lease"))
+		return want_u32(p, k, v, 0, LEASE_MAX_S, &c->default_lease);
 	if (!strcmp(k, "session_timeout_ms"))
 		return want_u32(p, k, v, 1000, 600000, &c->session_timeout_ms);
 	return perr(p, "unknown key '%s' in [cluster]", k);

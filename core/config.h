@@ -12,7 +12,8 @@
  *   [cluster]  name, inventory (config|udev), fabric (sim|ntb),
  *              ntb_crossing_ns, remote_read_ns, root_complex_ns,
  *              timeout_ms, group, max_requests, vm_unplug_timeout_ms,
- *              session_timeout_ms (zk store), event_retention
+ *              session_timeout_ms (zk store), event_retention,
+ *              default_lease
  *   [host NAME]   adapter, iommu, lut_entries, window_max, window_align,
  *                 dma_windows, ram
  *   [switch NAME] latency_ns
@@ -139,6 +140,7 @@ struct cluster_config {
 	uint32_t vm_unplug_timeout_ms; /* a VM guest acknowledges an unplug */
 	uint32_t session_timeout_ms;   /* zk store: ZooKeeper session */
 	uint32_t event_retention;      /* events kept, at least (events.h) */
+	uint32_t default_lease;	       /* s, 0: none; every new lend's lease */
 
 	struct cfg_host *hosts;
 	unsigned nhosts;
@@ -168,6 +170,7 @@ struct cluster_config {
 #define DEFAULT_TIMEOUT_MS 10000
 #define DEFAULT_SESSION_TIMEOUT_MS 10000
 #define DEFAULT_MAX_REQUESTS 64
+#define LEASE_MAX_S 31536000 /* the longest lease: 365 days (SPEC section 9) */
 #define DEFAULT_VM_UNPLUG_TIMEOUT_MS 5000
 
 /*

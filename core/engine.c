@@ -79,6 +79,7 @@ static struct engine *engine_alloc(const struct engine_options *opt)
 	pthread_rwlock_init(&e->watch_lock, NULL);
 	pthread_mutex_init(&e->fabric_lock, NULL);
 	pthread_mutex_init(&e->comp_lock, NULL);
+	lease_init(e);
 	vmreg_init(e);
 	e->event_retain = cfg->event_retention ? cfg->event_retention : EVENT_RETAIN_DEFAULT;
 	if (evlog_init(&e->events, e->event_retain) < 0) {
@@ -150,6 +151,8 @@ int engine_new(const struct engine_options *opt, struct engine **out,
 		vmreg_start(e); /* VM events from here on */
 		r = e->coord->start(e->coord_ctx, reason);
 	}
+	if (r == 0)
+		r = lease_start(e, reason); /* after recovery expired what passed */
 	if (r < 0) {
 		engine_free(e);
 		return r;
@@ -162,6 +165,7 @@ void engine_free(struct engine *e)
 {
 	if (!e)
 		return;
+	lease_stop(e); /* first: it runs requests */
 	if (e->coord_ctx)
 		e->coord->close(e->coord_ctx); /* first: its threads use the engine */
 	e->coord_ctx = NULL;
@@ -184,6 +188,7 @@ void engine_free(struct engine *e)
 	pthread_rwlock_destroy(&e->watch_lock);
 	pthread_mutex_destroy(&e->fabric_lock);
 	pthread_mutex_destroy(&e->comp_lock);
+	lease_free(e);
 	evlog_free(&e->events);
 	free(e);
 }

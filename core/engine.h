@@ -120,6 +120,18 @@ int engine_return(struct engine *e, const char *devid, char *reason);
 int engine_plan(struct engine *e, const char *devid, const char *borrower,
 		FILE *out, char *reason);
 
+/*
+ * One write of @len bytes to a device's lease file (SPEC section 9): one
+ * trailing newline stripped; N (1 .. LEASE_MAX_S) makes the lend end N
+ * seconds from now, 0 or empty removes its lease.  -EINVAL for a
+ * malformed value (nothing but last_error changes) and for a device that
+ * is not lent.  Durable when it returns; in distributed mode the lender's
+ * daemon does it (the write is forwarded).
+ */
+int engine_write_lease(struct engine *e, const char *devid, const char *buf,
+		       size_t len, const struct engine_caller *who,
+		       char *reason);
+
 /* Administrative host state ("online" / "offline"). */
 int engine_write_host_state(struct engine *e, const char *host,
 			    const char *buf, size_t len,
@@ -180,6 +192,7 @@ struct device_view {
 	char borrower[BORROWER_MAX + 1];
 	char last_error[REASON_MAX + 16];
 	int64_t since;
+	int64_t lease; /* lent: its lease deadline, wall-clock ns; 0 none */
 	uint64_t generation; /* changes whenever anything above changes */
 	bool has_route;
 	struct route route; /* lender -> borrower */

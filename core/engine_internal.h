@@ -21,6 +21,7 @@
  *                connection hid, settled with the record once back
  *   hotplug.c    devices appearing, changing, vanishing
  *   recover.c    stored lends brought back at start
+ *   lease.c      the lease timer: lends ended at their deadline
  *   engine.c     construction: back-ends, coordination, borrower kinds
  *   vmreg.c      VM borrowers (borrower_vm_ops) and the VM registry
  *   cluster.c    the ZooKeeper coordination (coord_zk_ops)
@@ -123,6 +124,13 @@ struct ldevice {
 	const char *last_error;
 	struct ldevice_text *text;
 	int64_t since;
+	/*
+	 * The lease deadline of the lend (wall clock, ns; 0: none), as in
+	 * its record: set with the lend or by a lease request, cleared when
+	 * the lend ends.  Written under lock by the holder of req_busy (or
+	 * by the mirror, for another lender's device).
+	 */
+	int64_t lease;
 	uint64_t generation;
 	uint64_t owner; /* tag of the current lend in NTB/IOMMU tables */
 	uint64_t epoch;
@@ -218,6 +226,17 @@ struct engine {
 	uint64_t event_counts[EV_COUNT]; /* appended by this daemon; atomic */
 	engine_event_cb event_watch;
 	void *event_watch_arg;
+
+	/*
+	 * The lease timer (lease.c): a thread that sleeps until the earliest
+	 * deadline it knows of (lease_next, 0: none) or a kick.  lease_lock
+	 * is a leaf: nothing else is taken while it is held.
+	 */
+	pthread_mutex_t lease_lock;
+	pthread_cond_t lease_cond;
+	pthread_t lease_thread;
+	bool lease_running, lease_stop, lease_kicked;
+	int64_t lease_next;
 
 	pthread_mutex_t vm_op_lock; /* VM registry changes (vmreg.c) */
 	pthread_mutex_t vm_lock;    /* the VM list and each VM's fields */
@@ -614,6 +633,53 @@ void lend_mark_unsure(struct engine *e, struct ldevice *d, uint64_t epoch);
 void lend_settle_all(struct engine *e,
 		     int (*close)(void *arg, const char *devid, uint64_t epoch),
 		     void *arg);
+
+/* ---- leases: lend.c (the requests) and lease.c (the timer) ------------------- */
+
+#define LEASE_TEXT_MAX 16     /* bytes of a lease write, newline excluded */
+#define LEASE_TIME_MAX 32     /* "2026-12-06T01:02:03Z" and its NUL */
+#define LEASE_REQUEST_PREFIX "lease " /* a forwarded lease request's value */
+
+/* Set (@seconds > 0) or remove the lease of lent @devid; 0 or -errno. */
+int lend_lease_request(struct engine *e, const char *devid, uint32_t seconds,
+		       const struct engine_caller *who, char *reason);
+
+/*
+ * A request node's value from another mount (cluster.c): "lease N" is a
+ * lease request, anything else a borrower write (lend_request()).
+ */
+int lend_forwarded(struct engine *e, const char *devid, const char *value,
+		   const struct engine_caller *who, struct lend_txn *txn,
+		   char *reason);
+
+/*
+ * @d's lease passed: returned as an empty borrower write returns it, with
+ * an `expired` event (cause=@cause).  0 not due, 1 returned, -errno.
+ */
+int lend_lease_expire(struct engine *e, struct ldevice *d, const char *cause);
+
+/*
+ * lend.c:
+ *   lease_parse      a lease write: seconds 0 .. LEASE_MAX_S (bounded,
+ *                    NUL-safe, one newline stripped; empty is 0)
+ *   lease_time_text  wall-clock ns as ISO 8601 UTC ("" for 0)
+ *   lease_kick       a lend now has deadline @deadline: wake the timer
+ *                    if it is the earliest (no lock held, or only
+ *                    the device's request lock)
+ * lease.c:
+ *   lease_expire_due return this daemon's devices whose lease passed;
+ *                    the next deadline (0 none).  Recovery calls it with
+ *                    cause "recovery", the timer with "lease".
+ */
+int lease_parse(const char *buf, size_t len, uint32_t *seconds, char *reason);
+void lease_time_text(int64_t ns, char *buf, size_t size);
+void lease_kick(struct engine *e, int64_t deadline);
+/* lease.c, the timer (engine.c: init at allocation, start after recovery, stop first) */
+int64_t lease_expire_due(struct engine *e, const char *cause);
+void lease_init(struct engine *e);
+int lease_start(struct engine *e, char *reason);
+void lease_stop(struct engine *e);
+void lease_free(struct engine *e);
 
 /* ---- recover.c ------------------------------------------------------------ */
 

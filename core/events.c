@@ -23,6 +23,8 @@ static const char *const event_names[EV_COUNT] = {
 	[EV_HOST_ONLINE] = "host-online",
 	[EV_DEVICE_ADDED] = "device-added",
 	[EV_DEVICE_REMOVED] = "device-removed",
+	[EV_EXPIRED] = "expired",
+	[EV_LEASE_SET] = "lease-set",
 };
 
 const char *event_name(enum event_kind k)

@@ -70,6 +70,8 @@ enum event_kind {
 	EV_HOST_ONLINE,
 	EV_DEVICE_ADDED,
 	EV_DEVICE_REMOVED,
+	EV_EXPIRED,   /* a lease ran out (SPEC section 9) */
+	EV_LEASE_SET, /* a lease set, renewed or removed */
 	EV_COUNT,
 };
 

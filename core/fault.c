@@ -50,6 +50,9 @@ static const struct fault_point_def {
 	FAILS("ntb_unmap"), FAILS("iommu_unmap"),
 	PASSES("return.cleared"), PASSES("zk.remove"), PASSES("zk.remove.done"),
 	PASSES("return.removed"), FAILS("store_restore"), PASSES("return.done"),
+	/* a lease set, renewed or removed: before each step of lease_steps[] */
+	PASSES("lease.validate"), PASSES("lease.store"), FAILS("store_lease"),
+	PASSES("lease.publish"),
 };
 
 struct point {

@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <string.h>
+#include <time.h>
 
 #include "engine_internal.h"
 #include "fault.h"
@@ -39,6 +40,9 @@ struct lend_req {
 	struct borrower b;
 	enum dev_state prev;
 	uint64_t owner, epoch, deadline;
+	int64_t lease;		/* the lease deadline it sets, wall ns; 0 none */
+	int64_t old_lease;	/* a lease request: the one it replaces */
+	uint32_t lease_s;	/* a lease request: N seconds from now, 0 none */
 	struct route route;
 	struct window *w;
 	unsigned nw;
@@ -168,13 +172,14 @@ static bool intent_needed(const struct engine *e, const struct borrower_ops *ops
 
 static int store_put(struct engine *e, const struct ldevice *d,
 		     const char *borrower, enum rec_state st, uint64_t epoch,
-		     const struct window *w, unsigned n, struct lend_txn *txn,
-		     const char *point, char *reason)
+		     int64_t lease, const struct window *w, unsigned n,
+		     struct lend_txn *txn, const char *point, char *reason)
 {
 	struct lend_record rec = {
 		.state = st,
 		.since = now_wall(),
 		.epoch = epoch,
+		.expires = lease,
 		.windows = (struct window *)w,
 		.nwindows = n,
 		.txn = txn,
@@ -275,6 +280,8 @@ static int step_validate(struct lend_req *q)
 	}
 	if (r == 0) {
 		q->prev = d->state;
+		q->lease = e->cfg->default_lease ?
+			now_wall_ns() + (int64_t)e->cfg->default_lease * 1000000000LL : 0;
 		d->state = DEV_LENDING;
 		snprintf(d->text->borrower, sizeof(d->text->borrower), "%s", q->value);
 		dev_touch(d);
@@ -360,8 +367,8 @@ static int step_intent(struct lend_req *q)
 
 		q->stored = intent_needed(e, q->b.ops);
 		r = !q->stored ? 0 :
-			store_put(e, q->d, q->value, REC_LENDING, q->epoch, q->w,
-				  q->nw, q->txn, "store_intent", q->reason);
+			store_put(e, q->d, q->value, REC_LENDING, q->epoch, q->lease,
+				  q->w, q->nw, q->txn, "store_intent", q->reason);
 
 		if (r != -EAGAIN)
 			return r;
@@ -452,8 +459,8 @@ static int step_commit(struct lend_req *q)
 		    q->cause, NULL);
 	if (r == 0 && !q->committed) {
 		evlog_attach(q->notes, q->txn, evs);
-		r = store_put(e, q->d, q->value, REC_LENT, q->epoch, q->w, q->nw,
-			      q->txn, "store_commit", q->reason);
+		r = store_put(e, q->d, q->value, REC_LENT, q->epoch, q->lease, q->w,
+			      q->nw, q->txn, "store_commit", q->reason);
 		evlog_attached(q->notes, q->txn);
 	}
 	if (r < 0)
@@ -477,11 +484,14 @@ static int step_publish(struct lend_req *q)
 	free(d->windows);
 	d->windows = q->w;
 	d->nwindows = q->nw;
+	d->lease = q->lease;
 	q->w = NULL;
 	dev_touch(d);
 	pthread_mutex_unlock(&d->lock);
 	inflight_put(q->e);
 	notes_add(q->notes, d->id);
+	if (q->lease)
+		lease_kick(q->e, q->lease);
 	return 0;
 }
 
@@ -566,8 +576,8 @@ static int teardown(struct engine *e, struct ldevice *d, struct window *w,
 	 * Without an intent the record goes first: a crash after that finds
 	 * the device available and the fabric reset, a return finished.
 	 */
-	r = intent ? store_put(e, d, d->borrower, REC_RETURNING, d->epoch, w, nw,
-			       txn, "store_intent", reason)
+	r = intent ? store_put(e, d, d->borrower, REC_RETURNING, d->epoch,
+			       d->lease, w, nw, txn, "store_intent", reason)
 		   : store_remove(e, d, txn, "store_commit", reason);
 	evlog_attached(nt, txn);
 	if (r < 0) {
@@ -602,8 +612,8 @@ static int teardown(struct engine *e, struct ldevice *d, struct window *w,
 		 * write fails the record stays `returning` (or absent) and
 		 * the next start finishes the return.
 		 */
-		store_put(e, d, d->borrower, REC_LENT, d->epoch, w, nw, NULL,
-			  "store_restore", NULL);
+		store_put(e, d, d->borrower, REC_LENT, d->epoch, d->lease, w, nw,
+			  NULL, "store_restore", NULL);
 		if (intent)
 			notes_event_drop(nt); /* not returned after all */
 		return r;
@@ -638,6 +648,7 @@ static int return_finish(struct engine *e, struct ldevice *d, int r,
 		d->nwindows = 0;
 		d->has_route = false;
 		d->owner = 0;
+		d->lease = 0;
 		d->since = now_wall();
 	}
 	dev_touch(d);
@@ -1006,6 +1017,7 @@ static void fail_lend(struct engine *e, struct ldevice *d, const char *why,
 	d->windows = NULL;
 	d->nwindows = 0;
 	d->has_route = false;
+	d->lease = 0;
 	d->gone = gone;
 	d->state = DEV_FAILED;
 	dev_set_error(d, "%s", why);
@@ -1038,8 +1050,8 @@ static int reroute(struct engine *e, struct ldevice *d, struct window **w,
 		return r;
 	r = windows_program(e, *w, *nw, deadline_of(e), reason);
 	if (r == 0)
-		r = store_put(e, d, d->borrower, REC_LENT, d->epoch, *w, *nw, NULL,
-			      "store_commit", reason);
+		r = store_put(e, d, d->borrower, REC_LENT, d->epoch, d->lease, *w,
+			      *nw, NULL, "store_commit", reason);
 	if (r < 0) {
 		windows_clear(e, *w, *nw, NULL);
 		plan_release_locked(e, *w, *nw);
@@ -1232,6 +1244,7 @@ void lend_mirror(struct engine *e, struct ldevice *d,
 	d->nwindows = nnew;
 	d->rec_state = rec ? (int)rec->state : -1;
 	d->owner = owner;
+	d->lease = rec ? rec->expires : 0;
 	if (rec && dev_text(d) == 0) {
 		d->epoch = rec->epoch;
 		d->since = rec->since;
@@ -1274,6 +1287,7 @@ int lend_restored(struct engine *e, struct ldevice *d,
 		d->owner = owner;
 		d->epoch = rec->epoch;
 		d->since = rec->since;
+		d->lease = rec->expires;
 		*d->route = *route;
 		d->has_route = route->nhops > 0;
 		snprintf(d->text->borrower, sizeof(d->text->borrower), "%s",
@@ -1281,6 +1295,13 @@ int lend_restored(struct engine *e, struct ldevice *d,
 		dev_touch(d);
 	}
 	pthread_mutex_unlock(&d->lock);
+	/*
+	 * Distributed mode: the timer runs already, and this deadline is new
+	 * to it.  One that passed is recovery's to enforce (cause=recovery,
+	 * lease_expire_due() once the session is up), not the timer's.
+	 */
+	if (r == 0 && rec->expires > now_wall_ns())
+		lease_kick(e, rec->expires);
 	return r;
 }
 
@@ -1304,6 +1325,7 @@ int lend_device_back(struct engine *e, struct ldevice *d,
 	r = model_fill(d, c);
 	if (r == 0) {
 		d->gone = false;
+		d->lease = 0;
 		d->state = lender_online(e, d) ? DEV_AVAILABLE : DEV_OFFLINE;
 		dev_clear_borrower(d);
 		dev_touch(d);
@@ -1426,4 +1448,280 @@ int lend_take_back(struct engine *e, const char *host, uint64_t fence,
 	model_put_all(e, devs, n);
 	notes_flush(e, &nt, NULL);
 	return tried;
+}
+
+/* ---- leases (SPEC section 9) ----------------------------------------------- */
+
+int lease_parse(const char *buf, size_t len, uint32_t *seconds, char *reason)
+{
+	uint64_t v = 0;
+
+	len = value_len(buf, len);
+	if (len > LEASE_TEXT_MAX)
+		return reason_set(reason, -EINVAL,
+				  "lease too long (%zu bytes, max %d): expected seconds, 0 to %d",
+				  len, LEASE_TEXT_MAX, LEASE_MAX_S);
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = buf[i];
+
+		if (c < '0' || c > '9')
+			return reason_set(reason, -EINVAL,
+					  "malformed lease: byte 0x%02x at offset %zu (expected seconds, 0 to %d)",
+					  c, i, LEASE_MAX_S);
+		v = v * 10 + (c - '0');
+	}
+	if (v > LEASE_MAX_S)
+		return reason_set(reason, -EINVAL,
+				  "lease of %" PRIu64 " s is out of range (0 to %d)", v,
+				  LEASE_MAX_S);
+	*seconds = (uint32_t)v;
+	return 0;
+}
+
+void lease_time_text(int64_t ns, char *buf, size_t size)
+{
+	time_t t = (time_t)(ns / 1000000000LL);
+	struct tm tm;
+
+	if (!ns || !gmtime_r(&t, &tm) ||
+	    !strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm))
+		snprintf(buf, size, "%s", "");
+}
+
+void lease_kick(struct engine *e, int64_t deadline)
+{
+	pthread_mutex_lock(&e->lease_lock);
+	if (!e->lease_next || deadline < e->lease_next) {
+		e->lease_next = deadline;
+		e->lease_kicked = true;
+		pthread_cond_signal(&e->lease_cond);
+	}
+	pthread_mutex_unlock(&e->lease_lock);
+}
+
+/*
+ * A lease request: validate (the device is lent) -> store (its record
+ * with the new deadline, the `lease-set` event in the same transaction)
+ * -> publish (the device's lease, the timer told).  The store step's undo
+ * writes the old deadline back.
+ */
+static int step_lease_validate(struct lend_req *q)
+{
+	struct ldevice *d = q->d;
+	int r = 0;
+
+	pthread_mutex_lock(&d->lock);
+	if (d->state != DEV_LENT)
+		r = reason_set(q->reason, -EINVAL,
+			       "%s is not lent (%s): only a lend can have a lease",
+			       d->id, dev_state_name(d->state));
+	q->old_lease = d->lease;
+	q->lease = q->lease_s ?
+		now_wall_ns() + (int64_t)q->lease_s * 1000000000LL : 0;
+	pthread_mutex_unlock(&d->lock);
+	return r;
+}
+
+static int step_lease_store(struct lend_req *q)
+{
+	struct engine *e = q->e;
+	struct ldevice *d = q->d;
+	struct event_rec evs[EVLOG_ATTACH_MAX];
+	char secs[16], at[LEASE_TIME_MAX];
+	int r;
+
+	snprintf(secs, sizeof(secs), "%" PRIu32, q->lease_s);
+	lease_time_text(q->lease, at, sizeof(at));
+	notes_event(q->notes, EV_LEASE_SET, d->id, "borrower", d->borrower,
+		    "seconds", q->lease ? secs : "none", "expires",
+		    q->lease ? at : NULL, NULL);
+	evlog_attach(q->notes, q->txn, evs);
+	r = store_put(e, d, d->borrower, REC_LENT, d->epoch, q->lease, d->windows,
+		      d->nwindows, q->txn, "store_lease", q->reason);
+	evlog_attached(q->notes, q->txn);
+	if (r < 0)
+		notes_event_drop(q->notes); /* not set after all */
+	return r;
+}
+
+static void undo_lease_store(struct lend_req *q)
+{
+	struct ldevice *d = q->d;
+
+	store_put(q->e, d, d->borrower, REC_LENT, d->epoch, q->old_lease,
+		  d->windows, d->nwindows, NULL, "store_restore", NULL);
+}
+
+static int step_lease_publish(struct lend_req *q)
+{
+	struct ldevice *d = q->d;
+
+	pthread_mutex_lock(&d->lock);
+	d->lease = q->lease;
+	dev_touch(d);
+	pthread_mutex_unlock(&d->lock);
+	notes_add(q->notes, d->id);
+	if (q->lease)
+		lease_kick(q->e, q->lease);
+	return 0;
+}
+
+static const struct lend_step lease_steps[] = {
+	{ "lease.validate", step_lease_validate, NULL },
+	{ "lease.store", step_lease_store, undo_lease_store },
+	{ "lease.publish", step_lease_publish, NULL },
+};
+
+/*
+ * Another lender's device: its daemon decides.  The request node carries
+ * "lease N" (docs/STATE.md): no borrower value has a space in it.
+ */
+static int lease_forward(struct lend_req *q)
+{
+	struct engine *e = q->e;
+	struct ldevice *d = q->d;
+	char value[32];
+	enum dev_state st;
+
+	pthread_mutex_lock(&d->lock);
+	st = d->state;
+	pthread_mutex_unlock(&d->lock);
+	if (st == DEV_OFFLINE)
+		return reason_set(q->reason, -EHOSTDOWN, "lender %s is offline",
+				  d->lender->name);
+	snprintf(value, sizeof(value), "%s%" PRIu32, LEASE_REQUEST_PREFIX,
+		 q->lease_s);
+	q->forwarded = true;
+	return e->coord->forward(e->coord_ctx, d->id, d->lender->name, value,
+				 q->who, q->reason);
+}
+
+int lend_lease_request(struct engine *e, const char *devid, uint32_t seconds,
+		       const struct engine_caller *who, char *reason)
+{
+	char buf[REASON_MAX];
+	struct notes nt = { 0 };
+	struct lend_txn own = { 0 };
+	struct lend_req q = {
+		.e = e, .value = "", .txn = &own, .reason = reason ? reason : buf,
+		.notes = &nt, .who = who, .lease_s = seconds,
+	};
+	int r;
+
+	q.reason[0] = '\0';
+	notes_caller(&nt, e, who);
+	q.d = model_get(e, devid);
+	if (!q.d)
+		return reason_set(q.reason, -ENODEV, "no device %s", devid);
+	dev_request_begin(e, q.d);
+	if (__atomic_load_n(&q.d->unlinked, __ATOMIC_ACQUIRE))
+		r = reason_set(q.reason, -ENODEV, "no device %s", devid);
+	else if (e->coord->writable &&
+		 (r = e->coord->writable(e->coord_ctx, q.reason)) < 0)
+		; /* nothing was done: no session to do it with */
+	else if (lend_remote(e, q.d))
+		r = lease_forward(&q);
+	else
+		r = steps_run(lease_steps, ARRAY_SIZE(lease_steps), &q);
+	if (r < 0) {
+		pthread_mutex_lock(&q.d->lock);
+		dev_set_last_error(q.d, r, q.reason);
+		dev_touch(q.d);
+		pthread_mutex_unlock(&q.d->lock);
+		notes_add(&nt, devid);
+		if (!q.forwarded)
+			notes_event(&nt, EV_FAILED, devid, "request", "lease", "errno",
+				    errno_name(r), "reason", q.reason, NULL);
+	}
+	dev_request_end(e, q.d);
+	model_put(e, q.d);
+	notes_flush(e, &nt, who);
+	return r;
+}
+
+int engine_write_lease(struct engine *e, const char *devid, const char *buf,
+		       size_t len, const struct engine_caller *who, char *reason)
+{
+	char rbuf[REASON_MAX];
+	uint32_t seconds;
+	int r;
+
+	if (!reason)
+		reason = rbuf;
+	r = lease_parse(buf, len, &seconds, reason);
+	if (r < 0)
+		return write_refused(e, devid, r, buf, len, who, reason);
+	return lend_lease_request(e, devid, seconds, who, reason);
+}
+
+int lend_forwarded(struct engine *e, const char *devid, const char *value,
+		   const struct engine_caller *who, struct lend_txn *txn,
+		   char *reason)
+{
+	size_t n = strlen(LEASE_REQUEST_PREFIX);
+	uint32_t seconds;
+	int r;
+
+	if (strncmp(value, LEASE_REQUEST_PREFIX, n))
+		return lend_request(e, devid, value, who, txn, reason);
+	/* its answer is written by the caller: the record's put carries none */
+	r = lease_parse(value + n, strlen(value + n), &seconds, reason);
+	return r < 0 ? r : lend_lease_request(e, devid, seconds, who, reason);
+}
+
+/*
+ * The lease of @d ran out (@cause: "lease" for the timer, "recovery" at
+ * start): returned exactly as an empty borrower write returns it, with an
+ * `expired` event before its `returning` and last_error saying when.
+ * 0: nothing due; 1: returned; -errno: the return failed (retried later).
+ */
+int lend_lease_expire(struct engine *e, struct ldevice *d, const char *cause)
+{
+	char reason[REASON_MAX] = "", at[LEASE_TIME_MAX];
+	struct notes nt = { 0 };
+	struct lend_req q = { .e = e, .d = d, .value = "", .reason = reason,
+			      .notes = &nt, .cause = cause };
+	int64_t deadline;
+	uint64_t t0;
+	bool due;
+	int r;
+
+	dev_request_begin(e, d);
+	pthread_mutex_lock(&d->lock);
+	deadline = d->lease;
+	due = d->state == DEV_LENT && deadline && deadline <= now_wall_ns() &&
+	      !lend_remote(e, d) && !d->unlinked;
+	pthread_mutex_unlock(&d->lock);
+	if (!due) {
+		dev_request_end(e, d);
+		return 0;
+	}
+	if (e->coord->writable && (r = e->coord->writable(e->coord_ctx, reason)) < 0) {
+		dev_request_end(e, d);
+		return r; /* no session: the lease is enforced once there is one */
+	}
+	lease_time_text(deadline, at, sizeof(at));
+	notes_event(&nt, EV_EXPIRED, d->id, "borrower", d->borrower, "deadline", at,
+		    "cause", cause, NULL);
+	t0 = now_ns();
+	r = do_return(&q);
+	metrics_request(&e->metrics, 0, r, now_ns() - t0);
+	pthread_mutex_lock(&d->lock);
+	if (r < 0 && r != -ETIMEDOUT) /* a guest's late ack finishes that */
+		dev_set_last_error(d, r, reason);
+	else
+		dev_set_error(d, "ETIME: lease expired at %s", at);
+	dev_touch(d);
+	pthread_mutex_unlock(&d->lock);
+	dev_request_end(e, d);
+	notes_add(&nt, d->id);
+	notes_flush(e, &nt, NULL);
+	if (r < 0 && r != -ETIMEDOUT) {
+		engine_report(e, "lease of %s expired at %s, but its return failed: %s",
+			      d->id, at, reason);
+		return r;
+	}
+	__atomic_add_fetch(&e->metrics.lease_expiries, 1, __ATOMIC_RELAXED);
+	engine_report(e, "lease of %s expired at %s: returned", d->id, at);
+	return 1;
 }

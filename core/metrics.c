@@ -55,6 +55,10 @@ void metrics_render(const struct metrics *m, FILE *out)
 		       "Returns completed successfully.");
 	fprintf(out, "lendfs_returns_total %llu\n",
 		(unsigned long long)load(&m->returns));
+	metrics_header(out, "lendfs_lease_expiries_total", "counter",
+		       "Lends of this daemon's devices ended by their lease.");
+	fprintf(out, "lendfs_lease_expiries_total %llu\n",
+		(unsigned long long)load(&m->lease_expiries));
 	metrics_header(out, "lendfs_request_failures_total", "counter",
 		       "Failed lend and return requests, by errno.");
 	for (unsigned e = 1; e < METRICS_ERRNO_MAX; e++) {

@@ -16,6 +16,7 @@
 struct metrics {
 	uint64_t lends;
 	uint64_t returns;
+	uint64_t lease_expiries; /* lends ended by their lease */
 	uint64_t failures[METRICS_ERRNO_MAX]; /* by errno */
 	uint64_t buckets[METRICS_BUCKETS];    /* cumulative at render */
 	uint64_t count;

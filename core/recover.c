@@ -152,6 +152,9 @@ int engine_recover(struct engine *e, char *reason)
 			p2p_compose(e, e->devs[i], &nt);
 	free(nt.ids); /* nobody watches yet */
 
+	/* leases that ran out while the daemon was down (SPEC section 9) */
+	lease_expire_due(e, "recovery");
+
 	/* autolend: devices not already lent from the store */
 	for (unsigned i = 0; i < e->cfg->nautolends; i++) {
 		struct ldevice *d = engine_dev(e, e->cfg->autolends[i].device);

@@ -57,10 +57,17 @@ int engine_render_lends(struct engine *e, FILE *out)
 		struct ldevice *d = e->devs[i];
 
 		pthread_mutex_lock(&d->lock);
-		if (d->state == DEV_LENT)
-			fprintf(out, "%s %s since %" PRId64 " windows %u latency_ns %" PRIu64 "\n",
-				d->id, d->borrower, d->since, d->nwindows,
-				d->has_route ? d->route->latency_ns : 0);
+		if (d->state != DEV_LENT) {
+			pthread_mutex_unlock(&d->lock);
+			continue;
+		}
+		fprintf(out, "%s %s since %" PRId64 " windows %u latency_ns %" PRIu64,
+			d->id, d->borrower, d->since, d->nwindows,
+			d->has_route ? d->route->latency_ns : 0);
+		/* the lease deadline, in whole seconds (SPEC section 9) */
+		if (d->lease)
+			fprintf(out, " expires %" PRId64, d->lease / (int64_t)1000000000);
+		fputc('\n', out);
 		pthread_mutex_unlock(&d->lock);
 	}
 	pthread_rwlock_unlock(&e->model_lock);

@@ -109,8 +109,19 @@ void lend_apply_record(struct engine *e, const char *devid,
 	same = old_state == new_state && (!rec || old_epoch == rec->epoch) &&
 	       (!rec || !strcmp(d->borrower, rec->borrower)) && !moved;
 	if (same) {
+		/* a lease set, renewed or removed: the record's deadline */
+		bool renewed = d->lease != (rec ? rec->expires : 0);
+
+		if (renewed) {
+			d->lease = rec ? rec->expires : 0;
+			dev_touch(d);
+		}
 		pthread_mutex_unlock(&d->lock);
 		free(nw);
+		if (renewed) {
+			notes_add(&nt, devid);
+			notes_flush(e, &nt, NULL);
+		}
 		if (rec && rec->state != REC_LENT &&
 		    has_local(e, rec->windows, rec->nwindows))
 			*ack = (struct lend_ack){

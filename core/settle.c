@@ -67,6 +67,7 @@ static void settle_returned(struct engine *e, struct ldevice *d)
 	d->windows = NULL;
 	d->nwindows = 0;
 	d->has_route = false;
+	d->lease = 0;
 	d->state = lender_online(e, d) ? DEV_AVAILABLE : DEV_OFFLINE;
 	dev_clear_borrower(d);
 	dev_touch(d);

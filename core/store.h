@@ -69,6 +69,11 @@ struct lend_record {
 	enum rec_state state;
 	int64_t since;	/* wall clock of the last change */
 	uint64_t epoch; /* fencing epoch, increases with every lend */
+	/*
+	 * The lease deadline (SPEC section 9): wall clock, ns since the epoch
+	 * (UTC); 0: the lend has no lease.
+	 */
+	int64_t expires;
 	struct window *windows;
 	unsigned nwindows;
 	struct lend_txn *txn; /* the request writing it, or NULL */
@@ -184,7 +189,7 @@ int store_check_records(const struct lend_record *recs, unsigned n, FILE *out);
 
 /* SQLite back-end: PRAGMA application_id ("LEND") and schema version. */
 #define STORE_SQLITE_APPLICATION_ID 0x4c454e44
-#define STORE_SQLITE_VERSION 6
+#define STORE_SQLITE_VERSION 7
 
 #define STORE_QMP_PATH_MAX 4096 /* bytes of a stored QMP socket path, NUL included */
 

@@ -18,6 +18,8 @@
  *       row, so storing or removing it writes one page.
  *   v6  events(seq INTEGER PRIMARY KEY, time_ns, text): the event log
  *       (core/events.h), trimmed to the last `event_retention` events.
+ *   v7  lends.expires: the lease deadline (wall clock, ns since the
+ *       epoch, UTC), 0 when the lend has none (SPEC section 9).
  *
  * Older versions are migrated forward, one transaction per step.  Anything
  * else (garbage, a corrupt file, another application's database, a newer
@@ -107,6 +109,8 @@ static const char *const migrations[STORE_SQLITE_VERSION] = {
 	 */
 	"CREATE TABLE events(seq INTEGER PRIMARY KEY, time_ns INTEGER NOT NULL,"
 	" text TEXT NOT NULL);",
+	/* 6 -> 7: the lease deadline of a lend; older lends have none. */
+	"ALTER TABLE lends ADD COLUMN expires INTEGER NOT NULL DEFAULT 0;",
 };
 
 /* The tables of each version; a database with others is not ours. */
@@ -117,6 +121,7 @@ static const char *const schema_tables[STORE_SQLITE_VERSION + 1][4] = {
 	[4] = { "lends", "windows", "hosts", "vms" },
 	[5] = { "lends", "hosts", "vms" },
 	[6] = { "lends", "hosts", "vms", "events" },
+	[7] = { "lends", "hosts", "vms", "events" },
 };
 
 enum {
@@ -136,9 +141,9 @@ enum {
 
 static const char *const st_sql[ST_COUNT] = {
 	[ST_PUT_LEND] = "INSERT OR REPLACE INTO lends(device, borrower, state, since, epoch,"
-			" windows) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+			" windows, expires) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
 	[ST_DEL_LEND] = "DELETE FROM lends WHERE device = ?1",
-	[ST_LOAD] = "SELECT device, borrower, state, since, epoch, windows FROM lends"
+	[ST_LOAD] = "SELECT device, borrower, state, since, epoch, windows, expires FROM lends"
 		    " ORDER BY device",
 	[ST_HOST_PUT] = "INSERT OR REPLACE INTO hosts(host, online) VALUES(?1, ?2)",
 	[ST_HOST_LOAD] = "SELECT host, online FROM hosts ORDER BY host",
@@ -1000,6 +1005,7 @@ static int put_statements(struct sq_store *s, const void *arg, const char *what,
 	sqlite3_bind_int64(s->st[ST_PUT_LEND], 4, rec->since);
 	sqlite3_bind_int64(s->st[ST_PUT_LEND], 5, (int64_t)rec->epoch);
 	bind_text(s, ST_PUT_LEND, 6, windows);
+	sqlite3_bind_int64(s->st[ST_PUT_LEND], 7, rec->expires);
 	return run_with_events(s, ST_PUT_LEND, rec->txn, what, reason);
 }
 
@@ -1209,6 +1215,10 @@ static int new_record(struct rec_set *set, sqlite3_stmt *st)
 	}
 	rec->since = sqlite3_column_int64(st, 3);
 	rec->epoch = (uint64_t)sqlite3_column_int64(st, 4);
+	rec->expires = sqlite3_column_int64(st, 6);
+	if (rec->expires < 0)
+		return bad_row(set, device, "negative lease deadline %" PRId64,
+			       rec->expires);
 	return 0;
 }
 

@@ -868,6 +868,8 @@ char *store_zk_format(const struct lend_record *rec)
 	fprintf(f, "state %s\nborrower %s\nsince %" PRId64 "\nepoch %" PRIu64 "\n",
 		rec_state_name(rec->state), rec->borrower, rec->since,
 		rec->epoch);
+	if (rec->expires) /* older daemons' records have no such line */
+		fprintf(f, "expires %" PRId64 "\n", rec->expires);
 	for (unsigned i = 0; i < rec->nwindows; i++) {
 		char line[WINDOW_TEXT_MAX];
 
@@ -925,6 +927,14 @@ int store_zk_parse(const char *device, const char *text,
 			rec->since = strtoll(val, NULL, 10);
 		} else if (!strcmp(line, "epoch")) {
 			r = parse_u64(val, &rec->epoch);
+		} else if (!strcmp(line, "expires")) {
+			uint64_t v;
+
+			/* the lease deadline, ns; absent: no lease */
+			r = parse_u64(val, &v);
+			if (r == 0 && v > INT64_MAX)
+				r = -EINVAL;
+			rec->expires = (int64_t)v;
 		} else if (!strcmp(line, "answer") || !strcmp(line, "fenced")) {
 			/* the request node a commit answers, and the mark of
 			 * a lender that gave up on its peer: cluster.c's */

@@ -196,6 +196,14 @@ int64_t now_wall(void)
 	return (int64_t)time(NULL);
 }
 
+int64_t now_wall_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
 int mkdir_p(const char *path, unsigned mode)
 {
 	char buf[4096];

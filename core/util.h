@@ -123,6 +123,8 @@ uint64_t now_ns(void);
 
 /* Wall clock, seconds since the epoch. */
 int64_t now_wall(void);
+/* Wall clock (CLOCK_REALTIME), nanoseconds since the epoch. */
+int64_t now_wall_ns(void);
 
 /* mkdir -p, mode for each created component. */
 int mkdir_p(const char *path, unsigned mode);

@@ -46,6 +46,7 @@ int engine_device_view(struct engine *e, const char *devid,
 	snprintf(v->borrower, sizeof(v->borrower), "%s", d->borrower);
 	snprintf(v->last_error, sizeof(v->last_error), "%s", d->last_error);
 	v->since = d->since;
+	v->lease = d->state == DEV_LENT ? d->lease : 0;
 	v->generation = d->generation;
 	v->has_route = d->has_route && (d->state == DEV_LENT ||
 					d->state == DEV_RETURNING);

@@ -80,6 +80,34 @@ static int device_last_error_show(const struct attr_ctx *ctx, FILE *out)
 	return fprintf(out, "%s\n", ctx->dv->last_error) < 0 ? -EIO : 0;
 }
 
+/*
+ * The seconds the lease has left, rounded up (0 once it passed and the
+ * lender has not returned the device yet); empty without a lease.
+ */
+static int device_lease_show(const struct attr_ctx *ctx, FILE *out)
+{
+	int64_t left;
+
+	if (!ctx->dv->lease)
+		return 0;
+	left = ctx->dv->lease - now_wall_ns();
+	left = left <= 0 ? 0 : (left + 999999999LL) / 1000000000LL;
+	return fprintf(out, "%" PRId64 "\n", left) < 0 ? -EIO : 0;
+}
+
+/* N seconds from now, or 0 / empty: no lease (engine_write_lease()). */
+static int device_lease_store(const struct attr_ctx *ctx, struct attr_write *w)
+{
+	snprintf(w->what, sizeof(w->what), "set the lease of %s", ctx->devid);
+	if (value_len(w->buf, w->len) == 0 || !strcmp(w->value, "0"))
+		snprintf(w->done, sizeof(w->done), "%s: lease removed", ctx->devid);
+	else
+		snprintf(w->done, sizeof(w->done), "%s: lease of %s s", ctx->devid,
+			 w->value);
+	return engine_write_lease(ctx->engine, ctx->devid, w->buf, w->len,
+				  ctx->who, w->reason);
+}
+
 /* Like sysfs: one line per BAR, "start end flags", zeros when unused. */
 static int device_resource_show(const struct attr_ctx *ctx, FILE *out)
 {
@@ -151,6 +179,7 @@ static const struct lendfs_attr device_attr_list[] = {
 	LENDFS_ATTR_RW_POLL(device_, borrower),
 	LENDFS_ATTR_RO_POLL(device_, state),
 	LENDFS_ATTR_RO_POLL(device_, last_error),
+	LENDFS_ATTR_RW_POLL(device_, lease),
 	LENDFS_ATTR_RO(device_, resource),
 	LENDFS_ATTR_RO(device_, windows),
 	LENDFS_ATTR_RO(device_, path),

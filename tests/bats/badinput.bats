@@ -47,6 +47,33 @@ teardown() {
 	assert_output lent
 }
 
+@test "malformed lease writes on a lent device: each refused with EINVAL, nothing changes" {
+	lendfs_mount
+	lend $GPU nodeB
+	# the lease rows of the table, now against a device that can have one:
+	# only the value refuses them (a lease set would show in lease, lends)
+	grep -P '^write\tdevices/[^/]+/lease\t' "$BADINPUT/writes.tsv" >"$TMP/lease.tsv"
+	[ "$(grep -c . "$TMP/lease.tsv")" -ge 30 ]
+	python3 "$BADINPUT/run.py" snapshot "$MNT" >"$TMP/before"
+	run python3 "$BADINPUT/run.py" writes "$MNT" "$TMP/lease.tsv"
+	echo "# $(tail -n 1 <<<"$output")" >&3
+	assert_success
+	assert_line --regexp '^[0-9]+ inputs, [0-9]+ attempts, 0 failed$'
+	python3 "$BADINPUT/run.py" snapshot "$MNT" >"$TMP/after"
+	run diff "$TMP/before" "$TMP/after"
+	assert_success
+	run cat "$(dev $GPU)/lease"
+	assert_output ""
+	run cat "$(dev $GPU)/last_error"
+	assert_output --regexp "^EINVAL: (malformed lease|lease too long)"
+	run grep -c " $GPU lease-set " "$MNT/events"
+	assert_output 0
+	# and a well-formed value is taken
+	echo 600 >"$(dev $GPU)/lease"
+	run cat "$(dev $GPU)/lease"
+	assert_output 600
+}
+
 @test "malformed configurations: each exits 2 with FILE:LINE and the reason" {
 	run python3 "$BADINPUT/run.py" configs "$LENDFS" "$BADINPUT/configs.tsv" \
 		"$BATS_TEST_TMPDIR"

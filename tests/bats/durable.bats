@@ -93,7 +93,7 @@ bar0_window() { # DEV HOST -> the borrower-side address of bar0
 	lendfs_wait_exit
 	# a second lend of a device that does not exist, on the same LUT entry
 	sqlite3 "$TMP/state.db" \
-		"INSERT INTO lends SELECT 'nodeA:0000:99:00.0', 'nodeB', 1, 0, 7, windows FROM lends WHERE device = '$GPU';"
+		"INSERT INTO lends(device, borrower, state, since, epoch, windows) SELECT 'nodeA:0000:99:00.0', 'nodeB', 1, 0, 7, windows FROM lends WHERE device = '$GPU';"
 	run "$LENDFS" --check -c "$DEMO" --state "$TMP/state.db"
 	assert_failure 1
 	assert_output --partial "nodeA:0000:99:00.0: device is not in the config"

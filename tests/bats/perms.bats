@@ -74,6 +74,8 @@ as_member() {
 	assert_output --partial "Permission denied"
 	run as_nobody "echo offline > '$MNT/hosts/nodeB/state'"
 	assert_output --partial "Permission denied"
+	run as_nobody "echo 5 > '$d/lease'"
+	assert_output --partial "Permission denied"
 	# no temp files, so no rename either
 	run as_nobody "echo nodeB > '$d/.tmp1'"
 	assert_output --partial "Permission denied"

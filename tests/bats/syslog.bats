@@ -33,7 +33,7 @@ setup() {
 	fusermount3 -u "$MNT"
 	lendfs_wait_exit
 	sqlite3 "$TMP/state.db" \
-		"INSERT INTO lends SELECT '$GONE', 'nodeB', 1, 0, 7, windows FROM lends WHERE device = '$GPU';"
+		"INSERT INTO lends(device, borrower, state, since, epoch, windows) SELECT '$GONE', 'nodeB', 1, 0, 7, windows FROM lends WHERE device = '$GPU';"
 	SYSLOG="$TMP/syslog"
 	listen
 }

@@ -47,7 +47,7 @@ demo_devices() {
 		d="$(dev "$id")"
 		for attr in vendor device class subsystem_vendor \
 			subsystem_device lender borrower state last_error \
-			resource windows path; do
+			lease resource windows path; do
 			run cat "$d/$attr"
 			assert_success
 		done
@@ -75,6 +75,8 @@ demo_devices() {
 		assert_output ""
 		run cat "$d/path"
 		assert_output ""
+		run stat -c %s "$d/lease" # not lent: no lease, no bytes
+		assert_output 0
 		run ls "$d/peers"
 		assert_success
 		assert_output ""

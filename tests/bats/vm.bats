@@ -288,6 +288,28 @@ fake_qemu() {
 	rmdir "$VMD"
 }
 
+@test "a lease that runs out unplugs the device from the guest, with its acknowledgement" {
+	vm_up pc 512
+	lend $GPU vm:nodeB/vm1
+	echo 1 >"$(dev $GPU)/lease"
+	# the lease's return asks the guest, which acknowledges
+	wait_for "$(dev $GPU)/state" returning
+	guest eject 2
+	wait_for "$(dev $GPU)/state" available
+	run cat "$MNT/events"
+	assert_line --regexp "^[0-9]+ [0-9]+ $GPU expired borrower=vm:nodeB/vm1 deadline=[0-9T:-]+Z cause=lease$"
+	run guest pci "$QDEV"
+	assert_failure
+	run cat "$(dev $GPU)/windows"
+	assert_output ""
+	run ls "$VMD/devices"
+	assert_output ""
+	run cat "$(dev $GPU)/last_error"
+	assert_output --regexp "^ETIME: lease expired at [0-9T:-]+Z$"
+	run grep -cE " $GPU returned borrower=vm:nodeB/vm1 cause=lease$" "$MNT/events"
+	assert_output 1
+}
+
 @test "return timeout: ETIMEDOUT, then it completes when the guest acknowledges" {
 	vm_up pc 512
 	lend $GPU vm:nodeB/vm1

@@ -1,16 +1,22 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
- * fuzz_borrower.c - one write(2) to devices/ID/borrower and to
+ * fuzz_borrower.c - one write(2) to devices/ID/borrower, to
+ * devices/ID/lease (of a lent device, and of one that is not lent) and to
  * hosts/HOST/state, through the real engine (engine_write_borrower(),
- * engine_write_host_state()) with the memory store and the sim fabric in
- * a temporary run directory.
+ * engine_write_lease(), engine_write_host_state()) with the memory store
+ * and the sim fabric in a temporary run directory.
  *
  * Checks (SPEC section 4): the result is 0 or a negative errno of the
  * SPEC table; a failure leaves the device exactly as it was (available,
  * no windows, no borrower) with last_error "ERRNO: reason"; a success
  * lends to exactly the written value minus one newline (or returns for
- * an empty one).  After each input the device is returned and the host
- * put back online, so every input starts from the same engine state.
+ * an empty one).  A lease write (SPEC section 9) gives 0 or EINVAL; a
+ * refused one leaves the lease as it was; an accepted one was 0 to
+ * 31536000 in digits, at most 16 bytes, and the lend now ends that many
+ * seconds from now (or has no lease for 0 and empty); on a device that is
+ * not lent it is always EINVAL.  After each input the device is returned
+ * and the host put back online, so every input starts from the same
+ * engine state.
  *
  * Before each write of a value the write path accepts as a name, the
  * plan of it (engine_plan(), devices/ID/plans/HOST) changes nothing (the
@@ -19,6 +25,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "engine.h"
@@ -213,6 +220,78 @@ static void write_borrower(const char *devid, const uint8_t *data,
 	}
 }
 
+static int64_t wall_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* The seconds an accepted lease write stands for (digits only), or -1. */
+static int64_t lease_value(const uint8_t *data, size_t size)
+{
+	int64_t v = 0;
+
+	if (size && data[size - 1] == '\n')
+		size--;
+	if (size > 16)
+		return -1;
+	for (size_t i = 0; i < size; i++) {
+		if (data[i] < '0' || data[i] > '9')
+			return -1;
+		v = v * 10 + (data[i] - '0');
+	}
+	return v <= 31536000 ? v : -1;
+}
+
+static int64_t lease_of(const char *devid, char *last_error, size_t n)
+{
+	struct device_view v;
+	int64_t at;
+
+	FUZZ_ASSERT(engine_device_view(engine, devid, &v) == 0);
+	at = v.lease;
+	if (last_error)
+		snprintf(last_error, n, "%s", v.last_error);
+	device_view_release(&v);
+	return at;
+}
+
+static void write_lease(const uint8_t *data, size_t size)
+{
+	char reason[REASON_MAX] = "", err[REASON_MAX + 16];
+	int64_t want = lease_value(data, size), t0, at;
+	int r;
+
+	/* not lent: refused whatever the value */
+	r = engine_write_lease(engine, DENIED, (const char *)data, size, NULL, reason);
+	FUZZ_ASSERT(r == -EINVAL);
+	FUZZ_ASSERT(lease_of(DENIED, NULL, 0) == 0);
+
+	FUZZ_ASSERT(engine_lend(engine, DEV, "b", reason) == 0);
+	FUZZ_ASSERT(engine_write_lease(engine, DEV, "3600", 4, NULL, reason) == 0);
+	at = lease_of(DEV, NULL, 0);
+	t0 = wall_ns();
+	r = engine_write_lease(engine, DEV, (const char *)data, size, NULL, reason);
+	FUZZ_ASSERT(r == 0 || r == -EINVAL);
+	FUZZ_ASSERT(fuzz_terminated(reason, sizeof(reason)));
+	FUZZ_ASSERT((r == 0) == (want >= 0));
+	if (r < 0) {
+		FUZZ_ASSERT(lease_of(DEV, err, sizeof(err)) == at);
+		FUZZ_ASSERT(!strncmp(err, "EINVAL: ", 8));
+	} else if (want == 0) {
+		FUZZ_ASSERT(lease_of(DEV, NULL, 0) == 0);
+	} else {
+		at = lease_of(DEV, NULL, 0);
+		FUZZ_ASSERT(at >= t0 + want * 1000000000LL);
+		FUZZ_ASSERT(at <= wall_ns() + want * 1000000000LL);
+	}
+	FUZZ_ASSERT(engine_return(engine, DEV, reason) == 0);
+	check_available(DEV);
+	FUZZ_ASSERT(lease_of(DEV, NULL, 0) == 0);
+}
+
 static void write_host_state(const uint8_t *data, size_t size)
 {
 	char reason[REASON_MAX] = "";
@@ -244,6 +323,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return -1; /* all the same: too long */
 	write_borrower(DEV, data, size);
 	write_borrower(DENIED, data, size);
+	write_lease(data, size);
 	write_host_state(data, size);
 	return 0;
 }

@@ -323,6 +323,95 @@ static void test_lend_return(void **state)
 	assert_int_equal(write_str(f->e, GPU, "", reason), 0);
 }
 
+/* ---- leases --------------------------------------------------------------- */
+
+static int expires_of(void *arg, const struct lend_record *rec)
+{
+	if (!strcmp(rec->device, GPU))
+		*(int64_t *)arg = rec->expires;
+	return 0;
+}
+
+/* The deadline stored for GPU (-1: no record), and the one the view shows. */
+static int64_t stored_lease(void)
+{
+	char reason[REASON_MAX];
+	int64_t at = -1;
+
+	assert_int_equal(store_memory_ops.load(stored_ctx, expires_of, &at, reason), 0);
+	return at;
+}
+
+static int64_t view_lease(struct engine *e)
+{
+	struct device_view v;
+	int64_t at;
+
+	assert_int_equal(engine_device_view(e, GPU, &v), 0);
+	at = v.lease;
+	device_view_release(&v);
+	return at;
+}
+
+static int write_lease(struct engine *e, const char *s, char *reason)
+{
+	return engine_write_lease(e, GPU, s, strlen(s), NULL, reason);
+}
+
+/*
+ * A lease: refused on a device that is not lent and for malformed values,
+ * stored with the record, rolled back when the store fails, and the
+ * timer returns the device at the deadline through the return path.
+ */
+static void test_lease(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const bad[] = { "x", "-1", "1 ", "31536001", "1\n1",
+					   "00000000000000001" };
+	char reason[REASON_MAX], err[REASON_MAX + 16];
+	int64_t at;
+
+	assert_int_equal(write_lease(f->e, "5", reason), -EINVAL);
+	assert_non_null(strstr(reason, "is not lent"));
+	assert_int_equal(write_str(f->e, GPU, "c", reason), 0);
+	assert_true(stored_lease() == 0);
+	assert_int_equal(write_lease(f->e, "600\n", reason), 0);
+	at = view_lease(f->e);
+	assert_true(at > 0);
+	assert_true(stored_lease() == at);
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		assert_int_equal(engine_write_lease(f->e, GPU, bad[i], strlen(bad[i]),
+						    NULL, reason), -EINVAL);
+		assert_true(view_lease(f->e) == at);
+	}
+	assert_int_equal(engine_write_lease(f->e, GPU, "5\0", 2, NULL, reason), -EINVAL);
+	assert_true(stored_lease() == at);
+	assert_int_equal(write_lease(f->e, "", reason), 0);
+	assert_true(view_lease(f->e) == 0 && stored_lease() == 0);
+
+	/* the store fails: the old deadline stays, in the view and stored */
+	assert_int_equal(write_lease(f->e, "600", reason), 0);
+	at = view_lease(f->e);
+	engine_down(f);
+	setenv("LENDFS_FAULT", "store_lease:1", 1);
+	assert_int_equal(engine_up(f, cfg_text), 0);
+	assert_int_equal(write_str(f->e, GPU, "c", reason), 0);
+	assert_int_equal(write_lease(f->e, "600", reason), -EIO);
+	assert_true(view_lease(f->e) == 0 && stored_lease() == 0);
+	assert_int_equal(state_of(f->e, GPU, err), DEV_LENT);
+	assert_non_null(strstr(err, "injected fault"));
+	unsetenv("LENDFS_FAULT");
+
+	/* at the deadline the timer returns it, windows and record gone */
+	assert_int_equal(write_lease(f->e, "1", reason), 0);
+	for (int i = 0; i < 40 && state_of(f->e, GPU, NULL) != DEV_AVAILABLE; i++)
+		usleep(50000);
+	assert_int_equal(state_of(f->e, GPU, err), DEV_AVAILABLE);
+	assert_int_equal(strncmp(err, "ETIME: lease expired at ", 24), 0);
+	assert_true(view_lease(f->e) == 0 && stored_lease() == -1);
+	assert_fabric_idle(f);
+}
+
 static void test_einval(void **state)
 {
 	struct fixture *f = *state;
@@ -952,6 +1041,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bytes_move, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_composition, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_composition_enospc, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lease, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

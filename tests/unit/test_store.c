@@ -119,6 +119,7 @@ static void base_init(void)
 	wc[1] = win(WIN_DMA, "nodeC", 0, 1, 0x280000000000, 0x20000000, 0x0,
 		    "vm:nodeB/vm1", "ram0");
 	base[0] = rec(DEV_A, "nodeB", REC_LENT, wa, 3);
+	base[0].expires = 1796517458866315959LL; /* a lease deadline, ns */
 	base[1] = rec(DEV_B, "nodeC", REC_LENT, wb, 3);
 	base[2] = rec(DEV_C, "vm:nodeB/vm1", REC_LENDING, wc, 2);
 }
@@ -174,6 +175,7 @@ static void assert_rec_equal(const struct lend_record *a, const struct lend_reco
 	assert_int_equal(a->state, b->state);
 	assert_true(a->since == b->since);
 	assert_true(a->epoch == b->epoch);
+	assert_true(a->expires == b->expires);
 	assert_int_equal(a->nwindows, b->nwindows);
 	for (unsigned i = 0; i < a->nwindows; i++)
 		assert_window_equal(&a->windows[i], &b->windows[i]);
@@ -1102,12 +1104,46 @@ static void test_sqlite_migrate_v5_events(void **state)
 	assert_int_equal(store_sqlite_create_version(f->db, 5, reason), 0);
 	raw_exec(f->db, "INSERT INTO lends VALUES('" DEV_A "', 'nodeB', 1, 1700000000, 4, '');");
 	ctx = open_ok(&store_sqlite_ops, f->db);
-	assert_int_equal(raw_int(f->db, "PRAGMA user_version"), 6);
+	assert_int_equal(raw_int(f->db, "PRAGMA user_version"), STORE_SQLITE_VERSION);
 	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM events"), 0);
 	assert_int_equal(store_sqlite_ops.event_append(ctx, &ev, 1, 10, reason), 0);
 	assert_int_equal(ev.seq, 1);
 	store_sqlite_ops.close(ctx);
 	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM lends"), 1);
+}
+
+/*
+ * v6 -> v7: lends.expires appears, 0 (no lease) for the rows there; a
+ * lease deadline stored after it comes back, and survives a reopen.
+ */
+static void test_sqlite_migrate_v6_lease(void **state)
+{
+	struct fixture *f = *state;
+	char reason[REASON_MAX];
+	struct collected c = { .n = 0 };
+	struct lend_record r;
+	void *ctx;
+
+	assert_int_equal(store_sqlite_create_version(f->db, 6, reason), 0);
+	raw_exec(f->db, "INSERT INTO lends VALUES('" DEV_A "', 'nodeB', 1, 1700000000, 4, '"
+		 "lut nodeB 0 2 0x200000000000 0x1000000 0x380000000000 nodeA - bar0');");
+	ctx = open_ok(&store_sqlite_ops, f->db);
+	assert_int_equal(raw_int(f->db, "PRAGMA user_version"), 7);
+	load_all(&store_sqlite_ops, ctx, &c);
+	assert_int_equal(c.n, 1);
+	assert_true(c.recs[0].expires == 0);
+	assert_int_equal(c.recs[0].epoch, 4);
+	r = c.recs[0];
+	r.expires = 1796517458866315959LL;
+	put_ok(&store_sqlite_ops, ctx, &r);
+	store_sqlite_ops.close(ctx);
+	assert_true(raw_int(f->db, "SELECT expires FROM lends") == 1796517458866315959LL);
+	ctx = open_ok(&store_sqlite_ops, f->db);
+	load_all(&store_sqlite_ops, ctx, &c);
+	assert_int_equal(c.n, 1);
+	assert_true(c.recs[0].expires == 1796517458866315959LL);
+	collected_release(&c);
+	store_sqlite_ops.close(ctx);
 }
 
 /* A v2 file that already has a table named like v3's is not ours. */
@@ -1455,7 +1491,7 @@ struct bad_case {
 static const struct bad_case bad_cases[] = {
 	{ "case-duplicate",
 	  "INSERT INTO lends VALUES('nodeA:0000:6B:00.0', 'nodeD', 1, 0, 0,"
-	  " 'lut nodeD 0 1 0x0 0x1000 0x0 nodeA - bar0');",
+	  " 'lut nodeD 0 1 0x0 0x1000 0x0 nodeA - bar0', 0);",
 	  1, "differ only in case" },
 	{ "state", "UPDATE lends SET state = 7 WHERE device = '" DEV_A "'", 1,
 	  DEV_A ": state 7 is out of range" },
@@ -1492,7 +1528,7 @@ static const struct bad_case bad_cases[] = {
 	  "malformed borrower 'vm:nodeB'" },
 	{ "device-malformed",
 	  "INSERT INTO lends VALUES('junk', 'nodeD', 1, 0, 0,"
-	  " 'lut nodeD 0 1 0x0 0x1000 0x0 nodeA - bar0');",
+	  " 'lut nodeD 0 1 0x0 0x1000 0x0 nodeA - bar0', 0);",
 	  1, "junk: malformed device id" },
 	{ "window-text", SET_FIRST_WINDOW(DEV_A, "lut nodeB zero"), 1,
 	  "window line 0 cannot be parsed: 'lut nodeB zero'" },
@@ -1500,6 +1536,8 @@ static const struct bad_case bad_cases[] = {
 	  "owns no entry" },
 	{ "host-row", "INSERT INTO hosts VALUES('nodeQ', 5)", 1,
 	  "host nodeQ: online is '5'" },
+	{ "lease-negative", "UPDATE lends SET expires = -5 WHERE device = '" DEV_A "'", 1,
+	  DEV_A ": negative lease deadline -5" },
 };
 
 static void test_check_sqlite_clean(void **state)
@@ -1668,6 +1706,7 @@ int main(void)
 		cmocka_unit_test(test_events_memory),
 		cmocka_unit_test_setup_teardown(test_events_sqlite, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sqlite_migrate_v5_events, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sqlite_migrate_v6_lease, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sqlite_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sqlite_survives_crash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sqlite_threads, setup, teardown),

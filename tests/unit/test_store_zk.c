@@ -94,6 +94,7 @@ static void record_round_trip(void **state)
 		.state = REC_LENDING,
 		.since = 1732550000,
 		.epoch = 42,
+		.expires = 1796517458866315959LL,
 		.windows = w,
 		.nwindows = 2,
 	};
@@ -109,9 +110,20 @@ static void record_round_trip(void **state)
 	assert_int_equal(back.state, REC_LENDING);
 	assert_int_equal(back.epoch, 42);
 	assert_int_equal(back.since, 1732550000);
+	assert_true(back.expires == 1796517458866315959LL);
 	assert_int_equal(back.nwindows, 2);
 	assert_memory_equal(&back.windows[0], &w[0], sizeof(w[0]));
 	assert_memory_equal(&back.windows[1], &w[1], sizeof(w[1]));
+	lend_record_release(&back);
+	free(text);
+
+	/* no lease: no line, as an older daemon's record has none */
+	rec.expires = 0;
+	text = store_zk_format(&rec);
+	assert_non_null(text);
+	assert_null(strstr(text, "expires"));
+	assert_int_equal(store_zk_parse(rec.device, text, &back, reason), 0);
+	assert_true(back.expires == 0);
 	lend_record_release(&back);
 
 	/* the protocol's lines (cluster.c) are not part of the record */
@@ -135,6 +147,9 @@ static void record_bad(void **state)
 		"state lent\nborrower nodeB\ncolour blue\n",
 		"state lent\nborrower nodeB\nepoch -1\n",
 		"state lent\nborrower no de\n", /* not a borrower name */
+		"state lent\nborrower nodeB\nexpires -1\n",
+		"state lent\nborrower nodeB\nexpires soon\n",
+		"state lent\nborrower nodeB\nexpires 9223372036854775808\n",
 	};
 	struct lend_record back;
 	char reason[REASON_MAX];

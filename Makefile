@@ -137,14 +137,16 @@ fuzz-build: $(FUZZ_BINS)
 # ---- ThreadSanitizer: make tsan ---------------------------------------------
 # Core, daemon and unit tests built with -fsanitize=thread in build/tsan; the
 # unit tests and the race bats files run against it.  Any report fails.
-TSAN_BATS ?= tests/bats/race.bats tests/bats/races.bats
+# the races of one daemon, and distributed mode (three daemons, ZooKeeper)
+TSAN_BATS ?= tests/bats/race.bats tests/bats/races.bats \
+	tests/bats/cluster.bats tests/bats/cluster_lease.bats
 
 tsan:
 	@TSAN_OPTIONS=suppressions=$(CURDIR)/tests/tsan.supp \
 		$(MAKE) --no-print-directory BUILD=build/tsan SANITIZE=thread \
 		all check-unit
 	@rm -rf build/tsan/logs && mkdir -p build/tsan/logs
-	LENDFS_BUILD=build/tsan \
+	LENDFS_BUILD=build/tsan SANITIZE=thread \
 	TSAN_OPTIONS=suppressions=$(CURDIR)/tests/tsan.supp:log_path=$(CURDIR)/build/tsan/logs/tsan \
 		bats --timing $(TSAN_BATS)
 	@if ls build/tsan/logs/* >/dev/null 2>&1; then \

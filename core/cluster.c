@@ -1029,6 +1029,10 @@ static void *session_thread(void *arg)
 				pthread_mutex_unlock(&c->lock);
 				r = sync_all(c, reason);
 			}
+			/* not under c->lock: the client's watcher takes it */
+			if (r == 0 && fresh)
+				engine_report(c->e, "ZooKeeper: connected, session %" PRIx64,
+				    (uint64_t)zks_session_id(c->zs));
 			pthread_mutex_lock(&c->lock);
 			if (r < 0) {
 				if (fresh || r == -EHOSTDOWN || r == -ENOTCONN)
@@ -1041,9 +1045,6 @@ static void *session_thread(void *arg)
 				backoff = MIN(backoff * 2, BACKOFF_MAX_MS);
 				continue;
 			}
-			if (fresh)
-				engine_report(c->e, "ZooKeeper: connected, session %" PRIx64,
-				    (uint64_t)zks_session_id(c->zs));
 			backoff = BACKOFF_MIN_MS;
 			continue;
 		}

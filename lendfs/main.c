@@ -529,15 +529,15 @@ static void daemon_cleanup(struct daemon *d)
 {
 	if (d->signals)
 		fuse_remove_signal_handlers(fuse_get_session(d->fuse));
-	if (d->mounted)
-		fuse_unmount(d->fuse);
 	/*
 	 * The engine's threads (hot-plug, the ZooKeeper session) notify
-	 * the kernel through the FUSE session until its callbacks are off:
-	 * before the session goes.
+	 * the kernel through the FUSE session's descriptor until its
+	 * callbacks are off: before the unmount closes it.
 	 */
 	inventory_thread_stop(d->hotplug);
 	event_log_stop(&d->events);
+	if (d->mounted)
+		fuse_unmount(d->fuse);
 	if (d->fuse)
 		fuse_destroy(d->fuse);
 	engine_free(d->fs.engine);

@@ -227,7 +227,13 @@ deletion).  A write on a third host's mount adds the request node's
 creation, the lender's read of it and the writer's read of the answer
 (written in the commit's transaction).  So the protocol costs 2 writes +
 1 read on the lender's mount and 3 writes + 3 reads from another mount,
-where the target allows 4 round trips.
+where the target allows 4 round trips.  Since the event log (issue 18)
+the lender also appends the lend's events (`lending`, `lent`) in one more
+`zoo_multi` after the commit, before the write returns: a third write,
+which the rows above include (the lend on the lender's mount went from
+3.7-5.0 to 6.0-6.7 floors; the visibility row, which the followers of
+the log no longer slow down by listing it, from 5.5 to 2.0).  Carrying
+the events in the commit's own transaction would take it back out.
 
 The measured ratios are higher than that count because the floor is one
 idle client: traced on this 2-core machine during the lend loop (three

@@ -27,7 +27,7 @@ CC ?= cc
 PREFIX ?= /usr/local
 VERSION := 0.1.0
 
-PKGS := fuse3 sqlite3 inih json-c libudev libsystemd
+PKGS := fuse3 sqlite3 inih json-c libudev libsystemd libmicrohttpd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

@@ -548,6 +548,19 @@ static int want_ram(struct parser *p, const char *key, const char *v,
 	return 1;
 }
 
+/* ADDR:PORT (listen.h), checked now; bound at start-up. */
+static int want_listen(struct parser *p, const char *key, const char *v,
+		       char out[LISTEN_TEXT_MAX])
+{
+	char why[REASON_MAX];
+	struct listen_addr a;
+
+	if (listen_parse(v, &a, why) < 0)
+		return perr(p, "%s: %s", key, why);
+	snprintf(out, LISTEN_TEXT_MAX, "%s", v);
+	return 1;
+}
+
 static int key_cluster(struct parser *p, const char *k, const char *v)
 {
 	struct cluster_config *c = p->cfg;
@@ -587,6 +600,8 @@ static int key_cluster(struct parser *p, const char *k, const char *v)
 		return want_u32(p, k, v, 0, LEASE_MAX_S, &c->default_lease);
 	if (!strcmp(k, "session_timeout_ms"))
 		return want_u32(p, k, v, 1000, 600000, &c->session_timeout_ms);
+	if (!strcmp(k, "metrics_listen"))
+		return want_listen(p, k, v, c->metrics_listen);
 	return perr(p, "unknown key '%s' in [cluster]", k);
 }
 

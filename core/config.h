@@ -13,7 +13,7 @@
  *              ntb_crossing_ns, remote_read_ns, root_complex_ns,
  *              timeout_ms, group, max_requests, vm_unplug_timeout_ms,
  *              session_timeout_ms (zk store), event_retention,
- *              default_lease
+ *              default_lease, metrics_listen (listen.h)
  *   [host NAME]   adapter, iommu, lut_entries, window_max, window_align,
  *                 dma_windows, ram
  *   [switch NAME] latency_ns
@@ -29,6 +29,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "listen.h"
 #include "util.h"
 
 #define CONFIG_MAX_BYTES (64u << 20) /* bigger config files are refused */
@@ -141,6 +142,7 @@ struct cluster_config {
 	uint32_t session_timeout_ms;   /* zk store: ZooKeeper session */
 	uint32_t event_retention;      /* events kept, at least (events.h) */
 	uint32_t default_lease;	       /* s, 0: none; every new lend's lease */
+	char metrics_listen[LISTEN_TEXT_MAX]; /* "" : no HTTP endpoint */
 
 	struct cfg_host *hosts;
 	unsigned nhosts;

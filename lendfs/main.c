@@ -3,8 +3,8 @@
  * main.c - the lendfs daemon: options, start-up, signals, shutdown.
  *
  *   lendfs [-c FILE] [--host NAME] [--state FILE|none] [--run-dir DIR]
- *          [--inventory config|udev] [--group NAME] [-f] [-d] [-s]
- *          [-o OPT] MOUNTPOINT
+ *          [--inventory config|udev] [--group NAME]
+ *          [--metrics-listen ADDR:PORT] [-f] [-d] [-s] [-o OPT] MOUNTPOINT
  *   lendfs --check [-c FILE] [--state FILE|--store URL] [--run-dir DIR
  *                  [--host NAME]]
  *
@@ -15,10 +15,12 @@
  * 1 with one line per violation on stdout; with --run-dir also the sim
  * fabric's registers there against the stored lends (of --host only).
  *
- * Start-up order: configuration, engine (recovers stored lends), FUSE
- * mount, then the loop.  Without -f the process forks before the engine
- * starts (its threads must live in the daemon) and the parent exits only
- * once the child has mounted, with the child's start-up status.
+ * Start-up order: configuration, engine (recovers stored lends), the
+ * HTTP metrics endpoint if asked for (httpd.h; a port it cannot bind
+ * exits 2, like a configuration mistake), FUSE mount, then the loop.
+ * Without -f the process forks before the engine starts (its threads,
+ * the HTTP endpoint's included, must live in the daemon) and the parent
+ * exits only once the child has mounted, with the child's start-up status.
  *
  * Logging (log.h): with -f everything goes to stderr; without it the
  * child logs to syslog from the fork on, so the engine's recovery
@@ -47,6 +49,7 @@
 #include "config.h"
 #include "engine.h"
 #include "hashmap.h"
+#include "httpd.h"
 #include "inventory.h"
 #include "log.h"
 #include "watch.h"
@@ -75,6 +78,7 @@ struct options {
 	char *run_dir;
 	char *inventory;
 	char *group;
+	char *metrics_listen;
 	int help;
 	int version;
 	int check;
@@ -100,6 +104,8 @@ static const struct fuse_opt lendfs_opts[] = {
 	OPT("--inventory %s", inventory),
 	OPT("--group=%s", group),
 	OPT("--group %s", group),
+	OPT("--metrics-listen=%s", metrics_listen),
+	OPT("--metrics-listen %s", metrics_listen),
 	{ "--check", offsetof(struct options, check), 1 },
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
@@ -188,6 +194,13 @@ static void usage(FILE *out, const struct defaults *d)
 		"      --group=NAME         group that may lend (default: the "
 		"config's,\n"
 		"                           lendfs); see docs/PERMISSIONS.md\n"
+		"      --metrics-listen=ADDR:PORT\n"
+		"                           serve GET /metrics over HTTP for "
+		"Prometheus:\n"
+		"                           A.B.C.D:PORT, [V6]:PORT or "
+		"localhost:PORT\n"
+		"                           (default: the config's "
+		"metrics_listen, none)\n"
 		"  -f                       stay in the foreground\n"
 		"  -d                       FUSE debug output (implies -f)\n"
 		"  -s                       single-threaded FUSE loop\n"
@@ -523,12 +536,18 @@ struct daemon {
 	const struct inventory_ops *inv_ops; /* udev inventory, if chosen */
 	void *inv;
 	struct inventory_thread *hotplug;
+	struct httpd *httpd;
+	struct listen_addr metrics_at; /* valid when metrics_on */
+	bool metrics_on;
 };
 
 static void daemon_cleanup(struct daemon *d)
 {
 	if (d->signals)
 		fuse_remove_signal_handlers(fuse_get_session(d->fuse));
+	/* it reads the engine: gone before anything of the engine goes */
+	httpd_stop(d->httpd);
+	d->httpd = NULL;
 	/*
 	 * The engine's threads (hot-plug, the ZooKeeper session) notify
 	 * the kernel through the FUSE session's descriptor until its
@@ -554,6 +573,7 @@ static void daemon_cleanup(struct daemon *d)
 	free(d->opt.run_dir);
 	free(d->opt.inventory);
 	free(d->opt.group);
+	free(d->opt.metrics_listen);
 	free(d->fopt.mountpoint);
 	fuse_opt_free_args(&d->args);
 }
@@ -661,6 +681,45 @@ static int start_engine(struct daemon *d, const struct defaults *def)
 	return r;
 }
 
+/*
+ * --metrics-listen wins over [cluster] metrics_listen; neither: no
+ * endpoint.  0, or EXIT_USAGE with the reason on stderr.
+ */
+static int check_metrics_args(struct daemon *d)
+{
+	const char *text = d->opt.metrics_listen;
+	char why[REASON_MAX];
+
+	if (!text) {
+		if (!d->cfg->metrics_listen[0])
+			return 0;
+		text = d->cfg->metrics_listen;
+	}
+	if (listen_parse(text, &d->metrics_at, why) < 0) {
+		fprintf(stderr, "lendfs: --metrics-listen: %s\n", why);
+		return EXIT_USAGE;
+	}
+	d->metrics_on = true;
+	return 0;
+}
+
+/* The HTTP endpoint (httpd.h), once the engine runs: 0 or EXIT_USAGE. */
+static int start_httpd(struct daemon *d)
+{
+	char why[REASON_MAX] = "";
+	const char *text = d->opt.metrics_listen ? d->opt.metrics_listen
+						 : d->cfg->metrics_listen;
+
+	if (!d->metrics_on)
+		return 0;
+	if (httpd_start(d->fs.engine, &d->metrics_at, &d->httpd, why) < 0) {
+		fprintf(stderr, "lendfs: cannot start: metrics endpoint %s: "
+			"%s\n", text, why);
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
 /* lendfs --check: the store against the config, without mounting. */
 static int run_check(struct daemon *d, const struct defaults *def)
 {
@@ -763,6 +822,8 @@ static int setup_args(struct daemon *d, const struct defaults *def)
 			 d->opt.inventory);
 	if (d->opt.check)
 		return run_check(d, def);
+	if (check_metrics_args(d) != 0)
+		return EXIT_USAGE;
 	return -1;
 }
 
@@ -786,6 +847,9 @@ int main(int argc, char *argv[])
 	sd_notify(0, "STATUS=recovering stored lends");
 	if (start_engine(&d, &def) < 0)
 		return fail(&d, 1);
+	r = start_httpd(&d);
+	if (r != 0)
+		return fail(&d, r);
 	if (!d.inv) {
 		/*
 		 * The engine holds its own copy of every device: the config's

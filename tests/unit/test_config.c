@@ -8,6 +8,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <cmocka.h>
 
 #include "config.h"
@@ -398,6 +401,59 @@ static void test_parsers(void **state)
 	}
 }
 
+/* listen.h: the address and port parsed, and each refusal's errno. */
+static void test_listen(void **state)
+{
+	static const struct {
+		const char *text;
+		int err;
+	} bad[] = {
+		{ "", -EINVAL },		{ "127.0.0.1", -EINVAL },
+		{ "127.0.0.1:", -EINVAL },	{ ":80", -EINVAL },
+		{ "1.2.3:80", -EINVAL },	{ "1.2.3.4.5:80", -EINVAL },
+		{ "::1:80", -EINVAL },		{ "[::1]", -EINVAL },
+		{ "[::1]:", -EINVAL },		{ "[::1]x80", -EINVAL },
+		{ "[]:80", -EINVAL },		{ "[1.2.3.4]:80", -EINVAL },
+		{ "host:80", -EINVAL },		{ "127.0.0.1:+80", -EINVAL },
+		{ "127.0.0.1:80 ", -EINVAL },	{ "127.0.0.1:0x50", -EINVAL },
+		{ "127.0.0.1:0", -ERANGE },	{ "127.0.0.1:65536", -ERANGE },
+		{ "127.0.0.1:000000", -ERANGE }, { "localhost:99999999999999999999", -ERANGE },
+		{ "11111111111111111111111111111111111111111111111111111111111111:1", -ENAMETOOLONG },
+		{ "[0:0:0:0:0:0:0:0:0]:1", -EINVAL },
+	};
+	struct listen_addr a;
+	const struct sockaddr_in *v4 = (const struct sockaddr_in *)&a.ss;
+	const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)&a.ss;
+	char why[REASON_MAX], txt[INET6_ADDRSTRLEN];
+
+	(void)state;
+	assert_int_equal(listen_parse("10.1.2.3:9477", &a, why), 0);
+	assert_int_equal(a.family, AF_INET);
+	assert_int_equal(a.len, sizeof(struct sockaddr_in));
+	assert_int_equal(ntohs(v4->sin_port), 9477);
+	assert_int_equal(ntohl(v4->sin_addr.s_addr), 0x0a010203);
+	assert_int_equal(listen_parse("localhost:1", &a, why), 0);
+	assert_int_equal(ntohl(v4->sin_addr.s_addr), INADDR_LOOPBACK);
+	assert_int_equal(ntohs(v4->sin_port), 1);
+	assert_int_equal(listen_parse("[::1]:65535", &a, why), 0);
+	assert_int_equal(a.family, AF_INET6);
+	assert_int_equal(a.len, sizeof(struct sockaddr_in6));
+	assert_int_equal(ntohs(v6->sin6_port), 65535);
+	inet_ntop(AF_INET6, &v6->sin6_addr, txt, sizeof(txt));
+	assert_string_equal(txt, "::1");
+	assert_int_equal(listen_parse("[fd00::5:7]:80", &a, why), 0);
+	assert_int_equal(listen_parse("[0000:0000:0000:0000:0000:0000:0000:0001]:1", &a, why), 0);
+	assert_int_equal(listen_parse("255.255.255.255:65535", &a, why), 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		why[0] = '\0';
+		a.family = 99;
+		if (listen_parse(bad[i].text, &a, why) != bad[i].err)
+			fail_msg("'%s' not refused with %d", bad[i].text, bad[i].err);
+		assert_true(why[0] != '\0');
+		assert_int_equal(a.family, 0); /* cleared on failure */
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -407,6 +463,7 @@ int main(void)
 		cmocka_unit_test(test_demo),	    cmocka_unit_test(test_parsers),
 		cmocka_unit_test(test_nul_in_file), cmocka_unit_test(test_line_limit_file),
 		cmocka_unit_test(test_size_limit_pipe), cmocka_unit_test(test_header_forms),
+		cmocka_unit_test(test_listen),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -522,6 +522,14 @@ int windows_program(struct engine *e, const struct window *w, unsigned n,
 int windows_clear(struct engine *e, const struct window *w, unsigned n,
 		  char *reason);
 
+/*
+ * Clear every one of @n windows that is on this host, going on past one
+ * that fails (an entry not programmed any more is just skipped): what a
+ * mirror does when a lend is gone, where nothing can be put back and a
+ * window left programmed would reach a device that is not lent.
+ */
+void windows_clear_all(struct engine *e, const struct window *w, unsigned n);
+
 /* ---- p2p.c ---------------------------------------------------------------- */
 
 /* @d just became lent: link it with every device lent to its borrower. */

@@ -65,3 +65,10 @@ int windows_clear(struct engine *e, const struct window *w, unsigned n,
 	return 0;
 }
 
+
+void windows_clear_all(struct engine *e, const struct window *w, unsigned n)
+{
+	for (unsigned i = n; i-- > 0;)
+		if (lend_window_here(e, &w[i]))
+			e->fabric->clear(e->fabric_ctx, &w[i], NULL);
+}

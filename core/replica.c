@@ -148,7 +148,7 @@ void lend_apply_record(struct engine *e, const char *devid,
 	/* this host's registers: mapped while lending or lent */
 	if (rec_mapped(old_state) &&
 	    (!rec_mapped(new_state) || old_epoch != d->epoch || moved))
-		windows_clear(e, old, nold, NULL);
+		windows_clear_all(e, old, nold);
 	if (rec_mapped(new_state) &&
 	    (!rec_mapped(old_state) || old_epoch != rec->epoch || moved))
 		windows_program(e, nw, nnew, UINT64_MAX, NULL);

@@ -58,7 +58,7 @@ static void settle_returned(struct engine *e, struct ldevice *d)
 	struct notes nt = { 0 };
 
 	p2p_decompose(e, d, &nt);
-	windows_clear(e, d->windows, d->nwindows, NULL);
+	windows_clear_all(e, d->windows, d->nwindows);
 	plan_release_locked(e, d->windows, d->nwindows);
 	notes_event(&nt, EV_RETURNED, d->id, "borrower", d->borrower, "cause",
 		    "recovery", NULL);

@@ -1246,6 +1246,29 @@ int sim_hw_regs(struct sim_hw *hw, const char *host, sim_reg_fn fn, void *arg,
 	return r;
 }
 
+static int clear_slots(struct sim_host *h, struct sim_slot *slots,
+		       uint32_t first, uint32_t count, const char *what,
+		       char *reason);
+
+int sim_hw_lose_lut(struct sim_hw *hw, const char *host, uint32_t index,
+		    char *reason)
+{
+	struct sim_host *h;
+	int r;
+
+	if (!hw || !host)
+		return reason_set(reason, -EINVAL, "invalid register");
+	pthread_mutex_lock(&hw->lock);
+	r = host_get(hw, host, &h, reason);
+	if (r == 0 && index >= h->hdr->nentries)
+		r = reason_set(reason, -ERANGE, "%s has %" PRIu32 " LUT entries",
+			       host, h->hdr->nentries);
+	if (r == 0)
+		r = clear_slots(h, hdr_lut(h->hdr), index, 1, "LUT entry", reason);
+	pthread_mutex_unlock(&hw->lock);
+	return r;
+}
+
 /* ---- fabric_ops --------------------------------------------------------- */
 
 /* Remove @name under @at: a file, or a directory and (depth) what it holds. */

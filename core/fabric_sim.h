@@ -97,4 +97,12 @@ typedef int (*sim_reg_fn)(void *arg, const struct sim_reg *reg);
 int sim_hw_regs(struct sim_hw *hw, const char *host, sim_reg_fn fn, void *arg,
 		char *reason);
 
+/*
+ * A fault for tests: LUT entry @index of @host's adapter loses its
+ * translation behind the daemons' back (cleared in the register file).
+ * -ENOENT when it holds none, -ERANGE past the table.
+ */
+int sim_hw_lose_lut(struct sim_hw *hw, const char *host, uint32_t index,
+		    char *reason);
+
 #endif

@@ -66,9 +66,33 @@ int windows_clear(struct engine *e, const struct window *w, unsigned n,
 }
 
 
+/*
+ * A window of several LUT entries that could not be cleared whole (one of
+ * them holds nothing any more): each of its entries on its own.
+ */
+static void clear_entries(struct engine *e, const struct window *w)
+{
+	struct lhost *h = engine_host(e, w->host);
+	uint64_t stride = h && h->cfg ? h->cfg->window_max : 0;
+
+	for (uint32_t k = 0; stride && k < w->count; k++) {
+		struct window one = *w;
+
+		one.index = w->index + k;
+		one.count = 1;
+		one.local = w->local + k * stride;
+		one.size = MIN(stride, w->size - MIN(w->size, k * stride));
+		e->fabric->clear(e->fabric_ctx, &one, NULL);
+	}
+}
+
 void windows_clear_all(struct engine *e, const struct window *w, unsigned n)
 {
-	for (unsigned i = n; i-- > 0;)
-		if (lend_window_here(e, &w[i]))
-			e->fabric->clear(e->fabric_ctx, &w[i], NULL);
+	for (unsigned i = n; i-- > 0;) {
+		if (!lend_window_here(e, &w[i]) ||
+		    e->fabric->clear(e->fabric_ctx, &w[i], NULL) == 0)
+			continue;
+		if (w[i].kind == WIN_LUT && w[i].count > 1)
+			clear_entries(e, &w[i]);
+	}
 }

@@ -8,6 +8,7 @@
  *   lendfs-dma -r RUNDIR dma-read DEVID ADDR LEN
  *   lendfs-dma -r RUNDIR dma-write DEVID ADDR DATA
  *   lendfs-dma -r RUNDIR regs [HOST]
+ *   lendfs-dma -r RUNDIR lose-lut HOST INDEX    (a fault, for tests)
  *
  * Exit status: 0 done, 1 the access failed, 2 usage error.
  */
@@ -46,6 +47,9 @@ static void usage(FILE *out)
 		"                              window and IOMMU mapping (of HOST),\n"
 		"                              one window line each, then where it\n"
 		"                              leads: bar DEVID, ram OWNER or none\n"
+		"  lose-lut HOST INDEX         a fault for tests: LUT entry INDEX of\n"
+		"                              HOST's adapter loses its translation\n"
+		"                              behind lendfs's back\n"
 		"\n"
 		"options:\n"
 		"  -r, --run-dir DIR   run directory of the sim fabric (lendfs --run-dir)\n"
@@ -119,6 +123,30 @@ static int print_reg(void *arg, const struct sim_reg *g)
 	return 0;
 }
 
+/* lose-lut HOST INDEX: a fault for tests, an entry lost behind lendfs. */
+static int run_lose(const char *run_dir, int argc, char **argv)
+{
+	char reason[REASON_MAX] = "";
+	struct sim_hw *hw = NULL;
+	uint64_t index;
+	int r;
+
+	if (argc != 2)
+		return usage_error("lose-lut takes 2 arguments");
+	if (parse_u64(argv[1], &index) < 0 || index > UINT32_MAX)
+		return usage_error("invalid LUT entry '%s'", argv[1]);
+	r = sim_hw_open(run_dir, &hw, reason);
+	if (r == 0)
+		r = sim_hw_lose_lut(hw, argv[0], (uint32_t)index, reason);
+	sim_hw_close(hw);
+	if (r < 0) {
+		fprintf(stderr, PROG ": lose-lut: %s\n",
+			reason[0] ? reason : strerror(-r));
+		return 1;
+	}
+	return 0;
+}
+
 /* regs [HOST]: the register files as the hardware holds them. */
 static int run_regs(const char *run_dir, int argc, char **argv)
 {
@@ -185,6 +213,8 @@ int main(int argc, char **argv)
 	cmd = argv[optind];
 	if (strcmp(cmd, "regs") == 0)
 		return run_regs(run_dir, argc - optind - 1, argv + optind + 1);
+	if (strcmp(cmd, "lose-lut") == 0)
+		return run_lose(run_dir, argc - optind - 1, argv + optind + 1);
 	if (strcmp(cmd, "cpu-read") == 0 || strcmp(cmd, "cpu-write") == 0 ||
 	    strcmp(cmd, "dma-read") == 0 || strcmp(cmd, "dma-write") == 0) {
 		dma = cmd[0] == 'd';

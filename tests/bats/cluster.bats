@@ -396,3 +396,28 @@ cycles() {
 	assert_failure 1
 	assert_output --partial "needs --host NAME, a host of the config (got 'nodeZ')"
 }
+
+@test "a borrower's LUT entry lost behind its back: the return still clears every other one" {
+	cluster_up nodeA nodeB nodeC
+	local nic=nodeB:0000:17:00.0 dma="$BUILD_DIR/lendfs-dma" first
+	# the NIC's 32M BAR takes 4 LUT entries of 8M on nodeA
+	echo nodeA >"$(cdev nodeB $nic)/borrower"
+	eventually 5 state_is nodeA $nic lent nodeA
+	run "$dma" -r "$CTMP/run.nodeA" regs nodeA
+	assert_success
+	[ "$(grep -c "^lut nodeA .* bar $nic\$" <<<"$output")" -eq 4 ]
+	first=$(awk -v d="$nic" '$1 == "lut" && $NF == d { print $3; exit }' <<<"$output")
+	"$dma" -r "$CTMP/run.nodeA" lose-lut nodeA "$first"
+	run "$dma" -r "$CTMP/run.nodeA" lose-lut nodeA "$first"
+	assert_failure
+	assert_output --partial "not programmed"
+	echo >"$(cdev nodeB $nic)/borrower"
+	for h in nodeA nodeB nodeC; do
+		eventually 5 state_is $h $nic available ""
+	done
+	# none of the three others is left (a clear that rolled back on the
+	# lost one would program them again)
+	run "$dma" -r "$CTMP/run.nodeA" regs nodeA
+	assert_success
+	refute_output --partial "bar $nic"
+}

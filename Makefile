@@ -112,7 +112,7 @@ $(UNIT_BINS): $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(CORE_LIB)
 		$(LDLIBS) -lcmocka
 
 # Pure parts of the daemon with unit tests of their own.
-DAEMON_PURE_OBJS := $(addprefix $(BUILD)/obj/lendfs/,path.o attr_device.o attr_vm.o \
+DAEMON_PURE_OBJS := $(addprefix $(BUILD)/obj/lendfs/,path.o attr_device.o attr_vm.o attr_compo.o \
 		      attr_host.o attr_fabric.o)
 $(BUILD)/obj/tests/unit/test_path.o: CFLAGS += -Ilendfs
 $(BUILD)/tests/test_path: $(DAEMON_PURE_OBJS)

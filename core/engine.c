@@ -81,6 +81,7 @@ static struct engine *engine_alloc(const struct engine_options *opt)
 	pthread_mutex_init(&e->comp_lock, NULL);
 	lease_init(e);
 	vmreg_init(e);
+	compose_init(e);
 	e->event_retain = cfg->event_retention ? cfg->event_retention : EVENT_RETAIN_DEFAULT;
 	if (evlog_init(&e->events, e->event_retain) < 0) {
 		engine_free(e);
@@ -152,6 +153,8 @@ int engine_new(const struct engine_options *opt, struct engine **out,
 		r = e->coord->start(e->coord_ctx, reason);
 	}
 	if (r == 0)
+		r = compose_load(e, reason); /* after the lends' recovery */
+	if (r == 0)
 		r = lease_start(e, reason); /* after recovery expired what passed */
 	if (r < 0) {
 		engine_free(e);
@@ -170,6 +173,7 @@ void engine_free(struct engine *e)
 		e->coord->close(e->coord_ctx); /* first: its threads use the engine */
 	e->coord_ctx = NULL;
 	vmreg_free(e); /* the VMs' callbacks use the engine */
+	compose_free(e);
 	p2p_free_all(e);
 	model_free_all(e);
 	for (unsigned i = 0; i < e->nhosts; i++)

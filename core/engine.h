@@ -374,4 +374,58 @@ bool engine_vm_exists(struct engine *e, const char *host, const char *vm);
 int engine_foreach_vm(struct engine *e, const char *host,
 		      int (*cb)(void *arg, const char *vm), void *arg);
 
+/* ---- compositions ------------------------------------------------------ */
+
+/*
+ * Compositions (SPEC section 10, core/compose.c): compositions/NAME/, a
+ * list of devices lent to one borrower together or not at all.  Stored
+ * (store.h comp_*); one-daemon mode only for now: in distributed mode
+ * every call is -ENOTSUP.
+ */
+#define COMPOSITIONS_MAX 1024 /* compositions in one engine */
+
+enum compo_state {
+	COMPO_AVAILABLE,
+	COMPO_LENDING,
+	COMPO_LENT,
+	COMPO_RETURNING,
+};
+
+const char *compo_state_name(enum compo_state s);
+
+struct compo_view {
+	char name[COMP_NAME_MAX_LEN + 1];
+	char devices[COMP_DEVICES_TEXT_MAX + COMP_DEVICES_MAX]; /* a line each */
+	char borrower[BORROWER_MAX + 1];
+	enum compo_state state;
+	char last_error[REASON_MAX + DEVICE_ID_MAX + 32];
+	uint64_t generation;
+};
+
+/* mkdir: -EINVAL malformed name, -EEXIST, -ENOSPC, -ENOTSUP distributed. */
+int engine_compo_create(struct engine *e, const char *name, char *reason);
+/* rmdir: -ENOENT, -EBUSY while not available. */
+int engine_compo_remove(struct engine *e, const char *name, char *reason);
+/*
+ * One write to compositions/NAME/devices: the whole new list, one ID a
+ * line.  -EINVAL malformed, too long or an unknown ID (named), -EBUSY a
+ * device in another composition (named) or the composition not available.
+ */
+int engine_compo_write_devices(struct engine *e, const char *name,
+			       const char *buf, size_t len,
+			       const struct engine_caller *who, char *reason);
+/*
+ * One write to compositions/NAME/borrower: lend every device to it, or
+ * none (the failing device's errno; last_error "ERRNO: DEVICE: reason");
+ * empty returns them all.
+ */
+int engine_compo_write_borrower(struct engine *e, const char *name,
+				const char *buf, size_t len,
+				const struct engine_caller *who, char *reason);
+int engine_compo_view(struct engine *e, const char *name,
+		      struct compo_view *out);
+bool engine_compo_exists(struct engine *e, const char *name);
+int engine_foreach_compo(struct engine *e,
+			 int (*cb)(void *arg, const char *name), void *arg);
+
 #endif

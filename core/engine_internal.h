@@ -24,6 +24,7 @@
  *   lease.c      the lease timer: lends ended at their deadline
  *   engine.c     construction: back-ends, coordination, borrower kinds
  *   vmreg.c      VM borrowers (borrower_vm_ops) and the VM registry
+ *   compose.c    compositions: devices lent together, through lend.c
  *   cluster.c    the ZooKeeper coordination (coord_zk_ops)
  *
  * Locking, outermost first:
@@ -50,6 +51,14 @@
  * across QMP connects, taken before everything else); e->vm_lock guards
  * the list and each VM's fields and nests inside model_lock and outside
  * d->lock.  Neither is held across a QMP call.
+ *
+ * Compositions (compose.c): e->compo_op_lock (rwlock) is write-held by
+ * every change of a composition, across the lends and returns of its
+ * devices, and read-held by a device's own borrower write across its
+ * request (so that no composition is lent or returned between the write's
+ * "part of composition" check and its request); it is taken before every
+ * lock of a request.  e->compo_lock guards the list and each
+ * composition's fields, held briefly, never across a request.
  */
 #ifndef LENDFS_ENGINE_INTERNAL_H
 #define LENDFS_ENGINE_INTERNAL_H
@@ -242,6 +251,11 @@ struct engine {
 	pthread_mutex_t vm_lock;    /* the VM list and each VM's fields */
 	struct lvm *vms;
 	unsigned nvms;
+
+	pthread_rwlock_t compo_op_lock; /* composition changes (compose.c) */
+	pthread_mutex_t compo_lock;    /* the list and their fields */
+	struct lcompo *compos;
+	unsigned ncompos;
 };
 
 /* ---- model.c ------------------------------------------------------------ */
@@ -560,6 +574,18 @@ int lend_request(struct engine *e, const char *devid, const char *value,
 int lend_admit(struct engine *e, struct ldevice *d, const char *value,
 	       struct borrower *b, char *reason);
 
+/*
+ * One write's value (the SPEC section 4 rules): one trailing newline
+ * stripped, at most BORROWER_MAX bytes, printable without spaces; into
+ * @out (BORROWER_MAX + 1 bytes).  -EINVAL with reason.
+ */
+int lend_parse_value(const char *buf, size_t len, char *out, char *reason);
+
+/* A write refused before any request: @devid's last_error, an event. */
+int lend_write_refused(struct engine *e, const char *devid, int r,
+		       const char *buf, size_t len,
+		       const struct engine_caller *who, const char *reason);
+
 /* An autolend of the config or udev; the outcome goes to the log. */
 int lend_autolend(struct engine *e, const char *devid, const char *borrower,
 		  char *why);
@@ -751,5 +777,20 @@ void vmreg_init(struct engine *e);
 void vmreg_free(struct engine *e);
 int vmreg_load(struct engine *e, char *reason);
 void vmreg_start(struct engine *e);
+
+/* ---- compose.c ------------------------------------------------------------ */
+
+/*
+ *   compose_init / compose_free  engine construction
+ *   compose_load                 stored compositions, after the lends are
+ *                                recovered: an unfinished lend is rolled
+ *                                back, an unfinished return finished
+ *
+ * A device's own borrower write (engine_write_borrower()) is compose.c's
+ * too: a member of a composition that is not available refuses it.
+ */
+void compose_init(struct engine *e);
+void compose_free(struct engine *e);
+int compose_load(struct engine *e, char *reason);
 
 #endif

@@ -25,6 +25,8 @@ static const char *const event_names[EV_COUNT] = {
 	[EV_DEVICE_REMOVED] = "device-removed",
 	[EV_EXPIRED] = "expired",
 	[EV_LEASE_SET] = "lease-set",
+	[EV_COMPOSITION_LENT] = "composition-lent",
+	[EV_COMPOSITION_RETURNED] = "composition-returned",
 };
 
 const char *event_name(enum event_kind k)

@@ -72,6 +72,8 @@ enum event_kind {
 	EV_DEVICE_REMOVED,
 	EV_EXPIRED,   /* a lease ran out (SPEC section 9) */
 	EV_LEASE_SET, /* a lease set, renewed or removed */
+	EV_COMPOSITION_LENT,	 /* every device of a composition lent */
+	EV_COMPOSITION_RETURNED, /* ... returned */
 	EV_COUNT,
 };
 

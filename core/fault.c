@@ -53,6 +53,9 @@ static const struct fault_point_def {
 	/* a lease set, renewed or removed: before each step of lease_steps[] */
 	PASSES("lease.validate"), PASSES("lease.store"), FAILS("store_lease"),
 	PASSES("lease.publish"),
+	/* a composition's lend and return (compose.c) */
+	PASSES("compose.intent"), PASSES("compose.commit"), FAILS("store_compose"),
+	PASSES("compose.done"), PASSES("compose.return"),
 };
 
 struct point {

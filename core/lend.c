@@ -927,7 +927,7 @@ int engine_return(struct engine *e, const char *devid, char *reason)
  * length; refuse bytes no name can contain (so that a NUL or a second
  * line is an error, not a silently different request).
  */
-static int parse_value(const char *buf, size_t len, char *out, char *reason)
+int lend_parse_value(const char *buf, size_t len, char *out, char *reason)
 {
 	len = value_len(buf, len);
 	if (len > BORROWER_MAX)
@@ -946,9 +946,9 @@ static int parse_value(const char *buf, size_t len, char *out, char *reason)
 }
 
 /* A write that is no request at all: only its last_error changes. */
-static int write_refused(struct engine *e, const char *devid, int r,
-			 const char *buf, size_t len,
-			 const struct engine_caller *who, const char *reason)
+int lend_write_refused(struct engine *e, const char *devid, int r,
+		       const char *buf, size_t len,
+		       const struct engine_caller *who, const char *reason)
 {
 	struct ldevice *d = model_get(e, devid);
 	char value[EVENT_VALUE_MAX + 1];
@@ -973,23 +973,6 @@ static int write_refused(struct engine *e, const char *devid, int r,
 	}
 	notes_flush(e, &nt, who);
 	return r;
-}
-
-int engine_write_borrower(struct engine *e, const char *devid, const char *buf,
-			  size_t len, const struct engine_caller *who,
-			  char *reason)
-{
-	char value[BORROWER_MAX + 1];
-	char rbuf[REASON_MAX];
-	int r;
-
-	if (!reason)
-		reason = rbuf;
-	r = parse_value(buf, len, value, reason);
-	if (r < 0)
-		return write_refused(e, devid, r, buf, len, who, reason);
-	r = lend_request(e, devid, value, who, NULL, reason);
-	return r < 0 ? r : 0;
 }
 
 /* ---- lends that break under the engine -------------------------------------- */
@@ -1650,7 +1633,7 @@ int engine_write_lease(struct engine *e, const char *devid, const char *buf,
 		reason = rbuf;
 	r = lease_parse(buf, len, &seconds, reason);
 	if (r < 0)
-		return write_refused(e, devid, r, buf, len, who, reason);
+		return lend_write_refused(e, devid, r, buf, len, who, reason);
 	return lend_lease_request(e, devid, seconds, who, reason);
 }
 

@@ -192,6 +192,57 @@ int store_vm_validate(const char *host, const char *vm, const char *qmp,
 	return 0;
 }
 
+bool comp_name_valid(const char *name)
+{
+	size_t len = name ? strlen(name) : 0;
+
+	if (len == 0 || len > COMP_NAME_MAX_LEN || !strcmp(name, ".") ||
+	    !strcmp(name, ".."))
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = name[i];
+
+		if (!isalnum(c) && c != '_' && c != '.' && c != '-')
+			return false;
+	}
+	return true;
+}
+
+int store_comp_validate(const char *name, const char *devices,
+			const char *borrower, char *reason)
+{
+	unsigned n = 0;
+
+	if (!comp_name_valid(name))
+		return reason_set(reason, -EINVAL, "invalid composition name '%s'",
+				  name ? name : "");
+	if (!devices || !borrower || !str_fits(borrower, REASON_MAX))
+		return reason_set(reason, -EINVAL, "composition %s: bad borrower", name);
+	for (const char *c = borrower; *c; c++)
+		if ((unsigned char)*c < 0x21 || (unsigned char)*c > 0x7e)
+			return reason_set(reason, -EINVAL,
+					  "composition %s: malformed borrower", name);
+	for (const char *p = devices; *p;) {
+		const char *nl = strchr(p, '\n');
+		size_t len = nl ? (size_t)(nl - p) : strlen(p);
+
+		if (++n > COMP_DEVICES_MAX || len == 0 || len >= DEVICE_ID_MAX ||
+		    !memchr(p, ':', len))
+			return reason_set(reason, -EINVAL,
+					  "composition %s: malformed device list", name);
+		for (size_t i = 0; i < len; i++)
+			if ((unsigned char)p[i] < 0x21 || (unsigned char)p[i] > 0x7e)
+				return reason_set(reason, -EINVAL,
+						  "composition %s: malformed device list",
+						  name);
+		p += len;
+		if (nl && !*++p)
+			return reason_set(reason, -EINVAL,
+					  "composition %s: malformed device list", name);
+	}
+	return 0;
+}
+
 /* ---- invariants -------------------------------------------------------- */
 
 static int cmp_device_ci(const void *pa, const void *pb)

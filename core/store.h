@@ -125,6 +125,21 @@ struct store_ops {
 				 const char *qmp),
 		       void *arg, char *reason);
 	/*
+	 * Compositions (compositions/NAME/, SPEC section 10): the name, its
+	 * device IDs joined by newlines ("" none) and its borrower ("" when
+	 * not lent).  comp_put inserts or replaces, durably; comp_remove of
+	 * an absent one is not an error; comp_load calls @cb for each, by
+	 * name.  NULL in a back-end that has none (zk: the engine refuses
+	 * compositions with -ENOTSUP).
+	 */
+	int (*comp_put)(void *ctx, const char *name, const char *devices,
+			const char *borrower, char *reason);
+	int (*comp_remove)(void *ctx, const char *name, char *reason);
+	int (*comp_load)(void *ctx,
+			 int (*cb)(void *arg, const char *name,
+				   const char *devices, const char *borrower),
+			 void *arg, char *reason);
+	/*
 	 * Offline invariant check; prints one line per violation to @out and
 	 * returns the number of violations (or -errno).
 	 */
@@ -187,9 +202,27 @@ int store_vm_validate(const char *host, const char *vm, const char *qmp,
  */
 int store_check_records(const struct lend_record *recs, unsigned n, FILE *out);
 
+/*
+ * Compositions: NAME is 1 to COMP_NAME_MAX_LEN bytes of [A-Za-z0-9_.-]
+ * ("." and ".." excepted), at most COMP_DEVICES_MAX devices.
+ */
+#define COMP_NAME_MAX_LEN 64
+#define COMP_DEVICES_MAX 64
+#define COMP_DEVICES_TEXT_MAX (COMP_DEVICES_MAX * DEVICE_ID_MAX)
+
+bool comp_name_valid(const char *name);
+
+/*
+ * Can this composition be stored?  A valid name, at most COMP_DEVICES_MAX
+ * device IDs ("HOST:..." each) joined by single newlines, a borrower of
+ * printable bytes.  -EINVAL with reason.
+ */
+int store_comp_validate(const char *name, const char *devices,
+			const char *borrower, char *reason);
+
 /* SQLite back-end: PRAGMA application_id ("LEND") and schema version. */
 #define STORE_SQLITE_APPLICATION_ID 0x4c454e44
-#define STORE_SQLITE_VERSION 7
+#define STORE_SQLITE_VERSION 8
 
 #define STORE_QMP_PATH_MAX 4096 /* bytes of a stored QMP socket path, NUL included */
 

@@ -21,6 +21,11 @@ struct mem_vm {
 	char *qmp;
 };
 
+struct mem_comp {
+	char name[COMP_NAME_MAX_LEN + 1];
+	char *devices, *borrower;
+};
+
 struct mem_store {
 	pthread_mutex_t lock;
 	struct lend_record *recs; /* sorted by device (strcmp) */
@@ -29,6 +34,8 @@ struct mem_store {
 	unsigned nhosts, caphosts;
 	struct mem_vm *vms;	  /* sorted by host, then name */
 	unsigned nvms, capvms;
+	struct mem_comp *comps;	  /* sorted by name */
+	unsigned ncomps;
 	struct event_rec *evs;	  /* the event log, oldest first; text owned */
 	unsigned nevs, capevs;
 	uint64_t last_seq;
@@ -76,6 +83,11 @@ static void mem_close(void *ctx)
 	for (unsigned i = 0; i < s->nvms; i++)
 		free(s->vms[i].qmp);
 	free(s->vms);
+	for (unsigned i = 0; i < s->ncomps; i++) {
+		free(s->comps[i].devices);
+		free(s->comps[i].borrower);
+	}
+	free(s->comps);
 	events_drop(s, s->nevs);
 	free(s->evs);
 	pthread_mutex_destroy(&s->lock);
@@ -397,6 +409,124 @@ static int mem_vm_load(void *ctx,
 	return r;
 }
 
+/* Index of @name, or where it would go (with *found false). */
+static unsigned comp_find(const struct mem_store *s, const char *name,
+			  bool *found)
+{
+	unsigned at;
+
+	*found = false;
+	for (at = 0; at < s->ncomps; at++) {
+		int c = strcmp(s->comps[at].name, name);
+
+		*found = c == 0;
+		if (c >= 0)
+			break;
+	}
+	return at;
+}
+
+static int mem_comp_put(void *ctx, const char *name, const char *devices,
+			const char *borrower, char *reason)
+{
+	struct mem_store *s = ctx;
+	char *d, *b;
+	unsigned at;
+	bool found;
+	int r = store_comp_validate(name, devices, borrower, reason);
+
+	if (r < 0)
+		return r;
+	d = strdup(devices);
+	b = strdup(borrower);
+	pthread_mutex_lock(&s->lock);
+	at = comp_find(s, name, &found);
+	if (d && b && !found) {
+		struct mem_comp *p = realloc(s->comps, (s->ncomps + 1) * sizeof(*p));
+
+		if (p) {
+			s->comps = p;
+			memmove(&p[at + 1], &p[at], (s->ncomps - at) * sizeof(*p));
+			snprintf(p[at].name, sizeof(p[at].name), "%s", name);
+			p[at].devices = p[at].borrower = NULL;
+			s->ncomps++;
+			found = true;
+		}
+	}
+	if (d && b && found) {
+		free(s->comps[at].devices);
+		free(s->comps[at].borrower);
+		s->comps[at].devices = d;
+		s->comps[at].borrower = b;
+		d = b = NULL;
+	} else {
+		r = reason_set(reason, -ENOMEM, "cannot store composition %s: out of "
+			       "memory", name);
+	}
+	pthread_mutex_unlock(&s->lock);
+	free(d);
+	free(b);
+	return r;
+}
+
+static int mem_comp_remove(void *ctx, const char *name, char *reason)
+{
+	struct mem_store *s = ctx;
+	unsigned at;
+	bool found;
+
+	if (!comp_name_valid(name))
+		return reason_set(reason, -EINVAL, "invalid composition name");
+	pthread_mutex_lock(&s->lock);
+	at = comp_find(s, name, &found);
+	if (found) {
+		free(s->comps[at].devices);
+		free(s->comps[at].borrower);
+		memmove(&s->comps[at], &s->comps[at + 1],
+			(s->ncomps - at - 1) * sizeof(*s->comps));
+		s->ncomps--;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+static int mem_comp_load(void *ctx,
+			 int (*cb)(void *arg, const char *name,
+				   const char *devices, const char *borrower),
+			 void *arg, char *reason)
+{
+	struct mem_store *s = ctx;
+	struct mem_comp *copy = NULL;
+	unsigned n, i = 0;
+	int r = 0;
+
+	pthread_mutex_lock(&s->lock);
+	n = s->ncomps;
+	if (n)
+		copy = calloc(n, sizeof(*copy));
+	for (; copy && i < n; i++) {
+		copy[i] = s->comps[i];
+		copy[i].devices = strdup(s->comps[i].devices);
+		copy[i].borrower = strdup(s->comps[i].borrower);
+		if (!copy[i].devices || !copy[i].borrower) {
+			i++;
+			r = -ENOMEM;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (r < 0 || (n && !copy))
+		r = reason_set(reason, -ENOMEM, "cannot copy the memory store");
+	for (unsigned j = 0; r == 0 && j < n; j++)
+		r = cb(arg, copy[j].name, copy[j].devices, copy[j].borrower);
+	for (unsigned j = 0; copy && j < i; j++) {
+		free(copy[j].devices);
+		free(copy[j].borrower);
+	}
+	free(copy);
+	return r;
+}
+
 static int mem_check(void *ctx, FILE *out)
 {
 	struct lend_record *recs = NULL;
@@ -514,6 +644,9 @@ const struct store_ops store_memory_ops = {
 	.vm_put = mem_vm_put,
 	.vm_remove = mem_vm_remove,
 	.vm_load = mem_vm_load,
+	.comp_put = mem_comp_put,
+	.comp_remove = mem_comp_remove,
+	.comp_load = mem_comp_load,
 	.check = mem_check,
 	.event_append = mem_event_append,
 	.event_load = mem_event_load,

@@ -20,6 +20,9 @@
  *       (core/events.h), trimmed to the last `event_retention` events.
  *   v7  lends.expires: the lease deadline (wall clock, ns since the
  *       epoch, UTC), 0 when the lend has none (SPEC section 9).
+ *   v8  compositions(name PK, devices, borrower): compositions/NAME/
+ *       (SPEC section 10), devices joined by newlines, borrower "" when
+ *       not lent.
  *
  * Older versions are migrated forward, one transaction per step.  Anything
  * else (garbage, a corrupt file, another application's database, a newer
@@ -111,10 +114,13 @@ static const char *const migrations[STORE_SQLITE_VERSION] = {
 	" text TEXT NOT NULL);",
 	/* 6 -> 7: the lease deadline of a lend; older lends have none. */
 	"ALTER TABLE lends ADD COLUMN expires INTEGER NOT NULL DEFAULT 0;",
+	/* 7 -> 8: compositions; none yet. */
+	"CREATE TABLE compositions(name TEXT PRIMARY KEY NOT NULL,"
+	" devices TEXT NOT NULL, borrower TEXT NOT NULL DEFAULT '') WITHOUT ROWID;",
 };
 
 /* The tables of each version; a database with others is not ours. */
-static const char *const schema_tables[STORE_SQLITE_VERSION + 1][4] = {
+static const char *const schema_tables[STORE_SQLITE_VERSION + 1][5] = {
 	[1] = { "lends", "windows" },
 	[2] = { "lends", "windows", "hosts" },
 	[3] = { "lends", "windows", "hosts", "vms" },
@@ -122,6 +128,7 @@ static const char *const schema_tables[STORE_SQLITE_VERSION + 1][4] = {
 	[5] = { "lends", "hosts", "vms" },
 	[6] = { "lends", "hosts", "vms", "events" },
 	[7] = { "lends", "hosts", "vms", "events" },
+	[8] = { "lends", "hosts", "vms", "events", "compositions" },
 };
 
 enum {
@@ -136,6 +143,9 @@ enum {
 	ST_EV_APPEND,
 	ST_EV_TRIM,
 	ST_EV_LOAD,
+	ST_COMP_PUT,
+	ST_COMP_DEL,
+	ST_COMP_LOAD,
 	ST_COUNT,
 };
 
@@ -154,6 +164,10 @@ static const char *const st_sql[ST_COUNT] = {
 	[ST_EV_TRIM] = "DELETE FROM events WHERE seq <= ?1",
 	[ST_EV_LOAD] = "SELECT seq, time_ns, text FROM events WHERE seq > ?1"
 		       " ORDER BY seq",
+	[ST_COMP_PUT] = "INSERT OR REPLACE INTO compositions(name, devices, borrower)"
+			" VALUES(?1, ?2, ?3)",
+	[ST_COMP_DEL] = "DELETE FROM compositions WHERE name = ?1",
+	[ST_COMP_LOAD] = "SELECT name, devices, borrower FROM compositions ORDER BY name",
 };
 
 #define EVENT_TRIM_EVERY 64 /* appends between two trims of the log */
@@ -1129,6 +1143,122 @@ static int sq_vm_remove(void *ctx, const char *host, const char *vm, char *reaso
 	return transact(ctx, vm_del_statements, &v, what, reason);
 }
 
+/* ---- compositions ------------------------------------------------------ */
+
+struct comp_row {
+	const char *name, *devices, *borrower;
+};
+
+static int comp_put_statements(struct sq_store *s, const void *arg,
+			       const char *what, char *reason)
+{
+	const struct comp_row *c = arg;
+
+	bind_text(s, ST_COMP_PUT, 1, c->name);
+	bind_text(s, ST_COMP_PUT, 2, c->devices);
+	bind_text(s, ST_COMP_PUT, 3, c->borrower);
+	return run(s, ST_COMP_PUT, what, reason);
+}
+
+static int sq_comp_put(void *ctx, const char *name, const char *devices,
+		       const char *borrower, char *reason)
+{
+	struct comp_row c = { name, devices, borrower };
+	char what[COMP_NAME_MAX_LEN + 64];
+	int r = store_comp_validate(name, devices, borrower, reason);
+
+	if (r < 0)
+		return r;
+	snprintf(what, sizeof(what), "store composition %s in", name);
+	return transact(ctx, comp_put_statements, &c, what, reason);
+}
+
+static int comp_del_statements(struct sq_store *s, const void *arg,
+			       const char *what, char *reason)
+{
+	bind_text(s, ST_COMP_DEL, 1, arg);
+	return run(s, ST_COMP_DEL, what, reason);
+}
+
+static int sq_comp_remove(void *ctx, const char *name, char *reason)
+{
+	char what[COMP_NAME_MAX_LEN + 64];
+
+	if (!comp_name_valid(name))
+		return reason_set(reason, -EINVAL, "invalid composition name");
+	snprintf(what, sizeof(what), "remove composition %s from", name);
+	return transact(ctx, comp_del_statements, name, what, reason);
+}
+
+struct comp_entry {
+	char name[COMP_NAME_MAX_LEN + 1];
+	char *devices, *borrower;
+};
+
+/* The rows, copied under the lock; validated. */
+static int comp_rows(struct sq_store *s, struct comp_entry **out, unsigned *nout,
+		     char *reason)
+{
+	sqlite3_stmt *st = s->st[ST_COMP_LOAD];
+	struct comp_entry *v = NULL;
+	unsigned n = 0;
+	int rc, r = 0;
+
+	pthread_mutex_lock(&s->lock);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *name = col_text(st, 0), *devs = col_text(st, 1);
+		const char *b = col_text(st, 2);
+		struct comp_entry *p;
+
+		if (store_comp_validate(name, devs, b, NULL) < 0) {
+			r = reason_set(reason, -EIO, "state database %s: invalid "
+				       "composition row '%s'", s->path, name);
+			break;
+		}
+		p = realloc(v, (n + 1) * sizeof(*p));
+		if (!p) {
+			r = reason_set(reason, -ENOMEM, "out of memory");
+			break;
+		}
+		v = p;
+		snprintf(v[n].name, sizeof(v[n].name), "%s", name);
+		v[n].devices = strdup(devs);
+		v[n].borrower = strdup(b);
+		n++;
+		if (!v[n - 1].devices || !v[n - 1].borrower) {
+			r = reason_set(reason, -ENOMEM, "out of memory");
+			break;
+		}
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = sql_fail(s->db, rc, s->path, "read compositions from state database",
+			     reason);
+	sqlite3_reset(st);
+	pthread_mutex_unlock(&s->lock);
+	*out = v;
+	*nout = n;
+	return r;
+}
+
+static int sq_comp_load(void *ctx,
+			int (*cb)(void *arg, const char *name, const char *devices,
+				  const char *borrower),
+			void *arg, char *reason)
+{
+	struct comp_entry *v;
+	unsigned n;
+	int r = comp_rows(ctx, &v, &n, reason);
+
+	for (unsigned i = 0; r == 0 && i < n; i++)
+		r = cb(arg, v[i].name, v[i].devices, v[i].borrower);
+	for (unsigned i = 0; i < n; i++) {
+		free(v[i].devices);
+		free(v[i].borrower);
+	}
+	free(v);
+	return r;
+}
+
 /* ---- reading records --------------------------------------------------- */
 
 struct rec_set {
@@ -1477,6 +1607,19 @@ static int row_vm_check(void *arg, sqlite3_stmt *st)
 	return 0;
 }
 
+static int row_comp_check(void *arg, sqlite3_stmt *st)
+{
+	struct check_ctx *c = arg;
+	char why[REASON_MAX];
+
+	if (store_comp_validate(col_text(st, 0), col_text(st, 1), col_text(st, 2),
+				why) < 0) {
+		fprintf(c->out, "composition '%s': %s\n", col_text(st, 0), why);
+		c->bad++;
+	}
+	return 0;
+}
+
 /* The checks only SQL can see, then the records into @set.  Lock held. */
 static int check_rows(struct sq_store *s, struct check_ctx *c, struct rec_set *set,
 		      char *reason)
@@ -1493,6 +1636,10 @@ static int check_rows(struct sq_store *s, struct check_ctx *c, struct rec_set *s
 		return r;
 	r = query(s->db, s->path, "SELECT host, vm, qmp FROM vms ORDER BY host, vm",
 		  row_vm_check, c, "check vms of state database", reason);
+	if (r == 0)
+		r = query(s->db, s->path, "SELECT name, devices, borrower FROM compositions"
+			  " ORDER BY name", row_comp_check, c,
+			  "check compositions of state database", reason);
 	if (r < 0)
 		return r;
 	r = read_records(s, set);
@@ -1700,6 +1847,9 @@ const struct store_ops store_sqlite_ops = {
 	.vm_put = sq_vm_put,
 	.vm_remove = sq_vm_remove,
 	.vm_load = sq_vm_load,
+	.comp_put = sq_comp_put,
+	.comp_remove = sq_comp_remove,
+	.comp_load = sq_comp_load,
 	.check = sq_check,
 	.event_append = sq_event_append,
 	.event_load = sq_event_load,

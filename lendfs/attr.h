@@ -13,6 +13,7 @@
  *   device_attrs   devices/ID/NAME           (attr_device.c)
  *   host_attrs     hosts/HOST/NAME           (attr_host.c)
  *   vm_attrs       hosts/HOST/vms/VM/NAME    (attr_vm.c)
+ *   compo_attrs    compositions/NAME/ATTR    (attr_compo.c)
  *   cluster_attrs  MOUNT/NAME                (attr_fabric.c)
  *   fabric_attrs   fabric/NAME               (attr_fabric.c)
  *
@@ -64,11 +65,13 @@ struct attr_ctx {
 	const char *devid; /* devices/ID/ */
 	const char *host;  /* hosts/HOST/ */
 	const char *vm;	   /* hosts/HOST/vms/VM/ */
+	const char *compo; /* compositions/NAME/ */
 	const struct engine_caller *who; /* store(): the writer; NULL in show() */
 	union {
 		struct device_view *dv; /* device_attrs */
 		struct host_view *hv;	/* host_attrs */
 		struct vm_view *vv;	/* vm_attrs */
+		struct compo_view *cv;	/* compo_attrs */
 	};
 };
 
@@ -140,6 +143,7 @@ struct attr_table {
 extern const struct attr_table device_attrs;
 extern const struct attr_table host_attrs;
 extern const struct attr_table vm_attrs;
+extern const struct attr_table compo_attrs;
 extern const struct attr_table cluster_attrs;
 extern const struct attr_table fabric_attrs;
 
@@ -178,6 +182,9 @@ int device_peer_show(struct engine *e, const struct device_view *v,
 bool device_plan_exists(const struct device_view *v, const char *host); /* a known host */
 int device_plan_show(struct engine *e, const char *devid, const char *host,
 		     FILE *out);
+
+/* The directory of the compositions (SPEC section 10), at the root. */
+#define COMPOSITIONS_DIR "compositions"
 
 /* The directory of a VM's lent devices: hosts/HOST/vms/VM/devices/. */
 #define VM_DEVICES_DIR "devices"

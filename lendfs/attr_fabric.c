@@ -53,7 +53,7 @@ static const struct lendfs_attr cluster_attr_list[] = {
 	LENDFS_ATTR_RO(cluster_, metrics),
 };
 
-static const char *const cluster_dirs[] = { "devices", "hosts", "fabric", NULL };
+static const char *const cluster_dirs[] = { "devices", "hosts", "fabric", COMPOSITIONS_DIR, NULL };
 
 static const struct lendfs_attr fabric_attr_list[] = {
 	LENDFS_ATTR_RO(fabric_, links),

@@ -13,6 +13,7 @@
  *   MOUNT/hosts/HOST/{lent,borrowed}/ID         symlinks to the device
  *   MOUNT/hosts/HOST/vms/VM/ATTR                vm_attrs (mkdir / rmdir VM)
  *   MOUNT/hosts/HOST/vms/VM/devices/ID          symlinks to the device
+ *   MOUNT/compositions/NAME/ATTR                compo_attrs (mkdir / rmdir NAME)
  *   MOUNT/fabric/{links,topology.dot}           fabric_attrs
  *
  * An attribute's mode, its store() (writable or not), its rendering and
@@ -148,6 +149,8 @@ static int resolve(struct lendfs *fs, const char *path, struct node *nd)
 		return -ENOENT;
 	if (nd->area == AREA_VM_LINK && !vm_link_exists(fs, nd))
 		return -ENOENT;
+	if (area_in_compo(nd->area) && !engine_compo_exists(fs->engine, nd->comp))
+		return -ENOENT;
 	if (nd->area == AREA_HOST_LINK &&
 	    !host_link_exists(fs, nd->host, nd->borrowed, nd->dev))
 		return -ENOENT;
@@ -178,6 +181,7 @@ static void node_ctx(struct lendfs *fs, const struct node *nd,
 		.devid = nd->dev,
 		.host = nd->host,
 		.vm = nd->vm,
+		.compo = nd->comp,
 		.who = who,
 	};
 }
@@ -305,6 +309,7 @@ static mode_t node_mode(const struct lendfs *fs, const struct node *nd)
 	case AREA_DEVICE:
 		return group_mode(fs, DEVICE_DIR_MODE);
 	case AREA_VMS:
+	case AREA_COMPOS:
 		return group_mode(fs, VMS_DIR_MODE);
 	default:
 		return DIR_MODE;
@@ -549,7 +554,7 @@ static int lendfs_access(const char *path, int mask)
 		return 0;
 	if (area_is_dir(nd.area))
 		return (mask & W_OK) && nd.area != AREA_DEVICE &&
-		       nd.area != AREA_VMS ? -EACCES : 0;
+		       nd.area != AREA_VMS && nd.area != AREA_COMPOS ? -EACCES : 0;
 	if ((mask & X_OK) || ((mask & W_OK) && !node_writable(&nd)))
 		return -EACCES;
 	return 0;
@@ -721,6 +726,9 @@ static int readdir_listed(struct lendfs *fs, const struct node *nd,
 	case AREA_VMS:
 		f->mode = S_IFDIR;
 		return engine_foreach_vm(fs->engine, nd->host, fill_cb, f);
+	case AREA_COMPOS:
+		f->mode = S_IFDIR;
+		return engine_foreach_compo(fs->engine, fill_cb, f);
 	case AREA_VM_LINKS:
 		f->mode = S_IFLNK;
 		r = bname_format_vm(owner, sizeof(owner), nd->host, nd->vm);
@@ -1018,9 +1026,38 @@ static int lendfs_unlink(const char *path)
 	return r;
 }
 
+/* mkdir compositions/NAME (SPEC section 10). */
+static int mkdir_compo(struct lendfs *fs, const struct node *nd)
+{
+	char reason[REASON_MAX] = "", value[80];
+	int r = engine_compo_create(fs->engine, nd->comp, reason);
+
+	lendfs_log_value(nd->comp, strlen(nd->comp), value, sizeof(value));
+	if (r < 0)
+		lendfs_log(LOG_WARNING, "cannot create composition %s: %s", value,
+			   reason);
+	else
+		lendfs_log(LOG_NOTICE, "composition %s created", nd->comp);
+	return r;
+}
+
+static int rmdir_compo(struct lendfs *fs, const struct node *nd)
+{
+	char reason[REASON_MAX] = "";
+	int r = engine_compo_remove(fs->engine, nd->comp, reason);
+
+	if (r < 0)
+		lendfs_log(LOG_WARNING, "cannot remove composition %s: %s", nd->comp,
+			   reason);
+	else
+		lendfs_log(LOG_NOTICE, "composition %s removed", nd->comp);
+	return r;
+}
+
 /*
- * Only hosts/HOST/vms/ takes new directories: VM borrowers (configfs),
- * created and removed by the engine (logged here).
+ * Only hosts/HOST/vms/ and compositions/ take new directories: VM
+ * borrowers and compositions (configfs), created and removed by the
+ * engine (logged here).
  */
 static int lendfs_mkdir(const char *path, mode_t mode)
 {
@@ -1034,6 +1071,8 @@ static int lendfs_mkdir(const char *path, mode_t mode)
 	tmpfile_put(fs->tmp, tmp);
 	if (r == 0)
 		return -EEXIST;
+	if (r == -ENOENT && nd.area == AREA_COMPO)
+		return mkdir_compo(fs, &nd);
 	if (r != -ENOENT || nd.area != AREA_VM)
 		return -EPERM;
 	if (!host_exists(fs, nd.host))
@@ -1055,6 +1094,8 @@ static int lendfs_rmdir(const char *path)
 	struct node nd;
 	int r = resolve(fs, path, &nd);
 
+	if (nd.area == AREA_COMPO)
+		return r < 0 ? r : rmdir_compo(fs, &nd);
 	if (nd.area != AREA_VM)
 		return -EPERM;
 	if (r < 0)

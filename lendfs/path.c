@@ -8,6 +8,7 @@
  *   /devices[/ID[/ATTR|/TMP|/peers[/PEER]|/plans[/HOST]]]
  *   /hosts[/HOST[/ATTR|/{lent,borrowed}[/ID]|/vms[/VM[/ATTR|/devices[/ID]]]]]
  *   /fabric[/{links,topology.dot}]
+ *   /compositions[/NAME[/ATTR]]
  */
 #include "path.h"
 
@@ -109,6 +110,19 @@ static int parse_host(char **c, unsigned n, struct node *nd)
 	return 0;
 }
 
+/* compositions/NAME[/ATTR] */
+static int parse_compo(char **c, unsigned n, struct node *nd)
+{
+	if (copy_name(nd->comp, sizeof(nd->comp), c[1]) < 0)
+		return -ENOENT;
+	nd->area = AREA_COMPO;
+	if (n == 2)
+		return 0;
+	nd->attr = attr_find(&compo_attrs, c[2]);
+	nd->area = AREA_COMPO_ATTR; /* not AREA_COMPO: mkdir NAME/X is no mkdir NAME */
+	return nd->attr && n == 3 ? 0 : -ENOENT;
+}
+
 static int parse(const char *path, struct node *nd)
 {
 	char buf[PATH_MAX], *c[PATH_MAX_DEPTH], *save = NULL, *tok;
@@ -139,6 +153,10 @@ static int parse(const char *path, struct node *nd)
 	if (strcmp(c[0], "hosts") == 0) {
 		nd->area = AREA_HOSTS;
 		return n == 1 ? 0 : parse_host(c, n, nd);
+	}
+	if (strcmp(c[0], COMPOSITIONS_DIR) == 0) {
+		nd->area = AREA_COMPOS;
+		return n == 1 ? 0 : parse_compo(c, n, nd);
 	}
 	if (strcmp(c[0], "fabric") == 0) {
 		nd->area = AREA_FABRIC;
@@ -172,6 +190,9 @@ static const struct attr_table *area_table(enum area a)
 	case AREA_FABRIC:
 	case AREA_FABRIC_ATTR:
 		return &fabric_attrs;
+	case AREA_COMPO:
+	case AREA_COMPO_ATTR:
+		return &compo_attrs;
 	default:
 		return NULL;
 	}
@@ -200,6 +221,8 @@ bool area_is_dir(enum area a)
 	case AREA_VM:
 	case AREA_VM_LINKS:
 	case AREA_FABRIC:
+	case AREA_COMPOS:
+	case AREA_COMPO:
 		return true;
 	default:
 		return false;
@@ -251,4 +274,9 @@ bool area_in_vm(enum area a)
 	default:
 		return false;
 	}
+}
+
+bool area_in_compo(enum area a)
+{
+	return a == AREA_COMPO || a == AREA_COMPO_ATTR;
 }

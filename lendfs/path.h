@@ -45,6 +45,9 @@ enum area {
 	AREA_VM_LINK,
 	AREA_FABRIC,
 	AREA_FABRIC_ATTR,
+	AREA_COMPOS,	  /* compositions/ */
+	AREA_COMPO,	  /* compositions/NAME/ */
+	AREA_COMPO_ATTR,
 };
 
 struct node {
@@ -53,6 +56,7 @@ struct node {
 	char host[HOST_NAME_MAX_LEN + 1];
 	char vm[FS_NAME_MAX + 1]; /* any name: mkdir says which are valid */
 	char name[FS_NAME_MAX + 1]; /* peer, plan's host, temp file or link name */
+	char comp[FS_NAME_MAX + 1]; /* compositions/NAME: any name, as vm */
 	bool borrowed;		    /* borrowed/ rather than lent/ */
 	/*
 	 * The table of a directory that has one (ROOT, DEVICE, HOST, VM,
@@ -85,5 +89,8 @@ bool area_in_host(enum area a);
 
 /* Areas below hosts/HOST/vms/VM/ (nd->vm names that VM). */
 bool area_in_vm(enum area a);
+
+/* Areas below compositions/NAME/ (nd->comp names it). */
+bool area_in_compo(enum area a);
 
 #endif

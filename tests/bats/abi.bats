@@ -21,6 +21,7 @@ setup() {
 	lend nodeC:0000:5e:00.0 nodeB
 	lend nodeD:0000:3b:00.0 vm:nodeB/g1
 	mkdir "$MNT/hosts/nodeC/vms/v2" 2>/dev/null || true
+	mkdir "$MNT/compositions/job"
 	: >"$(dev $NIC)/$TMPNAME"
 }
 
@@ -39,6 +40,8 @@ walk() {
 				if (n >= 3 && c[3] == tmp) c[3] = "TMP"
 				if (n >= 4 && c[3] == "peers") c[4] = "PEER"
 				if (n >= 4 && c[3] == "plans") c[4] = "HOST"
+			} else if (c[1] == "compositions") {
+				if (n >= 2) c[2] = "NAME"
 			} else if (c[1] == "hosts") {
 				if (n >= 2) c[2] = "HOST"
 				if (n >= 4 && (c[3] == "lent" || c[3] == "borrowed"))
@@ -63,6 +66,7 @@ walk() {
 	assert_line --regexp "^devices/$GPU/plans/nodeD	devices-ID-plans-HOST	f	444$"
 	assert_line --regexp "^fabric/topology.dot	fabric-topology.dot	f	444$"
 	assert_line --regexp "^hosts/nodeB/vms/g1	hosts-HOST-vms-VM	d	"
+	assert_line --regexp "^compositions/job/devices	compositions-NAME-devices	f	"
 }
 
 @test "every file and directory of the mount has a docs/ABI entry" {

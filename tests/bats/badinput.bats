@@ -16,6 +16,10 @@ teardown() {
 
 @test "malformed writes: each refused with its errno, nothing changes" {
 	lendfs_mount
+	# the compositions the compositions/ rows of the table write to
+	mkdir "$MNT/compositions/bad" "$MNT/compositions/other"
+	echo "$GPU" >"$MNT/compositions/bad/devices"
+	echo nodeC:0000:5e:00.0 >"$MNT/compositions/other/devices"
 	python3 "$BADINPUT/run.py" snapshot "$MNT" >"$TMP/before"
 	run python3 "$BADINPUT/run.py" writes "$MNT" "$BADINPUT/writes.tsv"
 	echo "# $(tail -n 1 <<<"$output")" >&3

@@ -91,3 +91,19 @@ plan_starts() {
 	run cat "$(cdev nodeC $GPU)/plans/nodeB"
 	assert_line --index 1 "noop already lent to nodeB"
 }
+
+@test "compositions are refused in distributed mode with ENOTSUP (docs/STATE.md)" {
+	cluster_up nodeA nodeB
+	run ls "$(mnt nodeA)/compositions"
+	assert_success
+	assert_output ""
+	run mkdir "$(mnt nodeA)/compositions/job"
+	assert_failure
+	assert_output --partial "Operation not supported"
+	run ls "$(mnt nodeB)/compositions"
+	assert_output ""
+	# the daemon's log says why
+	run grep -c "cannot create composition job: compositions are not (yet) available in distributed mode" \
+		"$CTMP/log.nodeA"
+	assert_output 1
+}

@@ -24,10 +24,10 @@ demo_devices() {
 	sed -n 's/^\[device \(.*\)\]$/\1/p' "$DEMO" | sort
 }
 
-@test "the top level has version, lends, events, metrics, devices, hosts, fabric" {
+@test "the top level has version, lends, events, metrics, devices, hosts, fabric, compositions" {
 	run ls "$MNT"
 	assert_success
-	assert_output "$(printf '%s\n' devices events fabric hosts lends metrics version)"
+	assert_output "$(printf '%s\n' compositions devices events fabric hosts lends metrics version)"
 	run cat "$MNT/version"
 	assert_output "$("$LENDFS" --version | cut -d' ' -f2)"
 	run stat -c '%a %U %G %F' "$MNT/devices" "$MNT/version"

@@ -98,6 +98,16 @@ static void canonical(const struct node *nd, char *buf, size_t len)
 	case AREA_FABRIC_ATTR:
 		snprintf(buf, len, "/fabric/%s", nd->attr->name);
 		break;
+	case AREA_COMPOS:
+		snprintf(buf, len, "/" COMPOSITIONS_DIR);
+		break;
+	case AREA_COMPO:
+		snprintf(buf, len, "/" COMPOSITIONS_DIR "/%s", nd->comp);
+		break;
+	case AREA_COMPO_ATTR:
+		snprintf(buf, len, "/" COMPOSITIONS_DIR "/%s/%s", nd->comp,
+			 nd->attr->name);
+		break;
 	default:
 		FUZZ_ASSERT(!"unknown area");
 	}
@@ -108,14 +118,16 @@ static void check_node(const struct node *nd)
 	enum area a = nd->area;
 	bool is_attr = a == AREA_CLUSTER_ATTR || a == AREA_DEVICE_ATTR ||
 		       a == AREA_HOST_ATTR || a == AREA_VM_ATTR ||
-		       a == AREA_FABRIC_ATTR;
+		       a == AREA_FABRIC_ATTR || a == AREA_COMPO_ATTR;
 	bool has_table = is_attr || a == AREA_ROOT || a == AREA_DEVICE ||
-			 a == AREA_HOST || a == AREA_VM || a == AREA_FABRIC;
+			 a == AREA_HOST || a == AREA_VM || a == AREA_FABRIC ||
+			 a == AREA_COMPO;
 
 	check_name(nd->dev, sizeof(nd->dev), area_in_device(a) ||
 		   a == AREA_HOST_LINK || a == AREA_VM_LINK);
 	check_name(nd->host, sizeof(nd->host), area_in_host(a));
 	check_name(nd->vm, sizeof(nd->vm), area_in_vm(a));
+	check_name(nd->comp, sizeof(nd->comp), area_in_compo(a));
 	check_name(nd->name, sizeof(nd->name),
 		   a == AREA_PEER || a == AREA_PLAN || a == AREA_TMP);
 	FUZZ_ASSERT(is_attr == (nd->attr != NULL));
@@ -160,6 +172,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_ASSERT(fuzz_terminated(nd.host, sizeof(nd.host)));
 		FUZZ_ASSERT(fuzz_terminated(nd.vm, sizeof(nd.vm)));
 		FUZZ_ASSERT(fuzz_terminated(nd.name, sizeof(nd.name)));
+		FUZZ_ASSERT(fuzz_terminated(nd.comp, sizeof(nd.comp)));
 	}
 	free(path);
 	return 0;

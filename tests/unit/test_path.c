@@ -188,6 +188,39 @@ static void test_host_paths(void **state)
 	assert_string_equal(nd.host, "nodeB");
 }
 
+static void test_composition_paths(void **state)
+{
+	struct node nd;
+
+	assert_int_equal(parse("/compositions", &nd), 0);
+	assert_int_equal(nd.area, AREA_COMPOS);
+	assert_null(nd.table);
+	assert_int_equal(parse("/compositions/job.1", &nd), 0);
+	assert_int_equal(nd.area, AREA_COMPO);
+	assert_string_equal(nd.comp, "job.1");
+	assert_ptr_equal(nd.table, &compo_attrs);
+	assert_true(area_in_compo(nd.area));
+	/* any name parses: mkdir says which are valid */
+	assert_int_equal(parse("/compositions/a b", &nd), 0);
+	assert_string_equal(nd.comp, "a b");
+	assert_int_equal(parse("/compositions/job/devices", &nd), 0);
+	assert_int_equal(nd.area, AREA_COMPO_ATTR);
+	assert_string_equal(nd.attr->name, "devices");
+	assert_non_null(nd.attr->store);
+	assert_int_equal(parse("/compositions/job/borrower", &nd), 0);
+	assert_non_null(nd.attr->store);
+	assert_true(nd.attr->poll);
+	assert_int_equal(parse("/compositions/job/state", &nd), 0);
+	assert_null(nd.attr->store);
+	assert_int_equal(parse("/compositions/job/last_error", &nd), 0);
+	assert_int_equal(nd.area, AREA_COMPO_ATTR);
+	/* no mkdir of NAME through NAME/X: not the area of NAME */
+	assert_int_equal(parse("/compositions/job/bogus", &nd), -ENOENT);
+	assert_int_equal(nd.area, AREA_COMPO_ATTR);
+	assert_int_equal(parse("/compositions/job/state/x", &nd), -ENOENT);
+	assert_int_equal(nd.area, AREA_COMPO_ATTR);
+}
+
 static void test_slashes_collapse(void **state)
 {
 	struct node a, b;
@@ -259,6 +292,10 @@ static void test_area_classes(void **state)
 	assert_true(area_is_dir(AREA_VMS));
 	assert_true(area_is_dir(AREA_VM));
 	assert_true(area_is_dir(AREA_VM_LINKS));
+	assert_true(area_is_dir(AREA_COMPOS));
+	assert_true(area_is_dir(AREA_COMPO));
+	assert_false(area_is_dir(AREA_COMPO_ATTR));
+	assert_false(area_in_compo(AREA_COMPOS));
 	assert_false(area_is_dir(AREA_VM_ATTR));
 	assert_false(area_is_dir(AREA_VM_LINK));
 	assert_true(area_in_vm(AREA_VM_LINK));
@@ -282,7 +319,7 @@ static void test_tables(void **state)
 {
 	const struct attr_table *tables[] = {
 		&cluster_attrs, &device_attrs, &host_attrs, &vm_attrs,
-		&fabric_attrs,
+		&fabric_attrs, &compo_attrs,
 	};
 
 	for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {
@@ -316,6 +353,7 @@ int main(void)
 		cmocka_unit_test(test_unknown_names),
 		cmocka_unit_test(test_device_paths),
 		cmocka_unit_test(test_host_paths),
+		cmocka_unit_test(test_composition_paths),
 		cmocka_unit_test(test_slashes_collapse),
 		cmocka_unit_test(test_bounds),
 		cmocka_unit_test(test_area_classes),

@@ -1128,7 +1128,7 @@ static void test_sqlite_migrate_v6_lease(void **state)
 	raw_exec(f->db, "INSERT INTO lends VALUES('" DEV_A "', 'nodeB', 1, 1700000000, 4, '"
 		 "lut nodeB 0 2 0x200000000000 0x1000000 0x380000000000 nodeA - bar0');");
 	ctx = open_ok(&store_sqlite_ops, f->db);
-	assert_int_equal(raw_int(f->db, "PRAGMA user_version"), 7);
+	assert_int_equal(raw_int(f->db, "PRAGMA user_version"), STORE_SQLITE_VERSION);
 	load_all(&store_sqlite_ops, ctx, &c);
 	assert_int_equal(c.n, 1);
 	assert_true(c.recs[0].expires == 0);
@@ -1143,6 +1143,108 @@ static void test_sqlite_migrate_v6_lease(void **state)
 	assert_int_equal(c.n, 1);
 	assert_true(c.recs[0].expires == 1796517458866315959LL);
 	collected_release(&c);
+	store_sqlite_ops.close(ctx);
+}
+
+/* ---- compositions (v8) ------------------------------------------------- */
+
+struct comp_seen {
+	unsigned n;
+	char line[8][256];
+};
+
+static int comp_cb(void *arg, const char *name, const char *devices,
+		   const char *borrower)
+{
+	struct comp_seen *c = arg;
+
+	if (c->n < 8)
+		snprintf(c->line[c->n++], sizeof(c->line[0]), "%s|%s|%s", name, devices,
+			 borrower);
+	return 0;
+}
+
+static void comps(const struct store_ops *ops, const char *where, bool durable)
+{
+	struct comp_seen c = { 0 };
+	char reason[REASON_MAX], many[COMP_DEVICES_TEXT_MAX * 2] = "";
+	void *ctx = open_ok(ops, where);
+
+	assert_int_equal(ops->comp_load(ctx, comp_cb, &c, reason), 0);
+	assert_int_equal(c.n, 0);
+	assert_int_equal(ops->comp_put(ctx, "job", "", "", reason), 0);
+	assert_int_equal(ops->comp_put(ctx, "a.b-c_1", DEV_A "\n" DEV_B, "!nodeB",
+				       reason), 0);
+	assert_int_equal(ops->comp_put(ctx, "job", DEV_B, "nodeC", reason), 0);
+	/* bad input */
+	assert_int_equal(ops->comp_put(ctx, "a b", "", "", reason), -EINVAL);
+	assert_int_equal(ops->comp_put(ctx, "..", "", "", reason), -EINVAL);
+	assert_int_equal(ops->comp_put(ctx, "j", DEV_A "\n", "", reason), -EINVAL);
+	assert_int_equal(ops->comp_put(ctx, "j", DEV_A "\n\n" DEV_B, "", reason),
+			 -EINVAL);
+	assert_int_equal(ops->comp_put(ctx, "j", "nocolon", "", reason), -EINVAL);
+	assert_int_equal(ops->comp_put(ctx, "j", DEV_A, "node B", reason), -EINVAL);
+	for (unsigned i = 0; i <= COMP_DEVICES_MAX; i++)
+		strcat(strcat(many, i ? "\n" : ""), "h:0000:00:00.0");
+	assert_int_equal(ops->comp_put(ctx, "j", many, "", reason), -EINVAL);
+	assert_int_equal(ops->comp_remove(ctx, "a/b", reason), -EINVAL);
+	assert_int_equal(ops->comp_remove(ctx, "absent", reason), 0);
+	assert_int_equal(ops->comp_load(ctx, comp_cb, &c, reason), 0);
+	assert_int_equal(c.n, 2);
+	assert_string_equal(c.line[0], "a.b-c_1|" DEV_A "\n" DEV_B "|!nodeB");
+	assert_string_equal(c.line[1], "job|" DEV_B "|nodeC");
+	assert_int_equal(ops->comp_remove(ctx, "a.b-c_1", reason), 0);
+	ops->close(ctx);
+	if (!durable)
+		return;
+	ctx = open_ok(ops, where);
+	c.n = 0;
+	assert_int_equal(ops->comp_load(ctx, comp_cb, &c, reason), 0);
+	assert_int_equal(c.n, 1);
+	assert_string_equal(c.line[0], "job|" DEV_B "|nodeC");
+	ops->close(ctx);
+}
+
+static void test_comps_memory(void **state)
+{
+	comps(&store_memory_ops, "none", false);
+}
+
+static void test_comps_sqlite(void **state)
+{
+	struct fixture *f = *state;
+
+	comps(&store_sqlite_ops, f->db, true);
+}
+
+/* v7 -> v8: the compositions table appears, empty; the lends stay. */
+static void test_sqlite_migrate_v7_compositions(void **state)
+{
+	struct fixture *f = *state;
+	char reason[REASON_MAX];
+	struct collected c = { .n = 0 };
+	struct comp_seen cs = { 0 };
+	void *ctx;
+
+	assert_int_equal(store_sqlite_create_version(f->db, 7, reason), 0);
+	raw_exec(f->db, "INSERT INTO lends VALUES('" DEV_A "', 'nodeB', 1, 1700000000, 4, '"
+		 "lut nodeB 0 2 0x200000000000 0x1000000 0x380000000000 nodeA - bar0', 0);");
+	ctx = open_ok(&store_sqlite_ops, f->db);
+	assert_int_equal(raw_int(f->db, "PRAGMA user_version"), 8);
+	load_all(&store_sqlite_ops, ctx, &c);
+	assert_int_equal(c.n, 1);
+	assert_int_equal(store_sqlite_ops.comp_load(ctx, comp_cb, &cs, reason), 0);
+	assert_int_equal(cs.n, 0);
+	assert_int_equal(store_sqlite_ops.comp_put(ctx, "job", DEV_A, "", reason), 0);
+	assert_int_equal(store_sqlite_ops.check(ctx, stdout), 0);
+	collected_release(&c);
+	store_sqlite_ops.close(ctx);
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM compositions"), 1);
+	/* --check reports a row the store would refuse; load() refuses it */
+	raw_exec(f->db, "INSERT INTO compositions VALUES('a b', '', '');");
+	ctx = open_ok(&store_sqlite_ops, f->db);
+	assert_int_equal(store_sqlite_ops.check(ctx, stdout), 1);
+	assert_int_equal(store_sqlite_ops.comp_load(ctx, comp_cb, &cs, reason), -EIO);
 	store_sqlite_ops.close(ctx);
 }
 
@@ -1707,6 +1809,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_events_sqlite, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sqlite_migrate_v5_events, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sqlite_migrate_v6_lease, setup, teardown),
+		cmocka_unit_test(test_comps_memory),
+		cmocka_unit_test_setup_teardown(test_comps_sqlite, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sqlite_migrate_v7_compositions, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_sqlite_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sqlite_survives_crash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sqlite_threads, setup, teardown),

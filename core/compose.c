@@ -1,0 +1,725 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * compose.c - compositions (SPEC section 10): compositions/NAME/, a list
+ * of devices lent to one borrower together, or not at all.
+ *
+ * A composition adds no lend machinery of its own: its lend is one
+ * request of lend.c per device (lend_request(), the steps and undo of a
+ * device's `borrower` write, P2P windows composed as separate lends
+ * compose them), in list order.  If one fails, every device this write
+ * lent is returned again (the same pipeline, value ""), and the write
+ * fails with that device's errno; last_error is "ERRNO: DEVICE: reason".
+ * A return is one return request per device.
+ *
+ * Stored (store.h comp_*): the name, the devices, and the borrower
+ * column, which doubles as the composition's intent:
+ *
+ *   ""        not lent
+ *   "!VALUE"  a lend to VALUE began (written before the first device)
+ *   "VALUE"   lent to VALUE (written after the last device: the write's
+ *             acknowledgement)
+ *
+ * compose_load() (after the lends' recovery) rolls an unfinished lend
+ * back (returns the members lent to VALUE, then stores ""), and finishes
+ * a return that a crash cut short (a committed VALUE some of whose
+ * members are no longer lent to it): all lent or none.
+ *
+ * While a composition is not available, its members refuse their own
+ * borrower writes: engine_write_borrower(), the front-ends' entry for a
+ * device's borrower file, is here, above lend.c (compose_guard()).
+ * Distributed mode: not yet (-ENOTSUP; docs/STATE.md).
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "engine_internal.h"
+#include "fault.h"
+
+struct lcompo {
+	char name[COMP_NAME_MAX_LEN + 1];
+	char (*devs)[DEVICE_ID_MAX]; /* COMP_DEVICES_MAX of them */
+	unsigned ndevs;
+	/* under compo_lock: */
+	char borrower[BORROWER_MAX + 1]; /* "" none */
+	enum compo_state state;
+	char error[REASON_MAX + DEVICE_ID_MAX + 32];
+	uint64_t generation;
+	struct lcompo *next;
+};
+
+static const char *const state_names[] = {
+	[COMPO_AVAILABLE] = "available",
+	[COMPO_LENDING] = "lending",
+	[COMPO_LENT] = "lent",
+	[COMPO_RETURNING] = "returning",
+};
+
+const char *compo_state_name(enum compo_state s)
+{
+	return (unsigned)s < ARRAY_SIZE(state_names) ? state_names[s] : "unknown";
+}
+
+/* ---- the list (compo_lock held) ----------------------------------------- */
+
+static struct lcompo *find(struct engine *e, const char *name)
+{
+	for (struct lcompo *c = e->compos; c; c = c->next)
+		if (!strcmp(c->name, name))
+			return c;
+	return NULL;
+}
+
+/* The composition other than @self that lists @devid, or NULL. */
+static struct lcompo *member_of(struct engine *e, const char *devid,
+				const struct lcompo *self)
+{
+	for (struct lcompo *c = e->compos; c; c = c->next)
+		for (unsigned i = 0; c != self && i < c->ndevs; i++)
+			if (!strcmp(c->devs[i], devid))
+				return c;
+	return NULL;
+}
+
+static struct lcompo *compo_new(const char *name)
+{
+	struct lcompo *c = calloc(1, sizeof(*c));
+
+	if (c)
+		c->devs = calloc(COMP_DEVICES_MAX, sizeof(*c->devs));
+	if (c && !c->devs) {
+		free(c);
+		return NULL;
+	}
+	if (c)
+		snprintf(c->name, sizeof(c->name), "%s", name);
+	return c;
+}
+
+static void compo_free(struct lcompo *c)
+{
+	if (c)
+		free(c->devs);
+	free(c);
+}
+
+static void list_append(struct engine *e, struct lcompo *c)
+{
+	struct lcompo **pp = &e->compos;
+
+	while (*pp)
+		pp = &(*pp)->next;
+	*pp = c;
+	e->ncompos++;
+}
+
+/* The device list as stored: IDs joined by newlines. */
+static void join(const struct lcompo *c, char *buf, size_t len, char sep)
+{
+	size_t at = 0;
+
+	buf[0] = '\0';
+	for (unsigned i = 0; i < c->ndevs && at < len; i++)
+		at += snprintf(buf + at, len - at, "%s%s", i ? (char[]){ sep, 0 } : "",
+			       c->devs[i]);
+}
+
+static void set_state(struct engine *e, struct lcompo *c, enum compo_state s,
+		      const char *borrower)
+{
+	pthread_mutex_lock(&e->compo_lock);
+	c->state = s;
+	if (borrower)
+		snprintf(c->borrower, sizeof(c->borrower), "%s", borrower);
+	c->generation++;
+	pthread_mutex_unlock(&e->compo_lock);
+}
+
+static int set_error(struct engine *e, struct lcompo *c, int err,
+		     const char *dev, const char *why)
+{
+	pthread_mutex_lock(&e->compo_lock);
+	if (!err)
+		c->error[0] = '\0';
+	else if (dev)
+		snprintf(c->error, sizeof(c->error), "%s: %s: %s", errno_name(err), dev,
+			 why);
+	else
+		snprintf(c->error, sizeof(c->error), "%s: %s", errno_name(err), why);
+	c->generation++;
+	pthread_mutex_unlock(&e->compo_lock);
+	return err;
+}
+
+static int store_put(struct engine *e, const struct lcompo *c,
+		     const char *borrower, char *reason)
+{
+	_cleanup_free_ char *devs = malloc(COMP_DEVICES_TEXT_MAX);
+
+	if (!devs)
+		return reason_set(reason, -ENOMEM, "out of memory");
+	join(c, devs, COMP_DEVICES_TEXT_MAX, '\n');
+	return e->store->comp_put(e->store_ctx, c->name, devs, borrower, reason);
+}
+
+static int supported(struct engine *e, char *reason)
+{
+	if (!e->store->comp_put || e->self)
+		return reason_set(reason, -ENOTSUP,
+				  "compositions are not (yet) available in distributed "
+				  "mode");
+	return 0;
+}
+
+static void changed(struct engine *e, const struct engine_caller *who)
+{
+	notes_flush(e, &(struct notes){ .all = true }, who);
+}
+
+/* ---- construction and loading -------------------------------------------- */
+
+void compose_init(struct engine *e)
+{
+	pthread_rwlock_init(&e->compo_op_lock, NULL);
+	pthread_mutex_init(&e->compo_lock, NULL);
+}
+
+void compose_free(struct engine *e)
+{
+	while (e->compos) {
+		struct lcompo *c = e->compos;
+
+		e->compos = c->next;
+		compo_free(c);
+	}
+	e->ncompos = 0;
+	pthread_mutex_destroy(&e->compo_lock);
+	pthread_rwlock_destroy(&e->compo_op_lock);
+}
+
+/* Split a stored (validated) list into @c. */
+static void split(struct lcompo *c, const char *devices)
+{
+	for (const char *p = devices; *p && c->ndevs < COMP_DEVICES_MAX;) {
+		size_t len = strcspn(p, "\n");
+
+		snprintf(c->devs[c->ndevs++], DEVICE_ID_MAX, "%.*s", (int)len, p);
+		p += len;
+		if (*p)
+			p++;
+	}
+}
+
+/* How many members are lent to @borrower. */
+static unsigned lent_to(struct engine *e, const struct lcompo *c,
+			const char *borrower)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < c->ndevs; i++)
+		n += engine_device_lent_to_or_by(e, c->devs[i], borrower, false);
+	return n;
+}
+
+/* Return every member lent to @borrower; the first error, or 0. */
+static int return_members(struct engine *e, struct lcompo *c,
+			  const char *borrower, const struct engine_caller *who,
+			  char *dev, char *reason)
+{
+	char why[REASON_MAX];
+	int first = 0;
+
+	for (unsigned i = c->ndevs; i-- > 0;) {
+		int r;
+
+		if (borrower && !engine_device_lent_to_or_by(e, c->devs[i], borrower,
+							     false))
+			continue;
+		fault_pass("compose.return");
+		r = lend_request(e, c->devs[i], "", who, NULL, why);
+		if (r < 0 && !first) {
+			first = r;
+			snprintf(dev, DEVICE_ID_MAX, "%s", c->devs[i]);
+			snprintf(reason, REASON_MAX, "%s", why);
+		}
+	}
+	return first;
+}
+
+/* A stored composition whose lend or return a crash cut short. */
+static void settle(struct engine *e, struct lcompo *c, const char *stored)
+{
+	const char *value = stored[0] == '!' ? stored + 1 : stored;
+	char dev[DEVICE_ID_MAX] = "", why[REASON_MAX] = "";
+	int r;
+
+	if (stored[0] != '!' && lent_to(e, c, value) == c->ndevs) {
+		snprintf(c->borrower, sizeof(c->borrower), "%s", value);
+		c->state = COMPO_LENT;
+		return;
+	}
+	r = return_members(e, c, value, NULL, dev, why);
+	if (r == 0)
+		r = store_put(e, c, "", why);
+	if (r < 0) { /* keep the intent: the next start tries again */
+		set_error(e, c, r, dev[0] ? dev : NULL, why);
+		snprintf(c->borrower, sizeof(c->borrower), "%s", value);
+		c->state = COMPO_RETURNING;
+		engine_report(e, "composition %s: cannot finish its %s: %s", c->name,
+			      stored[0] == '!' ? "unfinished lend" : "unfinished return",
+			      c->error);
+		return;
+	}
+	engine_report(e, "composition %s: %s to %s %s at recovery", c->name,
+		      stored[0] == '!' ? "the unfinished lend" : "the unfinished return",
+		      value, stored[0] == '!' ? "rolled back" : "finished");
+}
+
+static int load_one(void *arg, const char *name, const char *devices,
+		    const char *borrower)
+{
+	struct engine *e = arg;
+	struct lcompo *c = compo_new(name);
+
+	if (!c)
+		return -ENOMEM;
+	split(c, devices);
+	list_append(e, c); /* nothing else runs yet: no lock needed */
+	if (borrower[0])
+		settle(e, c, borrower);
+	return 0;
+}
+
+int compose_load(struct engine *e, char *reason)
+{
+	if (supported(e, NULL) < 0)
+		return 0;
+	return e->store->comp_load(e->store_ctx, load_one, e, reason);
+}
+
+/* -EBUSY "part of composition NAME" for a member of one not available. */
+static int compose_guard(struct engine *e, const char *devid, char *reason)
+{
+	struct lcompo *c;
+	int r = 0;
+
+	pthread_mutex_lock(&e->compo_lock);
+	c = member_of(e, devid, NULL);
+	if (c && c->state != COMPO_AVAILABLE)
+		r = reason_set(reason, -EBUSY, "part of composition %s", c->name);
+	pthread_mutex_unlock(&e->compo_lock);
+	return r;
+}
+
+/* ---- mkdir, rmdir ----------------------------------------------------------- */
+
+int engine_compo_create(struct engine *e, const char *name, char *reason)
+{
+	struct lcompo *c = NULL;
+	int r = supported(e, reason);
+
+	if (r == 0 && !comp_name_valid(name))
+		r = reason_set(reason, -EINVAL,
+			       "invalid composition name (1 to %d bytes of "
+			       "[A-Za-z0-9_.-])", COMP_NAME_MAX_LEN);
+	if (r < 0)
+		return r;
+	pthread_rwlock_wrlock(&e->compo_op_lock);
+	pthread_mutex_lock(&e->compo_lock);
+	if (find(e, name))
+		r = reason_set(reason, -EEXIST, "composition %s exists", name);
+	else if (e->ncompos >= COMPOSITIONS_MAX)
+		r = reason_set(reason, -ENOSPC, "too many compositions (max %d)",
+			       COMPOSITIONS_MAX);
+	pthread_mutex_unlock(&e->compo_lock);
+	if (r == 0) {
+		c = compo_new(name);
+		r = c ? store_put(e, c, "", reason)
+		      : reason_set(reason, -ENOMEM, "out of memory");
+	}
+	if (r == 0) {
+		pthread_mutex_lock(&e->compo_lock);
+		list_append(e, c);
+		pthread_mutex_unlock(&e->compo_lock);
+		c = NULL;
+	}
+	pthread_rwlock_unlock(&e->compo_op_lock);
+	compo_free(c);
+	if (r == 0)
+		changed(e, NULL);
+	return r;
+}
+
+int engine_compo_remove(struct engine *e, const char *name, char *reason)
+{
+	struct lcompo *c, **pp;
+	int r = supported(e, reason);
+
+	if (r < 0)
+		return r;
+	pthread_rwlock_wrlock(&e->compo_op_lock);
+	pthread_mutex_lock(&e->compo_lock);
+	c = find(e, name);
+	if (!c)
+		r = reason_set(reason, -ENOENT, "no composition %s", name);
+	else if (c->state != COMPO_AVAILABLE)
+		r = reason_set(reason, -EBUSY, "composition %s is %s to %s; return it "
+			       "first", name, compo_state_name(c->state), c->borrower);
+	pthread_mutex_unlock(&e->compo_lock);
+	if (r == 0)
+		r = e->store->comp_remove(e->store_ctx, name, reason);
+	if (r == 0) {
+		pthread_mutex_lock(&e->compo_lock);
+		for (pp = &e->compos; *pp != c; pp = &(*pp)->next)
+			;
+		*pp = c->next;
+		e->ncompos--;
+		pthread_mutex_unlock(&e->compo_lock);
+		compo_free(c);
+	}
+	pthread_rwlock_unlock(&e->compo_op_lock);
+	if (r == 0)
+		changed(e, NULL);
+	return r;
+}
+
+/* ---- devices ------------------------------------------------------------------ */
+
+/*
+ * Parse one write into @out: IDs a line, one trailing newline stripped
+ * (a lone newline is the empty list);
+ * printable bytes only, no empty line, no ID twice, every ID known.
+ */
+static int parse_devices(struct engine *e, const char *buf, size_t len,
+			 struct lcompo *out, char *reason)
+{
+	size_t at = 0;
+
+	len = value_len(buf, len); /* one trailing newline: "\n" is no device */
+	if (len && buf[len - 1] == '\n')
+		return reason_set(reason, -EINVAL, "malformed device list: an empty "
+				  "line at offset %zu", len - 1);
+	if (len > COMP_DEVICES_TEXT_MAX)
+		return reason_set(reason, -EINVAL, "device list too long (%zu bytes, "
+				  "max %d)", len, COMP_DEVICES_TEXT_MAX);
+	while (at < len) {
+		const char *p = buf + at, *nl = memchr(p, '\n', len - at);
+		size_t n = nl ? (size_t)(nl - p) : len - at;
+		char *id;
+
+		for (size_t i = 0; i < n; i++)
+			if ((unsigned char)p[i] < 0x21 || (unsigned char)p[i] > 0x7e)
+				return reason_set(reason, -EINVAL, "malformed device list: "
+						  "byte 0x%02x at offset %zu",
+						  (unsigned char)p[i], at + i);
+		if (n == 0)
+			return reason_set(reason, -EINVAL, "malformed device list: an "
+					  "empty line at offset %zu", at);
+		if (n >= DEVICE_ID_MAX)
+			return reason_set(reason, -EINVAL, "malformed device list: an "
+					  "ID of %zu bytes", n);
+		if (out->ndevs == COMP_DEVICES_MAX)
+			return reason_set(reason, -EINVAL, "more than %d devices",
+					  COMP_DEVICES_MAX);
+		id = out->devs[out->ndevs];
+		memcpy(id, p, n);
+		id[n] = '\0';
+		for (unsigned i = 0; i < out->ndevs; i++)
+			if (!strcmp(out->devs[i], id))
+				return reason_set(reason, -EINVAL, "%s is listed twice", id);
+		if (!engine_device_exists(e, id))
+			return reason_set(reason, -EINVAL, "unknown device %s", id);
+		out->ndevs++;
+		at += n + 1;
+	}
+	return 0;
+}
+
+/* No member of @next in another composition; @c available.  compo_lock. */
+static int devices_allowed(struct engine *e, const struct lcompo *c,
+			   const struct lcompo *next, char *reason)
+{
+	struct lcompo *o;
+
+	if (c->state != COMPO_AVAILABLE)
+		return reason_set(reason, -EBUSY, "composition %s is %s; return it "
+				  "first", c->name, compo_state_name(c->state));
+	for (unsigned i = 0; i < next->ndevs; i++) {
+		o = member_of(e, next->devs[i], c);
+		if (o)
+			return reason_set(reason, -EBUSY, "%s is in composition %s",
+					  next->devs[i], o->name);
+	}
+	return 0;
+}
+
+int engine_compo_write_devices(struct engine *e, const char *name,
+			       const char *buf, size_t len,
+			       const struct engine_caller *who, char *reason)
+{
+	struct lcompo *c, *next = compo_new(name);
+	int r = supported(e, reason);
+
+	if (r == 0 && !next)
+		r = reason_set(reason, -ENOMEM, "out of memory");
+	if (r < 0) {
+		compo_free(next);
+		return r;
+	}
+	pthread_rwlock_wrlock(&e->compo_op_lock);
+	pthread_mutex_lock(&e->compo_lock);
+	c = find(e, name);
+	pthread_mutex_unlock(&e->compo_lock);
+	if (!c)
+		r = reason_set(reason, -ENOENT, "no composition %s", name);
+	if (r == 0)
+		r = parse_devices(e, buf, len, next, reason);
+	if (r == 0) {
+		pthread_mutex_lock(&e->compo_lock);
+		r = devices_allowed(e, c, next, reason);
+		pthread_mutex_unlock(&e->compo_lock);
+	}
+	if (r == 0)
+		r = store_put(e, next, "", reason);
+	if (r == 0) { /* only this thread writes the list (compo_op_lock) */
+		pthread_mutex_lock(&e->compo_lock);
+		memcpy(c->devs, next->devs, next->ndevs * sizeof(*c->devs));
+		c->ndevs = next->ndevs;
+		pthread_mutex_unlock(&e->compo_lock);
+	}
+	if (c)
+		set_error(e, c, r, NULL, reason);
+	pthread_rwlock_unlock(&e->compo_op_lock);
+	compo_free(next);
+	changed(e, who);
+	return r;
+}
+
+/* ---- borrower ------------------------------------------------------------------ */
+
+static void event(struct engine *e, const struct lcompo *c, enum event_kind k,
+		  const char *borrower, const struct engine_caller *who)
+{
+	char subject[COMP_NAME_MAX_LEN + 16];
+	_cleanup_free_ char *devs = malloc(COMP_DEVICES_TEXT_MAX);
+	struct notes nt = { .all = true };
+
+	if (!devs)
+		return;
+	join(c, devs, COMP_DEVICES_TEXT_MAX, ',');
+	snprintf(subject, sizeof(subject), "composition:%s", c->name);
+	notes_caller(&nt, e, who);
+	notes_event(&nt, k, subject, "borrower", borrower, "devices", devs, NULL);
+	notes_flush(e, &nt, who);
+}
+
+/*
+ * Lend every member to @value, in list order; on a failure return those
+ * this call lent (the newest first) and fail with that device's errno.
+ */
+static int lend_all(struct engine *e, struct lcompo *c, const char *value,
+		    const struct engine_caller *who, char *dev, char *reason)
+{
+	bool made[COMP_DEVICES_MAX] = { false };
+	char why[REASON_MAX];
+	int r = 0;
+
+	for (unsigned i = 0; i < c->ndevs && r == 0; i++) {
+		r = lend_request(e, c->devs[i], value, who, NULL, reason);
+		made[i] = r == 0;
+		if (r < 0)
+			snprintf(dev, DEVICE_ID_MAX, "%s", c->devs[i]);
+	}
+	if (r > 0)
+		r = 0;
+	for (unsigned i = c->ndevs; r < 0 && i-- > 0;) {
+		if (made[i] && lend_request(e, c->devs[i], "", who, NULL, why) < 0)
+			engine_report(e, "composition %s: cannot undo the lend of %s to %s: "
+				      "%s", c->name, c->devs[i], value, why);
+	}
+	return r;
+}
+
+static int compo_lend(struct engine *e, struct lcompo *c, const char *value,
+		      const struct engine_caller *who, char *reason)
+{
+	char intent[BORROWER_MAX + 2], dev[DEVICE_ID_MAX] = "";
+	char why[REASON_MAX] = "";
+	int r;
+
+	if (c->ndevs == 0)
+		return set_error(e, c, reason_set(reason, -EINVAL, "composition %s "
+				 "has no devices", c->name), NULL, reason);
+	snprintf(intent, sizeof(intent), "!%s", value);
+	r = store_put(e, c, intent, reason);
+	if (r < 0)
+		return set_error(e, c, r, NULL, reason);
+	set_state(e, c, COMPO_LENDING, value);
+	changed(e, who);
+	fault_pass("compose.intent");
+	r = lend_all(e, c, value, who, dev, why);
+	if (r == 0) {
+		fault_pass("compose.commit");
+		r = fault_check("store_compose", why);
+	}
+	if (r == 0)
+		r = store_put(e, c, value, why);
+	if (r < 0 && !dev[0]) /* the commit failed: undo every lend */
+		return_members(e, c, value, who, dev, reason);
+	if (r < 0) {
+		if (store_put(e, c, "", reason) < 0)
+			engine_report(e, "composition %s: its intent stays: %s", c->name,
+				      reason);
+		set_state(e, c, COMPO_AVAILABLE, "");
+		set_error(e, c, r, dev[0] ? dev : NULL, why);
+		if (dev[0])
+			return reason_set(reason, r, "%s: %s", dev, why);
+		return reason_set(reason, r, "%s", why);
+	}
+	fault_pass("compose.done");
+	set_state(e, c, COMPO_LENT, value);
+	set_error(e, c, 0, NULL, NULL);
+	event(e, c, EV_COMPOSITION_LENT, value, who);
+	return 0;
+}
+
+static int compo_return(struct engine *e, struct lcompo *c,
+			const struct engine_caller *who, char *reason)
+{
+	char dev[DEVICE_ID_MAX] = "", why[REASON_MAX] = "";
+	char was[BORROWER_MAX + 1];
+	int r;
+
+	snprintf(was, sizeof(was), "%s", c->borrower);
+	set_state(e, c, COMPO_RETURNING, NULL);
+	changed(e, who);
+	r = return_members(e, c, was, who, dev, why);
+	if (r == 0)
+		r = store_put(e, c, "", why);
+	if (r < 0) { /* lent still, in part: a new write returns the rest */
+		set_state(e, c, COMPO_LENT, NULL);
+		set_error(e, c, r, dev[0] ? dev : NULL, why);
+		return dev[0] ? reason_set(reason, r, "%s: %s", dev, why)
+			      : reason_set(reason, r, "%s", why);
+	}
+	set_state(e, c, COMPO_AVAILABLE, "");
+	set_error(e, c, 0, NULL, NULL);
+	event(e, c, EV_COMPOSITION_RETURNED, was, who);
+	return 0;
+}
+
+/*
+ * A device's own borrower write (engine.h): lend.c's request, unless the
+ * device is a member of a composition that is not available.
+ */
+int engine_write_borrower(struct engine *e, const char *devid, const char *buf,
+			  size_t len, const struct engine_caller *who,
+			  char *reason)
+{
+	char value[BORROWER_MAX + 1];
+	char rbuf[REASON_MAX];
+	int r, refused;
+
+	if (!reason)
+		reason = rbuf;
+	r = lend_parse_value(buf, len, value, reason);
+	if (r < 0)
+		return lend_write_refused(e, devid, r, buf, len, who, reason);
+	/* read-held: no composition changes state until this request ends */
+	pthread_rwlock_rdlock(&e->compo_op_lock);
+	refused = compose_guard(e, devid, reason);
+	if (!refused)
+		r = lend_request(e, devid, value, who, NULL, reason);
+	pthread_rwlock_unlock(&e->compo_op_lock);
+	if (refused)
+		return lend_write_refused(e, devid, refused, buf, len, who, reason);
+	return r < 0 ? r : 0;
+}
+
+int engine_compo_write_borrower(struct engine *e, const char *name,
+				const char *buf, size_t len,
+				const struct engine_caller *who, char *reason)
+{
+	char value[BORROWER_MAX + 1];
+	struct lcompo *c;
+	int r = supported(e, reason);
+
+	if (r < 0)
+		return r;
+	pthread_rwlock_wrlock(&e->compo_op_lock);
+	pthread_mutex_lock(&e->compo_lock);
+	c = find(e, name);
+	pthread_mutex_unlock(&e->compo_lock);
+	if (!c)
+		r = reason_set(reason, -ENOENT, "no composition %s", name);
+	else if ((r = lend_parse_value(buf, len, value, reason)) < 0)
+		set_error(e, c, r, NULL, reason);
+	else if (!strcmp(value, c->borrower))
+		r = 0; /* the current value: nothing to do */
+	else if (value[0] && c->borrower[0])
+		r = set_error(e, c, reason_set(reason, -EBUSY, "composition %s is lent "
+			      "to %s; return it first", name, c->borrower), NULL,
+			      reason);
+	else if (value[0])
+		r = compo_lend(e, c, value, who, reason);
+	else
+		r = compo_return(e, c, who, reason);
+	pthread_rwlock_unlock(&e->compo_op_lock);
+	changed(e, who);
+	return r;
+}
+
+/* ---- views ------------------------------------------------------------------- */
+
+int engine_compo_view(struct engine *e, const char *name,
+		      struct compo_view *out)
+{
+	struct lcompo *c;
+
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&e->compo_lock);
+	c = name ? find(e, name) : NULL;
+	if (c) {
+		snprintf(out->name, sizeof(out->name), "%s", c->name);
+		join(c, out->devices, sizeof(out->devices), '\n');
+		snprintf(out->borrower, sizeof(out->borrower), "%s", c->borrower);
+		out->state = c->state;
+		snprintf(out->last_error, sizeof(out->last_error), "%s", c->error);
+		out->generation = c->generation;
+	}
+	pthread_mutex_unlock(&e->compo_lock);
+	return c ? 0 : -ENOENT;
+}
+
+bool engine_compo_exists(struct engine *e, const char *name)
+{
+	bool r;
+
+	if (!name)
+		return false;
+	pthread_mutex_lock(&e->compo_lock);
+	r = find(e, name) != NULL;
+	pthread_mutex_unlock(&e->compo_lock);
+	return r;
+}
+
+int engine_foreach_compo(struct engine *e,
+			 int (*cb)(void *arg, const char *name), void *arg)
+{
+	char (*names)[COMP_NAME_MAX_LEN + 1] = NULL;
+	unsigned n = 0, total;
+	int r = 0;
+
+	pthread_mutex_lock(&e->compo_lock);
+	total = e->ncompos;
+	if (total)
+		names = calloc(total, sizeof(*names));
+	for (struct lcompo *c = e->compos; names && c; c = c->next)
+		snprintf(names[n++], sizeof(names[0]), "%s", c->name);
+	pthread_mutex_unlock(&e->compo_lock);
+	if (total && !names)
+		return -ENOMEM;
+	for (unsigned i = 0; i < n && r == 0; i++)
+		r = cb(arg, names[i]);
+	free(names);
+	return r;
+}

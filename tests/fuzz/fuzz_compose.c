@@ -1,0 +1,213 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * fuzz_compose.c - one write(2) to compositions/NAME/devices or to
+ * compositions/NAME/borrower (SPEC section 10), through the real engine
+ * (engine_compo_write_devices(), engine_compo_write_borrower()) with the
+ * memory store and the sim fabric in a temporary run directory.  The
+ * first byte of the input picks the file, the rest is the write.
+ *
+ * Checks: the result is 0 or a negative errno of the SPEC table; a
+ * refused devices write leaves the list as it was, with last_error
+ * "ERRNO: ..."; an accepted one stores exactly the IDs written (one
+ * trailing newline off).  A borrower write lends every device or none: a
+ * refused one leaves the composition available and every member
+ * available, with no windows (last_error "ERRNO: ..."); an accepted one
+ * leaves every member lent to exactly the value.  After each input the
+ * composition is returned and its list put back, so every input starts
+ * from the same engine state.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "fabric_sim.h"
+#include "fuzz.h"
+
+static const char cfg_text[] =
+	"[cluster]\ntimeout_ms = 2000\n"
+	"[host a]\n[host b]\n[host c]\n"
+	"[link]\na = a\nb = b\n"
+	"[link]\na = b\nb = c\n"
+	"[device a:0000:01:00.0]\nbar0 = 16M\n"
+	"[device c:0000:01:00.0]\nbar0 = 64K\n"
+	"[device b:0000:01:00.0]\nbar0 = 16K\n"
+	"[policy]\ndeny = b:0000:01:00.0\n";
+
+#define NAME "fz"
+#define LIST "a:0000:01:00.0\nc:0000:01:00.0"
+#define OTHER "b:0000:01:00.0" /* in composition "other" */
+
+static const char *const members[] = { "a:0000:01:00.0", "c:0000:01:00.0" };
+
+static struct cluster_config *cfg;
+static struct engine *engine;
+static char run_dir[64];
+
+static void cleanup(void)
+{
+	char cmd[128];
+
+	engine_free(engine);
+	config_free(cfg);
+	if (run_dir[0]) {
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", run_dir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "fuzz_compose: cannot remove %s\n", run_dir);
+	}
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	struct engine_options opt = { 0 };
+	char err[ERRMSG_MAX], reason[REASON_MAX] = "", run[96];
+
+	unsetenv("LENDFS_FAULT");
+	unsetenv("LENDFS_DELAY");
+	snprintf(run_dir, sizeof(run_dir), "/tmp/lendfs-fuzz-XXXXXX");
+	FUZZ_ASSERT(mkdtemp(run_dir) != NULL);
+	snprintf(run, sizeof(run), "%s/run", run_dir);
+	if (config_load_string("fuzz.ini", cfg_text, &cfg, err) < 0) {
+		fprintf(stderr, "%s\n", err);
+		abort();
+	}
+	opt.cfg = cfg;
+	opt.fabric = &fabric_sim_ops;
+	opt.run_dir = run;
+	opt.store = &store_memory_ops;
+	opt.store_where = "fuzz";
+	FUZZ_ASSERT(engine_new(&opt, &engine, reason) == 0);
+	FUZZ_ASSERT(engine_compo_create(engine, NAME, reason) == 0);
+	FUZZ_ASSERT(engine_compo_write_devices(engine, NAME, LIST, strlen(LIST), NULL,
+					       reason) == 0);
+	FUZZ_ASSERT(engine_compo_create(engine, "other", reason) == 0);
+	FUZZ_ASSERT(engine_compo_write_devices(engine, "other", OTHER, strlen(OTHER),
+					       NULL, reason) == 0);
+	atexit(cleanup);
+	return 0;
+}
+
+static bool spec_errno(int r)
+{
+	static const int ok[] = { EINVAL, EBUSY, ENODEV, EHOSTDOWN, ENOSPC,
+				  ETIMEDOUT, EACCES, EPERM, ENOTSUP };
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+		if (r == -ok[i])
+			return true;
+	return false;
+}
+
+static void view(struct compo_view *v)
+{
+	FUZZ_ASSERT(engine_compo_view(engine, NAME, v) == 0);
+	FUZZ_ASSERT(fuzz_terminated(v->last_error, sizeof(v->last_error)));
+	FUZZ_ASSERT(fuzz_terminated(v->devices, sizeof(v->devices)));
+}
+
+static void check_member(const char *devid, const char *borrower)
+{
+	struct device_view d;
+
+	FUZZ_ASSERT(engine_device_view(engine, devid, &d) == 0);
+	FUZZ_ASSERT(d.state == (borrower[0] ? DEV_LENT : DEV_AVAILABLE));
+	FUZZ_ASSERT(!strcmp(d.borrower, borrower));
+	FUZZ_ASSERT(borrower[0] ? d.nwindows > 0 : d.nwindows == 0);
+	device_view_release(&d);
+}
+
+static void refused(int r, const struct compo_view *before)
+{
+	struct compo_view *v = malloc(sizeof(*v));
+
+	FUZZ_ASSERT(v != NULL);
+	FUZZ_ASSERT(spec_errno(r));
+	view(v);
+	FUZZ_ASSERT(!strncmp(v->last_error, errno_name(r), strlen(errno_name(r))));
+	FUZZ_ASSERT(!strcmp(v->devices, before->devices));
+	FUZZ_ASSERT(v->state == COMPO_AVAILABLE && v->borrower[0] == '\0');
+	for (size_t i = 0; i < 2; i++)
+		check_member(members[i], "");
+	free(v);
+}
+
+static void write_devices(const uint8_t *data, size_t size,
+			  const struct compo_view *before)
+{
+	char reason[REASON_MAX] = "";
+	struct compo_view *v;
+	int r;
+
+	r = engine_compo_write_devices(engine, NAME, (const char *)data, size, NULL,
+				       reason);
+	FUZZ_ASSERT(fuzz_terminated(reason, sizeof(reason)));
+	if (r < 0) {
+		FUZZ_ASSERT(r == -EINVAL || r == -EBUSY);
+		refused(r, before);
+		return;
+	}
+	FUZZ_ASSERT(r == 0);
+	v = malloc(sizeof(*v));
+	FUZZ_ASSERT(v != NULL);
+	view(v);
+	if (size && data[size - 1] == '\n')
+		size--;
+	FUZZ_ASSERT(strlen(v->devices) == size && !memcmp(v->devices, data, size));
+	FUZZ_ASSERT(strstr(v->devices, OTHER) == NULL);
+	free(v);
+	FUZZ_ASSERT(engine_compo_write_devices(engine, NAME, LIST, strlen(LIST),
+					       NULL, reason) == 0);
+}
+
+static void write_borrower(const uint8_t *data, size_t size,
+			   const struct compo_view *before)
+{
+	char reason[REASON_MAX] = "", value[BORROWER_MAX + 1];
+	struct compo_view *v;
+	int r;
+
+	r = engine_compo_write_borrower(engine, NAME, (const char *)data, size,
+					NULL, reason);
+	FUZZ_ASSERT(fuzz_terminated(reason, sizeof(reason)));
+	if (r < 0) {
+		refused(r, before);
+		return;
+	}
+	FUZZ_ASSERT(r == 0);
+	if (size && data[size - 1] == '\n')
+		size--;
+	FUZZ_ASSERT(size <= BORROWER_MAX);
+	memcpy(value, data, size);
+	value[size] = '\0';
+	FUZZ_ASSERT(strlen(value) == size);
+	v = malloc(sizeof(*v));
+	FUZZ_ASSERT(v != NULL);
+	view(v);
+	FUZZ_ASSERT(v->state == (value[0] ? COMPO_LENT : COMPO_AVAILABLE));
+	FUZZ_ASSERT(!strcmp(v->borrower, value));
+	free(v);
+	for (size_t i = 0; i < 2; i++)
+		check_member(members[i], value);
+	FUZZ_ASSERT(engine_compo_write_borrower(engine, NAME, "\n", 1, NULL,
+						reason) == 0);
+	for (size_t i = 0; i < 2; i++)
+		check_member(members[i], "");
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct compo_view *before;
+
+	if (size == 0)
+		return 0;
+	before = malloc(sizeof(*before));
+	FUZZ_ASSERT(before != NULL);
+	view(before);
+	FUZZ_ASSERT(before->state == COMPO_AVAILABLE);
+	if (data[0] & 1)
+		write_borrower(data + 1, size - 1, before);
+	else
+		write_devices(data + 1, size - 1, before);
+	free(before);
+	return 0;
+}

@@ -664,6 +664,9 @@ int lend_take_back(struct engine *e, const char *host, uint64_t fence,
  *                      device's request lock; the session thread calls it.
  */
 void lend_mark_unsure(struct engine *e, struct ldevice *d, uint64_t epoch);
+
+/* d->lock held: its lend's windows, route and lease are gone (lend.c). */
+void lend_forget_windows(struct ldevice *d);
 void lend_settle_all(struct engine *e,
 		     int (*close)(void *arg, const char *devid, uint64_t epoch),
 		     void *arg);

@@ -622,6 +622,15 @@ static int teardown(struct engine *e, struct ldevice *d, struct window *w,
 	return 0;
 }
 
+void lend_forget_windows(struct ldevice *d)
+{
+	free(d->windows);
+	d->windows = NULL;
+	d->nwindows = 0;
+	d->has_route = false;
+	d->lease = 0;
+}
+
 /*
  * @d is `returning` and owned by the caller: with @r 0 tear its lend down
  * (store, windows) and make it available, else (or if that fails) it is
@@ -643,12 +652,8 @@ static int return_finish(struct engine *e, struct ldevice *d, int r,
 	} else {
 		d->state = lender_online(e, d) ? DEV_AVAILABLE : DEV_OFFLINE;
 		dev_clear_borrower(d);
-		free(d->windows);
-		d->windows = NULL;
-		d->nwindows = 0;
-		d->has_route = false;
+		lend_forget_windows(d);
 		d->owner = 0;
-		d->lease = 0;
 		d->since = now_wall();
 	}
 	dev_touch(d);
@@ -996,11 +1001,7 @@ static void fail_lend(struct engine *e, struct ldevice *d, const char *why,
 	store_remove(e, d, NULL, "store_fail", NULL);
 	plan_release_locked(e, d->windows, d->nwindows);
 	pthread_mutex_lock(&d->lock);
-	free(d->windows);
-	d->windows = NULL;
-	d->nwindows = 0;
-	d->has_route = false;
-	d->lease = 0;
+	lend_forget_windows(d);
 	d->gone = gone;
 	d->state = DEV_FAILED;
 	dev_set_error(d, "%s", why);

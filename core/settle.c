@@ -63,11 +63,7 @@ static void settle_returned(struct engine *e, struct ldevice *d)
 	notes_event(&nt, EV_RETURNED, d->id, "borrower", d->borrower, "cause",
 		    "recovery", NULL);
 	pthread_mutex_lock(&d->lock);
-	free(d->windows);
-	d->windows = NULL;
-	d->nwindows = 0;
-	d->has_route = false;
-	d->lease = 0;
+	lend_forget_windows(d);
 	d->state = lender_online(e, d) ? DEV_AVAILABLE : DEV_OFFLINE;
 	dev_clear_borrower(d);
 	dev_touch(d);

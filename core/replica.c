@@ -49,16 +49,12 @@ static bool rec_mapped(int rec_state)
 	return rec_state == REC_LENDING || rec_state == REC_LENT;
 }
 
-/* Do @a and @b (@n each) translate alike?  A reroute keeps the epoch. */
+/* Are @a and @b (@n each) the same windows?  A reroute keeps the epoch. */
 static bool windows_same(const struct window *a, const struct window *b,
 			 unsigned n)
 {
 	for (unsigned i = 0; i < n; i++)
-		if (a[i].kind != b[i].kind || a[i].index != b[i].index ||
-		    a[i].count != b[i].count || a[i].local != b[i].local ||
-		    a[i].size != b[i].size || a[i].target != b[i].target ||
-		    strcmp(a[i].host, b[i].host) || strcmp(a[i].next, b[i].next) ||
-		    strcmp(a[i].domain, b[i].domain))
+		if (!window_equal(&a[i], &b[i]))
 			return false;
 	return true;
 }

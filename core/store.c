@@ -102,15 +102,6 @@ static bool borrower_valid(const char *b, char host[HOST_NAME_MAX_LEN + 1])
 	return ok;
 }
 
-static bool window_equal(const struct window *a, const struct window *b)
-{
-	return a->kind == b->kind && strcmp(a->host, b->host) == 0 &&
-	       a->index == b->index && a->count == b->count &&
-	       a->local == b->local && a->size == b->size &&
-	       a->target == b->target && strcmp(a->next, b->next) == 0 &&
-	       strcmp(a->tag, b->tag) == 0;
-}
-
 static int window_validate(const char *dev, unsigned i, const struct window *w,
 			   char *reason)
 {

@@ -96,3 +96,12 @@ int window_parse(const char *line, struct window *out)
 	*out = w;
 	return 0;
 }
+
+bool window_equal(const struct window *a, const struct window *b)
+{
+	return a->kind == b->kind && strcmp(a->host, b->host) == 0 &&
+	       a->index == b->index && a->count == b->count &&
+	       a->local == b->local && a->size == b->size &&
+	       a->target == b->target && strcmp(a->next, b->next) == 0 &&
+	       strcmp(a->domain, b->domain) == 0 && strcmp(a->tag, b->tag) == 0;
+}

@@ -62,4 +62,7 @@ int window_kind_parse(const char *s, enum window_kind *out);
 int window_format(const struct window *w, char *buf, size_t len);
 int window_parse(const char *line, struct window *out);
 
+/* Are @a and @b the same window, field for field? */
+bool window_equal(const struct window *a, const struct window *b);
+
 #endif

@@ -340,7 +340,7 @@ cycles() {
 	poller takeA "$(cdev nodeA $GPU)/state" 15
 	poller takeC "$(cdev nodeC $GPU)/state" 15
 	node_kill nodeB
-	wait_line "$CTMP/takeA.out" '^(woken|timeout)'
+	poll_done "$CTMP/takeA.out"
 	t0=$(awk '$1 == "woken" { print $2 }' "$CTMP/takeA.out")
 	[ -n "$t0" ]
 	woke_within takeC "$t0"

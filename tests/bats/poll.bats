@@ -20,7 +20,7 @@ teardown() {
 
 @test "a poller on state sleeps while nothing changes: a 2 s poll times out" {
 	poller idle "$(dev $GPU)/state" 2
-	wait_line "$TMP/idle.out" '^(woken|timeout)'
+	poll_done "$TMP/idle.out"
 	run cat "$TMP/idle.out"
 	assert_line timeout
 	assert_line "now available"
@@ -51,8 +51,8 @@ teardown() {
 	wait_line "$TMP/borrower.out" '^now nodeB$'
 	wait_line "$TMP/lends.out" "^now $GPU nodeB "
 	# a lend that changes nothing else of the GPU, and nothing of the NIC
-	wait_line "$TMP/error.out" '^(woken|timeout)'
-	wait_line "$TMP/nic.out" '^(woken|timeout)'
+	poll_done "$TMP/error.out"
+	poll_done "$TMP/nic.out"
 	run cat "$TMP/error.out" "$TMP/nic.out"
 	refute_line --regexp '^woken'
 	# a failed request changes last_error alone
@@ -60,7 +60,7 @@ teardown() {
 	poller state2 "$(dev $GPU)/state" 2
 	assert_lend_fails $GPU nodeC EBUSY "Device or resource busy"
 	wait_line "$TMP/error2.out" '^now EBUSY: '
-	wait_line "$TMP/state2.out" '^(woken|timeout)'
+	poll_done "$TMP/state2.out"
 	run cat "$TMP/state2.out"
 	assert_line timeout
 }
@@ -80,7 +80,7 @@ teardown() {
 	wait_line "$TMP/first.out" '^now lent$'
 	# a fresh descriptor has seen "lent": it sleeps
 	poller second "$(dev $GPU)/state" 2
-	wait_line "$TMP/second.out" '^(woken|timeout)'
+	poll_done "$TMP/second.out"
 	run cat "$TMP/second.out"
 	assert_line timeout
 }

@@ -330,6 +330,8 @@ cycles() {
 	t0=$(date +%s%N)
 	woke_within onB "$t0"
 	woke_within onA "$t0"
+	poll_done "$CTMP/onB.out"
+	poll_done "$CTMP/onA.out"
 	# woken by the first change it saw: the intent or the commit
 	run cat "$CTMP/onB.out" "$CTMP/onA.out"
 	assert_line --regexp '^now (lending|lent)$'

@@ -186,8 +186,9 @@ poller() {
 	wait_line "$out" '^ready$'
 }
 
-# poll_done OUT: poller OUT's output is whole: after "woken" or "timeout"
-# it prints what a read gives now ("now VALUE" or "gone ERRNO"), last.
+# poll_done OUT: the output of poller OUT (pollers.py wait) is whole:
+# after "woken" or "timeout" it prints what a read gives now ("now VALUE"
+# or "gone ERRNO"), last.
 poll_done() {
 	wait_line "$1" '^(now|gone) '
 }
@@ -196,7 +197,7 @@ poll_done() {
 # (date +%s%N), or before it.
 woke_within() {
 	local out="${POLL_DIR:-$TMP}/$1.out" t
-	poll_done "$out"
+	wait_line "$out" '^(woken|timeout)'
 	t=$(awk '$1 == "woken" { print $2 }' "$out")
 	[ -n "$t" ] || { cat "$out" >&2; return 1; }
 	echo "$1 woke $(((t - $2) / 1000000)) ms after the change returned" >&2

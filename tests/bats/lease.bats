@@ -303,6 +303,7 @@ with_default_lease() {
 	woke_within state "$t0"
 	woke_within lease "$t0"
 	woke_within lends "$t0"
+	poll_done "$TMP/state.out"
 	run grep '^now' "$TMP/state.out"
 	assert_output "now available"
 }
@@ -314,6 +315,7 @@ with_default_lease() {
 	t0=$(date +%s%N)
 	set_lease $GPU 100
 	woke_within lease "$t0"
+	poll_done "$TMP/lease.out"
 	run grep '^now' "$TMP/lease.out"
 	assert_output "now 100"
 }

@@ -33,6 +33,7 @@ teardown() {
 		lend $GPU nodeB
 		t0=$(date +%s%N)
 		woke_within "$how" "$t0"
+		poll_done "$TMP/$how.out"
 		run cat "$TMP/$how.out"
 		assert_line --regexp '^woken [0-9]+ [0-9]+$'
 		assert_line "now lent"

@@ -177,6 +177,7 @@ bar_sizes() {
 	tb remove "$HOT_NIC_SYS"
 	t0=$(date +%s%N)
 	woke_within gone "$t0"
+	poll_done "$TMP/gone.out"
 	run cat "$TMP/gone.out"
 	assert_line "gone ENOENT"
 	pollers_stop

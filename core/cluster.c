@@ -403,11 +403,11 @@ static int refresh_lends(struct cluster *c, bool arm)
 	r = zks_children(c->zs, path, false, &names, &n, reason);
 	if (r < 0)
 		return r;
+	/* the gone first: what they held may be a listed record's now */
+	clear_unlisted(c, names, n, arm);
 	for (unsigned i = 0; i < n && r == 0; i++)
 		if (!device_is_local(c, names[i])) /* ours: we write those */
 			r = refresh_record(c, names[i], false);
-	if (r == 0)
-		clear_unlisted(c, names, n, arm);
 	zks_strv_free(names, n);
 	return r;
 }

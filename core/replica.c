@@ -60,6 +60,83 @@ static bool windows_same(const struct window *a, const struct window *b,
 }
 
 
+static const char *domain_of(const struct window *w, const char *devid)
+{
+	return w->domain[0] ? w->domain : devid;
+}
+
+/* Does one of @d's mirrored windows own a resource one of @w (@n) owns? */
+static bool mirror_overlaps(struct ldevice *d, const char *devid,
+			    const struct window *w, unsigned n)
+{
+	bool hit = false;
+
+	pthread_mutex_lock(&d->lock);
+	for (unsigned i = 0; i < d->nwindows && !hit; i++)
+		for (unsigned j = 0; j < n && !hit; j++)
+			hit = window_overlap(&d->windows[i],
+					     domain_of(&d->windows[i], d->id),
+					     &w[j], domain_of(&w[j], devid));
+	pthread_mutex_unlock(&d->lock);
+	return hit;
+}
+
+/*
+ * The record just read of @devid owns resources that the mirror of other
+ * lenders' devices still holds: those mirrors are stale (their records
+ * changed or went, and that is yet to be read: a resync reads records in
+ * name order, and the lender that reserved @w had read the release).
+ * Forget them (books and registers, as for a removed record) before @w
+ * is programmed, so that applying their change later cannot clear what
+ * @w programmed; *@dirty: read them again.  Returns how many it forgot.
+ */
+static unsigned forget_stale(struct engine *e, const char *devid,
+			     const struct window *w, unsigned n, bool *dirty)
+{
+	char (*ids)[DEVICE_ID_MAX] = NULL;
+	struct ldevice **devs;
+	unsigned ndevs, nids = 0;
+
+	if (model_pin_all(e, &devs, &ndevs) < 0)
+		return 0;
+	ids = malloc((ndevs ? ndevs : 1) * sizeof(*ids));
+	for (unsigned i = 0; ids && i < ndevs; i++)
+		if (lend_remote(e, devs[i]) && strcmp(devs[i]->id, devid) &&
+		    mirror_overlaps(devs[i], devid, w, n))
+			snprintf(ids[nids++], DEVICE_ID_MAX, "%s", devs[i]->id);
+	model_put_all(e, devs, ndevs);
+	for (unsigned i = 0; i < nids; i++) {
+		struct lend_ack ack;
+
+		lend_apply_record(e, ids[i], NULL, &ack, dirty);
+	}
+	free(ids);
+	if (nids)
+		*dirty = true;
+	return nids;
+}
+
+/* The books: @devid's reservations are its record's (@nw, @nnew) now. */
+static void books_move(struct engine *e, const char *devid,
+		       const struct window *old, unsigned nold,
+		       const struct window *nw, unsigned nnew, uint64_t owner,
+		       bool *dirty)
+{
+	bool claimed;
+
+	pthread_mutex_lock(&e->fabric_lock);
+	plan_release(e, old, nold);
+	claimed = !nnew || plan_claim(e, owner, nw, nnew, NULL) == 0;
+	pthread_mutex_unlock(&e->fabric_lock);
+	if (!claimed && forget_stale(e, devid, nw, nnew, dirty)) {
+		pthread_mutex_lock(&e->fabric_lock);
+		claimed = plan_claim(e, owner, nw, nnew, NULL) == 0;
+		pthread_mutex_unlock(&e->fabric_lock);
+	}
+	if (!claimed)
+		*dirty = true; /* one of ours in flight overlaps: resync */
+}
+
 void lend_apply_record(struct engine *e, const char *devid,
 		       const struct lend_record *rec, struct lend_ack *ack,
 		       bool *dirty)
@@ -134,12 +211,7 @@ void lend_apply_record(struct engine *e, const char *devid,
 	pthread_mutex_unlock(&d->lock);
 	notes_add(&nt, devid);
 
-	/* the books: its reservations are the record's */
-	pthread_mutex_lock(&e->fabric_lock);
-	plan_release(e, old, nold);
-	if (nnew && plan_claim(e, owner, nw, nnew, NULL) < 0)
-		*dirty = true; /* one of ours in flight overlaps: resync */
-	pthread_mutex_unlock(&e->fabric_lock);
+	books_move(e, devid, old, nold, nw, nnew, owner, dirty);
 
 	/* this host's registers: mapped while lending or lent */
 	if (rec_mapped(old_state) &&

@@ -391,24 +391,7 @@ static unsigned check_overlaps(const struct lend_record *recs, unsigned n, FILE 
 			struct claim c = { .rec = &recs[i], .w = w, .rec_idx = i,
 					   .win_idx = j };
 
-			switch (w->kind) {
-			case WIN_LUT:
-				c.start = w->index;
-				c.end = (uint64_t)w->index + w->count;
-				break;
-			case WIN_DMA:
-				c.start = w->index;
-				c.end = (uint64_t)w->index + 1;
-				break;
-			case WIN_IOMMU:
-				c.start = w->local;
-				c.end = w->local + w->size < w->local ? UINT64_MAX
-								      : w->local + w->size;
-				break;
-			default:
-				continue;
-			}
-			if (c.end > c.start)
+			if (window_span(w, &c.start, &c.end))
 				claims[m++] = c;
 		}
 	}

@@ -105,3 +105,39 @@ bool window_equal(const struct window *a, const struct window *b)
 	       a->target == b->target && strcmp(a->next, b->next) == 0 &&
 	       strcmp(a->domain, b->domain) == 0 && strcmp(a->tag, b->tag) == 0;
 }
+
+bool window_span(const struct window *w, uint64_t *start, uint64_t *end)
+{
+	switch (w->kind) {
+	case WIN_LUT:
+		*start = w->index;
+		*end = (uint64_t)w->index + w->count;
+		break;
+	case WIN_DMA:
+		*start = w->index;
+		*end = (uint64_t)w->index + 1;
+		break;
+	case WIN_IOMMU:
+		*start = w->local;
+		*end = w->local + w->size < w->local ? UINT64_MAX
+						     : w->local + w->size;
+		break;
+	default:
+		return false;
+	}
+	return *end > *start;
+}
+
+bool window_overlap(const struct window *a, const char *a_dom,
+		    const struct window *b, const char *b_dom)
+{
+	uint64_t as, ae, bs, be;
+
+	if (a->kind != b->kind || strcmp(a->host, b->host) != 0)
+		return false;
+	if (a->kind == WIN_IOMMU && strcmp(a_dom, b_dom) != 0)
+		return false;
+	if (!window_span(a, &as, &ae) || !window_span(b, &bs, &be))
+		return false;
+	return as < be && bs < ae;
+}

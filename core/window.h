@@ -65,4 +65,20 @@ int window_parse(const char *line, struct window *out);
 /* Are @a and @b the same window, field for field? */
 bool window_equal(const struct window *a, const struct window *b);
 
+/*
+ * The half-open range of its host's resource that @w owns: LUT entries
+ * [index, index + count), DMA slot [index, index + 1), or IOVAs [local,
+ * local + size) of its IOMMU domain.  Returns false when it owns nothing
+ * (an unknown kind, no entries, no bytes).
+ */
+bool window_span(const struct window *w, uint64_t *start, uint64_t *end);
+
+/*
+ * Do @a and @b own a resource in common: the same kind on the same host
+ * (IOMMU: in the same domain, @a_dom and @b_dom: the window's domain or,
+ * when it names none, its lend's device) with intersecting spans?
+ */
+bool window_overlap(const struct window *a, const char *a_dom,
+		    const struct window *b, const char *b_dom);
+
 #endif

@@ -18,6 +18,7 @@
 #                   operation of a scenario (docs/TESTING.md)
 #   make man        the man pages (scdoc) into $(BUILD)/man
 #   make install    PREFIX=/usr/local, DESTDIR=; make uninstall (see below)
+#   make check-deb  build, lintian, install, use and purge the Debian package
 #
 # Out-of-tree builds: BUILD=dir (default build); SANITIZE=1 adds
 # AddressSanitizer and UndefinedBehaviorSanitizer.
@@ -335,6 +336,15 @@ uninstall:
 	elif [ -e $(DESTDIR)$(SYSCONFDIR)/lendfs/lendfs.conf ]; then \
 		echo "uninstall: keeping $(DESTDIR)$(SYSCONFDIR)/lendfs/lendfs.conf (changed)"; \
 	fi
+
+# ---- the Debian package (debian/, docs/ADMIN.md "The Debian package") ----
+#   make check-deb   as root: dpkg-buildpackage of a copy of the tree,
+#                    lintian, apt-get install of the .deb into this machine,
+#                    a mount with the installed daemon and config, apt-get
+#                    purge (tests/pkg/deb.bats).  Not part of check.
+.PHONY: check-deb
+check-deb:
+	bats --timing tests/pkg/deb.bats
 
 # ---- benchmarks (tests/bench/, docs/PERFORMANCE.md) -------------------------
 #   make bench     every figure next to its floor, measured in the same run;

@@ -6,6 +6,8 @@
 #   make check      -Werror build, cmocka unit tests, bats on a real mount,
 #                   then the unit and bats suites again under ASan+UBSan,
 #                   then every fuzz target briefly (check-fuzz)
+#   make check-vm   a real Linux guest under QEMU borrows a device
+#                   (tests/guest, issue 20; in CI after check)
 #   make check-layers  no cycle between core/ modules, no function over 100
 #                   lines (tests/tools/layers.py; part of check)
 #   make check-linearize  the history checker's own tests (part of check)
@@ -70,7 +72,7 @@ TOOLS := $(TOOL_SRCS:lendfs/tools/%.c=$(BUILD)/%)
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps run check check-unit check-bats check-asan check-cluster stress clean \
+.PHONY: all deps run check check-unit check-bats check-asan check-cluster check-vm stress clean \
 	fuzz fuzz-build check-fuzz tsan check-layers check-powerloss check-linearize
 
 all: $(BUILD)/lendfs $(TOOLS)
@@ -188,6 +190,19 @@ check-linearize:
 
 check-bats: all
 	LENDFS_BUILD=$(BUILD) bats --timing tests/bats
+
+# A real guest (issue 20, docs/VM.md): a static helper and an initramfs
+# of busybox-static for Debian's kernel, then tests/guest/*.bats.
+GUEST_CFLAGS := -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -static
+$(BUILD)/guest/guestmem: tests/guest/guestmem.c
+	@mkdir -p $(dir $@)
+	$(CC) $(GUEST_CFLAGS) -o $@ $<
+$(BUILD)/guest/initramfs.gz: $(BUILD)/guest/guestmem tests/guest/init \
+		tests/guest/mkinitramfs.sh
+	sh tests/guest/mkinitramfs.sh $@ $(BUILD)/guest/guestmem
+
+check-vm: all $(BUILD)/guest/initramfs.gz
+	LENDFS_BUILD=$(BUILD) bats --timing tests/guest
 
 check-asan:
 	$(MAKE) --no-print-directory BUILD=build/asan SANITIZE=1 all check-unit

@@ -12,7 +12,7 @@ libfuse3-dev fuse3 libinih-dev libsqlite3-dev sqlite3 libjson-c-dev
 libudev-dev libsystemd-dev libcmocka-dev libmicrohttpd-dev
 bats bats-assert bats-support
 udev umockdev libumockdev-dev
-graphviz scdoc qemu-system-x86 ansible-core
+graphviz scdoc qemu-system-x86 linux-image-amd64 busybox-static ansible-core
 zookeeper default-jre-headless libzookeeper-mt-dev iproute2
 strace hyperfine util-linux procps psmisc perl shellcheck python3 less
 systemd prometheus curl

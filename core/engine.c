@@ -45,14 +45,15 @@ static int fabric_open(struct engine *e, char *reason)
 
 	for (unsigned i = 0; r == 0 && i < cfg->nhosts; i++)
 		r = e->fabric->ram_attach(e->fabric_ctx, cfg->hosts[i].name,
-					  cfg->hosts[i].ram, cfg->hosts[i].nram, reason);
+					  cfg->hosts[i].ram, cfg->hosts[i].nram, NULL,
+					  reason);
 	for (unsigned i = 0; r == 0 && i < cfg->nvms; i++) {
 		char owner[BORROWER_MAX + 1];
 
 		bname_format_vm(owner, sizeof(owner), cfg->vms[i].host,
 				cfg->vms[i].name);
 		r = e->fabric->ram_attach(e->fabric_ctx, owner, cfg->vms[i].ram,
-					  cfg->vms[i].nram, reason);
+					  cfg->vms[i].nram, NULL, reason);
 	}
 	return r;
 }

@@ -10,7 +10,8 @@
  *        shared-memory file, and each host's adapter LUT, DMA windows and
  *        IOMMU mappings are register files that lendfs-dma (another
  *        process) reads to translate accesses hop by hop, like a CPU or a
- *        device would.  Opening it resets the hardware (power-on).
+ *        device would.  Opening it resets the registers (power-on);
+ *        BAR and RAM files keep their bytes (memory survives a restart).
  *   ntb  real NTB hardware (future work): open() fails with -ENOTSUP on a
  *        machine without it.
  */
@@ -41,9 +42,14 @@ struct fabric_ops {
 			     const uint64_t bar_addr[PCI_NUM_BARS],
 			     char *reason);
 	void (*device_detach)(void *ctx, const char *devid);
-	/* A borrower's RAM appears (host or VM). */
+	/*
+	 * A borrower's RAM appears (host or VM).  @backing: NULL, or a file
+	 * whose offset G is guest-physical address G of every range (a VM's
+	 * shared memory-backend-file, docs/VM.md): the fabric's DMA into that
+	 * RAM then reaches the file itself, not a copy of the fabric's own.
+	 */
 	int (*ram_attach)(void *ctx, const char *owner, const struct range *ram,
-			  unsigned nram, char *reason);
+			  unsigned nram, const char *backing, char *reason);
 	/* Program / clear one window in the hardware. */
 	int (*program)(void *ctx, const struct window *w, char *reason);
 	int (*clear)(void *ctx, const struct window *w, char *reason);

@@ -56,7 +56,7 @@ static void ntb_device_detach(void *ctx, const char *devid)
 }
 
 static int ntb_ram_attach(void *ctx, const char *owner, const struct range *ram,
-			  unsigned nram, char *reason)
+			  unsigned nram, const char *backing, char *reason)
 {
 	return reason_set(reason, -ENOTSUP, "real NTB back-end not implemented yet");
 }

@@ -1343,23 +1343,30 @@ static int host_cfg_check(const struct cluster_config *cfg, unsigned i,
 	return 0;
 }
 
-/* Power-on: forget everything a previous run left, create the hosts. */
+/*
+ * Power-on: the registers (hosts/) start empty, the hosts are created.
+ * Memory is kept (issue 20): BAR files (devices/, checked at each device's
+ * first attach, bars_keep()) and RAM files (ram/, re-attached by
+ * ram_attach()) keep their bytes and their inodes, so a guest that maps a
+ * BAR file across a daemon restart keeps seeing the fabric's writes.
+ */
 static int power_on(struct sim_hw *hw, const struct cluster_config *cfg,
 		    char *reason)
 {
 	static const struct {
 		const char *name;
-		unsigned depth;
-	} dirs[] = { { "devices", 2 }, { "hosts", 1 }, { "ram", 1 } };
+		bool keep;
+	} dirs[] = { { "devices", true }, { "hosts", false }, { "ram", true } };
 	int r;
 
 	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
-		r = remove_tree(hw->dirfd, dirs[i].name, dirs[i].depth);
+		r = dirs[i].keep ? 0 : remove_tree(hw->dirfd, dirs[i].name, 1);
 		if (r < 0)
 			return reason_set(reason, r, "cannot clear %s/%s: %s",
 					  hw->run_dir, dirs[i].name,
 					  strerror(-r));
-		if (mkdirat(hw->dirfd, dirs[i].name, 0755) < 0)
+		if (mkdirat(hw->dirfd, dirs[i].name, 0755) < 0 &&
+		    !(dirs[i].keep && errno == EEXIST))
 			return reason_set(reason, -errno,
 					  "cannot create %s/%s: %s", hw->run_dir,
 					  dirs[i].name, strerror(errno));
@@ -1467,6 +1474,24 @@ static void device_remove(struct sim_hw *hw, const char *devid)
 	remove_tree(hw->dirfd, path, 1);
 }
 
+/*
+ * The first attach of @devid since power-on: BAR files a previous run left
+ * are kept (a guest may map them, their bytes stay), unless the BAR's
+ * size changed or it is gone: then the file goes and the BAR is fresh.
+ */
+static void bars_keep(struct sim_hw *hw, const char *devid, const uint64_t *size)
+{
+	char path[SIM_PATH_MAX];
+	struct stat st;
+
+	for (unsigned i = 0; i < PCI_NUM_BARS; i++) {
+		snprintf(path, sizeof(path), "devices/%s/bar%u", devid, i);
+		if (fstatat(hw->dirfd, path, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != size[i]))
+			unlinkat(hw->dirfd, path, 0);
+	}
+}
+
 /* Does any BAR in @size/@addr overlap a BAR of another device of @host? */
 static int overlap_check(struct sim_hw *hw, struct sim_host *h,
 			 const char *devid, const uint64_t *size,
@@ -1549,6 +1574,7 @@ static int device_attach_locked(struct sim_hw *hw, const char *devid,
 	} else {
 		bool reused = hw->tab_nfree > 0;
 
+		bars_keep(hw, devid, size);
 		r = tab_alloc(hw, &slot, reason);
 		if (r < 0)
 			return r;
@@ -1632,12 +1658,61 @@ static int ram_check(const char *owner, const struct sim_hdr *hdr,
 	return 0;
 }
 
+/*
+ * RUN/ram/OWNER: a symlink to @backing (the guest's own RAM file, which
+ * must cover @top bytes; never resized), else a sparse shadow file of
+ * @top bytes (a symlink left from an earlier attach is replaced, so the
+ * guest's file is never truncated).
+ */
+static int ram_file(struct sim_hw *hw, const char *path, const char *backing,
+		    uint64_t top, char *reason)
+{
+	char old[SIM_PATH_MAX + 1];
+	struct stat st;
+	ssize_t n;
+	int fd;
+
+	n = readlinkat(hw->dirfd, path, old, sizeof(old) - 1);
+	if (n >= 0) {
+		old[n] = '\0';
+		if (backing && strcmp(old, backing) == 0)
+			goto check;
+		if (unlinkat(hw->dirfd, path, 0) < 0)
+			return reason_set(reason, -errno, "cannot remove %s/%s: %s",
+					  hw->run_dir, path, strerror(errno));
+	}
+	if (backing) {
+		unlinkat(hw->dirfd, path, 0); /* a shadow file of before */
+		if (symlinkat(backing, hw->dirfd, path) < 0)
+			return reason_set(reason, -errno, "cannot link %s/%s to %s: %s",
+					  hw->run_dir, path, backing, strerror(errno));
+check:
+		if (stat(backing, &st) < 0 || !S_ISREG(st.st_mode) ||
+		    (uint64_t)st.st_size < top)
+			return reason_set(reason, -EINVAL,
+					  "guest ram file %s is not a regular file of at "
+					  "least 0x%" PRIx64 " bytes", backing, top);
+		return 0;
+	}
+	fd = openat(hw->dirfd, path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0 || ftruncate(fd, (off_t)top) < 0) {
+		int r = -errno;
+
+		if (fd >= 0)
+			close(fd);
+		return reason_set(reason, r,
+				  "cannot size %s/%s to 0x%" PRIx64 " bytes: %s",
+				  hw->run_dir, path, top, strerror(-r));
+	}
+	close(fd);
+	return 0;
+}
+
 static int ram_attach_locked(struct sim_hw *hw, const char *owner,
 			     const struct range *ram, unsigned nram,
-			     char *reason)
+			     const char *backing, char *reason)
 {
 	char host[HOST_NAME_MAX_LEN + 1], path[SIM_PATH_MAX], f[SIM_OWNER_MAX];
-	_cleanup_close_ int fd = -1;
 	struct sim_host *h;
 	uint64_t top = 0;
 	bool is_vm;
@@ -1663,13 +1738,14 @@ static int ram_attach_locked(struct sim_hw *hw, const char *owner,
 	if (r < 0)
 		return r;
 
+	if (backing && (!is_vm || backing[0] != '/'))
+		return reason_set(reason, -EINVAL, "ram of %s cannot be backed by '%s'",
+				  owner, backing);
 	owner_file(owner, f, sizeof(f));
 	snprintf(path, sizeof(path), "ram/%s", f);
-	fd = openat(hw->dirfd, path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (fd < 0 || ftruncate(fd, (off_t)top) < 0)
-		return reason_set(reason, -errno,
-				  "cannot size %s/%s to 0x%" PRIx64 " bytes: %s",
-				  hw->run_dir, path, top, strerror(errno));
+	r = ram_file(hw, path, backing, top, reason);
+	if (r < 0)
+		return r;
 
 	r = host_lock(h, true, reason);
 	if (r < 0)
@@ -1682,13 +1758,13 @@ static int ram_attach_locked(struct sim_hw *hw, const char *owner,
 }
 
 static int sim_ram_attach(void *ctx, const char *owner, const struct range *ram,
-			  unsigned nram, char *reason)
+			  unsigned nram, const char *backing, char *reason)
 {
 	struct sim_hw *hw = ctx;
 	int r;
 
 	pthread_mutex_lock(&hw->lock);
-	r = ram_attach_locked(hw, owner, ram, nram, reason);
+	r = ram_attach_locked(hw, owner, ram, nram, backing, reason);
 	pthread_mutex_unlock(&hw->lock);
 	return r;
 }

@@ -20,8 +20,12 @@
  *
  * OWNER is a host name, or for a VM borrower "vm:HOST/VM" written as
  * "vm.HOST.VM" ('.' cannot occur in a name, so this is unambiguous).
- * fabric_sim_ops.open() is a power-on: it recreates hosts/, ram/,
- * devices/ and devices.tab from scratch.
+ * fabric_sim_ops.open() is a power-on of the registers: it recreates
+ * hosts/ and devices.tab from scratch.  Memory is kept (issue 20): BAR
+ * files stay (same inode, same bytes) unless the BAR's size changed when
+ * the device is attached again, RAM files stay and are re-attached, so a
+ * guest that maps a BAR file across a daemon restart keeps seeing the
+ * fabric's writes.  Files of devices or owners that are gone are left.
  *
  * An access is resolved the way the hardware would, hop by hop (at most
  * SIM_MAX_HOPS, else -ELOOP): an address in one of the host's RAM ranges

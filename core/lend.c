@@ -983,15 +983,22 @@ int lend_write_refused(struct engine *e, const char *devid, int r,
 /* ---- lends that break under the engine -------------------------------------- */
 
 /*
- * A lend broke under the engine (route lost, device removed): tear down
- * its windows and record, and leave the device `failed` with @why as its
- * last_error.  The device is not in any composition any more.
+ * A lend broke under the engine (route lost, device removed): what the
+ * borrower kind plugged is unplugged (a VM: hot-removed from the guest,
+ * with its acknowledgement or after the timeout, and its QEMU objects
+ * deleted), its windows and record torn down, and the device left
+ * `failed` with @why as its last_error.  The device is not in any
+ * composition any more.
  */
 static void fail_lend(struct engine *e, struct ldevice *d, const char *why,
 		      bool gone, const char *cause, struct notes *nt)
 {
 	const char *colon = strstr(why, ": ");
-	char err[16];
+	char err[16], unplug_why[REASON_MAX] = "";
+
+	if (borrower_kind(e, d->borrower)->unplug(e, d, d->borrower, unplug_why) < 0)
+		engine_report(e, "%s: the failed lend to %s is still being unplugged: %s",
+			      d->id, d->borrower, unplug_why);
 
 	snprintf(err, sizeof(err), "%.*s", colon ? (int)(colon - why) : 0, why);
 	notes_event(nt, EV_FAILED, d->id, "borrower", d->borrower, "errno",

@@ -790,6 +790,17 @@ int qmp_wait_event(struct qmp *q, uint64_t since, const char *name,
 	return r;
 }
 
+pid_t qmp_peer_pid(struct qmp *q)
+{
+	struct ucred cred = { 0 };
+	socklen_t len = sizeof(cred);
+
+	if (q->fd < 0 ||
+	    getsockopt(q->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+		return 0;
+	return cred.pid;
+}
+
 bool qmp_alive(struct qmp *q, char *reason)
 {
 	bool alive;

@@ -54,6 +54,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <json-c/json.h>
 
@@ -136,6 +137,12 @@ int qmp_wait_event(struct qmp *q, uint64_t since, const char *name,
 
 /* False once QEMU has gone; @reason (if not NULL) then says why. */
 bool qmp_alive(struct qmp *q, char *reason);
+
+/*
+ * The process at the other end of the socket (SO_PEERCRED: QEMU's pid as
+ * this process sees it), or 0 if unknown (closed, another pid namespace).
+ */
+pid_t qmp_peer_pid(struct qmp *q);
 
 /* The socket path given to qmp_connect(). */
 const char *qmp_path(const struct qmp *q);

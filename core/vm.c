@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 
 #include "qmp.h"
@@ -124,6 +125,15 @@ int vm_memory_format(const struct vm_memory *m, char *buf, size_t len)
 		int w = snprintf(buf + off, len > off ? len - off : 0,
 				 "%s 0x%" PRIx64 "-0x%" PRIx64 "\n",
 				 lines[i].kind, lines[i].r->start, lines[i].r->end);
+
+		if (w < 0 || off + (size_t)w >= len)
+			return -ENOSPC;
+		off += (size_t)w;
+	}
+	if (m->shared || m->not_shared[0]) {
+		int w = snprintf(buf + off, len > off ? len - off : 0, "%s %s\n",
+				 m->shared ? "shared" : "not-shared",
+				 m->shared ? m->backend_file : m->not_shared);
 
 		if (w < 0 || off + (size_t)w >= len)
 			return -ENOSPC;
@@ -387,6 +397,104 @@ static int probe_mtree(struct vm *vm, struct vm_memory *m, char *reason)
 	return vm_memory_parse_mtree(text, ram_name, m, reason);
 }
 
+static bool qom_get_bool(struct vm *vm, const char *path, const char *prop)
+{
+	struct json_object *ret = NULL;
+	bool v = false;
+
+	if (qom_get(vm, path, prop, &ret, NULL) == 0 && ret &&
+	    json_object_is_type(ret, json_type_boolean))
+		v = json_object_get_boolean(ret);
+	json_object_put(ret);
+	return v;
+}
+
+/*
+ * Does process @pid map the file @st shared (a "s" line of /proc/PID/maps
+ * with its device and inode)?  The file QEMU names is only trusted when
+ * the QEMU at the other end of the socket really maps it.
+ */
+static bool maps_shared(pid_t pid, const struct stat *st)
+{
+	_cleanup_fclose_ FILE *f = NULL;
+	char path[64], line[512], perms[8];
+	unsigned long long ino;
+	unsigned maj, min;
+	bool found = false;
+
+	if (pid <= 0)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	f = fopen(path, "re");
+	while (f && !found && fgets(line, sizeof(line), f))
+		found = sscanf(line, "%*x-%*x %7s %*x %x:%x %llu", perms, &maj, &min,
+			       &ino) == 4 && perms[3] == 's' && ino == st->st_ino &&
+			maj == major(st->st_dev) && min == minor(st->st_dev);
+	return found;
+}
+
+/*
+ * Whether the fabric can use the guest RAM's backend file as the guest's
+ * RAM (m->shared), else why not (m->not_shared).  The machine's backend is
+ * /machine memory-backend; QEMU lays its RAM out in it low RAM first, so
+ * file offset == guest physical only for one range from 0.
+ */
+static void probe_backend(struct vm *vm, struct vm_memory *m)
+{
+	char id[128] = "", be[160], type[64] = "", path[VM_BACKEND_PATH_MAX + 1] = "";
+	struct stat st;
+
+	m->shared = false;
+	if (qom_get_str(vm, "/machine", "memory-backend", id, sizeof(id), NULL) < 0 ||
+	    !id[0]) {
+		snprintf(m->not_shared, sizeof(m->not_shared), "no memory backend");
+		return;
+	}
+	if (id[0] == '/')
+		snprintf(be, sizeof(be), "%s", id);
+	else
+		snprintf(be, sizeof(be), "/objects/%s", id);
+	qom_get_str(vm, be, "type", type, sizeof(type), NULL);
+	if (strcmp(type, "memory-backend-file") != 0) {
+		snprintf(m->not_shared, sizeof(m->not_shared),
+			 "%s is %s, not a memory-backend-file", be,
+			 type[0] ? type : "of unknown type");
+		return;
+	}
+	if (!qom_get_bool(vm, be, "share")) {
+		snprintf(m->not_shared, sizeof(m->not_shared), "%s has share=off", be);
+		return;
+	}
+	if (qom_get_str(vm, be, "mem-path", path, sizeof(path), NULL) < 0 ||
+	    path[0] != '/' || strlen(path) >= VM_BACKEND_PATH_MAX) {
+		snprintf(m->not_shared, sizeof(m->not_shared),
+			 "%s: mem-path is not an absolute path of at most %d bytes",
+			 be, VM_BACKEND_PATH_MAX - 1);
+		return;
+	}
+	if (stat(path, &st) < 0 || !S_ISREG(st.st_mode)) {
+		snprintf(m->not_shared, sizeof(m->not_shared),
+			 "%s: mem-path is not a regular file (a directory or hugetlbfs)",
+			 be);
+		return;
+	}
+	if (!maps_shared(qmp_peer_pid(vm->q), &st)) {
+		snprintf(m->not_shared, sizeof(m->not_shared),
+			 "%s: the qemu process at the qmp socket does not map its "
+			 "mem-path shared (or cannot be seen)", be);
+		return;
+	}
+	if (m->nram != 1 || m->ram[0].start != 0 ||
+	    (uint64_t)st.st_size <= m->ram[0].end) {
+		snprintf(m->not_shared, sizeof(m->not_shared),
+			 "%s: guest ram in %u ranges, not one from 0 inside the file",
+			 be, m->nram);
+		return;
+	}
+	m->shared = true;
+	snprintf(m->backend_file, sizeof(m->backend_file), "%s", path);
+}
+
 int vm_probe_memory(struct vm *vm, struct vm_memory *out, char *reason)
 {
 	struct vm_memory m = { 0 };
@@ -406,6 +514,7 @@ int vm_probe_memory(struct vm *vm, struct vm_memory *out, char *reason)
 					  vm->host, vm->name, why, why2);
 	}
 	qom_get_str(vm, "/machine", "type", m.machine, sizeof(m.machine), NULL);
+	probe_backend(vm, &m);
 	pthread_mutex_lock(&vm->lock);
 	vm->mem = m;
 	pthread_mutex_unlock(&vm->lock);

@@ -53,7 +53,8 @@
 #define VM_MEM_RANGES_MAX 16
 #define VM_TIMEOUT_DEFAULT_MS 5000u /* QMP connect and commands; 0 means it */
 #define VM_QDEV_ID_MAX (DEVICE_ID_MAX + 16)
-#define VM_MEMORY_TEXT_MAX 1024 /* enough for vm_memory_format() */
+#define VM_BACKEND_PATH_MAX 512
+#define VM_MEMORY_TEXT_MAX 2048 /* enough for vm_memory_format() */
 
 /* The guest-physical memory layout.  Ranges are sorted, ends inclusive. */
 struct vm_memory {
@@ -67,6 +68,15 @@ struct vm_memory {
 	uint64_t above_4g;
 	char machine[64]; /* QOM type, "pc-i440fx-7.2-machine" */
 	char source[8];	  /* "qom" or "mtree": how it was found */
+	/*
+	 * The guest RAM's backend (issue 20).  shared: a memory-backend-file
+	 * with share=on whose file offset is the guest-physical address of
+	 * every RAM range (one range from 0): the fabric may map that file
+	 * as the guest's RAM.  Otherwise not_shared says why.
+	 */
+	bool shared;
+	char backend_file[VM_BACKEND_PATH_MAX];
+	char not_shared[320];
 };
 
 /*
@@ -74,6 +84,7 @@ struct vm_memory {
  *   ram 0x0-0x1fffffff
  *   pci-hole 0x20000000-0xfebfffff
  *   pci-hole64 0x100000000-0x17fffffff
+ * then, for a probed VM, "shared FILE" or "not-shared REASON".
  * Returns the length (snprintf-like), or -ENOSPC if @len is too small.
  */
 int vm_memory_format(const struct vm_memory *m, char *buf, size_t len);

@@ -160,7 +160,8 @@ static int ram_attach(struct engine *e, const struct lvm *v,
 	int r = ram_from_memory(v, m, ram, &n, reason);
 
 	if (r == 0)
-		r = e->fabric->ram_attach(e->fabric_ctx, v->owner, ram, n, reason);
+		r = e->fabric->ram_attach(e->fabric_ctx, v->owner, ram, n,
+					  m->shared ? m->backend_file : NULL, reason);
 	return r;
 }
 
@@ -506,7 +507,7 @@ static int vm_prepare(struct engine *e, struct ldevice *d, struct borrower *b,
 	r = ram_from_memory(v, &mem, b->ram_buf, &b->nram, reason);
 	if (r == 0)
 		r = e->fabric->ram_attach(e->fabric_ctx, v->owner, b->ram_buf, b->nram,
-					  reason);
+					  mem.shared ? mem.backend_file : NULL, reason);
 	if (r < 0)
 		return r;
 	pthread_mutex_lock(&e->vm_lock);

@@ -196,7 +196,8 @@ fake_qemu() {
 	assert_output "$GDIR/qmp.sock"
 	run cat "$VMD/memory"
 	assert_output "$(printf '%s\n' 'ram 0x0-0x1fffffff' \
-		'pci-hole 0x20000000-0xfebfffff' 'pci-hole64 0x100000000-0x17fffffff')"
+		'pci-hole 0x20000000-0xfebfffff' 'pci-hole64 0x100000000-0x17fffffff' \
+		'not-shared /objects/pc.ram is memory-backend-ram, not a memory-backend-file')"
 	run cat "$VMD/last_error"
 	assert_output ""
 }
@@ -247,8 +248,20 @@ fake_qemu() {
 	[ "$(pci_count)" -eq 1 ]
 }
 
+# shared_ram: QEMU arguments for guest RAM in the file $GDIR/ram, shared
+shared_ram() {
+	echo -object "memory-backend-file,id=ram0,size=512M,mem-path=$GDIR/ram,share=on" \
+		-machine memory-backend=ram0
+}
+
 @test "a lend into a guest moves bytes both ways" {
-	vm_up pc 512 -S # the vCPU never runs: the test plays the BIOS
+	# the vCPU never runs (-S): the test plays the BIOS; the guest RAM is
+	# a shared file the fabric maps (docs/VM.md, "Guest RAM")
+	# shellcheck disable=SC2046
+	vm_up pc 512 -S $(shared_ram)
+	run cat "$VMD/memory"
+	assert_line --index 0 "ram 0x0-0x1fffffff"
+	assert_line "shared $GDIR/ram"
 	lend $GPU vm:nodeB/vm1
 	guest program-bar 2 2 0xe0000000
 	run guest pci "$QDEV"
@@ -261,14 +274,34 @@ fake_qemu() {
 	# ... and the guest reads it at its BAR2
 	run guest xp 0xe0000000 8
 	assert_output "68 65 6c 6c 6f 20 76 6d"
-	# the device DMAs into guest RAM through the windows for it
+	# the device DMAs into guest RAM through the windows for it: QEMU
+	# shows the bytes at that guest-physical address
+	run guest xp 0x1000 8
+	assert_output "00 00 00 00 00 00 00 00"
 	run "$BUILD_DIR/lendfs-dma" -r "$TMP/run" dma-write $GPU 0x1000 "to guest"
 	assert_success
-	run "$BUILD_DIR/lendfs-dma" -r "$TMP/run" cpu-read vm:nodeB/vm1 0x1000 8
-	assert_output "to guest"
+	run guest xp 0x1000 8
+	assert_output "74 6f 20 67 75 65 73 74"
 	# beyond the guest RAM there is no window
 	run "$BUILD_DIR/lendfs-dma" -r "$TMP/run" dma-write $GPU 0x20000000 x
 	assert_failure
+}
+
+@test "anonymous guest RAM: the lend works, DMA lands in a shadow file" {
+	vm_up pc 512 -S
+	run cat "$VMD/memory"
+	assert_line "not-shared /objects/pc.ram is memory-backend-ram, not a memory-backend-file"
+	lend $GPU vm:nodeB/vm1
+	run cat "$(dev $GPU)/state"
+	assert_output lent
+	run "$BUILD_DIR/lendfs-dma" -r "$TMP/run" dma-write $GPU 0x1000 "to guest"
+	assert_success
+	# in the sim's shadow of the guest RAM, not in the guest
+	[ -f "$TMP/run/ram/vm.nodeB.vm1" ] && [ ! -L "$TMP/run/ram/vm.nodeB.vm1" ]
+	run "$BUILD_DIR/lendfs-dma" -r "$TMP/run" cpu-read vm:nodeB/vm1 0x1000 8
+	assert_output "to guest"
+	run guest xp 0x1000 8
+	assert_output "00 00 00 00 00 00 00 00"
 }
 
 @test "return: the guest acknowledges the unplug, the device is available" {
@@ -366,6 +399,60 @@ fake_qemu() {
 	assert_output ""
 }
 
+# The QEMU objects lendfs made for $GPU: its ivshmem device and backend.
+gpu_objects() {
+	guest qmp '{"execute":"qom-list","arguments":{"path":"/objects"}}' |
+		grep -o '"lendfs-mem-nodeA-0000-65-00-0"' || true
+	guest qmp '{"execute":"qom-list","arguments":{"path":"/machine/peripheral"}}' |
+		grep -o "\"$QDEV\"" || true
+}
+
+@test "a lend that fails under the engine unplugs from the guest, QEMU objects removed" {
+	vm_up pc 512
+	lend $GPU vm:nodeB/vm1
+	run gpu_objects
+	assert_output "$(printf '"lendfs-mem-nodeA-0000-65-00-0"\n"%s"' "$QDEV")"
+	# nodeB (the VM's host) goes offline: no route, the lend fails; the
+	# guest is asked to let the device go and acknowledges
+	(sleep 0.3; guest eject 2) &
+	echo offline >"$MNT/hosts/nodeB/state"
+	wait $! # not the daemon's pid
+	run cat "$(dev $GPU)/state"
+	assert_output failed
+	run cat "$(dev $GPU)/last_error"
+	assert_output --partial "EHOSTDOWN: route lost"
+	run guest pci "$QDEV"
+	assert_failure
+	run gpu_objects
+	assert_output ""
+	run cat "$(dev $GPU)/windows"
+	assert_output ""
+}
+
+@test "a failed lend whose guest acknowledges late: the QEMU objects go when it does" {
+	vm_up pc 512
+	lend $GPU vm:nodeB/vm1
+	echo offline >"$MNT/hosts/nodeB/state" # no acknowledgement: 1.5 s
+	run cat "$(dev $GPU)/state"
+	assert_output failed
+	run grep -c "$GPU: the failed lend to vm:nodeB/vm1 is still being unplugged" \
+		"$TMP/lendfs.log"
+	assert_output 1
+	[ "$(pci_count)" -eq 1 ] # the removal is pending in the guest
+	guest eject 2
+	for ((i = 0; i < 150; i++)); do
+		[ -z "$(gpu_objects)" ] && break
+		sleep 0.02
+	done
+	run gpu_objects
+	assert_output ""
+	# cleared, and lent again once nodeB is back
+	echo >"$(dev $GPU)/borrower"
+	echo online >"$MNT/hosts/nodeB/state"
+	lend $GPU vm:nodeB/vm1
+	[ "$(pci_count)" -eq 1 ]
+}
+
 @test "daemon restart keeps the vm lend: the device is in query-pci once" {
 	vm_up pc 512
 	lend $GPU vm:nodeB/vm1
@@ -388,6 +475,36 @@ fake_qemu() {
 	wait $! # not the daemon's pid
 	run guest pci "$QDEV"
 	assert_failure
+}
+
+@test "daemon restart keeps the BAR file the guest maps: bytes before and after it" {
+	vm_up pc 512 -S # the test plays the BIOS
+	lend $GPU vm:nodeB/vm1
+	guest program-bar 2 2 0xe0000000
+	lut_addr() {
+		awk '$1 == "lut" && $2 == "nodeB" && $NF == "bar1" { print $5 }' \
+			"$(dev $GPU)/windows"
+	}
+	run "$BUILD_DIR/lendfs-dma" -r "$TMP/run" cpu-write nodeB "$(lut_addr)" "before"
+	assert_success
+	ino=$(stat -c %i "$TMP/run/devices/$GPU/bar1")
+	crash_and_restart
+	run cat "$(dev $GPU)/state"
+	assert_output lent
+	# the sim kept the file (same inode, same bytes): the guest, which
+	# kept mapping it, still sees what was written before ...
+	[ "$(stat -c %i "$TMP/run/devices/$GPU/bar1")" = "$ino" ]
+	run guest xp 0xe0000000 6
+	assert_output "62 65 66 6f 72 65"
+	# ... and what the fabric writes after the restart
+	run "$BUILD_DIR/lendfs-dma" -r "$TMP/run" cpu-write nodeB \
+		"$(printf '0x%x' $(($(lut_addr) + 8)))" "after"
+	assert_success
+	run guest xp 0xe0000008 5
+	assert_output "61 66 74 65 72"
+	(sleep 0.2; guest eject 2) &
+	echo >"$(dev $GPU)/borrower"
+	wait $! # not the daemon's pid
 }
 
 @test "daemon restart with the guest gone releases the vm lend" {

@@ -145,8 +145,8 @@ static void attach_all(struct fx *f)
 
 	assert_int_equal(sim->device_attach(f->ctx, DEV, "nodeA", size, addr,
 					    f->reason), 0);
-	assert_int_equal(sim->ram_attach(f->ctx, "nodeA", &ram, 1, f->reason), 0);
-	assert_int_equal(sim->ram_attach(f->ctx, "nodeB", &ram, 1, f->reason), 0);
+	assert_int_equal(sim->ram_attach(f->ctx, "nodeA", &ram, 1, NULL, f->reason), 0);
+	assert_int_equal(sim->ram_attach(f->ctx, "nodeB", &ram, 1, NULL, f->reason), 0);
 }
 
 static int fx_setup(void **state, bool iommu_a)
@@ -426,7 +426,7 @@ static void test_dma_to_vm(void **state)
 	struct window wi = iommuw("nodeA", 0, 256 * MiB, dma_slot(2));
 	char buf[8] = { 0 };
 
-	assert_int_equal(sim->ram_attach(f->ctx, "vm:nodeB/vm1", &ram, 1,
+	assert_int_equal(sim->ram_attach(f->ctx, "vm:nodeB/vm1", &ram, 1, NULL,
 					 f->reason), 0);
 	program_ok(f, &wd);
 	program_ok(f, &wi);
@@ -444,6 +444,63 @@ static void test_dma_to_vm(void **state)
 			 -EFAULT);
 	assert_int_equal(cpu(f, "vm:nodeB/vm1", 256 * MiB - 1, buf, 2, false),
 			 -EFAULT);
+}
+
+/*
+ * A VM whose RAM is a shared memory-backend-file (issue 20): ram/OWNER is
+ * that file, so DMA lands in the guest's own RAM; attaching without it
+ * again gives a shadow file and leaves the guest's file alone.
+ */
+static void test_dma_to_vm_backing(void **state)
+{
+	struct fx *f = *state;
+	struct range ram = { 0, 16 * MiB - 1 };
+	struct window wd = dmaw("nodeA", 2, 16 * MiB, 0, "vm:nodeB/vm1");
+	struct window wi = iommuw("nodeA", 0, 16 * MiB, dma_slot(2));
+	char guest[128], buf[8] = { 0 };
+	struct stat st;
+	int fd;
+
+	snprintf(guest, sizeof(guest), "%s/guest.ram", f->dir);
+	fd = open(guest, O_CREAT | O_RDWR, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 16 * MiB), 0);
+	assert_int_equal(sim->ram_attach(f->ctx, "vm:nodeB/vm1", &ram, 1, guest,
+					 f->reason), 0);
+	program_ok(f, &wd);
+	program_ok(f, &wi);
+	assert_int_equal(dma(f, DEV, 0x2000, "in guest", 8, true), 8);
+	assert_int_equal(pread(fd, buf, 8, 0x2000), 8);
+	assert_memory_equal(buf, "in guest", 8);
+	/* the guest's own writes are what the device reads */
+	assert_int_equal(pwrite(fd, "guest cpu", 9, 0x3000), 9);
+	assert_int_equal(dma(f, DEV, 0x3000, buf, 8, false), 8);
+	assert_memory_equal(buf, "guest cp", 8);
+	/* attached again (a new probe), the same: not resized */
+	assert_int_equal(sim->ram_attach(f->ctx, "vm:nodeB/vm1", &ram, 1, guest,
+					 f->reason), 0);
+	/* RAM not shared any more: a shadow file, the guest's file untouched */
+	ram.end = 4 * MiB - 1;
+	assert_int_equal(sim->ram_attach(f->ctx, "vm:nodeB/vm1", &ram, 1, NULL,
+					 f->reason), 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal(st.st_size, 16 * MiB);
+	assert_int_equal(dma(f, DEV, 0x2000, "shadow!!", 8, true), 8);
+	assert_int_equal(pread(fd, buf, 8, 0x2000), 8);
+	assert_memory_equal(buf, "in guest", 8);
+	file_read(f, "ram/vm.nodeB.vm1", 0x2000, buf, 8);
+	assert_memory_equal(buf, "shadow!!", 8);
+	/* refused: a file too small, a relative path, a host's RAM */
+	ram.end = 32 * MiB - 1;
+	assert_int_equal(sim->ram_attach(f->ctx, "vm:nodeB/vm1", &ram, 1, guest,
+					 f->reason), -EINVAL);
+	assert_non_null(strstr(f->reason, "is not a regular file of at least 0x2000000"));
+	assert_int_equal(sim->ram_attach(f->ctx, "vm:nodeB/vm1", &ram, 1, "rel.ram",
+					 f->reason), -EINVAL);
+	assert_int_equal(sim->ram_attach(f->ctx, "nodeB", &ram, 1, guest, f->reason),
+			 -EINVAL);
+	assert_non_null(strstr(f->reason, "ram of nodeB cannot be backed by"));
+	close(fd);
 }
 
 /* ---- clear, sharing, power-on ------------------------------------------ */
@@ -514,52 +571,70 @@ static void test_second_handle(void **state)
 	assert_non_null(strstr(f->reason, "/nonexistent/run"));
 }
 
+/*
+ * A power-on (the daemon restarts) empties the registers but keeps memory
+ * (issue 20): BAR and RAM files keep their bytes and inodes; a BAR whose
+ * size changed starts fresh.
+ */
 static void test_power_on_reset(void **state)
 {
 	struct fx *f = *state;
 	struct window w = lut("nodeB", 0, 2, 16 * MiB, BAR_A, "nodeA");
-	char buf[4] = { 0 }, zero[4] = { 0 };
+	struct window wd = dmaw("nodeA", 0, RAM_SIZE, 0, "nodeB");
+	struct window wi = iommuw("nodeA", 0, RAM_SIZE, dma_slot(0));
+	uint64_t size[PCI_NUM_BARS] = { [0] = 16 * MiB, [2] = 8192 };
+	uint64_t addr[PCI_NUM_BARS] = { [0] = BAR_A, [2] = BAR_A + 16 * MiB };
+	struct range ram = { 0, RAM_SIZE - 1 };
+	char buf[4] = { 0 }, path[256];
+	struct stat before, after;
 	uint64_t bad;
+	int fd;
 
 	program_ok(f, &w);
+	program_ok(f, &wd);
+	program_ok(f, &wi);
 	assert_int_equal(cpu(f, "nodeB", ap(0), "old", 3, true), 3);
+	snprintf(path, sizeof(path), "%s/devices/" DEV "/bar2", f->dir);
+	fd = open(path, O_CREAT | O_RDWR, 0644); /* bar2 as the sim makes it */
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 4096), 0);
+	close(fd);
+	assert_int_equal(dma(f, DEV, 0x40, "ram", 3, true), 3);
 	assert_int_equal(cpu(f, "nodeB", ap(2), buf, 1, false), -EFAULT);
+	snprintf(path, sizeof(path), "%s/devices/" DEV "/bar0", f->dir);
+	assert_int_equal(stat(path, &before), 0);
 	sim->close(f->ctx);
 	f->ctx = NULL;
 
 	/* leftovers of a previous run */
 	file_touch(f, "hosts/ghost.hw");
-	file_touch(f, "ram/ghost");
-	{
-		char path[256];
-
-		snprintf(path, sizeof(path), "%s/devices/ghost:0000:01:00.0",
-			 f->dir);
-		assert_int_equal(mkdir(path, 0755), 0);
-	}
-	file_touch(f, "devices/ghost:0000:01:00.0/bar0");
 	file_touch(f, "keep-me");
 
 	assert_int_equal(sim->open(&f->cfg, f->dir, &f->ctx, f->reason), 0);
 	assert_false(file_exists(f, "hosts/ghost.hw"));
-	assert_false(file_exists(f, "ram/ghost"));
-	assert_false(file_exists(f, "devices/ghost:0000:01:00.0"));
-	assert_false(file_exists(f, "devices/" DEV "/bar0"));
-	assert_false(file_exists(f, "ram/nodeB"));
 	assert_true(file_exists(f, "hosts/nodeA.hw"));
 	assert_true(file_exists(f, "keep-me")); /* not ours to remove */
 	stats(f, "nodeB", NULL, &bad);
 	assert_int_equal(bad, 0);
 
-	/* the handle opened before the reset sees the new hardware */
+	/* the handle opened before the reset sees the new hardware: no
+	 * windows, the device not attached yet */
 	assert_int_equal(cpu(f, "nodeB", ap(0), buf, 3, false), -EFAULT);
 	assert_int_equal(dma(f, DEV, 0, buf, 1, false), -ENOENT);
 
-	/* re-attached, the BAR starts out zeroed */
-	attach_all(f);
+	/* re-attached (bar2 now 8 KiB): bar0's file is the same file, with
+	 * its bytes; bar2 is fresh; the RAM keeps its bytes */
+	assert_int_equal(sim->device_attach(f->ctx, DEV, "nodeA", size, addr,
+					    f->reason), 0);
+	assert_int_equal(stat(path, &after), 0);
+	assert_int_equal(after.st_ino, before.st_ino);
+	assert_false(file_exists(f, "devices/" DEV "/bar2"));
 	program_ok(f, &w);
 	assert_int_equal(cpu(f, "nodeB", ap(0), buf, 3, false), 3);
-	assert_memory_equal(buf, zero, 3);
+	assert_memory_equal(buf, "old", 3);
+	assert_int_equal(sim->ram_attach(f->ctx, "nodeB", &ram, 1, NULL, f->reason), 0);
+	assert_int_equal(cpu(f, "nodeB", 0x40, buf, 3, false), 3);
+	assert_memory_equal(buf, "ram", 3);
 }
 
 /* ---- validation --------------------------------------------------------- */
@@ -713,14 +788,14 @@ static void test_attach_validation(void **state)
 	assert_int_equal(dma(f, DEV2, 0, buf, 1, false), -ENOENT);
 	assert_non_null(strstr(f->reason, "no device " DEV2));
 
-	assert_int_equal(sim->ram_attach(f->ctx, "nodeC", bad_ram, 2, f->reason),
+	assert_int_equal(sim->ram_attach(f->ctx, "nodeC", bad_ram, 2, NULL, f->reason),
 			 -EINVAL);
-	assert_int_equal(sim->ram_attach(f->ctx, "nodeC", &ap_ram, 1, f->reason),
+	assert_int_equal(sim->ram_attach(f->ctx, "nodeC", &ap_ram, 1, NULL, f->reason),
 			 -EINVAL);
 	assert_non_null(strstr(f->reason, "overlaps the ntb aperture"));
-	assert_int_equal(sim->ram_attach(f->ctx, "vm:nodeX/vm1", bad_ram, 1,
+	assert_int_equal(sim->ram_attach(f->ctx, "vm:nodeX/vm1", bad_ram, 1, NULL,
 					 f->reason), -EINVAL);
-	assert_int_equal(sim->ram_attach(f->ctx, "vm:nodeB", bad_ram, 1,
+	assert_int_equal(sim->ram_attach(f->ctx, "vm:nodeB", bad_ram, 1, NULL,
 					 f->reason), -EINVAL);
 
 	assert_int_equal(cpu(f, "nodeX", 0, buf, 1, false), -ENOENT);
@@ -759,6 +834,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dma_iommu_off, setup_iommu_off,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_dma_to_vm, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dma_to_vm_backing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_clear, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_second_handle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_power_on_reset, setup, teardown),

@@ -283,7 +283,8 @@ static void test_probe_pc_512m(void **state)
 	NEED_QEMU();
 	probe("pc", "512", "ram 0x0-0x1fffffff\n"
 			   "pci-hole 0x20000000-0xfebfffff\n"
-			   "pci-hole64 0x100000000-0x17fffffff\n",
+			   "pci-hole64 0x100000000-0x17fffffff\n"
+			   "not-shared /objects/pc.ram is memory-backend-ram, not a memory-backend-file\n",
 	      512 * MIB, 0);
 }
 
@@ -293,7 +294,8 @@ static void test_probe_pc_3g(void **state)
 	/* 3G is below the 3.5G lowmem limit: all of it stays below 4 GiB */
 	probe("pc", "3G", "ram 0x0-0xbfffffff\n"
 			  "pci-hole 0xc0000000-0xfebfffff\n"
-			  "pci-hole64 0x100000000-0x17fffffff\n",
+			  "pci-hole64 0x100000000-0x17fffffff\n"
+			  "not-shared /objects/pc.ram is memory-backend-ram, not a memory-backend-file\n",
 	      3072 * MIB, 0);
 }
 
@@ -303,7 +305,8 @@ static void test_probe_pc_4g(void **state)
 	probe("pc", "4G", "ram 0x0-0xbfffffff\n"
 			  "pci-hole 0xc0000000-0xfebfffff\n"
 			  "ram 0x100000000-0x13fffffff\n"
-			  "pci-hole64 0x140000000-0x1bfffffff\n",
+			  "pci-hole64 0x140000000-0x1bfffffff\n"
+			  "not-shared /objects/pc.ram is memory-backend-ram, not a memory-backend-file\n",
 	      3072 * MIB, 1024 * MIB);
 }
 
@@ -313,8 +316,68 @@ static void test_probe_q35_4g(void **state)
 	probe("q35", "4G", "ram 0x0-0x7fffffff\n"
 			   "pci-hole 0x80000000-0xfebfffff\n"
 			   "ram 0x100000000-0x17fffffff\n"
-			   "pci-hole64 0x180000000-0x97fffffff\n",
+			   "pci-hole64 0x180000000-0x97fffffff\n"
+			   "not-shared /objects/pc.ram is memory-backend-ram, not a memory-backend-file\n",
 	      2048 * MIB, 2048 * MIB);
+}
+
+/*
+ * Guest RAM from a memory-backend-file (issue 20): shared only with
+ * share=on and one RAM range from 0 (file offset == guest physical).
+ */
+static void probe_backend_case(const char *mem, const char *share, bool replace,
+			       const char *want)
+{
+	char dir[] = "/tmp/lendfs-vmram-XXXXXX", ram[64], obj[256], text[VM_MEMORY_TEXT_MAX];
+	char reason[REASON_MAX] = "", want_line[512];
+	const char *extra[] = { "-object", obj, "-machine", "memory-backend=ram0", NULL };
+	struct vm_memory m;
+	struct vm *vm;
+	int fd;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(ram, sizeof(ram), "%s/ram", dir);
+	fd = open(ram, O_CREAT | O_RDWR, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	snprintf(obj, sizeof(obj), "memory-backend-file,id=ram0,size=%s,mem-path=%s,share=%s",
+		 mem, ram, share);
+	start_or_fail("pc", mem, extra);
+	vm = attach();
+	if (replace) { /* another file at mem-path: not what QEMU maps */
+		assert_int_equal(unlink(ram), 0);
+		fd = open(ram, O_CREAT | O_RDWR, 0600);
+		assert_true(fd >= 0);
+		assert_int_equal(ftruncate(fd, 512 * MIB), 0);
+		close(fd);
+	}
+	assert_int_equal(vm_probe_memory(vm, &m, reason), 0);
+	assert_true(vm_memory_format(&m, text, sizeof(text)) > 0);
+	snprintf(want_line, sizeof(want_line), want, ram);
+	assert_non_null(strstr(text, want_line));
+	assert_int_equal(m.shared, strncmp(want, "\nshared", 7) == 0);
+	if (m.shared)
+		assert_string_equal(m.backend_file, ram);
+	vm_detach(vm);
+	qemu_stop(&qm);
+	unlink(ram);
+	rmdir(dir);
+}
+
+static void test_probe_backend_file(void **state)
+{
+	NEED_QEMU();
+	probe_backend_case("512M", "on", false, "\nshared %s\n");
+	probe_backend_case("512M", "off", false,
+			   "\nnot-shared /objects/ram0 has share=off\n");
+	/* the file at mem-path must be the one QEMU maps (/proc/PID/maps) */
+	probe_backend_case("512M", "on", true,
+			   "\nnot-shared /objects/ram0: the qemu process at the qmp "
+			   "socket does not map its mem-path shared (or cannot be seen)\n");
+	/* above 4 GiB the file offset is not the guest-physical address */
+	probe_backend_case("4G", "on", false,
+			   "\nnot-shared /objects/ram0: guest ram in 2 "
+			   "ranges, not one from 0 inside the file\n");
 }
 
 static void test_probe_isapc_fallback(void **state)
@@ -333,7 +396,9 @@ static void test_probe_isapc_fallback(void **state)
 	assert_true(vm_memory_format(&m, text, sizeof(text)) > 0);
 	/* the option ROM and BIOS areas (pc.rom, pc.bios) are not RAM */
 	assert_string_equal(text, "ram 0x0-0xbffff\n"
-				  "ram 0x100000-0xfffffff\n");
+				  "ram 0x100000-0xfffffff\n"
+				  "not-shared /objects/pc.ram is memory-backend-ram, "
+				  "not a memory-backend-file\n");
 	assert_int_equal(m.below_4g, 256 * MIB - 0x40000);
 	make_bar("bar0", MIB, bar, sizeof(bar));
 	assert_int_equal(vm_hotplug_add(vm, DEV, bar, MIB, 1000, reason), -ENOTSUP);
@@ -1111,6 +1176,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_probe_pc_3g, teardown),
 		cmocka_unit_test_teardown(test_probe_pc_4g, teardown),
 		cmocka_unit_test_teardown(test_probe_q35_4g, teardown),
+		cmocka_unit_test_teardown(test_probe_backend_file, teardown),
 		cmocka_unit_test_teardown(test_probe_isapc_fallback, teardown),
 		cmocka_unit_test_teardown(test_hotplug_roundtrip, teardown),
 		cmocka_unit_test_teardown(test_hotplug_del_timeout, teardown),

@@ -394,7 +394,9 @@ static void test_lend_return(void **state)
 	view_ok(f->e, "b", "vm1", v);
 	assert_string_equal(v->memory, "ram 0x0-0x1fffffff\n"
 				       "pci-hole 0x20000000-0xfebfffff\n"
-				       "pci-hole64 0x100000000-0x17fffffff\n");
+				       "pci-hole64 0x100000000-0x17fffffff\n"
+				       "not-shared /objects/pc.ram is memory-backend-ram, "
+				       "not a memory-backend-file\n");
 
 	/* a BAR below a page cannot be an ivshmem BAR */
 	assert_int_equal(engine_lend(f->e, TINY, "vm:b/vm1", reason), -ENOTSUP);
@@ -441,6 +443,31 @@ static void test_lend_return(void **state)
 	assert_int_equal(engine_foreach_vm(f->e, "b", name_cb, &n), 0);
 	assert_int_equal(n.n, 1);
 	free(v);
+}
+
+/*
+ * The lender's device is hot-removed while lent to a VM (issue 20): the
+ * failed lend unplugs it from the guest (acknowledged after 100 ms) and
+ * deletes its backend.  (Without an acknowledgement: vm.bats, "a failed
+ * lend whose guest acknowledges late".)
+ */
+static void test_device_removed(void **state)
+{
+	struct fixture *f = *state;
+	char reason[REASON_MAX] = "";
+	struct ejector j = { 100, 2 };
+	pthread_t th;
+
+	NEED_QEMU();
+	guest_up(f, "pc", "512");
+	assert_int_equal(engine_lend(f->e, GPU, "vm:b/vm1", reason), 0);
+	assert_int_equal(pci_count(GPU_QDEV), 1);
+	assert_int_equal(pthread_create(&th, NULL, eject_later, &j), 0);
+	assert_int_equal(engine_device_remove(f->e, GPU, reason), 0);
+	pthread_join(th, NULL);
+	assert_int_equal(pci_count(GPU_QDEV), 0);
+	assert_false(qemu_b_has_object(&qm, "lendfs-mem-a-0000-01-00-0"));
+	assert_false(logged(f, "still being unplugged"));
 }
 
 static void test_return_timeout(void **state)
@@ -605,6 +632,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_lend_return, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_return_timeout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_device_removed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vm_gone, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_plug_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commit_fails, setup, teardown),

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 #
 # qemu-guest.sh - a throw-away QEMU guest for VM-borrower tests and demos,
-# and a way to play that guest from a shell (it runs no OS).
+# and a way to play that guest from a shell (it runs no OS); or a real
+# Linux guest (boot, sh) for tests/guest/guest.bats.
 #
 #   qemu-guest.sh start DIR [MACHINE [MEM [QEMU-ARGS...]]]
 #         start qemu-system-x86_64 (-machine pc -m 512 by default, TCG)
@@ -13,6 +14,20 @@
 #         installed (not on PATH); a QEMU that exits, or makes no QMP
 #         socket within LENDFS_QEMU_START_S (30; x2 when SANITIZE=1)
 #         seconds, is killed and exits 1 with the reason and its log.
+#   qemu-guest.sh boot DIR INITRAMFS [MEM [QEMU-ARGS...]]
+#         a real guest: start (-machine pc) as above with Debian's kernel
+#         ($LENDFS_GUEST_KERNEL, default the newest /boot/vmlinuz-*) and
+#         INITRAMFS (tests/guest/mkinitramfs.sh), the serial console on
+#         DIR/console.sock (everything it printed in DIR/console.log), no
+#         network, and wait until the guest's init says it is ready.
+#         Exits 77 only if $QEMU is not installed; a guest that does not
+#         boot within LENDFS_GUEST_BOOT_S (240; x2 when SANITIZE=1) s,
+#         or a QEMU that exits, is killed and exits 1 with the console log
+#         and QEMU's log.  DIR/boot.time: the seconds it took.  TCG
+#         unless LENDFS_GUEST_ACCEL=kvm.
+#   qemu-guest.sh sh DIR 'COMMAND' [TIMEOUT]
+#         run COMMAND in the booted guest's shell (tests/guest/console.py,
+#         TIMEOUT s, default 60), print its output, exit with its status
 #   qemu-guest.sh stop DIR             kill it (SIGKILL) and reap it
 #   qemu-guest.sh qmp DIR JSON         run {"execute":...}; print "return"
 #   qemu-guest.sh hmp DIR 'CMDLINE'    human-monitor-command; print output
@@ -31,6 +46,7 @@
 set -eu
 
 QEMU=${QEMU:-qemu-system-x86_64}
+here=$(cd "$(dirname "$0")" && pwd)
 
 die() {
 	echo "qemu-guest: $*" >&2
@@ -97,29 +113,25 @@ hmp() {
 	qmp_client "$(test_sock "$1")" hmp "$2"
 }
 
-cmd=${1:-}
-[ $# -ge 2 ] ||
-	die "usage: qemu-guest.sh start|stop|qmp|hmp|pci|program-bar|eject|eject-q35|xp DIR ..."
-dir=$2
-shift 2
-
-case $cmd in
-start)
+# start_qemu MACHINE MEM [QEMU-ARGS...]: QEMU in $dir with its two QMP
+# sockets up (see "start"), or exit 77 / 1.
+start_qemu() {
+	machine=$1
+	mem=$2
+	shift 2
 	if ! command -v "$QEMU" >/dev/null; then
 		echo "qemu-guest: $QEMU is not installed (Debian package qemu-system-x86)" >&2
 		exit 77
 	fi
-	machine=${1:-pc}
-	mem=${2:-512}
-	[ $# -ge 2 ] && shift 2 || shift $#
 	mkdir -p "$dir"
 	rm -f "$dir/qmp.sock" "$dir/qmp-test.sock"
 	# TCG even where /dev/kvm works: this guest runs no OS, so a
 	# hot-added device's 64-bit BAR stays unassigned, and QEMU 7.2 under
 	# KVM aborts when it maps such a BAR ("KVM_SET_USER_MEMORY_REGION
 	# failed, start=0xffffffff00000000"), which TCG ignores.  A real
-	# guest assigns its BARs; the tests play that part by hand.
-	"$QEMU" -accel tcg -machine "$machine" -m "$mem" -nodefaults \
+	# guest assigns its BARs; the tests play that part by hand.  A real
+	# guest (boot) may ask for KVM with LENDFS_GUEST_ACCEL=kvm.
+	"$QEMU" -accel "${accel:-tcg}" -machine "$machine" -m "$mem" -nodefaults \
 		-display none \
 		-qmp "unix:$dir/qmp.sock,server=on,wait=off" \
 		-qmp "unix:$dir/qmp-test.sock,server=on,wait=off" "$@" \
@@ -137,7 +149,7 @@ start)
 		if [ -S "$dir/qmp-test.sock" ] &&
 		   qmp_client "$dir/qmp-test.sock" json '{"execute":"query-status"}' \
 			   >/dev/null 2>&1; then
-			exit 0
+			return 0
 		fi
 		if [ $(($(date +%s) - start)) -ge "$limit" ]; then
 			kill -9 "$(cat "$dir/qemu.pid")" 2>/dev/null || true
@@ -146,6 +158,92 @@ start)
 		fi
 		sleep 0.02
 	done
+}
+
+# boot_guest INITRAMFS MEM [QEMU-ARGS...]: see "boot".
+boot_guest() {
+	initramfs=$1
+	mem=$2
+	shift 2
+	if ! command -v "$QEMU" >/dev/null; then
+		echo "qemu-guest: $QEMU is not installed (Debian package qemu-system-x86)" >&2
+		exit 77
+	fi
+	kernel=${LENDFS_GUEST_KERNEL:-$(printf '%s\n' /boot/vmlinuz-* | sort -V | tail -n 1)}
+	if [ ! -r "$kernel" ]; then
+		die "no guest kernel: no readable /boot/vmlinuz-* (Debian package linux-image-amd64) and no LENDFS_GUEST_KERNEL"
+	fi
+	if [ ! -r "$initramfs" ]; then
+		die "no initramfs $initramfs (make check-vm builds it: tests/guest/mkinitramfs.sh)"
+	fi
+	mkdir -p "$dir"
+	rm -f "$dir/console.sock" "$dir/console.log" "$dir/boot.time"
+	t0=$(date +%s.%N)
+	# TCG unless LENDFS_GUEST_ACCEL says otherwise: where /dev/kvm is a
+	# nested one, this kernel under KVM printed nothing in 30 s.
+	accel=${LENDFS_GUEST_ACCEL:-tcg}
+	# the kernel prints only what matters (loglevel 1) so the console is
+	# the shell's; panic=-1 + -no-reboot: a guest that panics stops QEMU
+	start_qemu pc "$mem" -kernel "$kernel" -initrd "$initramfs" \
+		-append "console=ttyS0 loglevel=1 panic=-1" -no-reboot \
+		-chardev "socket,id=con,path=$dir/console.sock,server=on,wait=off,logfile=$dir/console.log" \
+		-serial chardev:con "$@"
+	limit=${LENDFS_GUEST_BOOT_S:-240}
+	[ "${SANITIZE:-}" = 1 ] && limit=$((limit * 2))
+	pid=$(cat "$dir/qemu.pid")
+	while ! grep -q '^lendfs-guest-ready' "$dir/console.log" 2>/dev/null; do
+		if ! kill -0 "$pid" 2>/dev/null; then
+			boot_failed "exited before the guest booted ($(elapsed "$t0") s)"
+		fi
+		if [ "$(elapsed "$t0" | cut -d. -f1)" -ge "$limit" ]; then
+			kill -9 "$pid" 2>/dev/null || true
+			boot_failed "did not boot the guest in $limit s; killed"
+		fi
+		sleep 0.2
+	done
+	elapsed "$t0" >"$dir/boot.time"
+}
+
+elapsed() {
+	echo "$(date +%s.%N) $1" | awk '{ printf "%.1f\n", $1 - $2 }'
+}
+
+# boot_failed REASON: the guest did not boot; say why, show both logs.
+boot_failed() {
+	echo "---- $dir/console.log (the guest's serial console) ----" >&2
+	if [ -s "$dir/console.log" ]; then
+		tail -c 4000 "$dir/console.log" >&2
+		echo >&2
+	else
+		echo "(empty)" >&2
+	fi
+	start_failed "$1"
+}
+
+cmd=${1:-}
+[ $# -ge 2 ] ||
+	die "usage: qemu-guest.sh start|boot|sh|stop|qmp|hmp|pci|program-bar|eject|eject-q35|xp DIR ..."
+dir=$2
+shift 2
+
+case $cmd in
+start)
+	machine=${1:-pc}
+	mem=${2:-512}
+	[ $# -ge 2 ] && shift 2 || shift $#
+	start_qemu "$machine" "$mem" "$@"
+	;;
+boot)
+	[ $# -ge 1 ] || die "usage: boot DIR INITRAMFS [MEM [QEMU-ARGS...]]"
+	initramfs=$1
+	mem=${2:-512}
+	[ $# -ge 2 ] && shift 2 || shift $#
+	boot_guest "$initramfs" "$mem" "$@"
+	;;
+sh)
+	[ $# -ge 1 ] || die "usage: sh DIR COMMAND [TIMEOUT]"
+	[ -S "$dir/console.sock" ] || die "no booted guest in $dir (qemu-guest.sh boot $dir ...)"
+	python3 "$here/../guest/console.py" run "$dir/console.sock" "${2:-60}" "$1"
 	;;
 stop)
 	if [ -f "$dir/qemu.pid" ]; then

@@ -16,6 +16,7 @@ graphviz scdoc qemu-system-x86 ansible-core
 zookeeper default-jre-headless libzookeeper-mt-dev iproute2
 strace hyperfine util-linux procps psmisc perl shellcheck python3 less
 systemd prometheus curl
+slurm-wlm slurmctld slurmd slurm-client munge libslurm-dev
 "
 
 missing=""

@@ -8,6 +8,8 @@
 #                   then every fuzz target briefly (check-fuzz)
 #   make check-vm   a real Linux guest under QEMU borrows a device
 #                   (tests/guest, issue 20; in CI after check)
+#   make check-slurm   the Slurm SPANK plugin against a real Slurm (part of
+#                   check-bats; docs/SLURM.md)
 #   make check-layers  no cycle between core/ modules, no function over 100
 #                   lines (tests/tools/layers.py; part of check)
 #   make check-linearize  the history checker's own tests (part of check)
@@ -73,7 +75,8 @@ UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all deps run check check-unit check-bats check-asan check-cluster check-vm stress clean \
-	fuzz fuzz-build check-fuzz tsan check-layers check-powerloss check-linearize
+	fuzz fuzz-build check-fuzz tsan check-layers check-powerloss check-linearize \
+	check-slurm
 
 all: $(BUILD)/lendfs $(TOOLS)
 
@@ -102,6 +105,27 @@ include tests/zk/Makefile.inc
 all: $(ZK_TOOLS)
 $(TEST_TOOLS): $(BUILD)/%: $(BUILD)/obj/tests/tools/%.o $(CORE_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The Slurm SPANK plugin (contrib/slurm/, docs/SLURM.md): loaded by slurmd,
+# slurmstepd, sbatch, salloc and srun, which provide Slurm's functions, so
+# it links no libslurm.  Never sanitized: those programs are not.
+SPANK_SRCS := $(sort $(wildcard contrib/slurm/*.c))
+SPANK_OBJS := $(SPANK_SRCS:%.c=$(BUILD)/obj/%.o)
+SPANK_CFLAGS = $(filter-out -fsanitize%,$(CFLAGS)) -fPIC
+$(SPANK_OBJS): $(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(SPANK_CFLAGS) -MMD -MP -c -o $@ $<
+$(BUILD)/lendfs_spank.so: $(SPANK_OBJS)
+	$(CC) $(filter-out -fsanitize%,$(LDFLAGS)) -shared -o $@ $^
+all: $(BUILD)/lendfs_spank.so
+# ... and its pure part again, built like the rest (sanitizers, fuzzer
+# coverage), for its unit test and fuzz target
+$(BUILD)/obj/contrib/slurm/%.inst.o: contrib/slurm/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+$(BUILD)/obj/tests/unit/test_spank_lend.o $(BUILD)/obj/tests/fuzz/fuzz_spank.o: \
+	CFLAGS += -Icontrib/slurm
+$(BUILD)/tests/test_spank_lend $(BUILD)/fuzz_spank: $(BUILD)/obj/contrib/slurm/spank_lend.inst.o
 
 # test_inventory_udev drives a umockdev test bed (libumockdev)
 UMOCKDEV_CFLAGS := $(shell pkg-config --cflags umockdev-1.0 2>/dev/null)
@@ -204,6 +228,11 @@ $(BUILD)/guest/initramfs.gz: $(BUILD)/guest/guestmem tests/guest/init \
 check-vm: all $(BUILD)/guest/initramfs.gz
 	LENDFS_BUILD=$(BUILD) bats --timing tests/guest
 
+# The Slurm SPANK plugin against a real munged, slurmctld and slurmd
+# (tests/bats/slurm.bats, docs/SLURM.md; part of check-bats too)
+check-slurm: all
+	LENDFS_BUILD=$(BUILD) bats --timing tests/bats/slurm.bats
+
 check-asan:
 	$(MAKE) --no-print-directory BUILD=build/asan SANITIZE=1 all check-unit
 	@rm -rf build/asan/logs && mkdir -p build/asan/logs
@@ -280,6 +309,8 @@ SYSCONFDIR ?= /etc
 UDEVDIR ?= /usr/lib/udev
 UDEVRULESDIR ?= $(UDEVDIR)/rules.d
 SYSTEMDUNITDIR ?= /usr/lib/systemd/system
+# Slurm's PluginDir on Debian (lendfs_spank.so; docs/SLURM.md)
+SLURMPLUGINDIR ?= $(PREFIX)/lib/$(shell $(CC) -print-multiarch)/slurm-wlm
 
 MAN_SRCS := $(sort $(wildcard docs/man/*.scd))
 MANS := $(MAN_SRCS:docs/man/%.scd=$(BUILD)/man/%)
@@ -301,6 +332,8 @@ install: all man
 	$(INSTALL) -m 0755 $(BUILD)/lendfs $(DESTDIR)$(SBINDIR)/lendfs
 	$(INSTALL) -m 0755 $(TOOLS) $(DESTDIR)$(BINDIR)/
 	$(INSTALL) -m 0755 contrib/lendctl $(DESTDIR)$(BINDIR)/lendctl
+	$(INSTALL) -d $(DESTDIR)$(SLURMPLUGINDIR)
+	$(INSTALL) -m 0644 $(BUILD)/lendfs_spank.so $(DESTDIR)$(SLURMPLUGINDIR)/
 	$(INSTALL) -d $(DESTDIR)$(UDEVRULESDIR)
 	$(if $(UDEV_RULES),$(INSTALL) -m 0644 $(UDEV_RULES) $(DESTDIR)$(UDEVRULESDIR)/)
 	$(if $(UDEV_HELPER),$(INSTALL) -m 0755 $(UDEV_HELPER) $(DESTDIR)$(UDEVDIR)/)
@@ -341,6 +374,7 @@ uninstall:
 		$(UDEV_RULES:udev-rules/%=$(DESTDIR)$(UDEVRULESDIR)/%) \
 		$(UDEV_HELPER:udev-rules/%=$(DESTDIR)$(UDEVDIR)/%) \
 		$(DESTDIR)$(SYSTEMDUNITDIR)/lendfs.service \
+		$(DESTDIR)$(SLURMPLUGINDIR)/lendfs_spank.so \
 		$(MAN_SRCS:docs/man/%.scd=$(DESTDIR)$(MANDIR)/man*/%) \
 		$(DESTDIR)$(BASHCOMPDIR)/lendfs $(DESTDIR)$(BASHCOMPDIR)/lendctl
 	rm -rf $(DESTDIR)$(DOCDIR)

@@ -17,6 +17,7 @@ zookeeper default-jre-headless libzookeeper-mt-dev iproute2
 strace hyperfine util-linux procps psmisc perl shellcheck python3 less
 systemd prometheus curl
 debhelper devscripts lintian dpkg-dev fakeroot
+slurm-wlm slurmctld slurmd slurm-client munge libslurm-dev
 "
 
 missing=""

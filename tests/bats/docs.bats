@@ -33,7 +33,7 @@ teardown() {
 		assert_output ""
 		n=$((n + 1))
 	done
-	[ "$n" -eq 4 ]
+	[ "$n" -eq 5 ]
 }
 
 @test "make man builds every page into BUILD/man" {
@@ -42,7 +42,7 @@ teardown() {
 		make -C "$ROOT" --no-print-directory BUILD="$TMP/build" man
 	assert_success
 	run ls "$TMP/build/man"
-	assert_output "$(printf '%s\n' lendctl.1 lendfs.7 lendfs.8 lendfs.conf.5)"
+	assert_output "$(printf '%s\n' lendctl.1 lendfs.7 lendfs.8 lendfs.conf.5 lendfs_spank.8)"
 }
 
 @test "lendfs.conf(5) documents every section and key of core/config.c" {

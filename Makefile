@@ -398,6 +398,9 @@ check-deb:
 # ---- benchmarks (tests/bench/, docs/PERFORMANCE.md) -------------------------
 #   make bench     every figure next to its floor, measured in the same run;
 #                  prints the table and regenerates docs/PERFORMANCE.md
+#                  (BENCH_ONLY="read tree lend" by default: a subset runs
+#                  only those rows and keeps the others of the file;
+#                  tests/bench/run.sh has the knobs)
 BENCH_TOOLS := $(addprefix $(BUILD)/bench/,readloop lendloop mounttime floorfs clusterbench pollbench)
 
 $(BUILD)/bench/floorfs: tests/bench/floorfs.c

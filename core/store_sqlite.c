@@ -146,6 +146,8 @@ enum {
 	ST_COMP_PUT,
 	ST_COMP_DEL,
 	ST_COMP_LOAD,
+	ST_BEGIN,
+	ST_COMMIT,
 	ST_COUNT,
 };
 
@@ -168,6 +170,9 @@ static const char *const st_sql[ST_COUNT] = {
 			" VALUES(?1, ?2, ?3)",
 	[ST_COMP_DEL] = "DELETE FROM compositions WHERE name = ?1",
 	[ST_COMP_LOAD] = "SELECT name, devices, borrower FROM compositions ORDER BY name",
+	/* a request's record and events: prepared once, not parsed per commit */
+	[ST_BEGIN] = "BEGIN",
+	[ST_COMMIT] = "COMMIT",
 };
 
 #define EVENT_TRIM_EVERY 64 /* appends between two trims of the log */
@@ -1701,13 +1706,13 @@ static int ev_statements(struct sq_store *s, const void *arg, const char *what,
 			 char *reason)
 {
 	const struct ev_append *a = arg;
-	int r = exec_sql(s->db, s->path, "BEGIN", what, reason);
+	int r = run(s, ST_BEGIN, what, reason);
 
 	if (r < 0)
 		return r;
 	r = ev_insert(s, a, what, reason);
 	if (r == 0)
-		r = exec_sql(s->db, s->path, "COMMIT", what, reason);
+		r = run(s, ST_COMMIT, what, reason);
 	if (r < 0)
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 	else if (s->sink)
@@ -1726,7 +1731,7 @@ static int run_with_events(struct sq_store *s, int id, struct lend_txn *txn,
 	for (unsigned i = 0; i < txn->nevents; i++)
 		if (!event_text_valid(txn->events[i].text))
 			return run(s, id, what, reason); /* they go on their own */
-	r = exec_sql(s->db, s->path, "BEGIN", what, reason);
+	r = run(s, ST_BEGIN, what, reason);
 	if (r < 0)
 		return r;
 	a = (struct ev_append){ .ev = txn->events, .n = txn->nevents,
@@ -1735,7 +1740,7 @@ static int run_with_events(struct sq_store *s, int id, struct lend_txn *txn,
 	if (r == 0)
 		r = ev_insert(s, &a, what, reason);
 	if (r == 0)
-		r = exec_sql(s->db, s->path, "COMMIT", what, reason);
+		r = run(s, ST_COMMIT, what, reason);
 	if (r < 0) {
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 		return r;

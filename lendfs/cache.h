@@ -17,7 +17,9 @@
  * path that may mention the device (fuse_invalidate_path, a no-op for
  * what the kernel does not hold), so the next stat(2) asks the daemon
  * again and a vanished entry answers ENOENT.  A reader that starts after a write returned therefore
- * sees the new value and the new size.
+ * sees the new value and the new size (tests/bats/cache.bats hammers that
+ * with tests/tools/staleread.py: no read older than the last completed
+ * write).
  *
  * A plan (devices/ID/plans/HOST) depends on the whole cluster: the
  * device's own changes invalidate its plans, a change elsewhere leaves

@@ -509,11 +509,14 @@ static void *lendfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	return fs;
 }
 
+static void comm_cache_clear(void);
+
 static void lendfs_destroy(void *private_data)
 {
 	struct lendfs *fs = private_data;
 
 	cache_detach(fs->cache);
+	comm_cache_clear();
 	/* no request runs any more: what the kernel did not release, we do */
 	while (handles_all)
 		handle_free(fs, handles_all);
@@ -895,24 +898,82 @@ static int lendfs_read(const char *path, char *buf, size_t size, off_t off,
 }
 
 /*
- * The writer's command, from /proc/PID/comm (one open, read and close
- * per write request, for the `events` log): at most 15 bytes, its
- * newline dropped; bytes outside 0x20..0x7e become '?' (the log escapes
- * the rest).  "" when the process is gone or in another PID namespace.
+ * The writer's command, from /proc/PID/comm, for the `events` log: at
+ * most 15 bytes, its newline dropped; bytes outside 0x20..0x7e become '?'
+ * (the log escapes the rest).  "" when the process is gone or in another
+ * PID namespace.
+ *
+ * The descriptors of the last COMM_CACHE writers stay open, so that a
+ * writer's next request costs one pread(2), not an open, a read and a
+ * close (docs/PERFORMANCE.md, "Where the time goes", Lend).  pread(2)
+ * reads the comm of now (an exec or PR_SET_NAME in between shows); a
+ * descriptor stays bound to the process it was opened for, so once that
+ * one is gone (its PID free, or reused by another process) it reads
+ * ESRCH and is opened again for the PID's new owner: no process is ever
+ * named by another's comm.
  */
+#define COMM_CACHE 8
+
+static struct {
+	pthread_mutex_t lock;
+	struct comm_fd {
+		pid_t pid; /* 0: free */
+		int fd;
+		uint64_t used;
+	} e[COMM_CACHE];
+	uint64_t tick;
+} comms = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+/* The slot of @pid, or the least recently used one (closed, pid 0). */
+static struct comm_fd *comm_slot(pid_t pid)
+{
+	struct comm_fd *lru = &comms.e[0];
+
+	for (unsigned i = 0; i < COMM_CACHE; i++) {
+		if (comms.e[i].pid == pid)
+			return &comms.e[i];
+		if (comms.e[i].used < lru->used)
+			lru = &comms.e[i];
+	}
+	if (lru->pid)
+		close(lru->fd);
+	lru->pid = 0;
+	return lru;
+}
+
+/* pread @pid's comm into @comm through its slot (opened if need be). */
+static ssize_t comm_pread(pid_t pid, char *comm, size_t cap)
+{
+	struct comm_fd *c = comm_slot(pid);
+	char path[32];
+	ssize_t n = -1;
+
+	for (int tries = 0; tries < 2 && n < 0; tries++) {
+		if (!c->pid) {
+			snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+			c->fd = open(path, O_RDONLY | O_CLOEXEC);
+			if (c->fd < 0)
+				return -1;
+			c->pid = pid;
+		}
+		n = pread(c->fd, comm, cap - 1, 0);
+		if (n < 0) { /* its process is gone: the PID's owner now */
+			close(c->fd);
+			c->pid = 0;
+		}
+	}
+	c->used = ++comms.tick;
+	return n;
+}
+
 static void caller_comm(pid_t pid, char *comm, size_t cap)
 {
-	char path[32];
 	ssize_t n;
-	int fd;
 
 	comm[0] = '\0';
-	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	n = read(fd, comm, cap - 1);
-	close(fd);
+	pthread_mutex_lock(&comms.lock);
+	n = comm_pread(pid, comm, cap);
+	pthread_mutex_unlock(&comms.lock);
 	if (n <= 0)
 		return;
 	comm[n] = '\0';
@@ -920,6 +981,18 @@ static void caller_comm(pid_t pid, char *comm, size_t cap)
 	for (char *c = comm; *c; c++)
 		if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e)
 			*c = '?';
+}
+
+/* The mount goes away: close the cached descriptors. */
+static void comm_cache_clear(void)
+{
+	pthread_mutex_lock(&comms.lock);
+	for (unsigned i = 0; i < COMM_CACHE; i++) {
+		if (comms.e[i].pid)
+			close(comms.e[i].fd);
+		comms.e[i].pid = 0;
+	}
+	pthread_mutex_unlock(&comms.lock);
 }
 
 /*

@@ -101,3 +101,14 @@ seen() {
 	assert_output 5
 	echo >"$(dev "$GPU")/borrower"
 }
+
+@test "no read is older than the last write that returned: readers hammer state, borrower, a link" {
+	# tests/tools/staleread.py: one process lends and returns the GPU
+	# (nodeB, "", nodeC, "" ...), three others read state and borrower and
+	# look up hosts/nodeB/borrowed/GPU; a read may show only what the last
+	# write completed before it began, or a write in flight, leaves
+	run timeout 60 python3 "$ROOT/tests/tools/staleread.py" "$MNT" "$GPU" 5 3
+	echo "$output"
+	assert_success
+	assert_output --regexp "^writes [0-9]+ reads [0-9]+ decisive [0-9]+ stale 0 "
+}

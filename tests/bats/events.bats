@@ -57,6 +57,29 @@ print(os.getpid())' "$(dev $GPU)/borrower")
 	assert_output "$(cat "$MNT/events" | wc -c)"
 }
 
+@test "comm is the writer's at each write: after PR_SET_NAME or exec, the same pid shows its new name" {
+	# lendfs keeps the last writers' /proc/PID/comm open and preads it
+	# (lendfs/fs.c caller_comm()): what it reads must be the comm of now
+	pid=$(python3 -c 'import ctypes, os, sys
+def w(v):
+    fd = os.open(sys.argv[1], os.O_WRONLY)
+    os.write(fd, v)
+    os.close(fd)
+w(b"nodeB\n")
+ctypes.CDLL(None).prctl(15, b"renamed-writer", 0, 0, 0)  # PR_SET_NAME
+w(b"\n")
+print(os.getpid())' "$(dev $GPU)/borrower")
+	bash -c 'echo $$ >"$2"; echo nodeC >"$1"; exec sh -c "echo >\"\$1\"" sh "$1"' \
+		_ "$(dev $GPU)/borrower" "$TMP/pid2"
+	pid2=$(cat "$TMP/pid2")
+	run grep -E ' (lending|returning) ' "$MNT/events"
+	assert_equal "${#lines[@]}" 4
+	assert_line --index 0 --regexp " lending borrower=nodeB .* pid=$pid comm=python3\$"
+	assert_line --index 1 --regexp " returning borrower=nodeB .* pid=$pid comm=renamed-writer\$"
+	assert_line --index 2 --regexp " lending borrower=nodeC .* pid=$pid2 comm=bash\$"
+	assert_line --index 3 --regexp " returning borrower=nodeC .* pid=$pid2 comm=sh\$"
+}
+
 @test "a failed request is logged with errno and reason; hostile bytes are escaped" {
 	assert_lend_fails $ROOTFS nodeB EPERM "Operation not permitted"
 	run bash -c 'printf "x\001\033[31m\"\\\\\n" >"$1"' _ "$(dev $GPU)/borrower"

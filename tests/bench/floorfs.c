@@ -2,7 +2,7 @@
 /*
  * floorfs.c - the FUSE floor: the least a libfuse3 filesystem can do.
  *
- *   floorfs [--dirs=N] [--cache] [FUSE options] MOUNTPOINT
+ *   floorfs [--dirs=N] [--cache | --noopen] [FUSE options] MOUNTPOINT
  *
  *   MOUNT/state       "available\n", read-only
  *   MOUNT/borrower    writable; a write succeeds and changes nothing
@@ -13,7 +13,13 @@
  * libfuse's defaults, as a minimal filesystem would: 1 s entry and
  * attribute timeouts, no keep_cache, a FLUSH on every close.  --cache
  * opens `state` with keep_cache and noflush, the most a filesystem can
- * cache while the kernel still sends OPEN.
+ * cache while the kernel still sends OPEN.  --noopen answers OPEN with
+ * ENOSYS: the kernel then sends no OPEN and no RELEASE for the rest of the
+ * mount (FUSE_CAP_NO_OPEN_SUPPORT, its `no_open`) and keeps every file's
+ * pages (FOPEN_KEEP_CACHE, its default without OPEN), and FLUSH is
+ * answered ENOSYS too (no more FLUSH): an open+read+close of `state` then
+ * reaches the daemon only when the attribute timeout has run out, the
+ * floor of a FUSE read (docs/PERFORMANCE.md, "Attribute read").
  */
 #define FUSE_USE_VERSION 31
 
@@ -33,6 +39,7 @@ static const char state_text[] = "available\n";
 struct options {
 	unsigned dirs;
 	int cache;
+	int noopen;
 };
 
 static struct options opt;
@@ -41,6 +48,7 @@ static struct timespec start;
 static const struct fuse_opt floor_opts[] = {
 	{ "--dirs=%u", offsetof(struct options, dirs), 0 },
 	{ "--cache", offsetof(struct options, cache), 1 },
+	{ "--noopen", offsetof(struct options, noopen), 1 },
 	FUSE_OPT_END
 };
 
@@ -109,6 +117,8 @@ static int floor_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 
 static int floor_open(const char *path, struct fuse_file_info *fi)
 {
+	if (opt.noopen)
+		return -ENOSYS; /* the kernel stops sending OPEN */
 	if (!strcmp(path, "/state")) {
 		if ((fi->flags & O_ACCMODE) != O_RDONLY)
 			return -EACCES;
@@ -154,7 +164,16 @@ static int floor_truncate(const char *path, off_t size,
 	return strcmp(path, "/borrower") ? -EACCES : 0;
 }
 
-static const struct fuse_operations floor_ops = {
+/* --noopen only: the first FLUSH answered ENOSYS is the last */
+static int floor_flush(const char *path, struct fuse_file_info *fi)
+{
+	(void)path;
+	(void)fi;
+	return -ENOSYS;
+}
+
+/* no flush by default: libfuse's own answer, as a minimal fs has it */
+static struct fuse_operations floor_ops = {
 	.getattr = floor_getattr,
 	.readdir = floor_readdir,
 	.open = floor_open,
@@ -172,6 +191,8 @@ int main(int argc, char *argv[])
 	if (fuse_opt_parse(&args, &opt, floor_opts, NULL) < 0 ||
 	    fuse_opt_insert_arg(&args, 1, MOUNT_DEFAULTS) < 0)
 		return 2;
+	if (opt.noopen)
+		floor_ops.flush = floor_flush;
 	r = fuse_main(args.argc, args.argv, &floor_ops, NULL);
 	fuse_opt_free_args(&args);
 	return r;

@@ -339,7 +339,7 @@ uninstall:
 # ---- benchmarks (tests/bench/, docs/PERFORMANCE.md) -------------------------
 #   make bench     every figure next to its floor, measured in the same run;
 #                  prints the table and regenerates docs/PERFORMANCE.md
-BENCH_TOOLS := $(addprefix $(BUILD)/bench/,readloop lendloop mounttime floorfs clusterbench pollbench)
+BENCH_TOOLS := $(addprefix $(BUILD)/bench/,readloop lendloop mounttime floorfs clusterbench pollbench compoloop)
 
 $(BUILD)/bench/floorfs: tests/bench/floorfs.c
 	@mkdir -p $(dir $@)
@@ -349,9 +349,13 @@ $(BUILD)/bench/%: tests/bench/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -pthread
 
-.PHONY: bench bench-cluster
+.PHONY: bench bench-cluster bench-compo
 bench: all $(BENCH_TOOLS)
 	tests/bench/run.sh $(BUILD)
+
+# the composition rows of make bench alone (tests/bench/compo.sh)
+bench-compo: all $(BUILD)/bench/compoloop $(BUILD)/bench/mounttime
+	tests/bench/compo.sh $(BUILD)
 
 # distributed mode: lend latency and visibility against a zoo_multi floor
 bench-cluster: all $(BENCH_TOOLS)

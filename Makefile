@@ -401,7 +401,7 @@ check-deb:
 #                  (BENCH_ONLY="read tree lend" by default: a subset runs
 #                  only those rows and keeps the others of the file;
 #                  tests/bench/run.sh has the knobs)
-BENCH_TOOLS := $(addprefix $(BUILD)/bench/,readloop lendloop mounttime floorfs clusterbench pollbench)
+BENCH_TOOLS := $(addprefix $(BUILD)/bench/,readloop lendloop mounttime floorfs clusterbench pollbench compoloop)
 
 $(BUILD)/bench/floorfs: tests/bench/floorfs.c
 	@mkdir -p $(dir $@)
@@ -411,9 +411,13 @@ $(BUILD)/bench/%: tests/bench/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -pthread
 
-.PHONY: bench bench-cluster
+.PHONY: bench bench-cluster bench-compo
 bench: all $(BENCH_TOOLS)
 	tests/bench/run.sh $(BUILD)
+
+# the composition rows of make bench alone (tests/bench/compo.sh)
+bench-compo: all $(BUILD)/bench/compoloop $(BUILD)/bench/mounttime
+	tests/bench/compo.sh $(BUILD)
 
 # distributed mode: lend latency and visibility against a zoo_multi floor
 bench-cluster: all $(BENCH_TOOLS)

@@ -9,7 +9,11 @@
  * compose them), in list order.  If one fails, every device this write
  * lent is returned again (the same pipeline, value ""), and the write
  * fails with that device's errno; last_error is "ERRNO: DEVICE: reason".
- * A return is one return request per device.
+ * A return is one return request per device.  The members' requests are
+ * lazy (lend_txn.lazy: their records are written without waiting for a
+ * sync), and so is the intent: the composition's last commit, durable,
+ * covers them all, so a composition's write costs one fdatasync
+ * (docs/STATE.md).
  *
  * Stored (store.h comp_*): the name, the devices, and the borrower
  * column, which doubles as the composition's intent:
@@ -26,10 +30,21 @@
  *
  * While a composition is not available, its members refuse their own
  * borrower writes: engine_write_borrower(), the front-ends' entry for a
- * device's borrower file, is here, above lend.c (compose_guard()).
+ * device's borrower file, is here, above lend.c (compose_guard()); and
+ * their own lease writes (engine_write_lease()).
+ *
+ * Leases (compositions/NAME/lease): a composition's lease is its
+ * members', one deadline written to each by lend.c's lease request
+ * (compo_lease(), all or none); it is the earliest of them.  The lease
+ * timer (lease.c) hands every deadline that passed to
+ * compose_lease_expire(): a member of a lent composition takes the
+ * whole composition with it (compo_expire(): each member returned
+ * through lend_lease_expire(), then the composition available, ETIME),
+ * never alone.  Plans (compositions/NAME/plans/HOST) are dryrun.c's.
  * Distributed mode: not yet (-ENOTSUP; docs/STATE.md).
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <string.h>
 
 #include "engine_internal.h"
@@ -235,7 +250,8 @@ static int return_members(struct engine *e, struct lcompo *c,
 							     false))
 			continue;
 		fault_pass("compose.return");
-		r = lend_request(e, c->devs[i], "", who, NULL, why);
+		r = lend_request(e, c->devs[i], "", who,
+				 &(struct lend_txn){ .lazy = true }, why);
 		if (r < 0 && !first) {
 			first = r;
 			snprintf(dev, DEVICE_ID_MAX, "%s", c->devs[i]);
@@ -524,7 +540,8 @@ static int lend_all(struct engine *e, struct lcompo *c, const char *value,
 	int r = 0;
 
 	for (unsigned i = 0; i < c->ndevs && r == 0; i++) {
-		r = lend_request(e, c->devs[i], value, who, NULL, reason);
+		r = lend_request(e, c->devs[i], value, who,
+				 &(struct lend_txn){ .lazy = true }, reason);
 		made[i] = r == 0;
 		if (r < 0)
 			snprintf(dev, DEVICE_ID_MAX, "%s", c->devs[i]);
@@ -532,7 +549,8 @@ static int lend_all(struct engine *e, struct lcompo *c, const char *value,
 	if (r > 0)
 		r = 0;
 	for (unsigned i = c->ndevs; r < 0 && i-- > 0;) {
-		if (made[i] && lend_request(e, c->devs[i], "", who, NULL, why) < 0)
+		if (made[i] && lend_request(e, c->devs[i], "", who,
+					    &(struct lend_txn){ .lazy = true }, why) < 0)
 			engine_report(e, "composition %s: cannot undo the lend of %s to %s: "
 				      "%s", c->name, c->devs[i], value, why);
 	}
@@ -635,6 +653,33 @@ int engine_write_borrower(struct engine *e, const char *devid, const char *buf,
 	return r < 0 ? r : 0;
 }
 
+/*
+ * A device's own lease write (engine.h): lend.c's lease request, unless
+ * the device is a member of a composition that is not available (its
+ * lease is the composition's: compositions/NAME/lease).
+ */
+int engine_write_lease(struct engine *e, const char *devid, const char *buf,
+		       size_t len, const struct engine_caller *who, char *reason)
+{
+	char rbuf[REASON_MAX];
+	uint32_t seconds;
+	int r, refused;
+
+	if (!reason)
+		reason = rbuf;
+	r = lease_parse(buf, len, &seconds, reason);
+	if (r < 0)
+		return lend_write_refused(e, devid, r, buf, len, who, reason);
+	pthread_rwlock_rdlock(&e->compo_op_lock);
+	refused = compose_guard(e, devid, reason);
+	if (!refused)
+		r = lend_lease_request(e, devid, seconds, 0, who, reason);
+	pthread_rwlock_unlock(&e->compo_op_lock);
+	if (refused)
+		return lend_write_refused(e, devid, refused, buf, len, who, reason);
+	return r;
+}
+
 int engine_compo_write_borrower(struct engine *e, const char *name,
 				const char *buf, size_t len,
 				const struct engine_caller *who, char *reason)
@@ -668,12 +713,231 @@ int engine_compo_write_borrower(struct engine *e, const char *name,
 	return r;
 }
 
+/* ---- lease ------------------------------------------------------------------- */
+
+/* @devid's lease deadline (wall ns), 0: none or no such device. */
+static int64_t member_lease(struct engine *e, const char *devid)
+{
+	struct ldevice *d = model_get(e, devid);
+	int64_t at = 0;
+
+	if (!d)
+		return 0;
+	pthread_mutex_lock(&d->lock);
+	if (d->state == DEV_LENT)
+		at = d->lease;
+	pthread_mutex_unlock(&d->lock);
+	model_put(e, d);
+	return at;
+}
+
+/*
+ * The lease of a composition: the earliest deadline of its members (they
+ * are set together; after a crash in the middle of a lease write, or with
+ * [cluster] default_lease, they may differ), 0 none.  No lock: @devs is
+ * the caller's copy, or @c's list under compo_op_lock.
+ */
+static int64_t devs_lease(struct engine *e, char (*devs)[DEVICE_ID_MAX],
+			  unsigned n)
+{
+	int64_t first = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		int64_t at = member_lease(e, devs[i]);
+
+		if (at && (!first || at < first))
+			first = at;
+	}
+	return first;
+}
+
+static void lease_event(struct engine *e, const struct lcompo *c,
+			enum event_kind k, const char *const *kv,
+			const struct engine_caller *who)
+{
+	char subject[COMP_NAME_MAX_LEN + 16];
+	struct notes nt = { .all = true };
+
+	snprintf(subject, sizeof(subject), "composition:%s", c->name);
+	notes_caller(&nt, e, who);
+	notes_event(&nt, k, subject, kv[0], kv[1], kv[2], kv[3], kv[4], kv[5],
+		    kv[6], kv[7], NULL);
+	notes_flush(e, &nt, who);
+}
+
+/* Whole seconds from now to @at, rounded up, at least 1 (0: none). */
+static uint32_t seconds_to(int64_t at)
+{
+	int64_t left = at - now_wall_ns();
+
+	if (!at)
+		return 0;
+	return left <= 1000000000LL ? 1 : (uint32_t)((left + 999999999LL) / 1000000000LL);
+}
+
+/*
+ * Set every member's lease to the same deadline, as one step: on a
+ * failure the members already changed get their old deadlines back, and
+ * the write fails with that member's errno (compo_op_lock write-held).
+ */
+static int compo_lease(struct engine *e, struct lcompo *c, uint32_t seconds,
+		       const struct engine_caller *who, char *reason)
+{
+	int64_t old[COMP_DEVICES_MAX], at = seconds ?
+		now_wall_ns() + (int64_t)seconds * 1000000000LL : 0;
+	char why[REASON_MAX], secs[16], when[LEASE_TIME_MAX];
+	unsigned i;
+	int r = 0;
+
+	for (i = 0; i < c->ndevs; i++)
+		old[i] = member_lease(e, c->devs[i]);
+	for (i = 0; i < c->ndevs && r == 0; i++)
+		r = lend_lease_request(e, c->devs[i], seconds, at, who, why);
+	if (r < 0) {
+		i--; /* the member that failed */
+		for (unsigned j = i; j-- > 0;)
+			if (lend_lease_request(e, c->devs[j], seconds_to(old[j]), old[j],
+					       who, reason) < 0)
+				engine_report(e, "composition %s: cannot restore the lease "
+					      "of %s: %s", c->name, c->devs[j], reason);
+		set_error(e, c, r, c->devs[i], why);
+		return reason_set(reason, r, "%s: %s", c->devs[i], why);
+	}
+	snprintf(secs, sizeof(secs), "%" PRIu32, seconds);
+	lease_time_text(at, when, sizeof(when));
+	lease_event(e, c, EV_LEASE_SET, (const char *const[]){
+		"borrower", c->borrower, "seconds", at ? secs : "none",
+		"expires", at ? when : NULL, NULL, NULL }, who);
+	set_error(e, c, 0, NULL, NULL);
+	return 0;
+}
+
+int engine_compo_write_lease(struct engine *e, const char *name,
+			     const char *buf, size_t len,
+			     const struct engine_caller *who, char *reason)
+{
+	struct lcompo *c;
+	uint32_t seconds;
+	int r = supported(e, reason);
+
+	if (r < 0)
+		return r;
+	pthread_rwlock_wrlock(&e->compo_op_lock);
+	pthread_mutex_lock(&e->compo_lock);
+	c = find(e, name);
+	pthread_mutex_unlock(&e->compo_lock);
+	if (!c)
+		r = reason_set(reason, -ENOENT, "no composition %s", name);
+	else if ((r = lease_parse(buf, len, &seconds, reason)) < 0)
+		set_error(e, c, r, NULL, reason);
+	else if (c->state != COMPO_LENT)
+		r = set_error(e, c, reason_set(reason, -EINVAL, "composition %s is "
+			      "not lent (%s): only a lend can have a lease", name,
+			      compo_state_name(c->state)), NULL, reason);
+	else
+		r = compo_lease(e, c, seconds, who, reason);
+	pthread_rwlock_unlock(&e->compo_op_lock);
+	changed(e, who);
+	return r;
+}
+
+/*
+ * The lease of lent @c ran out at @at: every member lent to its borrower
+ * is returned through lend_lease_expire() (its `expired` event, its
+ * last_error), after the composition's own `expired` event; then the
+ * composition is available, with last_error "ETIME: lease expired at
+ * TIME".  A member whose return fails leaves it lent (the timer tries
+ * again).  compo_op_lock write-held.
+ */
+static int compo_expire(struct engine *e, struct lcompo *c, int64_t at,
+			const char *cause)
+{
+	char was[BORROWER_MAX + 1], when[LEASE_TIME_MAX], why[REASON_MAX] = "";
+	int r = 0;
+
+	snprintf(was, sizeof(was), "%s", c->borrower);
+	lease_time_text(at, when, sizeof(when));
+	lease_event(e, c, EV_EXPIRED, (const char *const[]){
+		"borrower", was, "deadline", when, "cause", cause, NULL, NULL }, NULL);
+	set_state(e, c, COMPO_RETURNING, NULL);
+	changed(e, NULL);
+	for (unsigned i = c->ndevs; i-- > 0 && r >= 0;) {
+		struct ldevice *d;
+
+		if (!engine_device_lent_to_or_by(e, c->devs[i], was, false))
+			continue;
+		d = model_get(e, c->devs[i]);
+		r = d ? lend_lease_expire(e, d, cause, c->name, at) : 0;
+		if (d)
+			model_put(e, d);
+		if (r < 0)
+			set_error(e, c, r, c->devs[i], "its return failed");
+	}
+	if (r >= 0)
+		r = store_put(e, c, "", why);
+	if (r < 0) {
+		set_state(e, c, COMPO_LENT, NULL);
+		if (why[0])
+			set_error(e, c, r, NULL, why);
+		engine_report(e, "composition %s: lease expired at %s, but its "
+			      "return failed: %s", c->name, when, c->error);
+		return r;
+	}
+	set_state(e, c, COMPO_AVAILABLE, "");
+	reason_set(why, -ETIME, "lease expired at %s", when);
+	set_error(e, c, -ETIME, NULL, why);
+	lease_event(e, c, EV_COMPOSITION_RETURNED, (const char *const[]){
+		"borrower", was, "cause", cause, NULL, NULL, NULL, NULL }, NULL);
+	engine_report(e, "composition %s: lease expired at %s: returned", c->name,
+		      when);
+	return 1;
+}
+
+int compose_lease_expire(struct engine *e, struct ldevice *d,
+			 const char *cause)
+{
+	char name[COMP_NAME_MAX_LEN + 1] = "";
+	struct lcompo *c;
+	int64_t at;
+	int r = 0;
+
+	/* read-held: as a borrower write of @d, if it goes alone */
+	pthread_rwlock_rdlock(&e->compo_op_lock);
+	pthread_mutex_lock(&e->compo_lock);
+	c = member_of(e, d->id, NULL);
+	if (c && c->state == COMPO_LENT)
+		snprintf(name, sizeof(name), "%s", c->name);
+	pthread_mutex_unlock(&e->compo_lock);
+	if (!name[0])
+		r = lend_lease_expire(e, d, cause, NULL, 0);
+	pthread_rwlock_unlock(&e->compo_op_lock);
+	if (!name[0])
+		return r;
+	pthread_rwlock_wrlock(&e->compo_op_lock);
+	pthread_mutex_lock(&e->compo_lock);
+	c = find(e, name); /* still lent, and @d still in it? */
+	if (c && (c->state != COMPO_LENT || member_of(e, d->id, NULL) != c))
+		c = NULL;
+	pthread_mutex_unlock(&e->compo_lock);
+	at = c ? devs_lease(e, c->devs, c->ndevs) : 0;
+	if (c && at && at <= now_wall_ns())
+		r = compo_expire(e, c, at, cause);
+	pthread_rwlock_unlock(&e->compo_op_lock);
+	return r;
+}
+
 /* ---- views ------------------------------------------------------------------- */
 
 int engine_compo_view(struct engine *e, const char *name,
 		      struct compo_view *out)
 {
+	_cleanup_free_ char (*devs)[DEVICE_ID_MAX] =
+		malloc(COMP_DEVICES_MAX * sizeof(*devs));
+	unsigned ndevs = 0;
 	struct lcompo *c;
+
+	if (!devs)
+		return -ENOMEM;
 
 	memset(out, 0, sizeof(*out));
 	pthread_mutex_lock(&e->compo_lock);
@@ -685,8 +949,13 @@ int engine_compo_view(struct engine *e, const char *name,
 		out->state = c->state;
 		snprintf(out->last_error, sizeof(out->last_error), "%s", c->error);
 		out->generation = c->generation;
+		ndevs = c->ndevs;
+		memcpy(devs, c->devs, ndevs * sizeof(*devs));
 	}
 	pthread_mutex_unlock(&e->compo_lock);
+	/* the members' leases, once compo_lock is dropped (it nests outside) */
+	if (c && out->state == COMPO_LENT)
+		out->lease = devs_lease(e, devs, ndevs);
 	return c ? 0 : -ENOENT;
 }
 

@@ -154,8 +154,6 @@ int engine_new(const struct engine_options *opt, struct engine **out,
 		r = e->coord->start(e->coord_ctx, reason);
 	}
 	if (r == 0)
-		r = compose_load(e, reason); /* after the lends' recovery */
-	if (r == 0)
 		r = lease_start(e, reason); /* after recovery expired what passed */
 	if (r < 0) {
 		engine_free(e);

@@ -125,8 +125,9 @@ int engine_plan(struct engine *e, const char *devid, const char *borrower,
  * trailing newline stripped; N (1 .. LEASE_MAX_S) makes the lend end N
  * seconds from now, 0 or empty removes its lease.  -EINVAL for a
  * malformed value (nothing but last_error changes) and for a device that
- * is not lent.  Durable when it returns; in distributed mode the lender's
- * daemon does it (the write is forwarded).
+ * is not lent; -EBUSY for a member of a lent composition (its lease is
+ * the composition's).  Durable when it returns; in distributed mode the
+ * lender's daemon does it (the write is forwarded).
  */
 int engine_write_lease(struct engine *e, const char *devid, const char *buf,
 		       size_t len, const struct engine_caller *who,
@@ -399,6 +400,7 @@ struct compo_view {
 	char borrower[BORROWER_MAX + 1];
 	enum compo_state state;
 	char last_error[REASON_MAX + DEVICE_ID_MAX + 32];
+	int64_t lease; /* lent: the earliest lease deadline of its devices, 0 none */
 	uint64_t generation;
 };
 
@@ -422,6 +424,28 @@ int engine_compo_write_devices(struct engine *e, const char *name,
 int engine_compo_write_borrower(struct engine *e, const char *name,
 				const char *buf, size_t len,
 				const struct engine_caller *who, char *reason);
+/*
+ * One write to compositions/NAME/lease: N (1 .. LEASE_MAX_S) sets or
+ * renews the lease of every device of the lent composition to one
+ * deadline N seconds from now, 0 or empty removes it, all or none (the
+ * failing device's errno).  -EINVAL malformed, or not lent.  When it runs
+ * out, the whole composition is returned (compositions/NAME/lease).
+ */
+int engine_compo_write_lease(struct engine *e, const char *name,
+			     const char *buf, size_t len,
+			     const struct engine_caller *who, char *reason);
+/*
+ * compositions/NAME/plans/HOST (core/dryrun.c): what a write of @host to
+ * the composition's borrower would do now, changing and reserving
+ * nothing.  First line "ok" or exactly the last_error the write would
+ * leave ("ERRNO: ID: reason" naming the member that would fail, or
+ * "ERRNO: reason" of the composition's own check); then per member
+ * "device ID" and its plan lines (as engine_plan()), "p2p A B ..." for
+ * each peer-to-peer link between members, and "lut_free ADAPTER N" for
+ * each adapter a member's route crosses, with all of it taken.
+ */
+int engine_compo_plan(struct engine *e, const char *name, const char *host,
+		      FILE *out, char *reason);
 int engine_compo_view(struct engine *e, const char *name,
 		      struct compo_view *out);
 bool engine_compo_exists(struct engine *e, const char *name);

@@ -16,6 +16,7 @@
  *                lend state once it is in the model (struct lend_req,
  *                steps, and the entry points for events)
  *   dryrun.c     plans: a lend's checks and planning, changing nothing
+ *                (a device's, a composition's)
  *   replica.c    distributed mode: the mirror of other lenders' records
  *   settle.c     distributed mode: requests of ours whose outcome a lost
  *                connection hid, settled with the record once back
@@ -56,9 +57,13 @@
  * every change of a composition, across the lends and returns of its
  * devices, and read-held by a device's own borrower write across its
  * request (so that no composition is lent or returned between the write's
- * "part of composition" check and its request); it is taken before every
- * lock of a request.  e->compo_lock guards the list and each
- * composition's fields, held briefly, never across a request.
+ * "part of composition" check and its request), by a device's own lease
+ * write, and by the lease timer expiring a device alone
+ * (compose_lease_expire(): write-held instead to expire a composition,
+ * never both at once); it is taken before every lock of a request.
+ * e->compo_lock guards the list and each composition's fields, held
+ * briefly, never across a request; model_get() and d->lock are taken
+ * only after it is dropped (engine_compo_view()).
  */
 #ifndef LENDFS_ENGINE_INTERNAL_H
 #define LENDFS_ENGINE_INTERNAL_H
@@ -504,6 +509,45 @@ struct plan_summary {
 int plan_dry_run(struct engine *e, struct ldevice *d, const struct borrower *b,
 		 struct plan_summary *s, char *reason);
 
+/*
+ * A composition's plan (dryrun.c): each member (@d NULL: nothing to
+ * plan, it is lent to the borrower already) and its borrower, what
+ * planning it took (@w, freed by the caller) and counted; each P2P link
+ * planned between two members @a and @b (indices): its route a -> b and
+ * windows, or the error that leaves the link without them (the lend
+ * stands, as p2p_compose() keeps such a link).
+ */
+struct plan_member {
+	struct ldevice *d;
+	struct borrower b;
+	struct plan_summary s; /* lut_free: with all of the plan taken */
+	struct window *w;
+	unsigned nw;
+	bool planned;
+};
+
+struct plan_pair {
+	unsigned a, b;
+	struct route route;
+	uint32_t lut_entries;
+	unsigned iommu_mappings;
+	int err;
+	char error[REASON_MAX];
+};
+
+/*
+ * The dry run of a composition's lend, under one hold of fabric_lock:
+ * member i planned as plan_lend() plans it, with every reservation of
+ * the members before it and of their P2P links still held (as the
+ * lend's requests leave them), then its P2P link with each of them
+ * (@pairs: room for n * (n - 1) / 2).  Everything is released before the
+ * lock is dropped.  0, or the -errno of the first member whose planning
+ * failed (@*at: its index).
+ */
+int plan_dry_run_members(struct engine *e, struct plan_member *m, unsigned n,
+			 struct plan_pair *pairs, unsigned *npairs,
+			 unsigned *at, char *reason);
+
 /* @s for the windows @w of a lend over @r, as the tables are now (fabric_lock held). */
 void plan_summarize(struct engine *e, const struct route *r,
 		    const struct window *w, unsigned n, struct plan_summary *s);
@@ -677,9 +721,14 @@ void lend_settle_all(struct engine *e,
 #define LEASE_TIME_MAX 32     /* "2026-12-06T01:02:03Z" and its NUL */
 #define LEASE_REQUEST_PREFIX "lease " /* a forwarded lease request's value */
 
-/* Set (@seconds > 0) or remove the lease of lent @devid; 0 or -errno. */
+/*
+ * Set (@seconds > 0) or remove the lease of lent @devid; 0 or -errno.
+ * @at: the deadline itself (wall ns; a composition's, the same for each
+ * member), 0: @seconds from now.
+ */
 int lend_lease_request(struct engine *e, const char *devid, uint32_t seconds,
-		       const struct engine_caller *who, char *reason);
+		       int64_t at, const struct engine_caller *who,
+		       char *reason);
 
 /*
  * A request node's value from another mount (cluster.c): "lease N" is a
@@ -692,8 +741,11 @@ int lend_forwarded(struct engine *e, const char *devid, const char *value,
 /*
  * @d's lease passed: returned as an empty borrower write returns it, with
  * an `expired` event (cause=@cause).  0 not due, 1 returned, -errno.
+ * @compo (NULL: none): the composition whose lease @at passed, which @d
+ * leaves with (compose.c), whatever @d's own deadline.
  */
-int lend_lease_expire(struct engine *e, struct ldevice *d, const char *cause);
+int lend_lease_expire(struct engine *e, struct ldevice *d, const char *cause,
+		      const char *compo, int64_t at);
 
 /*
  * lend.c:
@@ -786,8 +838,10 @@ void vmreg_start(struct engine *e);
 /*
  *   compose_init / compose_free  engine construction
  *   compose_load                 stored compositions, after the lends are
- *                                recovered: an unfinished lend is rolled
- *                                back, an unfinished return finished
+ *                                recovered and before the leases that
+ *                                passed are expired (recover.c): an
+ *                                unfinished lend is rolled back, an
+ *                                unfinished return finished
  *
  * A device's own borrower write (engine_write_borrower()) is compose.c's
  * too: a member of a composition that is not available refuses it.
@@ -795,5 +849,15 @@ void vmreg_start(struct engine *e);
 void compose_init(struct engine *e);
 void compose_free(struct engine *e);
 int compose_load(struct engine *e, char *reason);
+
+/*
+ * The lease timer found @d's deadline passed (lease.c): a member of a
+ * lent composition takes the whole composition with it (every member
+ * returned, as an empty write to its borrower would, once the earliest
+ * deadline of its members passed); any other device goes alone
+ * (lend_lease_expire()).  0 not due, 1 returned, -errno.
+ */
+int compose_lease_expire(struct engine *e, struct ldevice *d,
+			 const char *cause);
 
 #endif

@@ -10,7 +10,10 @@
  * or until a request sets an earlier one (lease_kick()); then it walks
  * the devices once, returns those of this daemon whose deadline passed
  * (lend_lease_expire(): the return path of an empty borrower write) and
- * computes the next deadline.  Each device's lease is read under its
+ * computes the next deadline.  A member of a lent composition does not
+ * go alone: compose_lease_expire() returns the whole composition once
+ * the earliest deadline of its members passed (a composition's lease is
+ * its members', set together).  Each device's lease is read under its
  * d->lock, which is dropped before its return; e->lease_lock is a leaf,
  * held only to read or write the fields of the timer.  The condition
  * variable waits on CLOCK_REALTIME, the clock of the deadlines.
@@ -54,7 +57,7 @@ int64_t lease_expire_due(struct engine *e, const char *cause)
 		pthread_mutex_unlock(&d->lock);
 		if (!lent || !at)
 			continue;
-		if (at <= now && lend_lease_expire(e, d, cause) < 0)
+		if (at <= now && compose_lease_expire(e, d, cause) < 0)
 			at = now + LEASE_RETRY_NS;
 		else if (at <= now)
 			continue; /* returned (or not lent any more) */

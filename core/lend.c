@@ -43,6 +43,7 @@ struct lend_req {
 	int64_t lease;		/* the lease deadline it sets, wall ns; 0 none */
 	int64_t old_lease;	/* a lease request: the one it replaces */
 	uint32_t lease_s;	/* a lease request: N seconds from now, 0 none */
+	int64_t lease_at;	/* ... or this deadline (a composition's), 0 none */
 	struct route route;
 	struct window *w;
 	unsigned nw;
@@ -1507,8 +1508,11 @@ static int step_lease_validate(struct lend_req *q)
 			       "%s is not lent (%s): only a lend can have a lease",
 			       d->id, dev_state_name(d->state));
 	q->old_lease = d->lease;
-	q->lease = q->lease_s ?
-		now_wall_ns() + (int64_t)q->lease_s * 1000000000LL : 0;
+	if (q->lease_at)
+		q->lease = q->lease_at;
+	else
+		q->lease = q->lease_s ?
+			now_wall_ns() + (int64_t)q->lease_s * 1000000000LL : 0;
 	pthread_mutex_unlock(&d->lock);
 	return r;
 }
@@ -1588,14 +1592,14 @@ static int lease_forward(struct lend_req *q)
 }
 
 int lend_lease_request(struct engine *e, const char *devid, uint32_t seconds,
-		       const struct engine_caller *who, char *reason)
+		       int64_t at, const struct engine_caller *who, char *reason)
 {
 	char buf[REASON_MAX];
 	struct notes nt = { 0 };
 	struct lend_txn own = { 0 };
 	struct lend_req q = {
 		.e = e, .value = "", .txn = &own, .reason = reason ? reason : buf,
-		.notes = &nt, .who = who, .lease_s = seconds,
+		.notes = &nt, .who = who, .lease_s = seconds, .lease_at = at,
 	};
 	int r;
 
@@ -1630,21 +1634,6 @@ int lend_lease_request(struct engine *e, const char *devid, uint32_t seconds,
 	return r;
 }
 
-int engine_write_lease(struct engine *e, const char *devid, const char *buf,
-		       size_t len, const struct engine_caller *who, char *reason)
-{
-	char rbuf[REASON_MAX];
-	uint32_t seconds;
-	int r;
-
-	if (!reason)
-		reason = rbuf;
-	r = lease_parse(buf, len, &seconds, reason);
-	if (r < 0)
-		return lend_write_refused(e, devid, r, buf, len, who, reason);
-	return lend_lease_request(e, devid, seconds, who, reason);
-}
-
 int lend_forwarded(struct engine *e, const char *devid, const char *value,
 		   const struct engine_caller *who, struct lend_txn *txn,
 		   char *reason)
@@ -1657,18 +1646,22 @@ int lend_forwarded(struct engine *e, const char *devid, const char *value,
 		return lend_request(e, devid, value, who, txn, reason);
 	/* its answer is written by the caller: the record's put carries none */
 	r = lease_parse(value + n, strlen(value + n), &seconds, reason);
-	return r < 0 ? r : lend_lease_request(e, devid, seconds, who, reason);
+	return r < 0 ? r : lend_lease_request(e, devid, seconds, 0, who, reason);
 }
 
 /*
  * The lease of @d ran out (@cause: "lease" for the timer, "recovery" at
  * start): returned exactly as an empty borrower write returns it, with an
  * `expired` event before its `returning` and last_error saying when.
+ * @compo: the lent composition @d is a member of, whose lease (@at, the
+ * earliest of its members') passed: @d goes with it whatever its own
+ * deadline; NULL: @d alone, if its own deadline passed.
  * 0: nothing due; 1: returned; -errno: the return failed (retried later).
  */
-int lend_lease_expire(struct engine *e, struct ldevice *d, const char *cause)
+int lend_lease_expire(struct engine *e, struct ldevice *d, const char *cause,
+		      const char *compo, int64_t at)
 {
-	char reason[REASON_MAX] = "", at[LEASE_TIME_MAX];
+	char reason[REASON_MAX] = "", when[LEASE_TIME_MAX];
 	struct notes nt = { 0 };
 	struct lend_req q = { .e = e, .d = d, .value = "", .reason = reason,
 			      .notes = &nt, .cause = cause };
@@ -1679,7 +1672,7 @@ int lend_lease_expire(struct engine *e, struct ldevice *d, const char *cause)
 
 	dev_request_begin(e, d);
 	pthread_mutex_lock(&d->lock);
-	deadline = d->lease;
+	deadline = compo ? at : d->lease;
 	due = d->state == DEV_LENT && deadline && deadline <= now_wall_ns() &&
 	      !lend_remote(e, d) && !d->unlinked;
 	pthread_mutex_unlock(&d->lock);
@@ -1691,9 +1684,9 @@ int lend_lease_expire(struct engine *e, struct ldevice *d, const char *cause)
 		dev_request_end(e, d);
 		return r; /* no session: the lease is enforced once there is one */
 	}
-	lease_time_text(deadline, at, sizeof(at));
-	notes_event(&nt, EV_EXPIRED, d->id, "borrower", d->borrower, "deadline", at,
-		    "cause", cause, NULL);
+	lease_time_text(deadline, when, sizeof(when));
+	notes_event(&nt, EV_EXPIRED, d->id, "borrower", d->borrower, "deadline", when,
+		    "cause", cause, "composition", compo, NULL);
 	t0 = now_ns();
 	r = do_return(&q);
 	metrics_request(&e->metrics, 0, r, now_ns() - t0);
@@ -1701,7 +1694,7 @@ int lend_lease_expire(struct engine *e, struct ldevice *d, const char *cause)
 	if (r < 0 && r != -ETIMEDOUT) /* a guest's late ack finishes that */
 		dev_set_last_error(d, r, reason);
 	else
-		dev_set_error(d, "ETIME: lease expired at %s", at);
+		dev_set_error(d, "ETIME: lease expired at %s", when);
 	dev_touch(d);
 	pthread_mutex_unlock(&d->lock);
 	dev_request_end(e, d);
@@ -1709,10 +1702,10 @@ int lend_lease_expire(struct engine *e, struct ldevice *d, const char *cause)
 	notes_flush(e, &nt, NULL);
 	if (r < 0 && r != -ETIMEDOUT) {
 		engine_report(e, "lease of %s expired at %s, but its return failed: %s",
-			      d->id, at, reason);
+			      d->id, when, reason);
 		return r;
 	}
 	__atomic_add_fetch(&e->metrics.lease_expiries, 1, __ATOMIC_RELAXED);
-	engine_report(e, "lease of %s expired at %s: returned", d->id, at);
+	engine_report(e, "lease of %s expired at %s: returned", d->id, when);
 	return 1;
 }

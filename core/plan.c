@@ -402,7 +402,7 @@ static int p2p_iommu(struct ldevice *d, uint64_t owner, struct wvec *v,
 /* Windows letting @src reach every BAR of @dst. */
 static int p2p_direction(struct engine *e, struct ldevice *src,
 			 struct ldevice *dst, const struct route *dst_to_src,
-			 uint64_t owner, struct wvec *v, char *reason)
+			 uint64_t owner, bool dry, struct wvec *v, char *reason)
 {
 	char prefix[104];
 	unsigned first = v->n;
@@ -426,13 +426,15 @@ static int p2p_direction(struct engine *e, struct ldevice *src,
 		}
 		return 0;
 	}
-	r = plan_bars(e, dst, dst_to_src, owner, prefix, false, v, reason);
+	r = plan_bars(e, dst, dst_to_src, owner, prefix, dry, v, reason);
 	if (r < 0)
 		return r;
 	return p2p_iommu(src, owner, v, first, prefix, 0, 0, reason);
 }
 
-int plan_p2p(struct engine *e, struct p2p_link *l, char *reason)
+/* plan_p2p(), or with @dry its dry run (no fault point passed). */
+static int p2p_windows(struct engine *e, struct p2p_link *l, bool dry,
+		       char *reason)
 {
 	struct wvec v = { 0 };
 	struct ldevice *a = l->a, *b = l->b;
@@ -450,11 +452,11 @@ int plan_p2p(struct engine *e, struct p2p_link *l, char *reason)
 	l->rc_a = a->lender->iommu;
 	l->rc_b = b->lender->iommu;
 	if (r == 0)
-		r = fault_check("p2p_alloc", reason);
+		r = plan_fault(dry, "p2p_alloc", reason);
 	if (r == 0)
-		r = p2p_direction(e, a, b, &l->ba, l->owner, &v, reason);
+		r = p2p_direction(e, a, b, &l->ba, l->owner, dry, &v, reason);
 	if (r == 0)
-		r = p2p_direction(e, b, a, &l->ab, l->owner, &v, reason);
+		r = p2p_direction(e, b, a, &l->ab, l->owner, dry, &v, reason);
 	if (r < 0) {
 		plan_release(e, v.w, v.n);
 		free(v.w);
@@ -463,6 +465,89 @@ int plan_p2p(struct engine *e, struct p2p_link *l, char *reason)
 	l->w = v.w;
 	l->nw = v.n;
 	return 0;
+}
+
+int plan_p2p(struct engine *e, struct p2p_link *l, char *reason)
+{
+	return p2p_windows(e, l, false, reason);
+}
+
+/* Count @l's windows into @p (its route a -> b, and its error if any). */
+static void pair_summarize(const struct p2p_link *l, int r,
+			   struct plan_pair *p)
+{
+	p->err = r;
+	p->route = l->ab;
+	if (r < 0)
+		snprintf(p->error, sizeof(p->error), "%s", l->error);
+	for (unsigned i = 0; r == 0 && i < l->nw; i++) {
+		if (l->w[i].kind == WIN_LUT)
+			p->lut_entries += l->w[i].count;
+		else if (l->w[i].kind == WIN_IOMMU)
+			p->iommu_mappings++;
+	}
+}
+
+/* Member @i planned, then its P2P link with each member before it. */
+static int plan_member(struct engine *e, struct plan_member *m, unsigned i,
+		       struct p2p_link *links, struct plan_pair *pairs,
+		       unsigned *npairs, char *reason)
+{
+	int r = plan_windows(e, m[i].d, &m[i].b, PLAN_DRY_OWNER, true,
+			     &m[i].s.route, &m[i].w, &m[i].nw, reason);
+
+	if (r < 0)
+		return r;
+	m[i].planned = true;
+	plan_summarize(e, &m[i].s.route, m[i].w, m[i].nw, &m[i].s);
+	for (unsigned j = 0; e->coord->p2p && j < i; j++) {
+		struct p2p_link *l = &links[*npairs];
+		struct plan_pair *p = &pairs[*npairs];
+
+		if (!m[j].planned)
+			continue; /* already lent to it: linked by then */
+		++*npairs;
+		*l = (struct p2p_link){ .a = m[i].d, .b = m[j].d,
+					.owner = PLAN_DRY_OWNER };
+		*p = (struct plan_pair){ .a = i, .b = j };
+		pair_summarize(l, p2p_windows(e, l, true, l->error), p);
+	}
+	return 0;
+}
+
+int plan_dry_run_members(struct engine *e, struct plan_member *m, unsigned n,
+			 struct plan_pair *pairs, unsigned *npairs,
+			 unsigned *at, char *reason)
+{
+	_cleanup_free_ struct p2p_link *links =
+		calloc(n ? n * (n - 1) / 2 + 1 : 1, sizeof(*links));
+	int r = 0;
+
+	*npairs = 0;
+	if (!links)
+		return reason_set(reason, -ENOMEM, "out of memory");
+	pthread_mutex_lock(&e->fabric_lock);
+	for (*at = 0; *at < n && r == 0; ++*at)
+		if (m[*at].d)
+			r = plan_member(e, m, *at, links, pairs, npairs, reason);
+	if (r < 0)
+		--*at;
+	/* with everything held: what each adapter would have left */
+	for (unsigned i = 0; i < n; i++)
+		for (unsigned k = 0; k < m[i].s.nad; k++) {
+			const struct lhost *h = engine_host(e, m[i].s.ad[k].host);
+
+			m[i].s.ad[k].lut_free = h->ntb.nentries - h->ntb.used;
+		}
+	for (unsigned k = *npairs; k-- > 0;) {
+		plan_release(e, links[k].w, links[k].nw);
+		free(links[k].w);
+	}
+	for (unsigned i = n; i-- > 0;)
+		if (m[i].planned)
+			plan_release(e, m[i].w, m[i].nw);
+	pthread_mutex_unlock(&e->fabric_lock);
+	return r;
 }
 
 void plan_release_locked(struct engine *e, const struct window *w, unsigned n)

@@ -152,6 +152,13 @@ int engine_recover(struct engine *e, char *reason)
 			p2p_compose(e, e->devs[i], &nt);
 	free(nt.ids); /* nobody watches yet */
 
+	/*
+	 * the compositions: an unfinished lend or return settled, so that a
+	 * composition whose lease ran out is returned whole, next
+	 */
+	r = compose_load(e, reason);
+	if (r < 0)
+		return r;
 	/* leases that ran out while the daemon was down (SPEC section 9) */
 	lease_expire_due(e, "recovery");
 

@@ -53,6 +53,14 @@ struct lend_txn {
 	struct event_rec *events;
 	unsigned nevents;
 	bool events_stored; /* out */
+	/*
+	 * A step of a bigger request whose own last commit is durable (a
+	 * composition's member, core/compose.c): this put() or remove() may
+	 * be written without waiting for a sync, as an intent is (sqlite:
+	 * transact_intent()); that last commit's sync covers it, the WAL
+	 * being written in order.  Back-ends without the notion ignore it.
+	 */
+	bool lazy;
 };
 
 /*

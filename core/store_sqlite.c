@@ -4,7 +4,9 @@
  *
  * WAL journal, synchronous=FULL: put(), remove() and host_put() return
  * after their transaction is on disk (the put() of an intent, lending or
- * returning, is only written to the WAL: see transact_intent()).  The
+ * returning, is only written to the WAL: see transact_intent(); so are a
+ * composition's members' records (lend_txn.lazy) and its intent "!VALUE",
+ * which the composition's durable commit covers).  The
  * file is recognised by its PRAGMA application_id and versioned by PRAGMA
  * user_version:
  *
@@ -1037,7 +1039,8 @@ static int sq_put(void *ctx, const struct lend_record *rec, char *reason)
 	if (r < 0)
 		return r;
 	snprintf(what, sizeof(what), "store the lend of %s in", rec->device);
-	if (rec->state == REC_LENDING || rec->state == REC_RETURNING)
+	if (rec->state == REC_LENDING || rec->state == REC_RETURNING ||
+	    (rec->txn && rec->txn->lazy))
 		return transact_intent(ctx, put_statements, rec, what, reason);
 	return transact(ctx, put_statements, rec, what, reason);
 }
@@ -1064,7 +1067,7 @@ static int sq_remove(void *ctx, const char *device, struct lend_txn *txn,
 	if (!device || !device[0])
 		return reason_set(reason, -EINVAL, "no device id to remove");
 	snprintf(what, sizeof(what), "remove the lend of %.*s from", DEVICE_ID_MAX, device);
-	return transact(ctx, remove_statements,
+	return (txn && txn->lazy ? transact_intent : transact)(ctx, remove_statements,
 			&(struct remove_args){ .device = device, .txn = txn }, what,
 			reason);
 }
@@ -1175,6 +1178,9 @@ static int sq_comp_put(void *ctx, const char *name, const char *devices,
 	if (r < 0)
 		return r;
 	snprintf(what, sizeof(what), "store composition %s in", name);
+	/* the intent of its lend: the commit of its first member covers it */
+	if (borrower[0] == '!')
+		return transact_intent(ctx, comp_put_statements, &c, what, reason);
 	return transact(ctx, comp_put_statements, &c, what, reason);
 }
 

@@ -46,6 +46,7 @@ static const struct {
 	{ EALREADY, "EALREADY" },    { EINPROGRESS, "EINPROGRESS" },
 	{ ECANCELED, "ECANCELED" },  { ESTALE, "ESTALE" },
 	{ EDQUOT, "EDQUOT" },	     { ENOLCK, "ENOLCK" },
+	{ ETIME, "ETIME" }, /* a lease ran out (last_error) */
 };
 
 const char *errno_name(int err)

@@ -161,8 +161,12 @@ static inline const struct lendfs_attr *attr_find(const struct attr_table *t,
 	return NULL;
 }
 
-/* The writable attribute a temp file can be renamed onto. */
+/*
+ * The writable attributes a temp file can be renamed onto: `borrower` of
+ * a device or composition, a composition's `devices`.
+ */
 #define BORROWER_ATTR "borrower"
+#define COMPO_DEVICES_ATTR "devices"
 
 /*
  * devices/ID/peers/PEER, files that are not attributes: the P2P route
@@ -185,6 +189,13 @@ int device_plan_show(struct engine *e, const char *devid, const char *host,
 
 /* The directory of the compositions (SPEC section 10), at the root. */
 #define COMPOSITIONS_DIR "compositions"
+
+/*
+ * compositions/NAME/plans/HOST: the dry run of writing HOST to the
+ * composition's borrower (engine_compo_plan()), one per host.
+ */
+int compo_plan_show(struct engine *e, const char *name, const char *host,
+		    FILE *out);
 
 /* The directory of a VM's lent devices: hosts/HOST/vms/VM/devices/. */
 #define VM_DEVICES_DIR "devices"

@@ -14,6 +14,7 @@
  *   MOUNT/hosts/HOST/vms/VM/ATTR                vm_attrs (mkdir / rmdir VM)
  *   MOUNT/hosts/HOST/vms/VM/devices/ID          symlinks to the device
  *   MOUNT/compositions/NAME/ATTR                compo_attrs (mkdir / rmdir NAME)
+ *   MOUNT/compositions/NAME/plans/HOST          compo_plan_show()
  *   MOUNT/fabric/{links,topology.dot}           fabric_attrs
  *
  * An attribute's mode, its store() (writable or not), its rendering and
@@ -126,7 +127,7 @@ static bool vm_link_exists(struct lendfs *fs, const struct node *nd)
 /*
  * Fill @nd for @path: the parser (path.c) checks the syntax, then the
  * engine is asked about the names it accepted, outermost first.  Returns
- * 0 when the path exists, except for AREA_TMP, where 0 means "a temp file
+ * 0 when the path exists, except for a temp file (area_is_tmp()), where 0 means "a temp file
  * name in an existing device directory" whether or not the temp file
  * exists.
  */
@@ -143,6 +144,8 @@ static int resolve(struct lendfs *fs, const char *path, struct node *nd)
 	if (nd->area == AREA_PEER && !peer_exists(fs, nd->dev, nd->name))
 		return -ENOENT;
 	if (nd->area == AREA_PLAN && !plan_exists(fs, nd->dev, nd->name))
+		return -ENOENT;
+	if (nd->area == AREA_COMPO_PLAN && !host_exists(fs, nd->name))
 		return -ENOENT;
 	if (area_in_vm(nd->area) &&
 	    !engine_vm_exists(fs->engine, nd->host, nd->vm))
@@ -164,9 +167,9 @@ static int resolve_existing(struct lendfs *fs, const char *path,
 	int r = resolve(fs, path, nd);
 
 	*tmp = NULL;
-	if (r < 0 || nd->area != AREA_TMP)
+	if (r < 0 || !area_is_tmp(nd->area))
 		return r;
-	*tmp = tmpfile_get(fs->tmp, nd->dev, nd->name);
+	*tmp = tmpfile_get(fs->tmp, nd->tmpdir, nd->name);
 	return *tmp ? 0 : -ENOENT;
 }
 
@@ -222,6 +225,8 @@ static int render_node(struct lendfs *fs, const struct node *nd, FILE *out)
 		return render_attr(fs, nd, out);
 	if (nd->area == AREA_PLAN) /* computed now: see device_plan_show() */
 		return device_plan_show(fs->engine, nd->dev, nd->name, out);
+	if (nd->area == AREA_COMPO_PLAN)
+		return compo_plan_show(fs->engine, nd->comp, nd->name, out);
 	return nd->area == AREA_PEER ? render_peer(fs, nd, out) : -EISDIR;
 }
 
@@ -302,11 +307,13 @@ static mode_t node_mode(const struct lendfs *fs, const struct node *nd)
 	switch (nd->area) {
 	case AREA_PEER:
 	case AREA_PLAN:
+	case AREA_COMPO_PLAN:
 		return ATTR_RO;
 	case AREA_HOST_LINK:
 	case AREA_VM_LINK:
 		return 0777;
 	case AREA_DEVICE:
+	case AREA_COMPO:
 		return group_mode(fs, DEVICE_DIR_MODE);
 	case AREA_VMS:
 	case AREA_COMPOS:
@@ -556,7 +563,7 @@ static int lendfs_access(const char *path, int mask)
 	if (tmp || mask == F_OK)
 		return 0;
 	if (area_is_dir(nd.area))
-		return (mask & W_OK) && nd.area != AREA_DEVICE &&
+		return (mask & W_OK) && !area_has_tmp(nd.area) &&
 		       nd.area != AREA_VMS && nd.area != AREA_COMPOS ? -EACCES : 0;
 	if ((mask & X_OK) || ((mask & W_OK) && !node_writable(&nd)))
 		return -EACCES;
@@ -659,8 +666,8 @@ static int readdir_table(struct lendfs *fs, const struct node *nd,
 		r = fill_one(f, t->attrs[i].name, S_IFREG);
 	for (const char *const *d = t->dirs; d && *d && r == 0; d++)
 		r = fill_one(f, *d, S_IFDIR);
-	if (r == 0 && nd->area == AREA_DEVICE) /* config tools' temp files */
-		r = tmpfile_foreach(fs->tmp, nd->dev, fill_tmp_cb, f);
+	if (r == 0 && area_has_tmp(nd->area)) /* config tools' temp files */
+		r = tmpfile_foreach(fs->tmp, nd->tmpdir, fill_tmp_cb, f);
 	return r;
 }
 
@@ -732,6 +739,8 @@ static int readdir_listed(struct lendfs *fs, const struct node *nd,
 	case AREA_COMPOS:
 		f->mode = S_IFDIR;
 		return engine_foreach_compo(fs->engine, fill_cb, f);
+	case AREA_COMPO_PLANS: /* one per host: any could borrow it */
+		return engine_foreach_host(fs->engine, fill_cb, f);
 	case AREA_VM_LINKS:
 		f->mode = S_IFLNK;
 		r = bname_format_vm(owner, sizeof(owner), nd->host, nd->vm);
@@ -803,7 +812,7 @@ static int lendfs_create(const char *path, mode_t mode,
 	struct node nd;
 	int r;
 
-	/* Only a device directory takes new (temp) files. */
+	/* Only a device or composition directory takes new (temp) files. */
 	if (strlen(path) >= sizeof(parent))
 		return -ENAMETOOLONG;
 	memcpy(parent, path, strlen(path) + 1);
@@ -813,15 +822,15 @@ static int lendfs_create(const char *path, mode_t mode,
 	r = resolve(fs, parent, &nd);
 	if (r < 0)
 		return r;
-	if (nd.area != AREA_DEVICE)
+	if (!area_has_tmp(nd.area))
 		return area_is_dir(nd.area) ? -EACCES : -ENOTDIR;
 
 	r = resolve(fs, path, &nd);
 	if (r < 0)
 		return r;
-	if (nd.area != AREA_TMP)
-		return -EEXIST; /* an attribute or peers/ */
-	r = tmpfile_create(fs->tmp, nd.dev, nd.name, mode, ctx->uid, ctx->gid,
+	if (!area_is_tmp(nd.area))
+		return -EEXIST; /* an attribute, peers/ or plans/ */
+	r = tmpfile_create(fs->tmp, nd.tmpdir, nd.name, mode, ctx->uid, ctx->gid,
 			   &tmp);
 	if (r < 0)
 		return r;
@@ -1114,10 +1123,20 @@ static int mkdir_compo(struct lendfs *fs, const struct node *nd)
 	return r;
 }
 
+static int any_tmp_cb(void *arg, const char *name, const struct stat *st)
+{
+	return 1;
+}
+
+/* A composition's directory goes with it, unless a temp file is left. */
 static int rmdir_compo(struct lendfs *fs, const struct node *nd)
 {
 	char reason[REASON_MAX] = "";
-	int r = engine_compo_remove(fs->engine, nd->comp, reason);
+	int r;
+
+	if (tmpfile_foreach(fs->tmp, nd->tmpdir, any_tmp_cb, NULL) != 0)
+		return -ENOTEMPTY;
+	r = engine_compo_remove(fs->engine, nd->comp, reason);
 
 	if (r < 0)
 		lendfs_log(LOG_WARNING, "cannot remove composition %s: %s", nd->comp,
@@ -1183,8 +1202,22 @@ static int lendfs_rmdir(const char *path)
 }
 
 /*
- * A temp file renamed over `borrower` (of this or another device) is the
- * request: its content is one borrower write, through the same write
+ * What a temp file can be renamed over: a device's `borrower`, a
+ * composition's `borrower` or `devices`.
+ */
+static bool rename_target(const struct node *nd)
+{
+	if (nd->area == AREA_DEVICE_ATTR)
+		return strcmp(nd->attr->name, BORROWER_ATTR) == 0;
+	return nd->area == AREA_COMPO_ATTR &&
+	       (strcmp(nd->attr->name, BORROWER_ATTR) == 0 ||
+		strcmp(nd->attr->name, COMPO_DEVICES_ATTR) == 0);
+}
+
+/*
+ * A temp file renamed over `borrower` (of this or another device or
+ * composition; or a composition's `devices`, rename_target()) is the
+ * request: its content is one write, through the same write
  * path as write(2).  On success the temp file is gone; on failure
  * rename(2) gets the errno and the temp file stays, for the tool to
  * unlink.  Nothing else can be renamed or be a target.  The request came
@@ -1208,8 +1241,7 @@ static int lendfs_rename(const char *from, const char *to, unsigned int flags)
 	if (!tmp)
 		return -EINVAL;
 	r = resolve(fs, to, &dst);
-	if (r < 0 || dst.area != AREA_DEVICE_ATTR ||
-	    strcmp(dst.attr->name, BORROWER_ATTR) != 0)
+	if (r < 0 || !rename_target(&dst))
 		r = r == -ENOENT ? -ENOENT : -EINVAL;
 	else if (flags & RENAME_NOREPLACE)
 		r = -EEXIST;

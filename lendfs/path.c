@@ -8,7 +8,7 @@
  *   /devices[/ID[/ATTR|/TMP|/peers[/PEER]|/plans[/HOST]]]
  *   /hosts[/HOST[/ATTR|/{lent,borrowed}[/ID]|/vms[/VM[/ATTR|/devices[/ID]]]]]
  *   /fabric[/{links,topology.dot}]
- *   /compositions[/NAME[/ATTR]]
+ *   /compositions[/NAME[/ATTR|/TMP|/plans[/HOST]]]
  */
 #include "path.h"
 
@@ -33,6 +33,7 @@ static int parse_device(char **c, unsigned n, struct node *nd)
 	if (copy_name(nd->dev, sizeof(nd->dev), c[1]) < 0)
 		return -ENOENT;
 	nd->area = AREA_DEVICE;
+	memcpy(nd->tmpdir, nd->dev, sizeof(nd->tmpdir));
 	if (n == 2)
 		return 0;
 	plans = strcmp(c[2], PLANS_DIR) == 0;
@@ -110,17 +111,37 @@ static int parse_host(char **c, unsigned n, struct node *nd)
 	return 0;
 }
 
-/* compositions/NAME[/ATTR] */
+/* compositions/NAME[/ATTR|/plans[/HOST]] */
 static int parse_compo(char **c, unsigned n, struct node *nd)
 {
 	if (copy_name(nd->comp, sizeof(nd->comp), c[1]) < 0)
 		return -ENOENT;
 	nd->area = AREA_COMPO;
+	if (strlen(nd->comp) < sizeof(nd->tmpdir) - 1) { /* longer: no composition */
+		nd->tmpdir[0] = '/';
+		memcpy(nd->tmpdir + 1, nd->comp, strlen(nd->comp) + 1);
+	}
 	if (n == 2)
 		return 0;
+	if (strcmp(c[2], PLANS_DIR) == 0) {
+		nd->area = n == 3 ? AREA_COMPO_PLANS : AREA_COMPO_PLAN;
+		if (n == 3)
+			return 0;
+		return n == 4 && copy_name(nd->name, sizeof(nd->name), c[3]) == 0 ?
+			0 : -ENOENT;
+	}
 	nd->attr = attr_find(&compo_attrs, c[2]);
 	nd->area = AREA_COMPO_ATTR; /* not AREA_COMPO: mkdir NAME/X is no mkdir NAME */
-	return nd->attr && n == 3 ? 0 : -ENOENT;
+	if (n > 3)
+		return -ENOENT;
+	if (nd->attr)
+		return 0;
+	if (!nd->tmpdir[0]) /* a name no composition can have */
+		return -ENOENT;
+	if (copy_name(nd->name, sizeof(nd->name), c[2]) < 0)
+		return -ENAMETOOLONG;
+	nd->area = AREA_COMPO_TMP;
+	return 0;
 }
 
 static int parse(const char *path, struct node *nd)
@@ -223,6 +244,7 @@ bool area_is_dir(enum area a)
 	case AREA_FABRIC:
 	case AREA_COMPOS:
 	case AREA_COMPO:
+	case AREA_COMPO_PLANS:
 		return true;
 	default:
 		return false;
@@ -278,5 +300,16 @@ bool area_in_vm(enum area a)
 
 bool area_in_compo(enum area a)
 {
-	return a == AREA_COMPO || a == AREA_COMPO_ATTR;
+	return a == AREA_COMPO || a == AREA_COMPO_ATTR || a == AREA_COMPO_PLANS ||
+	       a == AREA_COMPO_PLAN || a == AREA_COMPO_TMP;
+}
+
+bool area_is_tmp(enum area a)
+{
+	return a == AREA_TMP || a == AREA_COMPO_TMP;
+}
+
+bool area_has_tmp(enum area a)
+{
+	return a == AREA_DEVICE || a == AREA_COMPO;
 }

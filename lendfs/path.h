@@ -48,6 +48,9 @@ enum area {
 	AREA_COMPOS,	  /* compositions/ */
 	AREA_COMPO,	  /* compositions/NAME/ */
 	AREA_COMPO_ATTR,
+	AREA_COMPO_TMP,	  /* compositions/NAME/TMP: a temp file's name */
+	AREA_COMPO_PLANS, /* compositions/NAME/plans/ */
+	AREA_COMPO_PLAN,  /* compositions/NAME/plans/HOST: nd->name is HOST */
 };
 
 struct node {
@@ -57,6 +60,12 @@ struct node {
 	char vm[FS_NAME_MAX + 1]; /* any name: mkdir says which are valid */
 	char name[FS_NAME_MAX + 1]; /* peer, plan's host, temp file or link name */
 	char comp[FS_NAME_MAX + 1]; /* compositions/NAME: any name, as vm */
+	/*
+	 * The temp files' directory (tmpfile.c) of a device or composition
+	 * directory and what is in it: the device ID, or "/NAME" (no ID
+	 * has a '/').  "" elsewhere.
+	 */
+	char tmpdir[DEVICE_ID_MAX];
 	bool borrowed;		    /* borrowed/ rather than lent/ */
 	/*
 	 * The table of a directory that has one (ROOT, DEVICE, HOST, VM,
@@ -74,7 +83,8 @@ struct node {
  * FS_NAME_MAX.  On error @nd->area is the deepest area reached, with
  * @nd->dev / @nd->host filled as far as they parsed, so the caller can
  * report a missing device or host first.  AREA_TMP is any name in a device
- * directory that is not an attribute or peers/.
+ * directory that is not an attribute or peers/, AREA_COMPO_TMP any name
+ * in a composition directory that is not an attribute or plans/.
  */
 int path_parse(const char *path, struct node *nd);
 
@@ -92,5 +102,10 @@ bool area_in_vm(enum area a);
 
 /* Areas below compositions/NAME/ (nd->comp names it). */
 bool area_in_compo(enum area a);
+
+/* A temp file's name (nd->tmpdir its directory, nd->name the file). */
+bool area_is_tmp(enum area a);
+/* A directory that takes temp files (config tools' rename way). */
+bool area_has_tmp(enum area a);
 
 #endif

@@ -23,6 +23,7 @@ setup() {
 	mkdir "$MNT/hosts/nodeC/vms/v2" 2>/dev/null || true
 	mkdir "$MNT/compositions/job"
 	: >"$(dev $NIC)/$TMPNAME"
+	: >"$MNT/compositions/job/$TMPNAME"
 }
 
 teardown() {
@@ -42,6 +43,8 @@ walk() {
 				if (n >= 4 && c[3] == "plans") c[4] = "HOST"
 			} else if (c[1] == "compositions") {
 				if (n >= 2) c[2] = "NAME"
+				if (n >= 3 && c[3] == tmp) c[3] = "TMP"
+				if (n >= 4 && c[3] == "plans") c[4] = "HOST"
 			} else if (c[1] == "hosts") {
 				if (n >= 2) c[2] = "HOST"
 				if (n >= 4 && (c[3] == "lent" || c[3] == "borrowed"))
@@ -67,6 +70,8 @@ walk() {
 	assert_line --regexp "^fabric/topology.dot	fabric-topology.dot	f	444$"
 	assert_line --regexp "^hosts/nodeB/vms/g1	hosts-HOST-vms-VM	d	"
 	assert_line --regexp "^compositions/job/devices	compositions-NAME-devices	f	"
+	assert_line --regexp "^compositions/job/$TMPNAME	compositions-NAME-TMP	f	"
+	assert_line --regexp "^compositions/job/plans/nodeA	compositions-NAME-plans-HOST	f	444$"
 }
 
 @test "every file and directory of the mount has a docs/ABI entry" {

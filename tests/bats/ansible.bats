@@ -2,7 +2,9 @@
 # contrib/ansible/lend.yml against a real mount (connection local): the
 # first run lends (changed), the second changes nothing (changed=0), a bad
 # host name fails the task with the errno text and last_error, and an
-# empty borrower returns the device.  Each run is bounded by timeout.
+# empty borrower returns the device; the same for the play's composition
+# (mkdir with file state=directory, devices, borrower).  Each run is
+# bounded by timeout.
 
 load helpers
 
@@ -37,7 +39,8 @@ play() {
 	assert_success
 	assert_output --regexp "changed: \[localhost\] => \(item=$GPU -> nodeB\)"
 	assert_output --regexp "changed: \[localhost\] => \(item=$C5E -> nodeD\)"
-	assert_output --regexp "localhost +: ok=4 +changed=1 +unreachable=0 +failed=0"
+	# the devices' copy, then the composition's mkdir, devices and borrower
+	assert_output --regexp "localhost +: ok=9 +changed=4 +unreachable=0 +failed=0"
 	run cat "$(dev $GPU)/state" "$(dev $GPU)/borrower" "$(dev $C5E)/state" \
 		"$(dev $C5E)/borrower"
 	assert_output "$(printf '%s\n' lent nodeB lent nodeD)"
@@ -46,7 +49,7 @@ play() {
 	assert_success
 	assert_output --regexp "ok: \[localhost\] => \(item=$GPU -> nodeB\)"
 	refute_output --partial "changed: ["
-	assert_output --regexp "localhost +: ok=4 +changed=0 +unreachable=0 +failed=0"
+	assert_output --regexp "localhost +: ok=9 +changed=0 +unreachable=0 +failed=0"
 	run ls -A "$(dev $GPU)" "$(dev $C5E)"
 	refute_output --partial ansible
 }
@@ -86,4 +89,55 @@ play() {
 	run play '{"lendfs_lends": [{"device": "'$GPU'", "borrower": ""}]}'
 	assert_success
 	assert_output --regexp "changed=0 "
+}
+
+COMP_NIC=nodeB:0000:17:00.0
+COMP_C1=nodeC:0000:5e:00.0
+
+@test "the play's composition: made, filled and lent (changed), then unchanged, then returned" {
+	# the devices' part done already: only the composition changes
+	run play '{"lendfs_lends": []}'
+	assert_success
+	assert_output --regexp "changed: \[localhost\] => \(item=job\)"
+	assert_output --regexp "changed: \[localhost\] => \(item=job: $COMP_NIC,$COMP_C1\)"
+	assert_output --regexp "changed: \[localhost\] => \(item=job -> nodeA\)"
+	assert_output --regexp "localhost +: ok=6 +changed=3 +unreachable=0 +failed=0 +skipped=3"
+	run cat "$MNT/compositions/job/state" "$MNT/compositions/job/borrower" \
+		"$MNT/compositions/job/devices"
+	assert_output "$(printf '%s\n' lent nodeA "$COMP_NIC" "$COMP_C1")"
+	run cat "$(dev $COMP_NIC)/borrower" "$(dev $COMP_C1)/borrower"
+	assert_output "$(printf 'nodeA\nnodeA')"
+	run grep -c ' composition:job composition-lent ' "$MNT/events"
+	assert_output 1
+
+	# idempotent: nothing written the second time
+	run play '{"lendfs_lends": []}'
+	assert_success
+	refute_output --partial "changed: ["
+	assert_output --regexp "localhost +: ok=6 +changed=0 +unreachable=0 +failed=0 +skipped=3"
+	run grep -c ' composition:job composition-' "$MNT/events"
+	assert_output 1
+	run ls -A "$MNT/compositions/job"
+	refute_output --partial ansible
+
+	# an empty borrower returns the whole composition, once
+	run play '{"lendfs_lends": [], "lendfs_compositions": [{"name": "job",
+		"devices": ["'$COMP_NIC'", "'$COMP_C1'"], "borrower": ""}]}'
+	assert_success
+	assert_output --regexp "changed: \[localhost\] => \(item=job -> \(return\)\)"
+	run cat "$MNT/compositions/job/state" "$MNT/lends"
+	assert_output available
+}
+
+@test "a composition whose device is lent elsewhere fails with EBUSY and last_error, and lends nothing" {
+	lend $COMP_C1 nodeD
+	run play '{"lendfs_lends": []}'
+	assert_failure
+	assert_output --partial "[Errno 16] Device or resource busy"
+	assert_output --partial "last_error: job: EBUSY: $COMP_C1: lent to nodeD; return it first"
+	run cat "$MNT/compositions/job/state" "$(dev $COMP_NIC)/state" \
+		"$(dev $COMP_C1)/borrower"
+	assert_output "$(printf '%s\n' available available nodeD)"
+	run ls -A "$MNT/compositions/job"
+	refute_output --partial ansible
 }

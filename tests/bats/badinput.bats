@@ -93,3 +93,35 @@ teardown() {
 	[ $((writes + configs)) -ge 200 ]
 	[ "$configs" -ge 100 ]
 }
+
+@test "malformed lease writes on a lent composition: each refused with EINVAL, nothing changes" {
+	lendfs_mount
+	mkdir "$MNT/compositions/bad"
+	printf '%s\n%s\n' "$GPU" nodeC:0000:5e:00.0 >"$TMP/list"
+	cat "$TMP/list" >"$MNT/compositions/bad/devices"
+	echo nodeB >"$MNT/compositions/bad/borrower"
+	# the malformed compositions/bad/lease rows (not the two well-formed
+	# ones, which a lent composition takes)
+	grep -P '^write\tcompositions/bad/lease\t' "$BADINPUT/writes.tsv" |
+		grep -v 'not lent$' >"$TMP/lease.tsv"
+	[ "$(grep -c . "$TMP/lease.tsv")" -ge 30 ]
+	python3 "$BADINPUT/run.py" snapshot "$MNT" >"$TMP/before"
+	run python3 "$BADINPUT/run.py" writes "$MNT" "$TMP/lease.tsv"
+	echo "# $(tail -n 1 <<<"$output")" >&3
+	assert_success
+	assert_line --regexp '^[0-9]+ inputs, [0-9]+ attempts, 0 failed$'
+	python3 "$BADINPUT/run.py" snapshot "$MNT" >"$TMP/after"
+	run diff "$TMP/before" "$TMP/after"
+	assert_success
+	run cat "$MNT/compositions/bad/lease" "$(dev $GPU)/lease"
+	assert_output ""
+	run cat "$MNT/compositions/bad/last_error"
+	assert_output --regexp "^EINVAL: (malformed lease|lease too long)"
+	run grep -c " lease-set " "$MNT/events"
+	assert_output 0
+	# and a well-formed value is taken, by every member
+	echo 600 >"$MNT/compositions/bad/lease"
+	run cat "$MNT/compositions/bad/lease" "$(dev $GPU)/lease"
+	assert_output "$(printf '600\n600')"
+	echo >"$MNT/compositions/bad/borrower"
+}

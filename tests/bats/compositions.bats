@@ -47,7 +47,7 @@ write_fails() {
 	run ls "$MNT/compositions"
 	assert_output job1
 	run ls "$(comp job1)"
-	assert_output "$(printf '%s\n' borrower devices last_error state)"
+	assert_output "$(printf '%s\n' borrower devices last_error lease plans state)"
 	run cat "$(comp job1)/state" "$(comp job1)/devices" "$(comp job1)/borrower"
 	assert_output "$(printf 'available\n\n')"
 	run mkdir "$(comp job1)"
@@ -401,4 +401,609 @@ crash_lend() {
 	run cat "$(comp job)/state"
 	assert_output lent
 	echo >"$(comp job)/borrower"
+}
+
+# ---- compositions/NAME/lease --------------------------------------------------
+
+# wait_compo NAME STATE TENTHS: poll its state every 50 ms, at most TENTHS/10 s.
+wait_compo() {
+	local i
+	for ((i = 0; i < $3 * 2; i++)); do
+		[ "$(cat "$(comp "$1")/state")" = "$2" ] && return 0
+		sleep 0.05
+	done
+	[ "$(cat "$(comp "$1")/state")" = "$2" ]
+}
+
+# lent3 NAME: NAME holds GPU (nodeA), C1 and C2 (nodeC), lent to nodeB.
+lent3() {
+	mkdir "$(comp "$1")"
+	put "$(comp "$1")/devices" "$GPU\n$C1\n$C2\n"
+	echo nodeB >"$(comp "$1")/borrower"
+}
+
+# stored_expires ID: the expires column of ID's stored lend (0: none).
+stored_expires() {
+	python3 - "$TMP/state.db" "$1" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect("file:%s?mode=ro" % sys.argv[1], uri=True)
+for (x,) in db.execute("SELECT expires FROM lends WHERE device = ?", (sys.argv[2],)):
+    print(x)
+PY
+}
+
+@test "lease: empty until a lease is set; on a composition that is not lent EINVAL with the reason" {
+	mkdir "$(comp job)"
+	put "$(comp job)/devices" "$GPU\n$C1\n"
+	run cat "$(comp job)/lease"
+	assert_success
+	assert_output ""
+	write_fails "$(comp job)/lease" "30\n" "Invalid argument"
+	run cat "$(comp job)/last_error"
+	assert_output "EINVAL: composition job is not lent (available): only a lend can have a lease"
+	run cat "$(comp job)/lease"
+	assert_output ""
+	echo nodeB >"$(comp job)/borrower"
+	run cat "$(comp job)/lease" "$(comp job)/last_error"
+	assert_output ""
+	run grep -c ' lease-set ' "$MNT/events"
+	assert_output 0
+}
+
+@test "a lease write sets one deadline on every member at once; a member's own lease write is EBUSY" {
+	lent3 job
+	echo 600 >"$(comp job)/lease"
+	run cat "$(comp job)/lease"
+	assert_output 600
+	# one deadline, in every member's stored lend
+	local x
+	x=$(stored_expires $GPU)
+	[ "$x" -gt 0 ]
+	for d in $GPU $C1 $C2; do
+		run cat "$(dev $d)/lease"
+		[ "$output" -ge 595 ]
+		[ "$output" -le 600 ]
+		run stored_expires $d
+		assert_output "$x"
+	done
+	run grep -c ' expires ' "$MNT/lends"
+	assert_output 3
+	# a member's own lease is the composition's
+	write_fails "$(dev $C1)/lease" "5\n" "Device or resource busy"
+	run cat "$(dev $C1)/last_error"
+	assert_output "EBUSY: part of composition job"
+	run cat "$(dev $C1)/lease"
+	[ "$output" -ge 595 ]
+	[ "$output" -le 600 ]
+	# renewed, then removed
+	echo 1200 >"$(comp job)/lease"
+	run cat "$(comp job)/lease"
+	[ "$output" -ge 1195 ]
+	[ "$output" -le 1200 ]
+	[ "$(stored_expires $C2)" -gt "$x" ]
+	echo 0 >"$(comp job)/lease"
+	run cat "$(comp job)/lease" "$(dev $GPU)/lease" "$(dev $C2)/lease"
+	assert_output ""
+	run grep -c ' expires ' "$MNT/lends"
+	assert_output 0
+	# events: the composition's lease-set (set, renewed, removed), and each member's
+	run grep -E ' composition:job lease-set ' "$MNT/events"
+	assert_line --index 0 --regexp "lease-set borrower=nodeB seconds=600 expires=[0-9T:-]+Z "
+	assert_line --index 1 --regexp "lease-set borrower=nodeB seconds=1200 expires=[0-9T:-]+Z "
+	assert_line --index 2 --regexp "lease-set borrower=nodeB seconds=none "
+	run grep -cE " ($GPU|$C1|$C2) lease-set " "$MNT/events"
+	assert_output 9
+}
+
+@test "a 2 s lease returns the whole composition within 2.5 s, as echo > borrower would" {
+	lent3 job
+	poller st "$(comp job)/state" 10
+	local t0 t1
+	t0=$(date +%s%N)
+	echo 2 >"$(comp job)/lease"
+	wait_compo job available 25
+	t1=$(date +%s%N)
+	echo "returned $(((t1 - t0) / 1000000)) ms after the lease was set" >&2
+	[ $(((t1 - t0) / 1000000)) -ge 1900 ]
+	[ $(((t1 - t0) / 1000000)) -le 2500 ]
+	poll_done "$TMP/st.out"
+	run cat "$(comp job)/borrower" "$(comp job)/lease"
+	assert_output ""
+	run cat "$(comp job)/last_error"
+	assert_output --regexp "^ETIME: lease expired at [0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$"
+	local at
+	at=$(sed 's/.* at //' "$(comp job)/last_error")
+	for d in $GPU $C1 $C2; do
+		run cat "$(dev $d)/state" "$(dev $d)/borrower" "$(dev $d)/windows"
+		assert_output "available"
+		run cat "$(dev $d)/last_error"
+		assert_output "ETIME: lease expired at $at"
+	done
+	run cat "$MNT/lends"
+	assert_output ""
+	run stored_comp job
+	assert_output "[]"
+	# events: the composition expired, then each member (last first), then returned
+	run grep -E " (composition:job|$GPU|$C1|$C2) (expired|returned|composition-returned) " "$MNT/events"
+	assert_line --index 0 --regexp " composition:job expired borrower=nodeB deadline=$at cause=lease$"
+	assert_line --index 1 --regexp " $C2 expired borrower=nodeB deadline=$at cause=lease composition=job$"
+	assert_line --index 2 --regexp " $C2 returned borrower=nodeB cause=lease$"
+	assert_line --index 5 --regexp " $GPU expired borrower=nodeB deadline=$at cause=lease composition=job$"
+	assert_line --index 7 --regexp " composition:job composition-returned borrower=nodeB cause=lease$"
+	run grep '^lendfs_lease_expiries_total ' "$MNT/metrics"
+	assert_output "lendfs_lease_expiries_total 3"
+	grep -q "composition job: lease expired at $at: returned" "$TMP/lendfs.log"
+	# and it lends again
+	echo nodeD >"$(comp job)/borrower"
+	run cat "$(comp job)/state" "$(comp job)/last_error"
+	assert_output "$(printf 'lent\n')"
+	echo >"$(comp job)/borrower"
+}
+
+@test "members never expire one by one: default_lease gives each its own deadline, the earliest returns them all" {
+	sed "/^\[cluster\]/a default_lease = 2" "$DEMO" >"$TMP/lease.ini"
+	fusermount3 -u "$MNT"
+	lendfs_wait_exit
+	lendfs_remount "$TMP/lease.ini"
+	lent3 job
+	run cat "$(comp job)/lease"
+	assert_output 2
+	# the members' deadlines: one a lend, in list order
+	local g c2
+	g=$(stored_expires $GPU)
+	c2=$(stored_expires $C2)
+	[ "$g" -gt 0 ]
+	[ "$c2" -ge "$g" ]
+	wait_compo job available 30
+	run cat "$(comp job)/last_error"
+	assert_output --partial "ETIME: lease expired at "
+	for d in $GPU $C1 $C2; do
+		run cat "$(dev $d)/state"
+		assert_output available
+	done
+	run stored_comp job
+	assert_output "[]"
+	# one expiry of the composition, none of a member on its own
+	run grep -c " composition:job expired " "$MNT/events"
+	assert_output 1
+	run grep -cE " ($GPU|$C1|$C2) expired .*composition=job$" "$MNT/events"
+	assert_output 3
+	run grep -cE " ($GPU|$C1|$C2) expired .*cause=lease$" "$MNT/events"
+	assert_output 0
+	# no member went before the composition's expiry
+	run grep -nE " (composition:job expired|($GPU|$C1|$C2) returned) " "$MNT/events"
+	assert_line --index 0 --partial "composition:job expired"
+}
+
+@test "a lease write that fails on its second member changes no member's lease" {
+	lendfs_unmount
+	LENDFS_FAULT=store_lease:5 lendfs_mount
+	lent3 job
+	echo 900 >"$(comp job)/lease"
+	run bash -c "echo 5 > '$(comp job)/lease'"
+	assert_failure
+	assert_output --partial "Input/output error"
+	run cat "$(comp job)/last_error"
+	assert_output "EIO: $C1: injected fault at store_lease #5"
+	# the first member has its old deadline back; the others never changed
+	for d in $GPU $C1 $C2; do
+		run cat "$(dev $d)/lease"
+		[ "$output" -ge 898 ]
+		[ "$output" -le 900 ]
+	done
+	run cat "$(comp job)/state"
+	assert_output lent
+	run grep -c " composition:job lease-set " "$MNT/events"
+	assert_output 1
+	echo >"$(comp job)/borrower"
+}
+
+@test "a composition's lease survives a crash and is enforced after it" {
+	lent3 job
+	echo 4 >"$(comp job)/lease"
+	lendfs_crash_restart
+	run cat "$(comp job)/state"
+	assert_output lent
+	run cat "$(comp job)/lease"
+	[ "$output" -ge 1 ]
+	[ "$output" -le 4 ]
+	wait_compo job available 50
+	run cat "$(comp job)/last_error"
+	assert_output --partial "ETIME: lease expired at "
+	run cat "$MNT/lends"
+	assert_output ""
+	run grep -c " composition:job expired .*cause=lease$" "$MNT/events"
+	assert_output 1
+}
+
+@test "a composition's lease that runs out while the daemon is down: returned whole during recovery" {
+	lent3 job
+	echo 2 >"$(comp job)/lease"
+	fusermount3 -u "$MNT"
+	lendfs_wait_exit
+	[ "$LENDFS_STATUS" -eq 0 ]
+	sleep 2.5
+	lendfs_remount
+	run cat "$(comp job)/state" "$(comp job)/borrower"
+	assert_output "$(printf 'available\n')"
+	run cat "$(comp job)/last_error"
+	assert_output --regexp "^ETIME: lease expired at .*Z$"
+	for d in $GPU $C1 $C2; do
+		run cat "$(dev $d)/state"
+		assert_output available
+	done
+	run cat "$MNT/lends"
+	assert_output ""
+	run stored_comp job
+	assert_output "[]"
+	run grep -E " composition:job (expired|composition-returned) " "$MNT/events"
+	assert_line --index 0 --regexp "expired borrower=nodeB deadline=[0-9T:-]+Z cause=recovery$"
+	assert_line --index 1 --regexp "composition-returned borrower=nodeB cause=recovery$"
+}
+
+@test "a composition's lease is pollable: a lease write wakes its pollers, and so does the expiry" {
+	lent3 job
+	poller lease "$(comp job)/lease" 10
+	echo 600 >"$(comp job)/lease"
+	local t0
+	t0=$(date +%s%N)
+	woke_within lease "$t0"
+	poll_done "$TMP/lease.out"
+	run grep '^now' "$TMP/lease.out"
+	assert_output --regexp "^now (599|600)$"
+	echo 2 >"$(comp job)/lease"
+	poller st "$(comp job)/state" 10
+	wait_compo job available 25
+	poll_done "$TMP/st.out"
+	run grep -c '^woken' "$TMP/st.out"
+	assert_output 1
+}
+
+@test "a crash in the middle of a composition's lease write: the earliest deadline wins, the composition still goes whole" {
+	lendfs_unmount
+	# the 5th lease.publish: the first write's three, then the second
+	# write's first member published, its second stored but not published
+	LENDFS_FAULT="lease.publish:5:crash" lendfs_mount
+	lent3 job
+	echo 900 >"$(comp job)/lease"
+	run bash -c "echo 3 > '$(comp job)/lease'"
+	assert_failure
+	lendfs_wait_exit
+	[ "$LENDFS_STATUS" -eq 86 ]
+	fusermount3 -uz "$MNT"
+	lendfs_remount
+	# two members have the new deadline, one the old: the earliest wins
+	run cat "$(comp job)/state"
+	assert_output lent
+	run cat "$(comp job)/lease"
+	[ "$output" -ge 1 ]
+	[ "$output" -le 3 ]
+	run cat "$(dev $C2)/lease"
+	[ "$output" -ge 890 ]
+	wait_compo job available 50
+	for d in $GPU $C1 $C2; do
+		run cat "$(dev $d)/state"
+		assert_output available
+	done
+	run cat "$MNT/lends"
+	assert_output ""
+	run grep -c " composition:job expired " "$MNT/events"
+	assert_output 1
+}
+
+# ---- compositions/NAME/plans/HOST ------------------------------------------
+
+# plan_matches NAME HOST: the first line of NAME's plan for HOST is what a
+# write of HOST to its borrower then does: "ok" and the write succeeds, or
+# "ERRNO: ..." and the write fails with that errno, leaving that last_error.
+plan_matches() {
+	local first msg
+	first=$(head -n 1 "$(comp "$1")/plans/$2")
+	echo "# plan of $1 for $2: $first" >&3
+	run bash -c "echo '$2' > '$(comp "$1")/borrower'"
+	if [ "$first" = ok ]; then
+		assert_success
+		return
+	fi
+	assert_failure
+	msg=$(python3 -c 'import errno, os, sys; print(os.strerror(getattr(errno, sys.argv[1])))' "${first%%:*}")
+	assert_output --partial "write error: $msg"
+	run cat "$(comp "$1")/last_error"
+	assert_output "$first"
+}
+
+# lut_free FILE: its "lut_free ADAPTER N" lines, sorted.
+lut_free() {
+	grep '^lut_free ' "$1" | sort
+}
+
+@test "plans/ has one plan per host; reading one changes and reserves nothing" {
+	mkdir "$(comp job)"
+	put "$(comp job)/devices" "$GPU\n$C1\n$C2\n"
+	run ls "$(comp job)"
+	assert_line plans
+	run ls "$(comp job)/plans"
+	assert_output "$(ls "$MNT/hosts")"
+	run cat "$(comp job)/plans/nodeQ"
+	assert_failure
+	run cat "$(comp job)/plans/nodeB"
+	assert_success
+	local plan="$output"
+	assert_line --index 0 ok
+	assert_line "device $GPU"
+	assert_line "device $C1"
+	assert_line "device $C2"
+	assert_line --regexp "^route nodeA -> .*nodeB$"
+	assert_line --regexp "^lut_entries nodeB/ntb0 [0-9]+$"
+	assert_line --regexp "^p2p $C1 $GPU latency_ns [0-9]+ lut_entries [0-9]+ iommu_mappings [0-9]+$"
+	assert_line --regexp "^lut_free nodeB/ntb0 [0-9]+$"
+	# nothing changed: no lend, no window, no event, no last_error
+	local ev
+	ev=$(grep -c . "$MNT/events" || true)
+	for _ in 1 2 3; do cat "$(comp job)/plans/nodeB" "$(comp job)/plans/nodeD" >/dev/null; done
+	run cat "$MNT/lends" "$(comp job)/last_error"
+	assert_output ""
+	for d in $GPU $C1 $C2; do
+		run cat "$(dev $d)/state" "$(dev $d)/windows"
+		assert_output available
+	done
+	run grep -c . "$MNT/events"
+	assert_output "$ev"
+	# nor reserved: the same plan again, to the entry
+	run diff <(cat "$(comp job)/plans/nodeB") <(echo "$plan")
+	assert_success
+}
+
+@test "a plan that says ok: the write succeeds and leaves the adapters as the plan said" {
+	mkdir "$(comp job)"
+	put "$(comp job)/devices" "$GPU\n$C1\n$C2\n"
+	cat "$(comp job)/plans/nodeB" >"$TMP/plan"
+	plan_matches job nodeB
+	run cat "$(comp job)/state"
+	assert_output lent
+	# what the adapters have left now, from the members' own plans (a
+	# no-op plan counts the lend as it is), is what the plan said
+	lut_free "$(dev $GPU)/plans/nodeB" >"$TMP/now"
+	lut_free "$(dev $C1)/plans/nodeB" >>"$TMP/now"
+	run diff <(lut_free "$TMP/plan") <(sort -u "$TMP/now")
+	assert_success
+	# lent to nodeB: a plan for nodeB is a no-op, one for nodeD EBUSY
+	run cat "$(comp job)/plans/nodeB"
+	assert_output "$(printf 'ok\nnoop already lent to nodeB')"
+	plan_matches job nodeD
+	echo >"$(comp job)/borrower"
+}
+
+@test "a plan that says an errno: the write fails with it and leaves that last_error" {
+	mkdir "$(comp job)" "$(comp none)"
+	put "$(comp job)/devices" "$GPU\n$C1\n$C2\n"
+	# EINVAL: the composition has no devices; a member's own lender
+	plan_matches none nodeB
+	plan_matches job nodeA
+	run cat "$(comp job)/last_error"
+	assert_output --regexp "^EINVAL: $GPU: "
+	# EBUSY: the second member is lent elsewhere; the plan names it and
+	# shows the first member's route, but no lut_free (nothing is taken)
+	echo nodeD >"$(dev $C1)/borrower"
+	run cat "$(comp job)/plans/nodeB"
+	assert_line --index 0 --regexp "^EBUSY: $C1: "
+	refute_line --regexp "^lut_free "
+	plan_matches job nodeB
+	echo >"$(dev $C1)/borrower"
+	# EHOSTDOWN: the borrower is offline
+	echo offline >"$MNT/hosts/nodeB/state"
+	run head -n 1 "$(comp job)/plans/nodeB"
+	assert_output --regexp "^EHOSTDOWN: $GPU: "
+	plan_matches job nodeB
+	echo online >"$MNT/hosts/nodeB/state"
+	# and, all well again, ok
+	plan_matches job nodeB
+	echo >"$(comp job)/borrower"
+	run cat "$MNT/lends"
+	assert_output ""
+}
+
+# ---- the rename way (config-management tools) --------------------------------
+
+# cpy CODE ARGS...: python3 with C = the composition directory of job and
+# G = the GPU's directory; errors printed as "ERRNO_NAME", exit 1.
+cpy() {
+	local code="$1"
+	shift
+	python3 -c "
+import ctypes, errno, os, sys
+C, G = sys.argv[1], sys.argv[2]
+def renameat2(a, b, flags):
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.renameat2(-100, a.encode(), -100, b.encode(), flags) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+def create(path, data, mode=0o600):
+    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, mode)
+    os.write(fd, data)
+    os.close(fd)
+def temps(d):
+    return sorted(n for n in os.listdir(d) if n.startswith('.'))
+try:
+$(sed 's/^/    /' <<<"$code")
+except OSError as e:
+    print(errno.errorcode[e.errno])
+    sys.exit(1)
+" "$(comp job)" "$(dev $GPU)" "$@"
+}
+
+@test "rename(2) of a temp file over a composition's devices, then its borrower, lends it" {
+	mkdir "$(comp job)"
+	run cpy "
+create(C + '/.devices.tmp', ('%s\n%s\n' % (sys.argv[3], sys.argv[4])).encode())
+print(temps(C))
+os.rename(C + '/.devices.tmp', C + '/devices')
+create(C + '/.borrower.tmp', b'nodeB\n')
+os.rename(C + '/.borrower.tmp', C + '/borrower')
+print(temps(C))" "$GPU" "$C1"
+	assert_success
+	assert_output "$(printf "['.devices.tmp']\n[]")"
+	run cat "$(comp job)/devices"
+	assert_output "$(printf '%s\n%s' "$GPU" "$C1")"
+	run cat "$(comp job)/state" "$(comp job)/borrower"
+	assert_output "$(printf 'lent\nnodeB')"
+	for d in $GPU $C1; do
+		run cat "$(dev $d)/borrower"
+		assert_output nodeB
+	done
+	# the same value again: a no-op, the temp file gone
+	run cpy "
+create(C + '/.b2', b'nodeB\n')
+os.rename(C + '/.b2', C + '/borrower')
+print(temps(C))"
+	assert_output "[]"
+	# and the return, the same way
+	run cpy "
+create(C + '/.b3', b'\n')
+os.rename(C + '/.b3', C + '/borrower')"
+	assert_success
+	run cat "$(comp job)/state" "$MNT/lends"
+	assert_output available
+}
+
+@test "a failing rename onto a composition returns the errno, keeps the temp file and changes nothing else" {
+	mkdir "$(comp job)" "$(comp other)"
+	echo "$C2" >"$(comp other)/devices"
+	echo "$GPU" >"$(comp job)/devices"
+	# devices: an unknown ID, an ID of another composition
+	run cpy "
+create(C + '/.d1', b'nodeA:0000:99:00.0\n')
+os.rename(C + '/.d1', C + '/devices')"
+	assert_failure
+	assert_output EINVAL
+	run cpy "
+create(C + '/.d2', ('%s\n' % sys.argv[3]).encode())
+os.rename(C + '/.d2', C + '/devices')" "$C2"
+	assert_output EBUSY
+	run cat "$(comp job)/devices"
+	assert_output "$GPU"
+	run cat "$(comp job)/last_error"
+	assert_output "EBUSY: $C2 is in composition other"
+	# borrower: a member lent elsewhere fails the lend as a whole
+	echo nodeD >"$(dev $GPU)/borrower"
+	run cpy "
+create(C + '/.b1', b'nodeB\n')
+os.rename(C + '/.b1', C + '/borrower')"
+	assert_output EBUSY
+	run ls -A "$(comp job)"
+	assert_line .d1
+	assert_line .d2
+	assert_line .b1
+	run cat "$(comp job)/state"
+	assert_output available
+	run cat "$(comp job)/last_error"
+	assert_output --regexp "^EBUSY: $GPU: "
+	echo >"$(dev $GPU)/borrower"
+	# no rmdir while they are there
+	run rmdir "$(comp job)"
+	assert_failure
+	assert_output --partial "Directory not empty"
+	# the tool unlinks them; the directory lists attributes only again
+	rm "$(comp job)/.d1" "$(comp job)/.d2" "$(comp job)/.b1"
+	run ls -A "$(comp job)"
+	assert_output "$(printf '%s\n' borrower devices last_error lease plans state)"
+	rmdir "$(comp job)"
+	mkdir "$(comp job)"
+	run ls -A "$(comp job)"
+	refute_output --partial .d1
+}
+
+@test "rename targets in a composition: borrower and devices only; across directories; flags" {
+	mkdir "$(comp job)"
+	echo "$GPU" >"$(comp job)/devices"
+	# nothing else is a target, attributes cannot move
+	run cpy "
+create(C + '/.t', b'600\n')
+os.rename(C + '/.t', C + '/lease')"
+	assert_output EINVAL
+	run cpy "os.rename(C + '/devices', C + '/.x')"
+	assert_output EINVAL
+	run cpy "os.rename(C + '/.t', C + '/plans/nodeB')"
+	assert_output EINVAL
+	run cpy "renameat2(C + '/.t', C + '/borrower', 1)"
+	assert_output EEXIST
+	run cpy "renameat2(C + '/.t', C + '/borrower', 2)"
+	assert_output EINVAL
+	rm "$(comp job)/.t"
+	# a temp file of a device directory onto a composition's borrower
+	run cpy "
+create(G + '/.lend', b'nodeB\n')
+os.rename(G + '/.lend', C + '/borrower')
+print(temps(G))"
+	assert_success
+	assert_output "[]"
+	run cat "$(comp job)/state"
+	assert_output lent
+	echo >"$(comp job)/borrower"
+	# temp files are per directory: O_EXCL, no mkdir inside
+	run cpy "
+create(C + '/.same', b'x')
+create(C + '/.same', b'y')"
+	assert_output EEXIST
+	run mkdir "$(comp job)/sub"
+	assert_failure
+	rm "$(comp job)/.same"
+}
+
+@test "the Ansible sequence onto a composition's borrower: O_EXCL create, O_TRUNC reopen, write, utime, chmod, rename" {
+	mkdir "$(comp job)"
+	put "$(comp job)/devices" "$GPU\n$C1\n"
+	run cpy "
+t = C + '/.ansible_tmpXYZborrower'
+create(t, b'', 0o600)
+fd = os.open(t, os.O_WRONLY | os.O_TRUNC)
+os.write(fd, b'nodeB\n')
+os.fsync(fd)
+os.close(fd)
+os.utime(t, (1, 2))
+os.chmod(t, 0o664)
+st = os.stat(t)
+print(st.st_size, oct(st.st_mode & 0o777))
+os.rename(t, C + '/borrower')
+print(temps(C))"
+	assert_success
+	assert_output "$(printf "6 0o664\n[]")"
+	run cat "$(comp job)/state"
+	assert_output lent
+	echo >"$(comp job)/borrower"
+}
+
+# ---- durability cost ----------------------------------------------------------
+
+@test "a composition's lend and its return each cost one fdatasync, whatever its size" {
+	command -v strace >/dev/null
+	mkdir "$(comp job)"
+	put "$(comp job)/devices" "$GPU\n$C1\n$C2\n"
+	echo nodeB >"$(comp job)/borrower"
+	echo >"$(comp job)/borrower"
+	strace -f -qq -e trace=fdatasync,fsync -p "$LENDFS_PID" -o "$TMP/strace" &
+	local st=$! i
+	sleep 0.5 # attached
+	for i in 1 2 3 4 5; do
+		echo nodeB >"$(comp job)/borrower"
+		echo >"$(comp job)/borrower"
+	done
+	sleep 0.2
+	kill "$st"
+	wait "$st" || true
+	run grep -cE '^[0-9]+ +f(data)?sync\(' "$TMP/strace"
+	echo "# $output syncs for 5 lends and 5 returns of 3 devices" >&3
+	assert_output 10
+	# and the same for one device alone: one each
+	: >"$TMP/strace"
+	strace -f -qq -e trace=fdatasync,fsync -p "$LENDFS_PID" -o "$TMP/strace" &
+	st=$!
+	sleep 0.5
+	echo nodeA >"$(dev $NIC)/borrower"
+	echo >"$(dev $NIC)/borrower"
+	sleep 0.2
+	kill "$st"
+	wait "$st" || true
+	run grep -cE '^[0-9]+ +f(data)?sync\(' "$TMP/strace"
+	assert_output 2
 }

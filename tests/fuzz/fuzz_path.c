@@ -108,6 +108,16 @@ static void canonical(const struct node *nd, char *buf, size_t len)
 		snprintf(buf, len, "/" COMPOSITIONS_DIR "/%s/%s", nd->comp,
 			 nd->attr->name);
 		break;
+	case AREA_COMPO_TMP:
+		snprintf(buf, len, "/" COMPOSITIONS_DIR "/%s/%s", nd->comp, nd->name);
+		break;
+	case AREA_COMPO_PLANS:
+		snprintf(buf, len, "/" COMPOSITIONS_DIR "/%s/" PLANS_DIR, nd->comp);
+		break;
+	case AREA_COMPO_PLAN:
+		snprintf(buf, len, "/" COMPOSITIONS_DIR "/%s/" PLANS_DIR "/%s",
+			 nd->comp, nd->name);
+		break;
 	default:
 		FUZZ_ASSERT(!"unknown area");
 	}
@@ -129,7 +139,14 @@ static void check_node(const struct node *nd)
 	check_name(nd->vm, sizeof(nd->vm), area_in_vm(a));
 	check_name(nd->comp, sizeof(nd->comp), area_in_compo(a));
 	check_name(nd->name, sizeof(nd->name),
-		   a == AREA_PEER || a == AREA_PLAN || a == AREA_TMP);
+		   a == AREA_PEER || a == AREA_PLAN || area_is_tmp(a) ||
+		   a == AREA_COMPO_PLAN);
+	/* a temp file's directory: the device, or "/NAME" */
+	if (area_is_tmp(a))
+		FUZZ_ASSERT(nd->tmpdir[0] && fuzz_terminated(nd->tmpdir,
+							     sizeof(nd->tmpdir)));
+	if (a == AREA_COMPO_TMP)
+		FUZZ_ASSERT(nd->tmpdir[0] == '/' && !strcmp(nd->tmpdir + 1, nd->comp));
 	FUZZ_ASSERT(is_attr == (nd->attr != NULL));
 	FUZZ_ASSERT(has_table == (nd->table != NULL));
 	/* the attribute is one of its directory's table */
@@ -143,6 +160,10 @@ static void check_node(const struct node *nd)
 	if (a == AREA_TMP) {
 		FUZZ_ASSERT(!attr_find(&device_attrs, nd->name));
 		FUZZ_ASSERT(strcmp(nd->name, "peers") != 0);
+		FUZZ_ASSERT(strcmp(nd->name, PLANS_DIR) != 0);
+	}
+	if (a == AREA_COMPO_TMP) {
+		FUZZ_ASSERT(!attr_find(&compo_attrs, nd->name));
 		FUZZ_ASSERT(strcmp(nd->name, PLANS_DIR) != 0);
 	}
 }
@@ -159,8 +180,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	path = fuzz_string(data, size);
 	r = path_parse(path, &nd);
 	FUZZ_ASSERT(r == 0 || r == -ENOENT || r == -ENAMETOOLONG);
-	if (r == -ENAMETOOLONG)
-		FUZZ_ASSERT(nd.area == AREA_DEVICE && nd.dev[0]);
+	if (r == -ENAMETOOLONG) /* a temp file's name */
+		FUZZ_ASSERT((nd.area == AREA_DEVICE && nd.dev[0]) ||
+			    (nd.area == AREA_COMPO_ATTR && nd.comp[0]));
 	if (r == 0) {
 		check_node(&nd);
 		canonical(&nd, canon, sizeof(canon));

@@ -226,12 +226,91 @@ static void test_error_plan_shows_route(void **state)
 	assert_int_equal(strchr(text, '\n') - text + 1, (long)strlen(text));
 }
 
+/* The composition plan of @host for @name: as plan(), nothing changes. */
+static int compo_plan(struct engine *e, const char *name, const char *host,
+		      char *text, size_t cap)
+{
+	static const char *const points[] = { "route", "ntb_alloc", "iommu_alloc",
+					      "p2p_alloc" };
+	unsigned before[8], after[8], passes[4];
+	FILE *out = fmemopen(text, cap, "w");
+	char reason[REASON_MAX];
+	int r;
+
+	assert_non_null(out);
+	usage(e, before);
+	for (unsigned i = 0; i < 4; i++)
+		passes[i] = fault_count(points[i]);
+	r = engine_compo_plan(e, name, host, out, reason);
+	assert_int_equal(fclose(out), 0);
+	usage(e, after);
+	assert_memory_equal(before, after, sizeof(before));
+	for (unsigned i = 0; i < 4; i++)
+		assert_int_equal(fault_count(points[i]), passes[i]);
+	return r;
+}
+
+/* The composition's write of @host fails as its plan said: @err, its line. */
+static void compo_plan_is_write(struct engine *e, const char *host, int err,
+				const char *prefix)
+{
+	char text[8192], reason[REASON_MAX];
+	struct compo_view *v = malloc(sizeof(*v));
+
+	assert_non_null(v);
+	assert_int_equal(compo_plan(e, "job", host, text, sizeof(text)), err);
+	assert_int_equal(engine_compo_write_borrower(e, "job", host, strlen(host),
+						     NULL, reason), err);
+	assert_int_equal(engine_compo_view(e, "job", v), 0);
+	*strchr(text, '\n') = '\0';
+	assert_string_equal(text, v->last_error);
+	assert_memory_equal(text, prefix, strlen(prefix));
+	free(v);
+}
+
+/*
+ * A composition is planned member after member with the reservations of
+ * those before it held, as its lend makes them: two devices that each fit
+ * on d's 3 LUT entries alone do not fit together, and the plan says the
+ * ENOSPC of the second, as the write does.
+ */
+static void test_compo_plan_is_the_write(void **state)
+{
+	struct fixture *f = *state;
+	char text[8192], reason[REASON_MAX];
+	static const char list[] = BDEV "\n" GPU "\n";
+
+	assert_int_equal(engine_compo_create(f->e, "job", reason), 0);
+	assert_int_equal(engine_compo_write_devices(f->e, "job", list,
+						    strlen(list), NULL, reason), 0);
+	assert_int_equal(plan(f->e, BDEV, "d", text, sizeof(text)), 0);
+	assert_int_equal(plan(f->e, GPU, "d", text, sizeof(text)), 0);
+	assert_int_equal(compo_plan(f->e, "job", "d", text, sizeof(text)), -ENOSPC);
+	assert_non_null(strstr(text, "\ndevice " BDEV "\nroute b -> d\n"));
+	assert_non_null(strstr(text, "\ndevice " GPU "\nroute a -> b -> d\n"));
+	assert_null(strstr(text, "lut_free"));
+	compo_plan_is_write(f->e, "d", -ENOSPC, "ENOSPC: " GPU ": ");
+	compo_plan_is_write(f->e, "a", -EINVAL, "EINVAL: " GPU ": ");
+	/* to c both fit: ok, with the P2P link between them, then lent */
+	assert_int_equal(compo_plan(f->e, "job", "c", text, sizeof(text)), 0);
+	assert_memory_equal(text, "ok\ndevice " BDEV "\n", 3 + 7 + strlen(BDEV) + 1);
+	assert_non_null(strstr(text, "\np2p " GPU " " BDEV " "));
+	assert_non_null(strstr(text, "\nlut_free c/ntb0 "));
+	assert_int_equal(engine_compo_write_borrower(f->e, "job", "c", 1, NULL,
+						     reason), 0);
+	assert_int_equal(compo_plan(f->e, "job", "c", text, sizeof(text)), 0);
+	assert_string_equal(text, "ok\nnoop already lent to c\n");
+	compo_plan_is_write(f->e, "b", -EBUSY,
+			    "EBUSY: composition job is lent to c; return it first");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_ok_plan_is_the_lend, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_errors_are_the_writes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_error_plan_shows_route, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_compo_plan_is_the_write, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

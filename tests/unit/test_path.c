@@ -122,6 +122,7 @@ static void test_device_paths(void **state)
 	/* anything else in a device directory is a temp file name */
 	assert_int_equal(parse("/devices/" GPU "/.borrower.tmp", &nd), 0);
 	assert_int_equal(nd.area, AREA_TMP);
+	assert_string_equal(nd.tmpdir, GPU);
 	assert_string_equal(nd.name, ".borrower.tmp");
 	assert_null(nd.table);
 	assert_null(nd.attr);
@@ -214,11 +215,35 @@ static void test_composition_paths(void **state)
 	assert_null(nd.attr->store);
 	assert_int_equal(parse("/compositions/job/last_error", &nd), 0);
 	assert_int_equal(nd.area, AREA_COMPO_ATTR);
-	/* no mkdir of NAME through NAME/X: not the area of NAME */
-	assert_int_equal(parse("/compositions/job/bogus", &nd), -ENOENT);
-	assert_int_equal(nd.area, AREA_COMPO_ATTR);
+	/*
+	 * any other name is a temp file's (the rename way), as in a device
+	 * directory: no mkdir of NAME through NAME/X, not the area of NAME
+	 */
+	assert_int_equal(parse("/compositions/job/.bogus", &nd), 0);
+	assert_int_equal(nd.area, AREA_COMPO_TMP);
+	assert_true(area_is_tmp(nd.area) && area_in_compo(nd.area));
+	assert_string_equal(nd.tmpdir, "/job");
+	assert_string_equal(nd.name, ".bogus");
+	assert_true(area_has_tmp(AREA_COMPO) && area_has_tmp(AREA_DEVICE));
+	assert_false(area_has_tmp(AREA_COMPO_ATTR));
 	assert_int_equal(parse("/compositions/job/state/x", &nd), -ENOENT);
 	assert_int_equal(nd.area, AREA_COMPO_ATTR);
+	/* lease: writable and pollable; plans/HOST: a directory of files */
+	assert_int_equal(parse("/compositions/job/lease", &nd), 0);
+	assert_non_null(nd.attr->store);
+	assert_true(nd.attr->poll);
+	assert_int_equal(parse("/compositions/job/plans", &nd), 0);
+	assert_int_equal(nd.area, AREA_COMPO_PLANS);
+	assert_true(area_is_dir(nd.area) && area_in_compo(nd.area));
+	assert_null(nd.attr);
+	assert_null(nd.table);
+	assert_int_equal(parse("/compositions/job/plans/nodeB", &nd), 0);
+	assert_int_equal(nd.area, AREA_COMPO_PLAN);
+	assert_false(area_is_dir(nd.area));
+	assert_true(area_in_compo(nd.area));
+	assert_string_equal(nd.comp, "job");
+	assert_string_equal(nd.name, "nodeB");
+	assert_int_equal(parse("/compositions/job/plans/nodeB/x", &nd), -ENOENT);
 }
 
 static void test_slashes_collapse(void **state)

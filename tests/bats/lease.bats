@@ -294,9 +294,10 @@ with_default_lease() {
 
 @test "pollers of lease and state wake when the lease runs out" {
 	lend $GPU nodeB
-	set_lease $GPU 1
+	# 4 s: the three pollers (a python each) must be ready before it ends
+	set_lease $GPU 4
 	local t0
-	t0=$(($(date +%s%N) + 1000000000))
+	t0=$(($(date +%s%N) + 4000000000))
 	poller state "$(dev $GPU)/state" 10
 	poller lease "$(dev $GPU)/lease" 10
 	poller lends "$MNT/lends" 10

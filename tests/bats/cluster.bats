@@ -285,7 +285,8 @@ cycles() {
 	run "$ZKCTL" "$ZK" ls "$CHROOT/events"
 	n=$(printf '%s\n' "$output" | grep -c '^e-')
 	echo "event nodes: $n" >&2
-	[ "$n" -ge 10 ] && [ "$n" -le $((10 + 64 + 8)) ]
+	[ "$n" -ge 10 ]
+	[ "$n" -le $((10 + 64 + 8)) ]
 	# nodeC misses more than a head's worth while it is down, then reads
 	# them back from the nodes
 	node_kill nodeC

@@ -162,7 +162,8 @@ lend_gpu() {
 	eventually 10 state_is nodeA $GPU lent nodeB
 	# restored with its deadline, not yet passed
 	run lease_of nodeA $GPU
-	[ "$output" -ge 1 ] && [ "$output" -le 8 ]
+	[ "$output" -ge 1 ]
+	[ "$output" -le 8 ]
 	# enforced by the restarted daemon, with no write after the restart
 	eventually 10 all_available
 	eventually 5 grep -qE " $GPU expired borrower=nodeB deadline=[0-9T:-]+Z cause=lease$" "$(mnt nodeB)/events"

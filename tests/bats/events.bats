@@ -48,7 +48,8 @@ print(os.getpid())' "$(dev $GPU)/borrower")
 	# TIME_NS is the wall clock (UTC) of the change: within the last minute
 	t=$(awk 'NR == 2 { print $2 }' "$MNT/events")
 	now=$(date +%s%N)
-	[ $((now - t)) -ge 0 ] && [ $((now - t)) -lt 60000000000 ]
+	[ $((now - t)) -ge 0 ]
+	[ $((now - t)) -lt 60000000000 ]
 	# the metrics count them
 	run grep '^lendfs_events_total{event="lent"}' "$MNT/metrics"
 	assert_output 'lendfs_events_total{event="lent"} 1'
@@ -145,7 +146,8 @@ except OSError as e:
 	assert_line --index 9 --regexp "^120 [0-9]+ $GPU returned "
 	# the store trims too (every 64 appends): at most 10 + 64 rows, the newest kept
 	n=$(sqlite3 "$TMP/state.db" 'SELECT count(*) FROM events')
-	[ "$n" -ge 10 ] && [ "$n" -le 74 ]
+	[ "$n" -ge 10 ]
+	[ "$n" -le 74 ]
 	assert_equal "$(sqlite3 "$TMP/state.db" 'SELECT max(seq) FROM events')" 120
 	restart
 	run cat "$MNT/events"

@@ -96,7 +96,8 @@ with_default_lease() {
 	assert_output --regexp "^$GPU nodeB since [0-9]+ windows [0-9]+ latency_ns [0-9]+ expires [0-9]+$"
 	local exp
 	exp=$(awk '{ print $NF }' "$MNT/lends")
-	[ "$exp" -ge $((t0 + 29)) ] && [ "$exp" -le $((t0 + 31)) ]
+	[ "$exp" -ge $((t0 + 29)) ]
+	[ "$exp" -le $((t0 + 31)) ]
 	run cat "$MNT/events"
 	assert_line --regexp "^[0-9]+ [0-9]+ $GPU lease-set borrower=nodeB seconds=30 expires=[0-9T:-]+Z "
 }
@@ -211,7 +212,8 @@ with_default_lease() {
 	run cat "$(dev $GPU)/last_error"
 	assert_output --partial "byte 0x0a at offset 1"
 	run lease $GPU
-	[ "$output" -ge 599 ] && [ "$output" -le 600 ]
+	[ "$output" -ge 599 ]
+	[ "$output" -le 600 ]
 	run cat "$(dev $GPU)/state"
 	assert_output lent
 	run grep -c " $GPU lease-set " "$MNT/events"
@@ -260,7 +262,8 @@ with_default_lease() {
 	run cat "$(dev $GPU)/state"
 	assert_output lent
 	run lease $GPU
-	[ "$output" -ge 1 ] && [ "$output" -le 4 ]
+	[ "$output" -ge 1 ]
+	[ "$output" -le 4 ]
 	run awk '{ print $NF }' "$MNT/lends"
 	assert_output "$exp"
 	# enforced after the restart, with no write after it
@@ -349,6 +352,7 @@ with_default_lease() {
 	run cat "$(dev $GPU)/state"
 	assert_output lent
 	run lease $GPU
-	[ "$output" -ge 55 ] && [ "$output" -le 60 ]
+	[ "$output" -ge 55 ]
+	[ "$output" -le 60 ]
 	grep -q "lease.publish" "$TMP/lendfs.log"
 }

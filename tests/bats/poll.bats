@@ -145,7 +145,8 @@ print(p.poll(3000))' "$MNT/version"
 	assert_failure 1
 	assert_output --partial "timed out"
 	echo "timeout 1 took $(((t1 - t0) / 1000000)) ms" >&2
-	[ $(((t1 - t0) / 1000000)) -ge 1000 ] && [ $(((t1 - t0) / 1000000)) -lt 3000 ]
+	[ $(((t1 - t0) / 1000000)) -ge 1000 ]
+	[ $(((t1 - t0) / 1000000)) -lt 3000 ]
 	run "$LENDCTL" wait $GPU sleeping
 	assert_failure 2
 	assert_output --partial "unknown state 'sleeping'"

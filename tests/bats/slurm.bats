@@ -270,7 +270,8 @@ assert_lease() {
 	run timeout 60 salloc --time=2 --lend="$GPU,nodeD:0000:3b:00.0" srun touch "$SL/salloc-ran"
 	assert_failure
 	assert_output --partial "has been revoked"
-	[ ! -e "$SL/srun-ran" ] && [ ! -e "$SL/salloc-ran" ]
+	[ ! -e "$SL/srun-ran" ]
+	[ ! -e "$SL/salloc-ran" ]
 	run job_comment "$(squeue -h -t all -o %i -n touch | sort -n | tail -1)"
 	assert_output "lendfs: cannot lend nodeD:0000:3b:00.0: EBUSY: lent to nodeC; return it first"
 	assert_equal "$(cat "$MNT/devices/$GPU/state")" available
@@ -410,7 +411,8 @@ assert_lease() {
 	assert_output RUNNING
 	lease="$(cat "$MNT/devices/$TL_DEV/lease")"
 	left=$((60 + GRACE - ($(date +%s) - $(cat "$SL/tl_submitted"))))
-	[ "$lease" -le $((60 + GRACE)) ] && [ "$lease" -ge $((left - 10)) ]
+	[ "$lease" -le $((60 + GRACE)) ]
+	[ "$lease" -ge $((left - 10)) ]
 	# Slurm checks limits every 30 s: at most 60 + 30 + KillWait s
 	wait_for 150 job_state_is "$TL_JOB" TIMEOUT
 	wait_for "$WAIT_S" attr_is "devices/$TL_DEV/state" available

@@ -297,7 +297,8 @@ shared_ram() {
 	run "$BUILD_DIR/lendfs-dma" -r "$TMP/run" dma-write $GPU 0x1000 "to guest"
 	assert_success
 	# in the sim's shadow of the guest RAM, not in the guest
-	[ -f "$TMP/run/ram/vm.nodeB.vm1" ] && [ ! -L "$TMP/run/ram/vm.nodeB.vm1" ]
+	[ -f "$TMP/run/ram/vm.nodeB.vm1" ]
+	[ ! -L "$TMP/run/ram/vm.nodeB.vm1" ]
 	run "$BUILD_DIR/lendfs-dma" -r "$TMP/run" cpu-read vm:nodeB/vm1 0x1000 8
 	assert_output "to guest"
 	run guest xp 0x1000 8

@@ -183,7 +183,8 @@ bus_addr() {
 	assert_success
 	assert_line --regexp '^phys 0x[0-9a-f]+$'
 	gpa="${output#phys }"
-	[ $((gpa)) -gt 0 ] && [ $((gpa)) -lt $((512 << 20)) ]
+	[ $((gpa)) -gt 0 ]
+	[ $((gpa)) -lt $((512 << 20)) ]
 	run "$BUILD_DIR/lendfs-dma" -r "$TMP/run" dma-write $GPU "$(bus_addr "$gpa")" \
 		"dma from device"
 	assert_success

@@ -417,8 +417,7 @@ struct borrower {
 	struct range ram_buf[CONFIG_MAX_RAM_RANGES];
 	struct lvm *vm;		/* set by prepare() */
 	struct vm *qmp;		/* its connection, stable while the device holds it */
-	unsigned bar;		/* the BAR the guest gets (the largest) */
-	uint64_t bar_size;
+	unsigned bars;		/* the BARs the guest gets (mask: all memory BARs) */
 	bool plugged;		/* plug() hot-added the device */
 };
 

@@ -25,9 +25,10 @@ enum vm_machine {
 
 struct removal {
 	char devid[DEVICE_ID_MAX];
-	char qdev[VM_QDEV_ID_MAX];
-	char memdev[VM_QDEV_ID_MAX];
-	bool late;   /* vm_hotplug_del() gave up waiting: the event finishes it */
+	unsigned mask; /* BARs whose guest device is not deleted yet */
+	int err;       /* the first object-del that failed */
+	char why[REASON_MAX];
+	bool late;   /* the waiter gave up: DEVICE_DELETED events finish it */
 	bool notify; /* call on_device_deleted when it does (not for rollback) */
 	uint64_t ticket; /* identifies it after the vm lock was dropped */
 	struct removal *next;
@@ -83,14 +84,31 @@ static int derive_id(const char *prefix, const char *devid, char *buf,
 	return 0;
 }
 
-int vm_qdev_id(const char *devid, char *buf, size_t len)
+static int derive_bar_id(const char *prefix, const char *devid, unsigned bar,
+			 char *buf, size_t len)
 {
-	return derive_id("lendfs-", devid, buf, len);
+	int r = derive_id(prefix, devid, buf, len);
+	size_t n;
+
+	if (r < 0)
+		return r;
+	if (bar >= PCI_NUM_BARS)
+		return -EINVAL;
+	n = strlen(buf);
+	if (n + 6 > len)
+		return -ENAMETOOLONG;
+	snprintf(buf + n, len - n, "-bar%u", bar);
+	return 0;
 }
 
-int vm_memdev_id(const char *devid, char *buf, size_t len)
+int vm_qdev_id(const char *devid, unsigned bar, char *buf, size_t len)
 {
-	return derive_id("lendfs-mem-", devid, buf, len);
+	return derive_bar_id("lendfs-", devid, bar, buf, len);
+}
+
+int vm_memdev_id(const char *devid, unsigned bar, char *buf, size_t len)
+{
+	return derive_bar_id("lendfs-mem-", devid, bar, buf, len);
 }
 
 struct mem_line {
@@ -492,7 +510,7 @@ static void probe_backend(struct vm *vm, struct vm_memory *m)
 		return;
 	}
 	m->shared = true;
-	snprintf(m->backend_file, sizeof(m->backend_file), "%s", path);
+	memcpy(m->backend_file, path, strlen(path) + 1); /* < VM_BACKEND_PATH_MAX */
 }
 
 int vm_probe_memory(struct vm *vm, struct vm_memory *out, char *reason)
@@ -533,9 +551,11 @@ void vm_memory_last(struct vm *vm, struct vm_memory *out)
 /* ---- query-pci ---- */
 
 struct pci_hit {
-	const char *qdev;
+	const char *qdev; /* look for this one (its BARs in dev) */
 	bool found;
 	struct vm_pci_dev dev;
+	const char *prefix; /* "lendfs-<dev>-bar": which BARs are there */
+	unsigned mask;
 	char free_port[VM_QDEV_ID_MAX]; /* first bridge with nothing behind it */
 };
 
@@ -558,6 +578,19 @@ static int64_t jint(struct json_object *o, const char *k, int64_t dflt)
 	return json_object_get_int64(v);
 }
 
+/* "lendfs-<dev>-barN" of the device looked for: BAR N is in the guest */
+static void pci_match_prefix(struct pci_hit *h, const char *id)
+{
+	size_t n;
+
+	if (!h->prefix)
+		return;
+	n = strlen(h->prefix);
+	if (strncmp(id, h->prefix, n) == 0 && id[n] >= '0' &&
+	    id[n] < '0' + PCI_NUM_BARS && id[n + 1] == '\0')
+		h->mask |= 1u << (id[n] - '0');
+}
+
 static void pci_walk(struct json_object *devices, const char *bus_id,
 		     struct pci_hit *h)
 {
@@ -571,6 +604,7 @@ static void pci_walk(struct json_object *devices, const char *bus_id,
 		struct json_object *br, *sub = NULL, *regions, *ci;
 		const char *id = jstr(d, "qdev_id");
 
+		pci_match_prefix(h, id);
 		if (h->qdev && strcmp(id, h->qdev) == 0) {
 			h->found = true;
 			h->dev.bus = (unsigned)jint(d, "bus", 0);
@@ -633,35 +667,66 @@ static int query_pci(struct vm *vm, struct pci_hit *h, char *reason)
 	return 0;
 }
 
-int vm_device_info(struct vm *vm, const char *devid, struct vm_pci_dev *out,
-		   char *reason)
+int vm_device_info(struct vm *vm, const char *devid, unsigned bar,
+		   struct vm_pci_dev *out, char *reason)
 {
 	char qdev[VM_QDEV_ID_MAX];
 	struct pci_hit h = { .qdev = qdev };
 	int r;
 
-	r = vm_qdev_id(devid, qdev, sizeof(qdev));
+	r = vm_qdev_id(devid, bar, qdev, sizeof(qdev));
 	if (r < 0)
-		return reason_set(reason, r, "vm %s/%s: bad device id '%s'", vm->host,
-				  vm->name, devid ? devid : "");
+		return reason_set(reason, r, "vm %s/%s: bad device id '%s' or bar %u",
+				  vm->host, vm->name, devid ? devid : "", bar);
 	r = query_pci(vm, &h, reason);
 	if (r < 0)
 		return r;
 	if (!h.found)
-		return reason_set(reason, -ENOENT, "vm %s/%s: %s is not in the guest",
-				  vm->host, vm->name, devid);
+		return reason_set(reason, -ENOENT,
+				  "vm %s/%s: bar%u of %s is not in the guest",
+				  vm->host, vm->name, bar, devid);
 	if (out)
 		*out = h.dev;
 	return 0;
 }
 
+/* The BARs of @devid whose guest device query-pci lists, as a mask. */
+static int pci_bars(struct vm *vm, const char *devid, unsigned *mask,
+		    char *free_port, size_t len, char *reason)
+{
+	char prefix[VM_QDEV_ID_MAX];
+	struct pci_hit h = { .prefix = prefix };
+	int r;
+
+	r = vm_qdev_id(devid, 0, prefix, sizeof(prefix));
+	if (r < 0)
+		return reason_set(reason, r, "vm %s/%s: bad device id '%s'", vm->host,
+				  vm->name, devid ? devid : "");
+	prefix[strlen(prefix) - 1] = '\0'; /* "...-bar" */
+	r = query_pci(vm, &h, reason);
+	if (r < 0)
+		return r;
+	*mask = h.mask;
+	if (free_port)
+		snprintf(free_port, len, "%s", h.free_port);
+	return 0;
+}
+
+int vm_device_bars(struct vm *vm, const char *devid, unsigned *mask,
+		   char *reason)
+{
+	*mask = 0;
+	return pci_bars(vm, devid, mask, NULL, 0, reason);
+}
+
 int vm_has_device(struct vm *vm, const char *devid, bool *present,
 		  char *reason)
 {
-	int r = vm_device_info(vm, devid, NULL, reason);
+	unsigned mask = 0;
+	int r = pci_bars(vm, devid, &mask, NULL, 0, reason);
 
-	*present = r == 0;
-	return r == -ENOENT ? 0 : r;
+	*present = r == 0 && mask;
+	return r;
 }
 
 /* ---- removals ---- */
@@ -752,39 +817,73 @@ static bool match_device(struct json_object *data, void *arg)
 
 /* ---- QMP callbacks (dispatcher thread) ---- */
 
+/* Which BAR of a late removal @x is guest device @qdev, or -1. */
+static int removal_bar(const struct removal *x, const char *qdev)
+{
+	char id[VM_QDEV_ID_MAX];
+
+	for (unsigned b = 0; b < PCI_NUM_BARS; b++)
+		if ((x->mask & (1u << b)) &&
+		    vm_qdev_id(x->devid, b, id, sizeof(id)) == 0 &&
+		    strcmp(id, qdev) == 0)
+			return (int)b;
+	return -1;
+}
+
+static void removal_note_error(struct removal *x, int r, const char *why)
+{
+	if (r < 0 && !x->err) {
+		x->err = r;
+		snprintf(x->why, sizeof(x->why), "%s", why);
+	}
+}
+
+/*
+ * DEVICE_DELETED of one guest device of a late removal: delete its
+ * backend; the last one completes the removal (on_device_deleted).
+ */
 static void vm_on_event(struct qmp *q, const char *event,
 			struct json_object *data, void *arg)
 {
 	struct vm *vm = arg;
-	struct removal *x;
+	struct removal *x, *done = NULL;
 	vm_device_deleted_fn cb = NULL;
 	void *cbarg = NULL;
-	char why[REASON_MAX] = "";
-	int r;
+	char why[REASON_MAX] = "", memdev[VM_QDEV_ID_MAX] = "";
+	uint64_t ticket = 0;
+	int r, bar = -1;
 
 	if (strcmp(event, "DEVICE_DELETED") != 0 || !data)
 		return;
 	pthread_mutex_lock(&vm->lock);
 	for (x = vm->removals; x; x = x->next)
-		if (x->late && strcmp(x->qdev, jstr(data, "device")) == 0)
+		if (x->late && (bar = removal_bar(x, jstr(data, "device"))) >= 0)
 			break;
-	if (x)
-		x = removal_claim(vm, x->ticket);
+	if (x) {
+		x->mask &= ~(1u << bar);
+		ticket = x->ticket;
+		vm_memdev_id(x->devid, (unsigned)bar, memdev, sizeof(memdev));
+		if (!x->mask)
+			done = removal_claim(vm, ticket);
+	}
 	pthread_mutex_unlock(&vm->lock);
 	if (!x)
 		return;
 
-	r = object_del(vm, x->memdev, VM_TIMEOUT_DEFAULT_MS, why);
+	r = object_del(vm, memdev, VM_TIMEOUT_DEFAULT_MS, why);
 	pthread_mutex_lock(&vm->lock);
-	if (x->notify) {
+	x = done ? done : removal_by_ticket(vm, ticket);
+	if (x)
+		removal_note_error(x, r, why);
+	if (done && done->notify) {
 		cb = vm->deleted_cb;
 		cbarg = vm->cb_arg;
 	}
 	pthread_mutex_unlock(&vm->lock);
 	/* nothing touches @vm after the callback: it may vm_detach() */
 	if (cb)
-		cb(vm, x->devid, r, why, cbarg);
-	free(x);
+		cb(vm, done->devid, done->err, done->why, cbarg);
+	free(done);
 }
 
 static void vm_on_closed(struct qmp *q, int err, const char *reason, void *arg)
@@ -972,60 +1071,205 @@ static int object_add_file(struct vm *vm, const char *memdev, const char *path,
 	return qmp_command(vm->q, "object-add", a, timeout_ms, NULL, reason);
 }
 
-/*
- * Undo a device_add: ask for the removal and wait a little; if the guest
- * does not acknowledge, the removal finishes in the background.
- */
-static void rollback_device(struct vm *vm, const char *devid, const char *qdev,
-			    const char *memdev)
+/* Wait for the DEVICE_DELETED of @qdev since @seq, at most @ms. */
+static int wait_deleted(struct vm *vm, uint64_t seq, const char *qdev, int ms,
+			char *why)
 {
-	struct removal *x = calloc(1, sizeof(*x));
-	uint64_t seq = qmp_event_seq(vm->q), ticket;
+	return qmp_wait_event(vm->q, seq, "DEVICE_DELETED", match_device,
+			      (void *)qdev, (unsigned)MAX(ms, 0), NULL, why);
+}
+
+/*
+ * BAR @bar of removal @ticket is out of the guest: take it off the mask
+ * (unless the dispatcher did) and delete its backend.
+ */
+static void unplug_bar_done(struct vm *vm, uint64_t ticket, const char *devid,
+			    unsigned bar)
+{
+	char memdev[VM_QDEV_ID_MAX], why[REASON_MAX] = "";
+	struct removal *x;
+	bool mine = false;
 	int r;
 
-	r = device_del(vm, qdev, VM_TIMEOUT_DEFAULT_MS, NULL);
-	if (r == 0)
-		r = qmp_wait_event(vm->q, seq, "DEVICE_DELETED", match_device,
-				   (void *)qdev, 1000, NULL, NULL);
-	if (r == 0 || r == -ENODEV || !x) {
-		object_del(vm, memdev, VM_TIMEOUT_DEFAULT_MS, NULL);
-		free(x);
-		return;
-	}
-	if (r != -ETIMEDOUT) {
-		free(x);
-		return;
-	}
-	snprintf(x->devid, sizeof(x->devid), "%s", devid);
-	snprintf(x->qdev, sizeof(x->qdev), "%s", qdev);
-	snprintf(x->memdev, sizeof(x->memdev), "%s", memdev);
-	x->late = true;
-	x->notify = false;
 	pthread_mutex_lock(&vm->lock);
-	removal_insert(vm, x);
-	ticket = x->ticket;
+	x = removal_by_ticket(vm, ticket);
+	if (x && (x->mask & (1u << bar))) {
+		x->mask &= ~(1u << bar);
+		mine = true;
+	}
 	pthread_mutex_unlock(&vm->lock);
-	/* the event may have come between the wait and the listing */
-	if (qmp_wait_event(vm->q, seq, "DEVICE_DELETED", match_device, (void *)qdev,
-			   0, NULL, NULL) == 0) {
-		pthread_mutex_lock(&vm->lock);
-		x = removal_claim(vm, ticket);
-		pthread_mutex_unlock(&vm->lock);
-		if (x) {
-			object_del(vm, memdev, VM_TIMEOUT_DEFAULT_MS, NULL);
-			free(x);
+	if (!mine || vm_memdev_id(devid, bar, memdev, sizeof(memdev)) < 0)
+		return;
+	r = object_del(vm, memdev, VM_TIMEOUT_DEFAULT_MS, why);
+	pthread_mutex_lock(&vm->lock);
+	x = removal_by_ticket(vm, ticket);
+	if (x)
+		removal_note_error(x, r, why);
+	pthread_mutex_unlock(&vm->lock);
+}
+
+/* List (or find) the removal of @devid, add @mask, and wait for it now. */
+static int unplug_start(struct vm *vm, const char *devid, unsigned mask,
+			bool notify, uint64_t *ticket, unsigned *all)
+{
+	struct removal *x;
+
+	pthread_mutex_lock(&vm->lock);
+	x = removal_find(vm, devid);
+	if (!x) {
+		x = calloc(1, sizeof(*x));
+		if (!x) {
+			pthread_mutex_unlock(&vm->lock);
+			return -ENOMEM;
+		}
+		snprintf(x->devid, sizeof(x->devid), "%s", devid);
+		removal_insert(vm, x);
+	}
+	x->mask |= mask;
+	x->late = false; /* we wait for it now */
+	x->notify = notify;
+	*ticket = x->ticket;
+	*all = x->mask;
+	pthread_mutex_unlock(&vm->lock);
+	return 0;
+}
+
+/*
+ * Gave up waiting: the removal stays listed and DEVICE_DELETED events
+ * finish it (vm_on_event); those that came meanwhile are done here.
+ * 1: still pending, 0: it completed after all.
+ */
+static int unplug_late(struct vm *vm, const char *devid, uint64_t ticket,
+		       uint64_t seq)
+{
+	char qdev[VM_QDEV_ID_MAX];
+	struct removal *x;
+	unsigned mask = 0;
+
+	pthread_mutex_lock(&vm->lock);
+	x = removal_by_ticket(vm, ticket);
+	if (x) {
+		x->late = true;
+		mask = x->mask;
+	}
+	pthread_mutex_unlock(&vm->lock);
+	for (unsigned b = 0; b < PCI_NUM_BARS; b++)
+		if ((mask & (1u << b)) &&
+		    vm_qdev_id(devid, b, qdev, sizeof(qdev)) == 0 &&
+		    wait_deleted(vm, seq, qdev, 0, NULL) == 0)
+			unplug_bar_done(vm, ticket, devid, b);
+	pthread_mutex_lock(&vm->lock);
+	x = removal_by_ticket(vm, ticket);
+	mask = x ? x->mask : 1;
+	pthread_mutex_unlock(&vm->lock);
+	return mask ? 1 : 0;
+}
+
+/* Take removal @ticket back: its result, or -ENOENT if someone took it. */
+static int unplug_finish(struct vm *vm, uint64_t ticket, char *why)
+{
+	struct removal *x;
+	int r;
+
+	pthread_mutex_lock(&vm->lock);
+	x = removal_claim(vm, ticket);
+	pthread_mutex_unlock(&vm->lock);
+	if (!x)
+		return -ENOENT;
+	r = x->err;
+	if (r < 0 && why)
+		snprintf(why, REASON_MAX, "%s", x->why);
+	free(x);
+	return r;
+}
+
+/*
+ * Remove the guest devices of the BARs in @mask of @devid (plus any whose
+ * removal is pending): device_del each, then wait for every
+ * DEVICE_DELETED (each deletes its BAR's backend) at most @tmo ms.
+ * -ETIMEDOUT: some are not acknowledged; the removal stays pending and
+ * vm_on_event() finishes it (on_device_deleted if @notify).
+ * -ECANCELED: the dispatcher completed it meanwhile (and reports it).
+ */
+static int unplug(struct vm *vm, const char *devid, unsigned mask,
+		  unsigned tmo, bool notify, char *why)
+{
+	uint64_t deadline = now_ns() + (uint64_t)tmo * 1000000ULL, ticket, seq;
+	char qdev[VM_QDEV_ID_MAX];
+	unsigned all, b;
+	int r = 0, w;
+
+	seq = qmp_event_seq(vm->q);
+	if (unplug_start(vm, devid, mask, notify, &ticket, &all) < 0)
+		return reason_set(why, -ENOMEM, "out of memory");
+	for (b = 0; b < PCI_NUM_BARS && r == 0; b++) {
+		if (!(all & (1u << b)) || vm_qdev_id(devid, b, qdev, sizeof(qdev)) < 0)
+			continue;
+		r = device_del(vm, qdev, tmo, why);
+		if (r == -ENODEV) /* not in the guest (any more) */
+			unplug_bar_done(vm, ticket, devid, b);
+		r = r == -ENODEV ? 0 : r;
+	}
+	for (b = 0; b < PCI_NUM_BARS && r == 0; b++) {
+		if (!(all & (1u << b)) || vm_qdev_id(devid, b, qdev, sizeof(qdev)) < 0)
+			continue;
+		w = wait_deleted(vm, seq, qdev, remaining_ms(deadline), why);
+		if (w == 0)
+			unplug_bar_done(vm, ticket, devid, b);
+		else
+			r = w;
+	}
+	if (r == -ETIMEDOUT && unplug_late(vm, devid, ticket, seq) == 1)
+		return -ETIMEDOUT;
+	if (r < 0 && r != -ETIMEDOUT) {
+		unplug_finish(vm, ticket, NULL);
+		return r;
+	}
+	r = unplug_finish(vm, ticket, why);
+	return r == -ENOENT ? -ECANCELED : r;
+}
+
+/* Delete the backends of @devid's BARs that are left (qom-list /objects). */
+static int drop_backends(struct vm *vm, const char *devid, unsigned tmo,
+			 char *why)
+{
+	struct json_object *a = jobj(), *ret = NULL;
+	char memdev[VM_QDEV_ID_MAX];
+	int r, err = 0;
+
+	if (!a)
+		return reason_set(why, -ENOMEM, "out of memory");
+	jset_str(a, "path", "/objects");
+	r = qmp_command(vm->q, "qom-list", a, tmo, &ret, why);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; json_object_is_type(ret, json_type_array) &&
+			   i < json_object_array_length(ret); i++) {
+		const char *name = jstr(json_object_array_get_idx(ret, i), "name");
+
+		for (unsigned b = 0; b < PCI_NUM_BARS; b++) {
+			if (vm_memdev_id(devid, b, memdev, sizeof(memdev)) < 0 ||
+			    strcmp(name, memdev) != 0)
+				continue;
+			r = object_del(vm, memdev, tmo, err ? NULL : why);
+			err = err ? err : MIN(r, 0);
 		}
 	}
+	json_object_put(ret);
+	return err;
 }
 
 /* One hot-add in progress: what hotplug_add() and its steps share. */
 struct hotplug {
 	struct vm *vm;
 	const char *devid;
-	const char *bar_path;
-	uint64_t bar_size;
+	const struct vm_bar *bars;
+	unsigned nbars;
 	unsigned tmo;
 	uint64_t deadline;
+	unsigned given; /* BARs of @bars */
+	unsigned added; /* BARs whose device_add was sent */
+	/* the BAR being added */
 	char qdev[VM_QDEV_ID_MAX];
 	char memdev[VM_QDEV_ID_MAX];
 	char bus[VM_QDEV_ID_MAX];
@@ -1037,56 +1281,86 @@ static unsigned hotplug_left_ms(const struct hotplug *hp)
 	return (unsigned)MAX(remaining_ms(hp->deadline), 1);
 }
 
-/* The BAR's file: absolute, already there, regular, of the BAR's size. */
-static int hotplug_check_bar(const struct hotplug *hp, char *reason)
+/*
+ * Undo the device_adds of a failed hot-add: ask for the removals and wait
+ * a little; what the guest does not acknowledge finishes in the
+ * background, without a callback.
+ */
+static void hotplug_rollback(struct hotplug *hp)
+{
+	char why[REASON_MAX];
+
+	if (hp->added &&
+	    unplug(hp->vm, hp->devid, hp->added, 1000, false, why) != 0)
+		return;
+	drop_backends(hp->vm, hp->devid, VM_TIMEOUT_DEFAULT_MS, why);
+}
+
+/* A BAR's file: absolute, already there, regular, of the BAR's size. */
+static int hotplug_check_bar(const struct hotplug *hp, const struct vm_bar *b,
+			     char *reason)
 {
 	struct vm *vm = hp->vm;
 	struct stat st;
 
-	if (!hp->bar_path || hp->bar_path[0] != '/')
+	if (b->index >= PCI_NUM_BARS)
+		return reason_set(reason, -EINVAL, "vm %s/%s: %s has no bar%u",
+				  vm->host, vm->name, hp->devid, b->index);
+	if (!b->path || b->path[0] != '/')
 		return reason_set(reason, -EINVAL,
-				  "vm %s/%s: bar file of %s must be an absolute path",
-				  vm->host, vm->name, hp->devid);
-	if (!is_power_of_2(hp->bar_size) ||
-	    hp->bar_size < (uint64_t)sysconf(_SC_PAGESIZE))
+				  "vm %s/%s: bar%u file of %s must be an absolute path",
+				  vm->host, vm->name, b->index, hp->devid);
+	if (!is_power_of_2(b->size) || b->size < (uint64_t)sysconf(_SC_PAGESIZE))
 		return reason_set(reason, -EINVAL,
-				  "vm %s/%s: bar of %s is 0x%" PRIx64
+				  "vm %s/%s: bar%u of %s is 0x%" PRIx64
 				  " bytes, ivshmem-plain needs a power of two of at least a page",
-				  vm->host, vm->name, hp->devid, hp->bar_size);
+				  vm->host, vm->name, b->index, hp->devid, b->size);
 	/* QEMU would create a missing file: the BAR must already be there */
-	if (stat(hp->bar_path, &st) < 0)
+	if (stat(b->path, &st) < 0)
 		return reason_set(reason, -errno, "vm %s/%s: bar file %s of %s: %s",
-				  vm->host, vm->name, hp->bar_path, hp->devid,
+				  vm->host, vm->name, b->path, hp->devid,
 				  strerror(errno));
 	if (!S_ISREG(st.st_mode))
 		return reason_set(reason, -EINVAL,
 				  "vm %s/%s: bar file %s of %s is not a regular file",
-				  vm->host, vm->name, hp->bar_path, hp->devid);
-	if ((uint64_t)st.st_size != hp->bar_size)
+				  vm->host, vm->name, b->path, hp->devid);
+	if ((uint64_t)st.st_size != b->size)
 		return reason_set(reason, -EINVAL,
 				  "vm %s/%s: bar file %s of %s is 0x%" PRIx64
 				  " bytes, not 0x%" PRIx64,
-				  vm->host, vm->name, hp->bar_path, hp->devid,
-				  (uint64_t)st.st_size, hp->bar_size);
+				  vm->host, vm->name, b->path, hp->devid,
+				  (uint64_t)st.st_size, b->size);
 	return 0;
 }
 
-/* Names the QEMU objects; refuses a bad BAR, a lost VM, a pending removal. */
+/* Refuses a bad id or BAR, a lost VM, a pending removal. */
 static int hotplug_check(struct hotplug *hp, char *reason)
 {
 	struct vm *vm = hp->vm;
 	char why[REASON_MAX];
+	unsigned seen = 0;
 	bool busy;
 	int r;
 
-	if (vm_qdev_id(hp->devid, hp->qdev, sizeof(hp->qdev)) < 0 ||
-	    vm_memdev_id(hp->devid, hp->memdev, sizeof(hp->memdev)) < 0)
+	if (vm_qdev_id(hp->devid, 0, hp->qdev, sizeof(hp->qdev)) < 0 ||
+	    vm_memdev_id(hp->devid, 0, hp->memdev, sizeof(hp->memdev)) < 0)
 		return reason_set(reason, -EINVAL,
 				  "vm %s/%s: bad device id '%s'", vm->host,
 				  vm->name, hp->devid ? hp->devid : "");
-	r = hotplug_check_bar(hp, reason);
-	if (r < 0)
-		return r;
+	if (!hp->bars || hp->nbars < 1 || hp->nbars > PCI_NUM_BARS)
+		return reason_set(reason, -EINVAL, "vm %s/%s: %u bars for %s",
+				  vm->host, vm->name, hp->nbars, hp->devid);
+	for (unsigned i = 0; i < hp->nbars; i++) {
+		r = hotplug_check_bar(hp, &hp->bars[i], reason);
+		if (r < 0)
+			return r;
+		if (seen & (1u << hp->bars[i].index))
+			return reason_set(reason, -EINVAL, "vm %s/%s: bar%u of %s twice",
+					  vm->host, vm->name, hp->bars[i].index,
+					  hp->devid);
+		seen |= 1u << hp->bars[i].index;
+	}
+	hp->given = seen;
 	if (!vm_connected(vm, why))
 		return reason_set(reason, -ECONNRESET, "vm %s/%s: %s", vm->host,
 				  vm->name, why);
@@ -1101,12 +1375,16 @@ static int hotplug_check(struct hotplug *hp, char *reason)
 	return 0;
 }
 
-/* Where does it go?  pci.0 on pc, the first free pcie-root-port on q35. */
-static int hotplug_bus(struct hotplug *hp, char *reason)
+/*
+ * Where does BAR @b go?  pci.0 on pc, the first free pcie-root-port on
+ * q35.  None of the BARs given may be in the guest already.
+ */
+static int hotplug_bus(struct hotplug *hp, const struct vm_bar *b,
+		       char *reason)
 {
 	struct vm *vm = hp->vm;
-	struct pci_hit h = { .qdev = hp->qdev };
-	char why[REASON_MAX];
+	char why[REASON_MAX], port[VM_QDEV_ID_MAX];
+	unsigned there = 0;
 	int r;
 
 	if (vm->machine != VM_MACHINE_I440FX && vm->machine != VM_MACHINE_Q35)
@@ -1114,11 +1392,11 @@ static int hotplug_bus(struct hotplug *hp, char *reason)
 				  "vm %s/%s: machine type has no known hot-pluggable "
 				  "pci bus (use pc or q35)",
 				  vm->host, vm->name);
-	r = query_pci(vm, &h, why);
+	r = pci_bars(vm, hp->devid, &there, port, sizeof(port), why);
 	if (r < 0)
 		return reason_set(reason, r, "vm %s/%s: %s", vm->host, vm->name,
 				  why);
-	if (h.found)
+	if (there & hp->given & ~hp->added)
 		return reason_set(reason, -EEXIST,
 				  "vm %s/%s: %s is already in the guest",
 				  vm->host, vm->name, hp->devid);
@@ -1126,37 +1404,75 @@ static int hotplug_bus(struct hotplug *hp, char *reason)
 		snprintf(hp->bus, sizeof(hp->bus), "pci.0");
 		return 0;
 	}
-	if (!h.free_port[0])
+	if (!port[0])
 		return reason_set(reason, -ENOSPC,
-				  "vm %s/%s: no free pcie-root-port to hot-plug %s "
-				  "into (start qemu with -device pcie-root-port,...)",
-				  vm->host, vm->name, hp->devid);
-	snprintf(hp->bus, sizeof(hp->bus), "%s", h.free_port);
+				  "vm %s/%s: no free pcie-root-port to hot-plug bar%u "
+				  "of %s into (start qemu with -device pcie-root-port,..., "
+				  "one per bar)",
+				  vm->host, vm->name, b->index, hp->devid);
+	snprintf(hp->bus, sizeof(hp->bus), "%s", port);
 	return 0;
 }
 
-/* The memory backend over the BAR's file. */
-static int hotplug_memdev(struct hotplug *hp, char *reason)
+/*
+ * QEMU frees the RAM block of a deleted backend a little after object-del
+ * (RCU: about 40 ms seen), and a device_add meanwhile that registers the
+ * same name ("0000:00:03.0/lendfs-mem-...") aborts QEMU ("RAMBlock ...
+ * already registered, abort!"): a lend right after a return of the same
+ * device waits until `info ramblock` no longer lists the backend.
+ */
+static int hotplug_ramblock_gone(struct hotplug *hp, const struct vm_bar *b,
+				 char *reason)
+{
+	struct vm *vm = hp->vm;
+	char needle[VM_QDEV_ID_MAX + 2];
+
+	snprintf(needle, sizeof(needle), "/%s ", hp->memdev);
+	for (;;) {
+		_cleanup_free_ char *text = NULL;
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+
+		/* a QEMU without HMP or ramblocks has nothing to wait for */
+		if (qmp_hmp(vm->q, "info ramblock", hotplug_left_ms(hp), &text,
+			    NULL) < 0 || !text || !strstr(text, needle))
+			return 0;
+		if (remaining_ms(hp->deadline) == 0)
+			return reason_set(reason, -EBUSY,
+					  "vm %s/%s: cannot add bar%u of %s: qemu still "
+					  "holds the memory of its previous backend %s",
+					  vm->host, vm->name, b->index, hp->devid,
+					  hp->memdev);
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* The memory backend over BAR @b's file. */
+static int hotplug_memdev(struct hotplug *hp, const struct vm_bar *b,
+			  char *reason)
 {
 	struct vm *vm = hp->vm;
 	char why[REASON_MAX];
 	int r;
 
-	r = object_add_file(vm, hp->memdev, hp->bar_path, hp->bar_size,
-			    hotplug_left_ms(hp), why);
+	r = hotplug_ramblock_gone(hp, b, reason);
+	if (r < 0)
+		return r;
+	r = object_add_file(vm, hp->memdev, b->path, b->size, hotplug_left_ms(hp),
+			    why);
 	/* a backend left over by an interrupted lend, no device uses it */
 	if (r == -EEXIST &&
 	    object_del(vm, hp->memdev, VM_TIMEOUT_DEFAULT_MS, NULL) == 0)
-		r = object_add_file(vm, hp->memdev, hp->bar_path, hp->bar_size,
+		r = object_add_file(vm, hp->memdev, b->path, b->size,
 				    hotplug_left_ms(hp), why);
 	if (r < 0)
-		return reason_set(reason, r, "vm %s/%s: cannot add %s: %s", vm->host,
-				  vm->name, hp->devid, why);
+		return reason_set(reason, r, "vm %s/%s: cannot add bar%u of %s: %s",
+				  vm->host, vm->name, b->index, hp->devid, why);
 	return 0;
 }
 
 /* The ivshmem-plain device on that backend; undoes the backend on failure. */
-static int hotplug_device(struct hotplug *hp, char *reason)
+static int hotplug_device(struct hotplug *hp, const struct vm_bar *b,
+			  char *reason)
 {
 	struct vm *vm = hp->vm;
 	struct json_object *a = jobj();
@@ -1172,22 +1488,49 @@ static int hotplug_device(struct hotplug *hp, char *reason)
 	jset_str(a, "id", hp->qdev);
 	jset_str(a, "memdev", hp->memdev);
 	jset_str(a, "bus", hp->bus);
-	r = qmp_command(vm->q, "device_add", a, hotplug_left_ms(hp), NULL,
-			why);
-	if (r < 0) {
-		if (r == -ETIMEDOUT)
-			rollback_device(vm, hp->devid, hp->qdev, hp->memdev);
-		else
-			object_del(vm, hp->memdev, VM_TIMEOUT_DEFAULT_MS, NULL);
-		return reason_set(reason, r, "vm %s/%s: cannot add %s: %s", vm->host,
-				  vm->name, hp->devid, why);
+	r = qmp_command(vm->q, "device_add", a, hotplug_left_ms(hp), NULL, why);
+	if (r == -ETIMEDOUT) /* it may be there: remove it like the others */
+		hp->added |= 1u << b->index;
+	else if (r < 0)
+		object_del(vm, hp->memdev, VM_TIMEOUT_DEFAULT_MS, NULL);
+	if (r < 0)
+		return reason_set(reason, r, "vm %s/%s: cannot add bar%u of %s: %s",
+				  vm->host, vm->name, b->index, hp->devid, why);
+	hp->added |= 1u << b->index;
+	return 0;
+}
+
+/* Are all the BARs added so far in query-pci, each with BAR2 of its size? */
+static int hotplug_check_pci(struct hotplug *hp, bool *all, char *why)
+{
+	for (unsigned i = 0; i < hp->nbars; i++) {
+		const struct vm_bar *b = &hp->bars[i];
+		struct pci_hit h = { .qdev = hp->qdev };
+		int r;
+
+		if (!(hp->added & (1u << b->index)))
+			continue;
+		vm_qdev_id(hp->devid, b->index, hp->qdev, sizeof(hp->qdev));
+		r = query_pci(hp->vm, &h, why);
+		if (r < 0 || !h.found) {
+			*all = false;
+			return r;
+		}
+		if (h.dev.bar_size[2] != b->size)
+			return reason_set(why, -EIO,
+					  "guest shows bar2 of 0x%" PRIx64
+					  " bytes, not 0x%" PRIx64 " (the device of bar%u)",
+					  h.dev.bar_size[2], b->size, b->index);
 	}
+	*all = true;
 	return 0;
 }
 
 /*
- * The write returns when the guest's query-pci shows it, with the BAR's
- * size; the device is rolled back when it does not in time.
+ * Wait until the guest's query-pci shows the device of every BAR added so
+ * far with its size (a device behind a q35 root port shows up a little
+ * after device_add, and the next BAR must see its port taken); the
+ * devices are rolled back when they do not in time.
  */
 static int hotplug_wait(struct hotplug *hp, char *reason)
 {
@@ -1196,68 +1539,72 @@ static int hotplug_wait(struct hotplug *hp, char *reason)
 	int r;
 
 	for (;;) {
-		struct pci_hit h = { .qdev = hp->qdev };
 		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		bool all = false;
 
-		r = query_pci(vm, &h, why);
-		if (r == 0 && h.found) {
-			if (h.dev.bar_size[2] == hp->bar_size)
-				return 0;
-			r = -EIO;
-			snprintf(why, sizeof(why),
-				 "guest shows bar2 of 0x%" PRIx64 " bytes, not 0x%" PRIx64,
-				 h.dev.bar_size[2], hp->bar_size);
-			break;
-		}
+		r = hotplug_check_pci(hp, &all, why);
+		if (r == 0 && all)
+			return 0;
 		if (r == -ECONNRESET || r == -EPIPE)
 			return reason_set(reason, r, "vm %s/%s: cannot add %s: %s",
 					  vm->host, vm->name, hp->devid, why);
+		if (r == -EIO)
+			break;
 		if (remaining_ms(hp->deadline) == 0) {
 			if (r == 0) {
 				r = -ETIMEDOUT;
 				snprintf(why, sizeof(why),
-					 "not in query-pci within %u ms",
-					 hp->tmo);
+					 "not in query-pci within %u ms", hp->tmo);
 			}
 			break;
 		}
 		nanosleep(&ts, NULL);
 	}
-	rollback_device(vm, hp->devid, hp->qdev, hp->memdev);
+	hotplug_rollback(hp);
 	return reason_set(reason, r, "vm %s/%s: cannot add %s: %s", vm->host,
 			  vm->name, hp->devid, why);
 }
 
-static int hotplug_add(struct vm *vm, const char *devid, const char *bar_path,
-		       uint64_t bar_size, unsigned tmo, char *reason)
+static int hotplug_add(struct vm *vm, const char *devid,
+		       const struct vm_bar *bars, unsigned nbars, unsigned tmo,
+		       char *reason)
 {
 	struct hotplug hp = {
 		.vm = vm,
 		.devid = devid,
-		.bar_path = bar_path,
-		.bar_size = bar_size,
+		.bars = bars,
+		.nbars = nbars,
 		.tmo = tmo,
 		.deadline = now_ns() + (uint64_t)tmo * 1000000ULL,
 	};
 	int r;
 
 	r = hotplug_check(&hp, reason);
-	if (r == 0)
-		r = hotplug_bus(&hp, reason);
-	if (r == 0)
-		r = hotplug_memdev(&hp, reason);
-	if (r == 0)
-		r = hotplug_device(&hp, reason);
-	return r < 0 ? r : hotplug_wait(&hp, reason);
+	for (unsigned i = 0; r == 0 && i < nbars; i++) {
+		const struct vm_bar *b = &bars[i];
+
+		vm_qdev_id(devid, b->index, hp.qdev, sizeof(hp.qdev));
+		vm_memdev_id(devid, b->index, hp.memdev, sizeof(hp.memdev));
+		r = hotplug_bus(&hp, b, reason);
+		if (r == 0)
+			r = hotplug_memdev(&hp, b, reason);
+		if (r == 0)
+			r = hotplug_device(&hp, b, reason);
+		if (r < 0)
+			hotplug_rollback(&hp); /* the BARs added before */
+		else
+			r = hotplug_wait(&hp, reason); /* rolls back itself */
+	}
+	return r;
 }
 
-int vm_hotplug_add(struct vm *vm, const char *devid, const char *bar_path,
-		   uint64_t bar_size, unsigned timeout_ms, char *reason)
+int vm_hotplug_add(struct vm *vm, const char *devid, const struct vm_bar *bars,
+		   unsigned nbars, unsigned timeout_ms, char *reason)
 {
 	int r;
 
 	pthread_mutex_lock(&vm->op_lock);
-	r = hotplug_add(vm, devid, bar_path, bar_size,
+	r = hotplug_add(vm, devid, bars, nbars,
 			timeout_ms ? timeout_ms : VM_TIMEOUT_DEFAULT_MS, reason);
 	pthread_mutex_unlock(&vm->op_lock);
 	return r;
@@ -1266,78 +1613,36 @@ int vm_hotplug_add(struct vm *vm, const char *devid, const char *bar_path,
 static int hotplug_del(struct vm *vm, const char *devid, unsigned tmo,
 		       char *reason)
 {
-	char why[REASON_MAX], qdev[VM_QDEV_ID_MAX], memdev[VM_QDEV_ID_MAX];
-	struct removal *x;
-	uint64_t seq, ticket;
+	char why[REASON_MAX] = "";
+	unsigned mask = 0;
 	int r;
 
-	if (vm_qdev_id(devid, qdev, sizeof(qdev)) < 0 ||
-	    vm_memdev_id(devid, memdev, sizeof(memdev)) < 0)
-		return reason_set(reason, -EINVAL, "vm %s/%s: bad device id '%s'",
-				  vm->host, vm->name, devid);
 	if (!vm_connected(vm, why))
 		return reason_set(reason, -ECONNRESET, "vm %s/%s: %s", vm->host,
 				  vm->name, why);
-	pthread_mutex_lock(&vm->lock);
-	x = removal_find(vm, devid);
-	if (!x) {
-		x = calloc(1, sizeof(*x));
-		if (!x) {
-			pthread_mutex_unlock(&vm->lock);
-			return reason_set(reason, -ENOMEM, "vm %s/%s: out of memory",
-					  vm->host, vm->name);
-		}
-		snprintf(x->devid, sizeof(x->devid), "%s", devid);
-		snprintf(x->qdev, sizeof(x->qdev), "%s", qdev);
-		snprintf(x->memdev, sizeof(x->memdev), "%s", memdev);
-		removal_insert(vm, x);
-	}
-	x->late = false; /* we wait for it now */
-	x->notify = true;
-	ticket = x->ticket;
-	pthread_mutex_unlock(&vm->lock);
-	/* from here on only the ticket: the dispatcher may free it */
-
-	seq = qmp_event_seq(vm->q);
-	r = device_del(vm, qdev, tmo, why);
-	if (r == 0)
-		r = qmp_wait_event(vm->q, seq, "DEVICE_DELETED", match_device, qdev,
-				   tmo, NULL, why);
-	if (r == -ETIMEDOUT) {
-		/* leave it pending: DEVICE_DELETED will finish it */
-		pthread_mutex_lock(&vm->lock);
-		x = removal_by_ticket(vm, ticket);
-		if (x)
-			x->late = true;
-		pthread_mutex_unlock(&vm->lock);
-		if (x && qmp_wait_event(vm->q, seq, "DEVICE_DELETED", match_device,
-					qdev, 0, NULL, NULL) != 0)
-			return reason_set(reason, -ETIMEDOUT,
-					  "vm %s/%s: the guest did not acknowledge the "
-					  "removal of %s within %u ms; it stays pending",
-					  vm->host, vm->name, devid, tmo);
-		r = 0; /* it came just now */
-	}
-
-	pthread_mutex_lock(&vm->lock);
-	x = removal_claim(vm, ticket);
-	pthread_mutex_unlock(&vm->lock);
-	if (!x) {
+	r = pci_bars(vm, devid, &mask, NULL, 0, why);
+	if (r == -EINVAL || r == -ENAMETOOLONG)
+		return reason_set(reason, -EINVAL, "vm %s/%s: bad device id '%s'",
+				  vm->host, vm->name, devid);
+	if (r < 0)
+		return reason_set(reason, r, "vm %s/%s: cannot remove %s: %s",
+				  vm->host, vm->name, devid, why);
+	r = unplug(vm, devid, mask, tmo, true, why);
+	if (r == -ETIMEDOUT || r == -ECANCELED) {
 		if (!vm_connected(vm, why))
 			return reason_set(reason, -ECONNRESET, "vm %s/%s: %s",
 					  vm->host, vm->name, why);
-		/* the dispatcher took it and reports it */
+		/* pending, or the dispatcher took it and reports it */
 		return reason_set(reason, -ETIMEDOUT,
 				  "vm %s/%s: the guest did not acknowledge the "
 				  "removal of %s within %u ms; it stays pending",
 				  vm->host, vm->name, devid, tmo);
 	}
-	free(x);
-	if (r < 0 && r != -ENODEV)
+	if (r < 0)
 		return reason_set(reason, r, "vm %s/%s: cannot remove %s: %s",
 				  vm->host, vm->name, devid, why);
-	/* deleted now, or was not in the guest at all: drop its backend */
-	r = object_del(vm, memdev, tmo, why);
+	/* deleted now, or was not in the guest at all: drop its backends */
+	r = drop_backends(vm, devid, tmo, why);
 	if (r < 0)
 		return reason_set(reason, r, "vm %s/%s: removed %s but %s", vm->host,
 				  vm->name, devid, why);

@@ -5,30 +5,36 @@
  * A struct vm is one guest ("vm:HOST/VM") and one persistent QMP
  * connection to it (qmp.h), so that events arrive while lendfs is idle.
  * Lending a device to it means, after the engine programmed the DMA
- * windows for the guest RAM ranges (vm_probe_memory()):
+ * windows for the guest RAM ranges (vm_probe_memory()), for each memory
+ * BAR N of the device:
  *
- *   object-add memory-backend-file  id "lendfs-mem-<dev>", mem-path = the
- *                                   device's BAR file, size, share = true
- *   device_add ivshmem-plain        id "lendfs-<dev>", memdev = the above,
- *                                   on a hot-pluggable bus
+ *   object-add memory-backend-file  id "lendfs-mem-<dev>-barN", mem-path =
+ *                                   the BAR's file, size, share = true
+ *   device_add ivshmem-plain        id "lendfs-<dev>-barN", memdev = the
+ *                                   above, on a hot-pluggable bus
  *
  * where <dev> is the device id with ':' and '.' turned into '-'
- * ("nodeA:0000:65:00.0" -> "lendfs-nodeA-0000-65-00-0").  The guest sees
- * an ivshmem-plain device (1af4:1110, class 0x0500): BAR0 is its 256-byte
- * register block, BAR2 (64-bit, prefetchable) is the lent BAR's memory.
+ * ("nodeA:0000:65:00.0" bar1 -> "lendfs-nodeA-0000-65-00-0-bar1").  An
+ * ivshmem-plain device carries one shared memory region, so the guest
+ * sees one ivshmem-plain device (1af4:1110, class 0x0500) per lent BAR:
+ * its BAR0 is the 256-byte register block, its BAR2 (64-bit,
+ * prefetchable) the lent BAR's memory.  The device is in the guest when
+ * all of them are, and out of it when the guest acknowledged all
+ * removals.
  *
  * Buses: on -machine pc (i440fx) the root bus "pci.0" (ACPI hot-plug,
- * the first free slot, 2 with -nodefaults).  On q35 the root bus "pcie.0"
+ * the first free slots, 2, 3, ... with -nodefaults).  On q35 the root bus "pcie.0"
  * cannot hot-plug: the guest must be started with spare root ports, e.g.
- * `-device pcie-root-port,id=rp0,bus=pcie.0,chassis=1`; the device goes
- * to slot 0 behind the first one with nothing behind it (-ENOSPC when
- * none is free).  Other machine types: -ENOTSUP.
+ * `-device pcie-root-port,id=rp0,bus=pcie.0,chassis=1`, one per BAR; each
+ * BAR's device goes to slot 0 behind the first one with nothing behind it
+ * (-ENOSPC when none is free).  Other machine types: -ENOTSUP.
  *
- * Returning it: device_del, then the guest must acknowledge the unplug
- * (ACPI eject), QEMU emits DEVICE_DELETED, then object-del.  Without the
- * acknowledgement vm_hotplug_del() fails with -ETIMEDOUT and the removal
- * stays pending: when DEVICE_DELETED arrives later, vm.c does the
- * object-del itself and calls on_device_deleted.
+ * Returning it: device_del of each BAR's device, then the guest must
+ * acknowledge each unplug (ACPI eject), QEMU emits DEVICE_DELETED for
+ * each, then object-del of its backend.  Without every acknowledgement
+ * vm_hotplug_del() fails with -ETIMEDOUT and the removal stays pending:
+ * as each DEVICE_DELETED arrives later, vm.c does the object-del itself,
+ * and calls on_device_deleted once the last one has come.
  *
  * Callbacks run on the QMP dispatcher thread of this VM, with no vm lock
  * held; they may call any vm_*() function on this VM (vm_detach() only as
@@ -52,7 +58,7 @@
 
 #define VM_MEM_RANGES_MAX 16
 #define VM_TIMEOUT_DEFAULT_MS 5000u /* QMP connect and commands; 0 means it */
-#define VM_QDEV_ID_MAX (DEVICE_ID_MAX + 16)
+#define VM_QDEV_ID_MAX (DEVICE_ID_MAX + 24)
 #define VM_BACKEND_PATH_MAX 512
 #define VM_MEMORY_TEXT_MAX 2048 /* enough for vm_memory_format() */
 
@@ -97,10 +103,21 @@ int vm_memory_format(const struct vm_memory *m, char *buf, size_t len);
 int vm_memory_parse_mtree(const char *text, const char *ram_name,
 			  struct vm_memory *out, char *reason);
 
-/* "lendfs-<dev>" / "lendfs-mem-<dev>"; -EINVAL if @devid has other than
- * [A-Za-z0-9_-:.] or is empty, -ENAMETOOLONG if it does not fit. */
-int vm_qdev_id(const char *devid, char *buf, size_t len);
-int vm_memdev_id(const char *devid, char *buf, size_t len);
+/*
+ * The guest device of BAR @bar of @devid and its backend:
+ * "lendfs-<dev>-barN" / "lendfs-mem-<dev>-barN".  -EINVAL if @devid has
+ * other than [A-Za-z0-9_-:.] or is empty or @bar >= PCI_NUM_BARS,
+ * -ENAMETOOLONG if it does not fit.
+ */
+int vm_qdev_id(const char *devid, unsigned bar, char *buf, size_t len);
+int vm_memdev_id(const char *devid, unsigned bar, char *buf, size_t len);
+
+/* One memory BAR of a lent device: its index and its file (see below). */
+struct vm_bar {
+	unsigned index;
+	uint64_t size;
+	const char *path;
+};
 
 struct vm;
 
@@ -151,45 +168,57 @@ int vm_probe_memory(struct vm *vm, struct vm_memory *out, char *reason);
 void vm_memory_last(struct vm *vm, struct vm_memory *out);
 
 /*
- * Hot-add device @devid with one BAR backed by the file @bar_path (an
- * absolute path to an existing regular file of exactly @bar_size bytes:
- * QEMU would silently create a missing one) of @bar_size bytes (a power of
- * two, at least a page: ivshmem-plain needs it, QEMU 7.2 aborts on other
- * sizes).  -ENOENT / -EINVAL when the file is missing or its size differs
- * (checked here, as lendfs and QEMU share the host).  Returns when the
- * device is in the guest's query-pci with BAR2 of that size, within
- * @timeout_ms (0: VM_TIMEOUT_DEFAULT_MS).  On failure everything added is
- * removed again (a device the guest must acknowledge the removal of is
- * finished in the background, without callback).
- * -EEXIST: the device is already in the guest.  -EBUSY: its removal is
- * still pending.  -ENOSPC: no free hot-plug slot (q35 root port).
+ * Hot-add device @devid: one ivshmem-plain per BAR of @bars (1 to
+ * PCI_NUM_BARS of them, distinct indices), each backed by its file (an
+ * absolute path to an existing regular file of exactly @size bytes: QEMU
+ * would silently create a missing one; @size a power of two, at least a
+ * page: ivshmem-plain needs it, QEMU 7.2 aborts on other sizes), in the
+ * order given.  -ENOENT / -EINVAL when a file is missing or its size
+ * differs (checked here, as lendfs and QEMU share the host).  Returns
+ * when every device is in the guest's query-pci with BAR2 of its BAR's
+ * size, within @timeout_ms (0: VM_TIMEOUT_DEFAULT_MS).  On failure every
+ * device added is removed again (a removal the guest does not acknowledge
+ * within 1 s is finished in the background, without callback).
+ * -EEXIST: one of @bars is already in the guest (other BARs of the
+ * device may be: a restart adds the ones missing).  -EBUSY: a removal of
+ * the device is still pending, or QEMU has not yet freed the memory of a
+ * backend of the same name deleted just before (each BAR waits for that
+ * within @timeout_ms: QEMU 7.2 aborts on a device_add meanwhile).  -ENOSPC: no free hot-plug slot for one of
+ * the BARs (q35 root port).
  */
-int vm_hotplug_add(struct vm *vm, const char *devid, const char *bar_path,
-		   uint64_t bar_size, unsigned timeout_ms, char *reason);
+int vm_hotplug_add(struct vm *vm, const char *devid, const struct vm_bar *bars,
+		   unsigned nbars, unsigned timeout_ms, char *reason);
 
 /*
- * Hot-remove @devid: device_del, wait for the guest's acknowledgement
- * (DEVICE_DELETED) at most @timeout_ms (0: VM_TIMEOUT_DEFAULT_MS), then
- * object-del.  A device that is not in the guest is not an error (its
- * memory backend is still deleted).  -ETIMEDOUT: not acknowledged in
- * time; the removal stays pending and completes by itself (see above).
+ * Hot-remove @devid: device_del of every BAR's device in the guest
+ * (query-pci) and of those whose removal is pending, wait for the
+ * guest's acknowledgement of all of them (DEVICE_DELETED) at most
+ * @timeout_ms (0: VM_TIMEOUT_DEFAULT_MS), deleting each backend as its
+ * device goes, then the backends left over.  A device that is not in the
+ * guest is not an error (its memory backends are still deleted).
+ * -ETIMEDOUT: not all acknowledged in time; the removal stays pending and
+ * completes by itself when the last one is (see above).
  */
 int vm_hotplug_del(struct vm *vm, const char *devid, unsigned timeout_ms,
 		   char *reason);
 
-/* Is @devid in the guest (query-pci)?  Used after a daemon restart. */
+/* Is any BAR of @devid in the guest (query-pci)?  After a daemon restart. */
 int vm_has_device(struct vm *vm, const char *devid, bool *present,
 		  char *reason);
 
-/* Where the guest has it (query-pci).  -ENOENT if it is not there. */
+/* Which BARs of @devid are in the guest (query-pci), as a mask. */
+int vm_device_bars(struct vm *vm, const char *devid, unsigned *mask,
+		   char *reason);
+
+/* Where the guest has BAR @bar of @devid (query-pci); -ENOENT if not there. */
 struct vm_pci_dev {
 	unsigned bus, slot, function;
 	char bus_id[VM_QDEV_ID_MAX]; /* "pci.0" or the root port's id */
 	uint64_t bar_size[PCI_NUM_BARS]; /* 0: no such BAR */
 	uint64_t bar_addr[PCI_NUM_BARS]; /* UINT64_MAX: not assigned yet */
 };
-int vm_device_info(struct vm *vm, const char *devid, struct vm_pci_dev *out,
-		   char *reason);
+int vm_device_info(struct vm *vm, const char *devid, unsigned bar,
+		   struct vm_pci_dev *out, char *reason);
 
 /* Removals waiting for the guest's acknowledgement. */
 unsigned vm_pending_removals(struct vm *vm);

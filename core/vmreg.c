@@ -14,10 +14,11 @@
  *   lend    (lend.c steps)   resolve: the VM must be connected; device
  *           `lending`: re-probe the guest memory, give the RAM ranges to
  *           the fabric; plan and program the DMA windows for them; hot-add
- *           the device's largest BAR (ivshmem-plain) and wait for
- *           query-pci; then the store commit.  Any failure undoes it all.
+ *           every memory BAR of the device (one ivshmem-plain each) and
+ *           wait for query-pci; then the store commit.  Any failure
+ *           undoes it all.
  *   return  (lend.c do_return) device `returning`: hot-remove, wait for
- *           the guest's acknowledgement at most [cluster]
+ *           the guest's acknowledgement of every BAR at most [cluster]
  *           vm_unplug_timeout_ms, then the windows and the record go.
  *           Without it in time the write fails with -ETIMEDOUT and the
  *           device stays `returning` ("pending"): on_device_deleted()
@@ -190,32 +191,36 @@ static int connect_vm(struct engine *e, struct lvm *v, const char *path,
 
 /* ---- the device's BAR in the guest ---------------------------------------- */
 
-/* The largest BAR (the lowest index on a tie), or -ENOTSUP. */
-static int pick_bar(struct engine *e, const struct ldevice *d, const char *owner,
-		    unsigned *bar, uint64_t *size, char *reason)
+/*
+ * Every memory BAR of @d goes to the guest (one ivshmem-plain each, vm.h):
+ * their mask, or -ENOTSUP if one of them cannot be an ivshmem-plain BAR.
+ */
+static int pick_bars(struct engine *e, const struct ldevice *d,
+		     const char *owner, unsigned *bars, char *reason)
 {
-	uint64_t best = 0;
+	long page = sysconf(_SC_PAGESIZE);
 
+	*bars = 0;
 	for (unsigned i = 0; i < PCI_NUM_BARS; i++) {
-		if (d->bar_size[i] > best) {
-			best = d->bar_size[i];
-			*bar = i;
-		}
+		uint64_t size = d->bar_size[i];
+
+		if (!size)
+			continue;
+		if (!is_power_of_2(size) || size < (uint64_t)page)
+			return reason_set(reason, -ENOTSUP,
+					  "bar%u of %s is 0x%" PRIx64 " bytes; a vm guest gets "
+					  "each bar as an ivshmem-plain bar, which needs a "
+					  "power of two of at least %ld bytes", i, d->id, size,
+					  page);
+		*bars |= 1u << i;
 	}
-	if (!best)
+	if (!*bars)
 		return reason_set(reason, -ENOTSUP,
 				  "%s has no memory bar to give to %s", d->id, owner);
-	if (!is_power_of_2(best) || best < (uint64_t)sysconf(_SC_PAGESIZE))
-		return reason_set(reason, -ENOTSUP,
-				  "bar%u of %s is 0x%" PRIx64 " bytes; a vm guest gets it "
-				  "as an ivshmem-plain bar, which needs a power of two of "
-				  "at least %ld bytes", *bar, d->id, best,
-				  sysconf(_SC_PAGESIZE));
 	if (strcmp(e->fabric->name, "sim") != 0)
 		return reason_set(reason, -ENOTSUP,
 				  "lending to a vm needs the sim fabric's bar files "
 				  "(fabric is %s)", e->fabric->name);
-	*size = best;
 	return 0;
 }
 
@@ -240,6 +245,28 @@ static int bar_file(struct engine *e, const struct ldevice *d, unsigned bar,
 		return reason_set(reason, -errno, "cannot create the bar file %s: %s",
 				  buf, strerror(errno));
 	return 0;
+}
+
+/* The BAR files of @bars of @d into the guest of @vm (vm_hotplug_add()). */
+static int plug_bars(struct engine *e, const struct ldevice *d, unsigned bars,
+		     struct vm *vm, unsigned tmo, char *reason)
+{
+	char paths[PCI_NUM_BARS][4096 + DEVICE_ID_MAX + 32];
+	struct vm_bar vb[PCI_NUM_BARS];
+	unsigned n = 0;
+	int r;
+
+	for (unsigned i = 0; i < PCI_NUM_BARS; i++) {
+		if (!(bars & (1u << i)))
+			continue;
+		r = bar_file(e, d, i, d->bar_size[i], paths[n], sizeof(paths[n]),
+			     reason);
+		if (r < 0)
+			return r;
+		vb[n] = (struct vm_bar){ i, d->bar_size[i], paths[n] };
+		n++;
+	}
+	return vm_hotplug_add(vm, d->id, vb, n, tmo, reason);
 }
 
 /* ---- callbacks (QMP dispatcher thread) ------------------------------------ */
@@ -466,7 +493,7 @@ static int vm_resolve(struct engine *e, const struct ldevice *d,
 		return r;
 	b->ram = b->ram_buf;
 	b->vmreg = true;
-	return pick_bar(e, d, b->value, &b->bar, &b->bar_size, reason);
+	return pick_bars(e, d, b->value, &b->bars, reason);
 }
 
 static int vm_prepare(struct engine *e, struct ldevice *d, struct borrower *b,
@@ -532,18 +559,13 @@ static unsigned remaining_ms(uint64_t deadline)
 static int vm_plug(struct engine *e, struct ldevice *d, struct borrower *b,
 		   uint64_t deadline, char *reason)
 {
-	char path[4096 + DEVICE_ID_MAX + 32];
 	int r;
 
 	if (!b->vm)
 		return 0;
 	r = fault_check("vm_plug", reason);
-	if (r < 0)
-		return r;
-	r = bar_file(e, d, b->bar, b->bar_size, path, sizeof(path), reason);
 	if (r == 0)
-		r = vm_hotplug_add(b->qmp, d->id, path, b->bar_size,
-				   remaining_ms(deadline), reason);
+		r = plug_bars(e, d, b->bars, b->qmp, remaining_ms(deadline), reason);
 	if (r == 0) {
 		b->plugged = true;
 		fault_pass("vm.plug.done"); /* in the guest, the intent says lending */
@@ -609,12 +631,11 @@ static bool vm_attached(struct engine *e, const char *owner)
 static int vm_recover(struct engine *e, struct ldevice *d,
 		      const struct lend_record *rec, char *reason)
 {
-	char why[REASON_MAX] = "", path[4096 + DEVICE_ID_MAX + 32];
+	char why[REASON_MAX] = "";
 	struct vm *vm = NULL;
 	struct lvm *v;
 	bool present = false, connected = false;
-	uint64_t size;
-	unsigned bar = 0;
+	unsigned bars = 0, there = 0;
 	int r;
 
 	v = find_owner(e, rec->borrower); /* single-threaded still */
@@ -639,27 +660,34 @@ static int vm_recover(struct engine *e, struct ldevice *d,
 			  rec->device, rec->borrower, v->error);
 		return 1;
 	}
-	r = vm_has_device(vm, d->id, &present, why);
+	r = pick_bars(e, d, rec->borrower, &bars, reason);
+	if (r < 0)
+		return r;
+	r = vm_device_bars(vm, d->id, &there, why);
 	if (r < 0)
 		return reason_set(reason, r, "cannot ask vm %s/%s about %s: %s", v->host,
 				  v->name, d->id, why);
-	if (present) {
+	if ((there & bars) == bars) {
 		engine_report(e, "lend of %s to %s restored: the device is still in the guest",
 			  d->id, rec->borrower);
 		return 0;
 	}
-	/* a new QEMU on the same socket, or someone removed it: add it again */
-	r = pick_bar(e, d, rec->borrower, &bar, &size, reason);
-	if (r < 0)
-		return r;
-	r = bar_file(e, d, bar, size, path, sizeof(path), why);
-	if (r == 0)
-		r = vm_hotplug_add(vm, d->id, path, size, e->cfg->timeout_ms, why);
+	/*
+	 * a new QEMU on the same socket, or someone removed it (or some of
+	 * its BARs): add what is missing again
+	 */
+	r = plug_bars(e, d, bars & ~there, vm, e->cfg->timeout_ms, why);
 	if (r < 0)
 		return reason_set(reason, r, "%s is no longer in the guest and cannot be "
 				  "added again: %s", d->id, why);
-	engine_report(e, "lend of %s to %s restored: the device was not in the guest any "
-		  "more and was added again", d->id, rec->borrower);
+	if (there & bars)
+		engine_report(e, "lend of %s to %s restored: %u of its %u bars were not in "
+			  "the guest any more and were added again", d->id, rec->borrower,
+			  (unsigned)__builtin_popcount(bars & ~there),
+			  (unsigned)__builtin_popcount(bars));
+	else
+		engine_report(e, "lend of %s to %s restored: the device was not in the "
+			  "guest any more and was added again", d->id, rec->borrower);
 	return 0;
 }
 

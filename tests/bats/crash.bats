@@ -20,7 +20,7 @@ load cluster_helpers
 
 CRASH=86 # FAULT_CRASH_STATUS, core/fault.h
 GUEST="$ROOT/tests/vm/qemu-guest.sh"
-QDEV=lendfs-nodeA-0000-65-00-0 # $GPU in the guest (ivshmem-plain id)
+QDEV=lendfs-nodeA-0000-65-00-0 # $GPU in the guest: $QDEV-barN per memory BAR
 
 setup_file() {
 	# the demo cluster with a VM of nodeC that is only a [vm] section
@@ -367,9 +367,10 @@ vm_up() {
 	echo "$GDIR/qmp.sock" >"$VMD/qmp"
 }
 
-# How many times query-pci of the guest lists $QDEV.
+# How many guest devices of $GPU (one per memory BAR: bar0 in slot 2,
+# bar1 in slot 3) query-pci lists.
 pci_count() {
-	guest qmp '{"execute":"query-pci"}' | grep -o "\"$QDEV\"" | wc -l
+	guest qmp '{"execute":"query-pci"}' | grep -oE "\"$QDEV-bar[0-5]\"" | wc -l
 }
 
 pci_gone() {
@@ -381,11 +382,11 @@ pci_gone() {
 	write_crashes "$GPU" vm:nodeB/vm1 lend.done
 	run stored "$GPU"
 	assert_output "lent vm:nodeB/vm1"
-	[ "$(pci_count)" -eq 1 ]
+	[ "$(pci_count)" -eq 2 ]
 	restart
 	run cat "$(dev "$GPU")/state" "$(dev "$GPU")/borrower" "$VMD/state"
 	assert_output "$(printf 'lent\nvm:nodeB/vm1\nconnected')"
-	[ "$(pci_count)" -eq 1 ]
+	[ "$(pci_count)" -eq 2 ]
 	grep -q "lend of $GPU to vm:nodeB/vm1 restored: the device is still in the guest" "$TMP/lendfs.log"
 	assert_probe "$TMP/run" "$(cat "$(dev "$GPU")/windows")" ok
 	registers_owned "$VMCONF"
@@ -400,7 +401,7 @@ pci_gone() {
 	restart
 	run cat "$(dev "$GPU")/state" "$(dev "$GPU")/borrower"
 	assert_output "$(printf 'lent\nvm:nodeB/vm1')"
-	[ "$(pci_count)" -eq 1 ]
+	[ "$(pci_count)" -eq 2 ]
 	grep -q "lend of $GPU to vm:nodeB/vm1 restored: the device was not in the guest any more and was added again" "$TMP/lendfs.log"
 	run stored "$GPU"
 	assert_output "lent vm:nodeB/vm1"
@@ -428,7 +429,7 @@ pci_gone() {
 	write_crashes "$GPU" vm:nodeB/vm1 vm.plug.done
 	run stored "$GPU"
 	assert_output "lending vm:nodeB/vm1"
-	[ "$(pci_count)" -eq 1 ]
+	[ "$(pci_count)" -eq 2 ]
 	win=$(stored_windows "$GPU")
 	assert_probe "$TMP/run" "$win" ok
 	restart # the guest does not acknowledge in time (1.5 s): pending
@@ -438,12 +439,14 @@ pci_gone() {
 	assert_output ""
 	grep -q "$GPU removed from vm:nodeB/vm1 after an interrupted lending" "$TMP/lendfs.log"
 	grep -q "unacknowledged lend of $GPU to vm:nodeB/vm1 rolled back" "$TMP/lendfs.log"
-	# QEMU asked the guest to eject slot 2 (the ACPI hot-plug "down"
-	# bitmap of bus 0, what the guest's OS reads), and the guest does
+	# QEMU asked the guest to eject slots 2 and 3 (the ACPI hot-plug
+	# "down" bitmap of bus 0, what the guest's OS reads), and the guest
+	# does
 	guest hmp 'o /w 0xae10 0'
 	run guest hmp 'i /w 0xae04'
-	assert_output --partial "= 0x00000004"
-	guest eject 2
+	assert_output --partial "= 0x0000000c"
+	run guest eject-pending
+	assert_output "2 3"
 	eventually 5 pci_gone
 	assert_probe "$TMP/run" "$win" fault
 	registers_owned "$VMCONF"
@@ -453,7 +456,7 @@ pci_gone() {
 	vm_up return.stored:1:crash
 	lend "$GPU" vm:nodeB/vm1
 	win=$(cat "$(dev "$GPU")/windows")
-	(sleep 0.2; guest eject 2) &
+	(sleep 0.2; guest_eject_slots 2 3) &
 	write_crashes "$GPU" "" return.stored
 	wait $!
 	run stored "$GPU"
@@ -479,8 +482,8 @@ pci_gone() {
 	restart
 	run cat "$(dev "$GPU")/state"
 	assert_output lent
-	[ "$(pci_count)" -eq 1 ]
-	(sleep 0.2; guest eject 2) &
+	[ "$(pci_count)" -eq 2 ]
+	(sleep 0.2; guest_eject_slots 2 3) &
 	echo >"$(dev "$GPU")/borrower"
 	wait $!
 	pci_gone

@@ -17,3 +17,24 @@ guest_start() {
 		return 1
 	}
 }
+
+# guest_eject_slots SLOT...: play the guest's OS on -machine pc until each
+# SLOT has been ejected (qemu-guest.sh eject-pending: the slots QEMU asks
+# to eject; a lend's BARs are several devices whose removals are asked
+# one after the other), at most 3 s.
+guest_eject_slots() {
+	local got="" i s all
+	for ((i = 0; i < 150; i++)); do
+		for s in $(guest eject-pending); do
+			got="$got $s"
+		done
+		all=1
+		for s in "$@"; do
+			[[ " $got " == *" $s "* ]] || all=0
+		done
+		[ "$all" = 1 ] && return 0
+		sleep 0.02
+	done
+	echo "guest_eject_slots: ejected${got:- nothing}, not all of $*" >&2
+	return 1
+}

@@ -27,7 +27,7 @@ load guest
 UDEV_DIR="$ROOT/tests/udev"
 GUEST="$ROOT/tests/vm/qemu-guest.sh"
 VMDEV=nodeA:0000:b3:00.0		# NVMe of the test bed: lent to the guest
-QDEV=lendfs-nodeA-0000-b3-00-0	# ... its ivshmem-plain id in the guest
+QDEV=lendfs-nodeA-0000-b3-00-0-bar0	# ... its bar0 (its only memory BAR) in the guest
 HOSTDEV=nodeA:0000:17:00.0	# NIC of the test bed: lent to nodeC meanwhile
 HOT_NIC=nodeA:0000:67:00.0	# hot-added meanwhile (tests/udev/hotadd-nic.umockdev)
 

@@ -11,8 +11,11 @@ load helpers
 load guest
 
 GUEST="$ROOT/tests/vm/qemu-guest.sh"
-QDEV=lendfs-nodeA-0000-65-00-0	# $GPU in the guest (ivshmem-plain id)
-GPU_BAR=0x4000000		# its largest BAR: bar1, 64 MiB
+# $GPU in the guest: one ivshmem-plain per memory BAR (docs/VM.md)
+QDEV0=lendfs-nodeA-0000-65-00-0-bar0	# its bar0, 16 MiB: slot 2
+GPU_BAR0=0x1000000
+QDEV=lendfs-nodeA-0000-65-00-0-bar1	# its bar1, 64 MiB: slot 3
+GPU_BAR=0x4000000
 
 setup_file() {
 	# the demo cluster, with a short unplug timeout for the timeout tests
@@ -40,9 +43,10 @@ vm_up() {
 	echo "$GDIR/qmp.sock" >"$VMD/qmp"
 }
 
-# How many times query-pci of the guest lists $QDEV.
+# How many guest devices of $GPU (one per BAR) query-pci lists.
 pci_count() {
-	guest qmp '{"execute":"query-pci"}' | grep -o "\"$QDEV\"" | wc -l
+	guest qmp '{"execute":"query-pci"}' |
+		grep -oE '"lendfs-nodeA-0000-65-00-0-bar[0-5]"' | wc -l
 }
 
 # wait_for FILE VALUE: poll (3 s) until FILE reads VALUE.
@@ -214,14 +218,18 @@ fake_qemu() {
 	lend $GPU vm:nodeB/vm1
 	run cat "$(dev $GPU)/state"
 	assert_output lent
-	# bus 0, slot 2 (the first free one), BAR2 = bar1 of the GPU: its
-	# address is the guest's business, unassigned (-1) unless the firmware
-	# was still enumerating PCI when the device came (TCG on a loaded
-	# machine: seen once under ASan)
+	# one ivshmem-plain per memory BAR, in BAR order: bus 0, slot 2 (the
+	# first free one) with BAR2 = bar0 of the GPU, slot 3 with BAR2 =
+	# bar1; the addresses are the guest's business, unassigned (-1)
+	# unless the firmware was still enumerating PCI when the devices came
+	# (TCG on a loaded machine: seen once under ASan)
+	run guest pci "$QDEV0"
+	assert_success
+	assert_output --regexp "^0 2 0 $GPU_BAR0 (-1|0x[0-9a-f]+)$"
 	run guest pci "$QDEV"
 	assert_success
-	assert_output --regexp "^0 2 0 $GPU_BAR (-1|0x[0-9a-f]+)$"
-	[ "$(pci_count)" -eq 1 ]
+	assert_output --regexp "^0 3 0 $GPU_BAR (-1|0x[0-9a-f]+)$"
+	[ "$(pci_count)" -eq 2 ]
 	# DMA windows for the guest RAM, through the lender's IOMMU
 	run cat "$(dev $GPU)/windows"
 	assert_line --regexp "^dma nodeA [0-9]+ 1 0x[0-9a-f]+ 0x20000000 0x0 vm:nodeB/vm1 - ram0$"
@@ -245,7 +253,7 @@ fake_qemu() {
 	# writing the current value is a no-op
 	lend $GPU vm:nodeB/vm1
 	echo "$GDIR/qmp.sock" >"$VMD/qmp"
-	[ "$(pci_count)" -eq 1 ]
+	[ "$(pci_count)" -eq 2 ]
 }
 
 # shared_ram: QEMU arguments for guest RAM in the file $GDIR/ram, shared
@@ -263,17 +271,31 @@ shared_ram() {
 	assert_line --index 0 "ram 0x0-0x1fffffff"
 	assert_line "shared $GDIR/ram"
 	lend $GPU vm:nodeB/vm1
-	guest program-bar 2 2 0xe0000000
+	guest program-bar 3 2 0xe0000000 # bar1's device
+	guest program-bar 2 2 0xe4000000 # bar0's device
 	run guest pci "$QDEV"
-	assert_output "0 2 0 $GPU_BAR 0xe0000000"
-	# the borrower host's CPU writes the BAR through its NTB window ...
-	addr=$(awk '$1 == "lut" && $2 == "nodeB" && $NF == "bar1" { print $5 }' \
-		"$(dev $GPU)/windows")
-	run "$BUILD_DIR/lendfs-dma" -r "$TMP/run" cpu-write nodeB "$addr" "hello vm"
+	assert_output "0 3 0 $GPU_BAR 0xe0000000"
+	run guest pci "$QDEV0"
+	assert_output "0 2 0 $GPU_BAR0 0xe4000000"
+	# the borrower host's CPU writes each BAR through its NTB window ...
+	lut() {
+		awk -v bar="$1" '$1 == "lut" && $2 == "nodeB" && $NF == bar { print $5 }' \
+			"$(dev $GPU)/windows"
+	}
+	run "$BUILD_DIR/lendfs-dma" -r "$TMP/run" cpu-write nodeB "$(lut bar1)" "hello vm"
 	assert_success
-	# ... and the guest reads it at its BAR2
+	run "$BUILD_DIR/lendfs-dma" -r "$TMP/run" cpu-write nodeB "$(lut bar0)" "bar zero"
+	assert_success
+	# ... and the guest reads them at the BAR2 of each device
 	run guest xp 0xe0000000 8
 	assert_output "68 65 6c 6c 6f 20 76 6d"
+	run guest xp 0xe4000000 8
+	assert_output "62 61 72 20 7a 65 72 6f"
+	# each BAR's own file holds its bytes
+	run bash -c 'dd if="$1" bs=1 count=8 status=none' _ "$TMP/run/devices/$GPU/bar1"
+	assert_output "hello vm"
+	run bash -c 'dd if="$1" bs=1 count=8 status=none' _ "$TMP/run/devices/$GPU/bar0"
+	assert_output "bar zero"
 	# the device DMAs into guest RAM through the windows for it: QEMU
 	# shows the bytes at that guest-physical address
 	run guest xp 0x1000 8
@@ -308,7 +330,7 @@ shared_ram() {
 @test "return: the guest acknowledges the unplug, the device is available" {
 	vm_up pc 512
 	lend $GPU vm:nodeB/vm1
-	(sleep 0.2; guest eject 2) &
+	(sleep 0.2; guest_eject_slots 2 3) &
 	echo >"$(dev $GPU)/borrower"
 	wait $! # not the daemon's pid
 	run cat "$(dev $GPU)/state"
@@ -328,7 +350,7 @@ shared_ram() {
 	echo 1 >"$(dev $GPU)/lease"
 	# the lease's return asks the guest, which acknowledges
 	wait_for "$(dev $GPU)/state" returning
-	guest eject 2
+	guest_eject_slots 2 3
 	wait_for "$(dev $GPU)/state" available
 	run cat "$MNT/events"
 	assert_line --regexp "^[0-9]+ [0-9]+ $GPU expired borrower=vm:nodeB/vm1 deadline=[0-9T:-]+Z cause=lease$"
@@ -355,8 +377,18 @@ shared_ram() {
 	run cat "$(dev $GPU)/last_error"
 	assert_output --regexp "^ETIMEDOUT: .*did not acknowledge the removal"
 	assert_lend_fails $GPU vm:nodeB/vm1 EBUSY "Device or resource busy"
-	# the late acknowledgement finishes the return by itself
+	# the guest lets go of bar0's device only: still returning
 	guest eject 2
+	sleep 0.3
+	run guest pci "$QDEV0"
+	assert_failure
+	run guest pci "$QDEV"
+	assert_success
+	run cat "$(dev $GPU)/state"
+	assert_output returning
+	# the last late acknowledgement finishes the return by itself
+	run guest eject-pending
+	assert_output 3
 	wait_for "$(dev $GPU)/state" available
 	run guest pci "$QDEV"
 	assert_failure
@@ -384,7 +416,7 @@ shared_ram() {
 	guest_start pc 512
 	echo "$GDIR/qmp.sock" >"$VMD/qmp"
 	lend $GPU vm:nodeB/vm1
-	[ "$(pci_count)" -eq 1 ]
+	[ "$(pci_count)" -eq 2 ]
 }
 
 @test "a failed hot-add rolls the lend back (q35 without a free root port)" {
@@ -400,22 +432,63 @@ shared_ram() {
 	assert_output ""
 }
 
-# The QEMU objects lendfs made for $GPU: its ivshmem device and backend.
+# The QEMU objects lendfs made for $GPU: its ivshmem devices and backends.
 gpu_objects() {
 	guest qmp '{"execute":"qom-list","arguments":{"path":"/objects"}}' |
-		grep -o '"lendfs-mem-nodeA-0000-65-00-0"' || true
+		grep -oE '"lendfs-mem-nodeA-0000-65-00-0-bar[0-5]"' | sort || true
 	guest qmp '{"execute":"qom-list","arguments":{"path":"/machine/peripheral"}}' |
-		grep -o "\"$QDEV\"" || true
+		grep -oE '"lendfs-nodeA-0000-65-00-0-bar[0-5]"' | sort || true
+}
+GPU_OBJECTS='"lendfs-mem-nodeA-0000-65-00-0-bar0"
+"lendfs-mem-nodeA-0000-65-00-0-bar1"
+"lendfs-nodeA-0000-65-00-0-bar0"
+"lendfs-nodeA-0000-65-00-0-bar1"'
+
+# bsel PORT: the ACPI hot-plug bus number of q35 root port PORT
+bsel() {
+	guest qmp "{\"execute\":\"qom-get\",\"arguments\":{\"path\":\"/machine/peripheral/$1/$1\",\"property\":\"acpi-pcihp-bsel\"}}"
+}
+
+@test "q35: one root port per BAR; with one port too few the lend rolls back" {
+	# one free root port, two BARs: bar0 goes in, bar1 finds no port
+	vm_up q35 512 -device pcie-root-port,id=rp0,bus=pcie.0,chassis=1
+	assert_lend_fails $GPU vm:nodeB/vm1 ENOSPC "No space left on device"
+	run cat "$(dev $GPU)/last_error"
+	assert_output --partial "no free pcie-root-port to hot-plug bar1"
+	run cat "$(dev $GPU)/state" "$(dev $GPU)/windows"
+	assert_output available
+	# bar0's device was unplugged; nobody acknowledged it in time (1 s),
+	# so it and its backend stay until the guest does
+	run gpu_objects
+	assert_output "$(printf '%s\n' "$GPU_OBJECTS" | grep bar0)"
+	guest eject-q35 "$(bsel rp0)" 0
+	for ((i = 0; i < 150; i++)); do
+		[ -z "$(gpu_objects)" ] && break
+		sleep 0.02
+	done
+	run gpu_objects
+	assert_output ""
+	guest stop
+	# two ports: each BAR behind its own
+	rmdir "$VMD"
+	vm_up q35 512 -device pcie-root-port,id=rp0,bus=pcie.0,chassis=1 \
+		-device pcie-root-port,id=rp1,bus=pcie.0,chassis=2
+	lend $GPU vm:nodeB/vm1
+	run guest pci "$QDEV0"
+	assert_output --regexp "^[12] 0 0 $GPU_BAR0 "
+	run guest pci "$QDEV"
+	assert_output --regexp "^[12] 0 0 $GPU_BAR "
+	[ "$(pci_count)" -eq 2 ]
 }
 
 @test "a lend that fails under the engine unplugs from the guest, QEMU objects removed" {
 	vm_up pc 512
 	lend $GPU vm:nodeB/vm1
 	run gpu_objects
-	assert_output "$(printf '"lendfs-mem-nodeA-0000-65-00-0"\n"%s"' "$QDEV")"
+	assert_output "$GPU_OBJECTS"
 	# nodeB (the VM's host) goes offline: no route, the lend fails; the
 	# guest is asked to let the device go and acknowledges
-	(sleep 0.3; guest eject 2) &
+	(sleep 0.3; guest_eject_slots 2 3) &
 	echo offline >"$MNT/hosts/nodeB/state"
 	wait $! # not the daemon's pid
 	run cat "$(dev $GPU)/state"
@@ -439,8 +512,8 @@ gpu_objects() {
 	run grep -c "$GPU: the failed lend to vm:nodeB/vm1 is still being unplugged" \
 		"$TMP/lendfs.log"
 	assert_output 1
-	[ "$(pci_count)" -eq 1 ] # the removal is pending in the guest
-	guest eject 2
+	[ "$(pci_count)" -eq 2 ] # the removal is pending in the guest
+	guest_eject_slots 2 3
 	for ((i = 0; i < 150; i++)); do
 		[ -z "$(gpu_objects)" ] && break
 		sleep 0.02
@@ -451,7 +524,7 @@ gpu_objects() {
 	echo >"$(dev $GPU)/borrower"
 	echo online >"$MNT/hosts/nodeB/state"
 	lend $GPU vm:nodeB/vm1
-	[ "$(pci_count)" -eq 1 ]
+	[ "$(pci_count)" -eq 2 ]
 }
 
 @test "daemon restart keeps the vm lend: the device is in query-pci once" {
@@ -464,14 +537,14 @@ gpu_objects() {
 	assert_output vm:nodeB/vm1
 	run cat "$VMD/state"
 	assert_output connected
-	[ "$(pci_count)" -eq 1 ]
+	[ "$(pci_count)" -eq 2 ]
 	run readlink "$VMD/devices/$GPU"
 	assert_success
 	run grep -c "lend of $GPU to vm:nodeB/vm1 restored: the device is still in the guest" \
 		"$TMP/lendfs.log"
 	assert_output 1
 	# and it returns as usual
-	(sleep 0.2; guest eject 2) &
+	(sleep 0.2; guest_eject_slots 2 3) &
 	echo >"$(dev $GPU)/borrower"
 	wait $! # not the daemon's pid
 	run guest pci "$QDEV"
@@ -481,7 +554,7 @@ gpu_objects() {
 @test "daemon restart keeps the BAR file the guest maps: bytes before and after it" {
 	vm_up pc 512 -S # the test plays the BIOS
 	lend $GPU vm:nodeB/vm1
-	guest program-bar 2 2 0xe0000000
+	guest program-bar 3 2 0xe0000000 # bar1's device
 	lut_addr() {
 		awk '$1 == "lut" && $2 == "nodeB" && $NF == "bar1" { print $5 }' \
 			"$(dev $GPU)/windows"
@@ -503,7 +576,7 @@ gpu_objects() {
 	assert_success
 	run guest xp 0xe0000008 5
 	assert_output "61 66 74 65 72"
-	(sleep 0.2; guest eject 2) &
+	(sleep 0.2; guest_eject_slots 2 3) &
 	echo >"$(dev $GPU)/borrower"
 	wait $! # not the daemon's pid
 }

@@ -5,8 +5,9 @@
 # with its serial console on a socket the tests drive
 # (tests/guest/console.py).  Through the mount a device is lent to it; the
 # guest kernel's ACPI PCI hot-plug finds it, the guest maps its BAR and
-# moves bytes both ways with the lender; `echo > borrower` unplugs it and
-# the guest kernel acknowledges the eject by itself.
+# moves bytes both ways with the lender through each of its BARs (one
+# ivshmem-plain per BAR); `echo > borrower` unplugs them and the guest
+# kernel acknowledges each eject by itself.
 #
 # Only a machine without qemu-system-x86_64 skips; a QEMU that is
 # installed but does not boot the guest fails (docs/TESTING.md, "Skips").
@@ -17,9 +18,11 @@ load ../bats/guest
 
 GUEST="$ROOT/tests/vm/qemu-guest.sh"
 INITRAMFS="$BUILD_DIR/guest/initramfs.gz"
-QDEV=lendfs-nodeA-0000-65-00-0	# $GPU in the guest (ivshmem-plain id)
-GPU_BAR_INDEX=1			# its largest BAR: bar1, 64 MiB ...
-GPU_BAR_SIZE=0x4000000		# ... the guest's resource2
+# $GPU in the guest: one ivshmem-plain per memory BAR (docs/VM.md), the
+# BAR's memory is that device's resource2
+QDEV=lendfs-nodeA-0000-65-00-0	# ... $QDEV-bar0 and $QDEV-bar1
+GPU_BAR0_SIZE=0x1000000		# bar0, 16 MiB
+GPU_BAR1_SIZE=0x4000000		# bar1, 64 MiB
 
 setup_file() {
 	# a TCG guest on a loaded machine can take a while to eject
@@ -65,15 +68,31 @@ in_guest() {
 	sh "$GUEST" sh "$GDIR" "$@"
 }
 
-# guest_find TRIES: the guest's sysfs directory of the ivshmem device
-# (1af4:1110), looking TRIES times 0.1 s apart (in the guest) while its
-# hot-plug is under way; status 1 if it is not there.
+# guest_find TRIES [N]: the guest's sysfs directories of the ivshmem
+# devices (1af4:1110), one "DIR RESOURCE2-SIZE" line each, once there are
+# N (default 2: one per BAR of $GPU), looking TRIES times 0.1 s apart (in
+# the guest) while their hot-plug is under way; status 1 if there are
+# fewer, with what there is.
 guest_find() {
 	in_guest 'for i in $(seq '"$1"'); do
+		found= n=0
 		for d in /sys/bus/pci/devices/*; do
 			[ "$(cat $d/vendor)" = 0x1af4 ] && [ "$(cat $d/device)" = 0x1110 ] &&
-				{ echo $d; exit 0; }
-		done; sleep 0.1; done; exit 1'
+				found="$found$d $(stat -c %s $d/resource2);" n=$((n + 1))
+		done
+		[ $n -ge '"${2:-2}"' ] && { echo "$found" | tr ";" "\n"; exit 0; }
+		sleep 0.1; done; echo "$found" | tr ";" "\n"; exit 1'
+}
+
+# guest_dev SIZE: the sysfs directory of the one whose resource2 is SIZE
+# bytes, from guest_find's $output
+guest_dev() {
+	echo "$output" | awk -v size="$(($1))" '$2 == size { print $1 }'
+}
+
+# both BAR devices of $GPU are out of the guest's query-pci
+pci_gone() {
+	! guest pci "$QDEV-bar0" && ! guest pci "$QDEV-bar1"
 }
 
 @test "the guest boots Debian's kernel and answers on its serial console" {
@@ -87,45 +106,56 @@ guest_find() {
 	assert_failure 7
 }
 
-@test "lend to a real guest: hot-plug, the BAR both ways, the guest's own eject" {
+@test "lend to a real guest: hot-plug, every BAR both ways, the guest's own eject" {
 	mkdir "$VMD"
 	echo "$GDIR/qmp.sock" >"$VMD/qmp"
-	run guest_find 1
+	run guest_find 1 1
 	assert_failure # nothing lent yet
 	lend $GPU vm:nodeB/vm1
-	# the lender's side of the BAR: the sim's file behind bar1
-	bar="$TMP/run/devices/$GPU/bar$GPU_BAR_INDEX"
-	[ "$(stat -c %s "$bar")" -eq $((GPU_BAR_SIZE)) ]
-	printf 'lender wrote this' | dd of="$bar" bs=1 seek=256 conv=notrunc status=none
-	# the guest kernel found it (ACPI hot-plug), assigned its BARs
+	# the lender's side of each BAR: the sim's files behind bar0 and bar1
+	bar0="$TMP/run/devices/$GPU/bar0"
+	bar1="$TMP/run/devices/$GPU/bar1"
+	[ "$(stat -c %s "$bar0")" -eq $((GPU_BAR0_SIZE)) ]
+	[ "$(stat -c %s "$bar1")" -eq $((GPU_BAR1_SIZE)) ]
+	printf 'lender wrote bar0' | dd of="$bar0" bs=1 seek=256 conv=notrunc status=none
+	printf 'lender wrote bar1' | dd of="$bar1" bs=1 seek=256 conv=notrunc status=none
+	# the guest kernel found both (ACPI hot-plug), one device per BAR at
+	# its size, and assigned their BARs
 	run guest_find 100
 	assert_success
-	d="$output"
-	run in_guest "cat $d/class; stat -c %s $d/resource2"
-	assert_line --index 0 0x050000
-	assert_line --index 1 "$((GPU_BAR_SIZE))"
-	run in_guest "dmesg | grep -c '${d##*/}: BAR 2 .*assigned'"
-	assert_output 1
-	# the guest maps resource2 and reads what the lender wrote ...
-	run in_guest "echo 1 >$d/enable && guestmem read $d/resource2 256 17"
+	d0=$(guest_dev $GPU_BAR0_SIZE)
+	d1=$(guest_dev $GPU_BAR1_SIZE)
+	[ -n "$d0" ] && [ -n "$d1" ] && [ "$d0" != "$d1" ]
+	for d in "$d0" "$d1"; do
+		run in_guest "cat $d/class; dmesg | grep -c '${d##*/}: BAR 2 .*assigned'"
+		assert_line --index 0 0x050000
+		assert_line --index 1 1
+	done
+	# the guest maps each resource2 and reads what the lender wrote ...
+	run in_guest "echo 1 >$d0/enable && guestmem read $d0/resource2 256 17"
 	assert_success
-	assert_output "$(printf 'lender wrote this' | od -An -tx1 | xargs)"
-	# ... and writes what the lender then reads
-	run in_guest "guestmem write $d/resource2 4096 'the guest wrote'"
+	assert_output "$(printf 'lender wrote bar0' | od -An -tx1 | xargs)"
+	run in_guest "echo 1 >$d1/enable && guestmem read $d1/resource2 256 17"
 	assert_success
-	run dd if="$bar" bs=1 skip=4096 count=15 status=none
-	assert_output "the guest wrote"
-	# the return: device_del, the guest kernel ejects the slot itself
-	# (no test-written hot-plug register), DEVICE_DELETED, the device is
-	# available
+	assert_output "$(printf 'lender wrote bar1' | od -An -tx1 | xargs)"
+	# ... and writes what the lender then reads, in that BAR's file
+	run in_guest "guestmem write $d0/resource2 4096 'guest wrote b0' &&
+		guestmem write $d1/resource2 8192 'guest wrote b1'"
+	assert_success
+	run dd if="$bar0" bs=1 skip=4096 count=14 status=none
+	assert_output "guest wrote b0"
+	run dd if="$bar1" bs=1 skip=8192 count=14 status=none
+	assert_output "guest wrote b1"
+	# the return: device_del of both, the guest kernel ejects both slots
+	# itself (no test-written hot-plug register), a DEVICE_DELETED for
+	# each, and only then the device is available
 	t0=$(date +%s%N)
 	echo >"$(dev $GPU)/borrower"
-	echo "# the guest acknowledged the unplug in $((($(date +%s%N) - t0) / 1000000)) ms" >&3
+	echo "# the guest acknowledged both unplugs in $((($(date +%s%N) - t0) / 1000000)) ms" >&3
 	run cat "$(dev $GPU)/state"
 	assert_output available
-	run guest pci "$QDEV"
-	assert_failure
-	run in_guest "[ -e $d ] && echo still there || echo gone"
+	pci_gone
+	run in_guest "[ -e $d0 ] || [ -e $d1 ] && echo still there || echo gone"
 	assert_output gone
 	run cat "$(dev $GPU)/windows"
 	assert_output ""
@@ -138,7 +168,8 @@ guest_find() {
 	lend $GPU vm:nodeB/vm1
 	run guest_find 100
 	assert_success
-	d="$output"
+	d0=$(guest_dev $GPU_BAR0_SIZE)
+	d1=$(guest_dev $GPU_BAR1_SIZE)
 	# nodeB, the VM's host, goes offline: the route is lost, the lend
 	# fails, the device is hot-removed and the guest ejects it itself
 	echo offline >"$MNT/hosts/nodeB/state"
@@ -148,11 +179,10 @@ guest_find() {
 	assert_output --partial "EHOSTDOWN: route lost"
 	run grep -c "still being unplugged" "$TMP/lendfs.log"
 	assert_output 0
-	run guest pci "$QDEV"
-	assert_failure
+	pci_gone
 	run guest qmp '{"execute":"qom-list","arguments":{"path":"/objects"}}'
 	refute_output --partial lendfs-mem-
-	run in_guest "[ -e $d ] && echo still there || echo gone"
+	run in_guest "[ -e $d0 ] || [ -e $d1 ] && echo still there || echo gone"
 	assert_output gone
 	echo online >"$MNT/hosts/nodeB/state"
 	echo >"$(dev $GPU)/borrower" # clear failed

@@ -24,8 +24,10 @@
 #include "../vm/qemu_harness.h"
 
 #define DEV "nodeA:0000:65:00.0"
-#define DEV_QDEV "lendfs-nodeA-0000-65-00-0"
-#define DEV_MEMDEV "lendfs-mem-nodeA-0000-65-00-0"
+#define DEV_QDEV "lendfs-nodeA-0000-65-00-0-bar2" /* its bar2 in the guest */
+#define DEV_MEMDEV "lendfs-mem-nodeA-0000-65-00-0-bar2"
+#define DEV_QDEV0 "lendfs-nodeA-0000-65-00-0-bar0"
+#define DEV_MEMDEV0 "lendfs-mem-nodeA-0000-65-00-0-bar0"
 #define DEV2 "nodeA:0000:66:00.0"
 #define MIB (1ULL << 20)
 
@@ -45,6 +47,15 @@ static int teardown(void **state)
 }
 
 /* A BAR file of @size bytes in the QEMU directory. */
+/* Hot-add @devid with one BAR, index 2, of @size bytes at @path. */
+static int add1(struct vm *vm, const char *devid, const char *path,
+		uint64_t size, unsigned tmo, char *reason)
+{
+	struct vm_bar b = { 2, size, path };
+
+	return vm_hotplug_add(vm, devid, &b, 1, tmo, reason);
+}
+
 static void make_bar(const char *name, uint64_t size, char *path, size_t len)
 {
 	int fd;
@@ -129,16 +140,19 @@ static void test_ids(void **state)
 {
 	char buf[VM_QDEV_ID_MAX];
 
-	assert_int_equal(vm_qdev_id(DEV, buf, sizeof(buf)), 0);
+	assert_int_equal(vm_qdev_id(DEV, 2, buf, sizeof(buf)), 0);
 	assert_string_equal(buf, DEV_QDEV);
-	assert_int_equal(vm_memdev_id(DEV, buf, sizeof(buf)), 0);
+	assert_int_equal(vm_memdev_id(DEV, 2, buf, sizeof(buf)), 0);
 	assert_string_equal(buf, DEV_MEMDEV);
-	assert_int_equal(vm_qdev_id("node_b-1:0000:00:1f.7", buf, sizeof(buf)), 0);
-	assert_string_equal(buf, "lendfs-node_b-1-0000-00-1f-7");
-	assert_int_equal(vm_qdev_id("a b", buf, sizeof(buf)), -EINVAL);
-	assert_int_equal(vm_qdev_id("a/b", buf, sizeof(buf)), -EINVAL);
-	assert_int_equal(vm_qdev_id("", buf, sizeof(buf)), -EINVAL);
-	assert_int_equal(vm_qdev_id(DEV, buf, 10), -ENAMETOOLONG);
+	assert_int_equal(vm_qdev_id("node_b-1:0000:00:1f.7", 2, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "lendfs-node_b-1-0000-00-1f-7-bar2");
+	assert_int_equal(vm_qdev_id(DEV, 0, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, DEV_QDEV0);
+	assert_int_equal(vm_qdev_id(DEV, PCI_NUM_BARS, buf, sizeof(buf)), -EINVAL);
+	assert_int_equal(vm_qdev_id("a b", 2, buf, sizeof(buf)), -EINVAL);
+	assert_int_equal(vm_qdev_id("a/b", 2, buf, sizeof(buf)), -EINVAL);
+	assert_int_equal(vm_qdev_id("", 2, buf, sizeof(buf)), -EINVAL);
+	assert_int_equal(vm_qdev_id(DEV, 2, buf, 10), -ENAMETOOLONG);
 }
 
 static void test_memory_format(void **state)
@@ -401,7 +415,7 @@ static void test_probe_isapc_fallback(void **state)
 				  "not a memory-backend-file\n");
 	assert_int_equal(m.below_4g, 256 * MIB - 0x40000);
 	make_bar("bar0", MIB, bar, sizeof(bar));
-	assert_int_equal(vm_hotplug_add(vm, DEV, bar, MIB, 1000, reason), -ENOTSUP);
+	assert_int_equal(add1(vm, DEV, bar, MIB, 1000, reason), -ENOTSUP);
 	assert_non_null(strstr(reason, "no known hot-pluggable pci bus"));
 	vm_detach(vm);
 }
@@ -475,7 +489,7 @@ static void test_hotplug_roundtrip(void **state)
 
 	assert_int_equal(vm_has_device(vm, DEV, &present, reason), 0);
 	assert_false(present);
-	assert_int_equal(vm_hotplug_add(vm, DEV, bar, MIB, 3000, reason), 0);
+	assert_int_equal(add1(vm, DEV, bar, MIB, 3000, reason), 0);
 
 	/* the guest's view, through the test's own monitor */
 	dev = qemu_b_pci_device(&qm, DEV_QDEV);
@@ -489,7 +503,7 @@ static void test_hotplug_roundtrip(void **state)
 	json_object_put(dev);
 	assert_true(qemu_b_has_object(&qm, DEV_MEMDEV));
 
-	assert_int_equal(vm_device_info(vm, DEV, &info, reason), 0);
+	assert_int_equal(vm_device_info(vm, DEV, 2, &info, reason), 0);
 	assert_int_equal(info.slot, 2);
 	assert_string_equal(info.bus_id, "pci.0");
 	assert_int_equal(info.bar_size[2], MIB);
@@ -498,12 +512,12 @@ static void test_hotplug_roundtrip(void **state)
 	assert_true(present);
 
 	/* adding it twice is refused */
-	assert_int_equal(vm_hotplug_add(vm, DEV, bar, MIB, 3000, reason), -EEXIST);
+	assert_int_equal(add1(vm, DEV, bar, MIB, 3000, reason), -EEXIST);
 	assert_non_null(strstr(reason, "already in the guest"));
 
 	/* play the BIOS: BAR2 at 0xe0000000, then bytes from the file */
 	qemu_b_program_bar64(&qm, 2, 2, 0xe0000000ULL);
-	assert_int_equal(vm_device_info(vm, DEV, &info, reason), 0);
+	assert_int_equal(vm_device_info(vm, DEV, 2, &info, reason), 0);
 	assert_int_equal(info.bar_addr[2], 0xe0000000ULL);
 	fd = open(bar, O_RDWR);
 	assert_true(fd >= 0);
@@ -535,8 +549,8 @@ static void test_hotplug_roundtrip(void **state)
 	assert_int_equal(vm_hotplug_del(vm, DEV, 500, reason), 0);
 
 	/* and it can be lent again */
-	assert_int_equal(vm_hotplug_add(vm, DEV, bar, MIB, 3000, reason), 0);
-	assert_int_equal(vm_device_info(vm, DEV, &info, reason), 0);
+	assert_int_equal(add1(vm, DEV, bar, MIB, 3000, reason), 0);
+	assert_int_equal(vm_device_info(vm, DEV, 2, &info, reason), 0);
 	assert_int_equal(info.slot, 2);
 	vm_detach(vm);
 }
@@ -555,7 +569,7 @@ static void test_hotplug_del_timeout(void **state)
 	vm = attach();
 	vm_set_callbacks(vm, on_deleted, on_gone, &ev);
 	make_bar("bar0", MIB, bar, sizeof(bar));
-	assert_int_equal(vm_hotplug_add(vm, DEV, bar, MIB, 3000, reason), 0);
+	assert_int_equal(add1(vm, DEV, bar, MIB, 3000, reason), 0);
 
 	/* nobody acknowledges */
 	t0 = qemu_now_ms();
@@ -569,7 +583,7 @@ static void test_hotplug_del_timeout(void **state)
 	dev = qemu_b_pci_device(&qm, DEV_QDEV);
 	assert_non_null(dev); /* still in the guest */
 	json_object_put(dev);
-	assert_int_equal(vm_hotplug_add(vm, DEV, bar, MIB, 3000, reason), -EBUSY);
+	assert_int_equal(add1(vm, DEV, bar, MIB, 3000, reason), -EBUSY);
 	assert_non_null(strstr(reason, "still pending"));
 	assert_int_equal(ev.deleted, 0);
 
@@ -583,7 +597,7 @@ static void test_hotplug_del_timeout(void **state)
 	assert_false(qemu_b_has_object(&qm, DEV_MEMDEV));
 
 	/* a second timeout, then a retry that is acknowledged in time */
-	assert_int_equal(vm_hotplug_add(vm, DEV, bar, MIB, 3000, reason), 0);
+	assert_int_equal(add1(vm, DEV, bar, MIB, 3000, reason), 0);
 	assert_int_equal(vm_hotplug_del(vm, DEV, 200, reason), -ETIMEDOUT);
 	{
 		struct ejector ej = { .delay_ms = 100, .slot = 2, .bsel = -1 };
@@ -601,6 +615,93 @@ static void test_hotplug_del_timeout(void **state)
 	vm_detach(vm);
 }
 
+/* Is @qdev in the guest, in @slot of bus 0, with BAR2 of @size? */
+static void assert_in_guest(const char *qdev, int slot, uint64_t size)
+{
+	struct json_object *dev = qemu_b_pci_device(&qm, qdev);
+
+	if (!dev)
+		fail_msg("%s is not in query-pci", qdev);
+	assert_int_equal(qemu_pci_int(dev, "bus"), 0);
+	assert_int_equal(qemu_pci_int(dev, "slot"), slot);
+	assert_int_equal(qemu_pci_bar(dev, 2, NULL), (int64_t)size);
+	json_object_put(dev);
+}
+
+/*
+ * A device with two memory BARs: one ivshmem-plain each, at its size; the
+ * removal completes only once the guest has acknowledged both.
+ */
+static void test_hotplug_two_bars(void **state)
+{
+	static struct events ev; /* outlives a failed test's callbacks */
+	struct vm *vm;
+	struct vm_pci_dev info;
+	char b0[128], b2[128], reason[REASON_MAX] = "";
+	struct ejector ej = { .delay_ms = 100, .slot = 2, .bsel = -1 };
+	bool present = false;
+	pthread_t t;
+
+	NEED_QEMU();
+	ev_init(&ev);
+	start_or_fail("pc", "512", NULL);
+	vm = attach();
+	vm_set_callbacks(vm, on_deleted, on_gone, &ev);
+	make_bar("bar0", MIB, b0, sizeof(b0));
+	make_bar("bar2", 2 * MIB, b2, sizeof(b2));
+	{
+		struct vm_bar bars[] = { { 0, MIB, b0 }, { 2, 2 * MIB, b2 } };
+
+		assert_int_equal(vm_hotplug_add(vm, DEV, bars, 2, 3000, reason), 0);
+		assert_int_equal(vm_hotplug_add(vm, DEV, bars, 2, 3000, reason),
+				 -EEXIST);
+		bars[1].index = 0; /* the same BAR twice */
+		assert_int_equal(vm_hotplug_add(vm, DEV2, bars, 2, 3000, reason),
+				 -EINVAL);
+		assert_int_equal(vm_hotplug_add(vm, DEV2, bars, 0, 3000, reason),
+				 -EINVAL);
+	}
+	assert_in_guest(DEV_QDEV0, 2, MIB);
+	assert_in_guest(DEV_QDEV, 3, 2 * MIB);
+	assert_true(qemu_b_has_object(&qm, DEV_MEMDEV0));
+	assert_true(qemu_b_has_object(&qm, DEV_MEMDEV));
+	assert_int_equal(vm_device_info(vm, DEV, 0, &info, reason), 0);
+	assert_int_equal(info.bar_size[2], MIB);
+	assert_int_equal(vm_device_info(vm, DEV, 2, &info, reason), 0);
+	assert_int_equal(info.bar_size[2], 2 * MIB);
+	assert_int_equal(vm_device_info(vm, DEV, 1, &info, reason), -ENOENT);
+	assert_int_equal(vm_has_device(vm, DEV, &present, reason), 0);
+	assert_true(present);
+
+	/* the guest ejects only bar0's slot: the removal stays pending */
+	assert_int_equal(pthread_create(&t, NULL, eject_main, &ej), 0);
+	assert_int_equal(vm_hotplug_del(vm, DEV, 600, reason), -ETIMEDOUT);
+	pthread_join(t, NULL);
+	assert_int_equal(vm_pending_removals(vm), 1);
+	assert_null(qemu_b_pci_device(&qm, DEV_QDEV0));
+	assert_false(qemu_b_has_object(&qm, DEV_MEMDEV0));
+	assert_in_guest(DEV_QDEV, 3, 2 * MIB);
+	assert_true(qemu_b_has_object(&qm, DEV_MEMDEV));
+	assert_int_equal(vm_has_device(vm, DEV, &present, reason), 0);
+	assert_true(present);
+	qemu_sleep_ms(100);
+	assert_int_equal(ev.deleted, 0);
+
+	/* the second acknowledgement completes it, once */
+	qemu_b_acpi_eject_pc(&qm, 3);
+	assert_true(ev_wait(&ev, &ev.deleted, 1, 3000));
+	assert_string_equal(ev.deleted_dev, DEV);
+	assert_int_equal(ev.deleted_err, 0);
+	assert_int_equal(vm_pending_removals(vm), 0);
+	assert_null(qemu_b_pci_device(&qm, DEV_QDEV));
+	assert_false(qemu_b_has_object(&qm, DEV_MEMDEV));
+	assert_int_equal(vm_has_device(vm, DEV, &present, reason), 0);
+	assert_false(present);
+	qemu_sleep_ms(100);
+	assert_int_equal(ev.deleted, 1);
+	vm_detach(vm);
+}
+
 static void test_hotplug_bad_input(void **state)
 {
 	struct vm *vm;
@@ -612,23 +713,23 @@ static void test_hotplug_bad_input(void **state)
 	vm = attach();
 	make_bar("bar3m", 3 * MIB, bar, sizeof(bar));
 	/* QEMU 7.2 aborts on a BAR that is not a power of two: refused first */
-	assert_int_equal(vm_hotplug_add(vm, DEV, bar, 3 * MIB, 3000, reason), -EINVAL);
+	assert_int_equal(add1(vm, DEV, bar, 3 * MIB, 3000, reason), -EINVAL);
 	assert_non_null(strstr(reason, "power of two"));
-	assert_int_equal(vm_hotplug_add(vm, DEV, bar, 256, 3000, reason), -EINVAL);
-	assert_int_equal(vm_hotplug_add(vm, DEV, "bar0", MIB, 3000, reason), -EINVAL);
+	assert_int_equal(add1(vm, DEV, bar, 256, 3000, reason), -EINVAL);
+	assert_int_equal(add1(vm, DEV, "bar0", MIB, 3000, reason), -EINVAL);
 	assert_non_null(strstr(reason, "absolute"));
-	assert_int_equal(vm_hotplug_add(vm, "bad id", bar, MIB, 3000, reason), -EINVAL);
+	assert_int_equal(add1(vm, "bad id", bar, MIB, 3000, reason), -EINVAL);
 
 	/* a missing file (QEMU would create it) or one of the wrong size */
 	snprintf(bar, sizeof(bar), "%s/missing", qm.dir);
-	assert_int_equal(vm_hotplug_add(vm, DEV, bar, MIB, 3000, reason), -ENOENT);
+	assert_int_equal(add1(vm, DEV, bar, MIB, 3000, reason), -ENOENT);
 	assert_non_null(strstr(reason, "vm beta/vm1: bar file "));
 	assert_non_null(strstr(reason, "No such file or directory"));
 	assert_int_equal(access(bar, F_OK), -1);
 	make_bar("bar2m", 2 * MIB, bar, sizeof(bar));
-	assert_int_equal(vm_hotplug_add(vm, DEV, bar, MIB, 3000, reason), -EINVAL);
+	assert_int_equal(add1(vm, DEV, bar, MIB, 3000, reason), -EINVAL);
 	assert_non_null(strstr(reason, "is 0x200000 bytes, not 0x100000"));
-	assert_int_equal(vm_hotplug_add(vm, DEV, qm.dir, MIB, 3000, reason), -EINVAL);
+	assert_int_equal(add1(vm, DEV, qm.dir, MIB, 3000, reason), -EINVAL);
 	assert_non_null(strstr(reason, "not a regular file"));
 	assert_false(qemu_b_has_object(&qm, DEV_MEMDEV));
 	assert_null(qemu_b_pci_device(&qm, DEV_QDEV));
@@ -672,7 +773,7 @@ static void test_qemu_killed(void **state)
 	vm = attach();
 	vm_set_callbacks(vm, on_deleted, on_gone, &ev);
 	make_bar("bar0", MIB, bar, sizeof(bar));
-	assert_int_equal(vm_hotplug_add(vm, DEV, bar, MIB, 3000, reason), 0);
+	assert_int_equal(add1(vm, DEV, bar, MIB, 3000, reason), 0);
 	assert_true(vm_connected(vm, NULL));
 
 	/* QEMU dies while a removal waits for the guest */
@@ -693,7 +794,7 @@ static void test_qemu_killed(void **state)
 	assert_false(vm_connected(vm, reason));
 	assert_int_equal(vm_pending_removals(vm), 0);
 
-	assert_int_equal(vm_hotplug_add(vm, DEV2, bar, MIB, 3000, reason), -ECONNRESET);
+	assert_int_equal(add1(vm, DEV2, bar, MIB, 3000, reason), -ECONNRESET);
 	assert_true(strncmp(reason, "vm beta/vm1: qemu closed the qmp connection at ",
 			    47) == 0);
 	assert_non_null(strstr(reason, qm.sock_a));
@@ -759,13 +860,13 @@ static void test_reattach_keeps_device(void **state)
 	start_or_fail("pc", "512", NULL);
 	vm = attach();
 	make_bar("bar0", MIB, bar, sizeof(bar));
-	assert_int_equal(vm_hotplug_add(vm, DEV, bar, MIB, 3000, reason), 0);
+	assert_int_equal(add1(vm, DEV, bar, MIB, 3000, reason), 0);
 	vm_detach(vm); /* the daemon goes away; the guest keeps the device */
 
 	vm = attach();
 	assert_int_equal(vm_has_device(vm, DEV, &present, reason), 0);
 	assert_true(present);
-	assert_int_equal(vm_hotplug_add(vm, DEV, bar, MIB, 3000, reason), -EEXIST);
+	assert_int_equal(add1(vm, DEV, bar, MIB, 3000, reason), -EEXIST);
 	{
 		struct json_object *dev = qemu_b_pci_device(&qm, DEV_QDEV);
 
@@ -796,8 +897,8 @@ static void test_q35_root_port(void **state)
 	vm = attach();
 	make_bar("bar0", MIB, bar, sizeof(bar));
 	make_bar("bar1", 2 * MIB, bar2, sizeof(bar2));
-	assert_int_equal(vm_hotplug_add(vm, DEV, bar, MIB, 3000, reason), 0);
-	assert_int_equal(vm_device_info(vm, DEV, &info, reason), 0);
+	assert_int_equal(add1(vm, DEV, bar, MIB, 3000, reason), 0);
+	assert_int_equal(vm_device_info(vm, DEV, 2, &info, reason), 0);
 	assert_string_equal(info.bus_id, "rp0");
 	assert_int_equal(info.bus, 1);
 	assert_int_equal(info.slot, 0);
@@ -808,7 +909,7 @@ static void test_q35_root_port(void **state)
 	json_object_put(dev);
 
 	/* the only root port is taken */
-	assert_int_equal(vm_hotplug_add(vm, DEV2, bar2, 2 * MIB, 3000, reason), -ENOSPC);
+	assert_int_equal(add1(vm, DEV2, bar2, 2 * MIB, 3000, reason), -ENOSPC);
 	assert_non_null(strstr(reason, "no free pcie-root-port"));
 
 	/* ACPI eject behind the root port: select its bus (bsel), slot 0 */
@@ -824,7 +925,7 @@ static void test_q35_root_port(void **state)
 	assert_null(qemu_b_pci_device(&qm, DEV_QDEV));
 
 	/* the port is free again */
-	assert_int_equal(vm_hotplug_add(vm, DEV2, bar2, 2 * MIB, 3000, reason), 0);
+	assert_int_equal(add1(vm, DEV2, bar2, 2 * MIB, 3000, reason), 0);
 	vm_detach(vm);
 }
 
@@ -837,9 +938,74 @@ static void test_q35_no_root_port(void **state)
 	start_or_fail("q35", "512", NULL);
 	vm = attach();
 	make_bar("bar0", MIB, bar, sizeof(bar));
-	assert_int_equal(vm_hotplug_add(vm, DEV, bar, MIB, 3000, reason), -ENOSPC);
+	assert_int_equal(add1(vm, DEV, bar, MIB, 3000, reason), -ENOSPC);
 	assert_non_null(strstr(reason, "start qemu with -device pcie-root-port"));
 	assert_false(qemu_b_has_object(&qm, DEV_MEMDEV));
+	vm_detach(vm);
+}
+
+/*
+ * Two BARs, one free root port: the second BAR finds no slot (-ENOSPC)
+ * and the first, already in the guest, is unplugged again; without the
+ * guest's acknowledgement that finishes in the background.
+ */
+static void test_q35_bars_partial(void **state)
+{
+	static const char *const ports[] = {
+		"-device", "pcie-root-port,id=rp0,bus=pcie.0,chassis=1", NULL
+	};
+	static struct events ev;
+	struct vm *vm;
+	struct json_object *r;
+	char b0[128], b2[128], reason[REASON_MAX] = "";
+	struct ejector ej = { .delay_ms = 100, .slot = 0 };
+	pthread_t t;
+
+	NEED_QEMU();
+	ev_init(&ev);
+	start_or_fail("q35", "512", ports);
+	vm = attach();
+	vm_set_callbacks(vm, on_deleted, on_gone, &ev);
+	make_bar("bar0", MIB, b0, sizeof(b0));
+	make_bar("bar2", 2 * MIB, b2, sizeof(b2));
+	r = qemu_b_cmd(&qm, "{\"execute\":\"qom-get\",\"arguments\":{\"path\":"
+			    "\"/machine/peripheral/rp0/rp0\",\"property\":"
+			    "\"acpi-pcihp-bsel\"}}");
+	assert_non_null(qemu_b_return(r));
+	ej.bsel = json_object_get_int(qemu_b_return(r));
+	json_object_put(r);
+	struct vm_bar bars[] = { { 0, MIB, b0 }, { 2, 2 * MIB, b2 } };
+
+	/* the guest acknowledges the rollback of bar0 */
+	assert_int_equal(pthread_create(&t, NULL, eject_main, &ej), 0);
+	assert_int_equal(vm_hotplug_add(vm, DEV, bars, 2, 3000, reason), -ENOSPC);
+	pthread_join(t, NULL);
+	assert_non_null(strstr(reason, "no free pcie-root-port to hot-plug bar2"));
+	assert_int_equal(vm_pending_removals(vm), 0);
+	assert_null(qemu_b_pci_device(&qm, DEV_QDEV0));
+	assert_false(qemu_b_has_object(&qm, DEV_MEMDEV0));
+	assert_false(qemu_b_has_object(&qm, DEV_MEMDEV));
+
+	/* it does not (within 1 s): pending, finished when it does */
+	assert_int_equal(vm_hotplug_add(vm, DEV, bars, 2, 3000, reason), -ENOSPC);
+	assert_int_equal(vm_pending_removals(vm), 1);
+	assert_true(qemu_b_has_object(&qm, DEV_MEMDEV0));
+	assert_int_equal(vm_hotplug_add(vm, DEV, bars, 2, 3000, reason), -EBUSY);
+	qemu_b_acpi_eject_q35(&qm, ej.bsel, 0);
+	{
+		double end = qemu_now_ms() + 3000;
+
+		while (vm_pending_removals(vm) && qemu_now_ms() < end)
+			qemu_sleep_ms(10);
+	}
+	assert_int_equal(vm_pending_removals(vm), 0);
+	qemu_sleep_ms(100);
+	assert_null(qemu_b_pci_device(&qm, DEV_QDEV0));
+	assert_false(qemu_b_has_object(&qm, DEV_MEMDEV0));
+	assert_int_equal(ev.deleted, 0); /* a rollback is not a return */
+
+	/* one BAR fits */
+	assert_int_equal(vm_hotplug_add(vm, DEV, bars + 1, 1, 3000, reason), 0);
 	vm_detach(vm);
 }
 
@@ -1084,8 +1250,8 @@ static void test_rollback_device_add_fails(void **state)
 	assert_int_equal(m.pci_hole.end, 0xfebfffff);
 	assert_string_equal(m.machine, "pc-i440fx-fake");
 
-	assert_int_equal(vm_hotplug_add(vm, DEV, bar, MIB, 2000, reason), -ENOSPC);
-	assert_string_equal(reason, "vm beta/vm1: cannot add " DEV ": qmp device_add: "
+	assert_int_equal(add1(vm, DEV, bar, MIB, 2000, reason), -ENOSPC);
+	assert_string_equal(reason, "vm beta/vm1: cannot add bar2 of " DEV ": qmp device_add: "
 				    "PCI: no slot/function available for ivshmem-plain, "
 				    "all in use or reserved");
 	assert_string_equal(f.log, "object-add " DEV_MEMDEV ",device_add " DEV_QDEV
@@ -1102,7 +1268,7 @@ static void test_rollback_never_listed(void **state)
 
 	vf_start(&f, FAKE_NEVER_LISTED);
 	vm = vf_attach(&f, bar, sizeof(bar));
-	assert_int_equal(vm_hotplug_add(vm, DEV, bar, MIB, 300, reason), -ETIMEDOUT);
+	assert_int_equal(add1(vm, DEV, bar, MIB, 300, reason), -ETIMEDOUT);
 	assert_non_null(strstr(reason, "not in query-pci within 300 ms"));
 	assert_string_equal(f.log, "object-add " DEV_MEMDEV ",device_add " DEV_QDEV
 			    ",device_del " DEV_QDEV ",object-del " DEV_MEMDEV ",");
@@ -1119,7 +1285,7 @@ static void test_rollback_wrong_bar(void **state)
 
 	vf_start(&f, FAKE_WRONG_BAR);
 	vm = vf_attach(&f, bar, sizeof(bar));
-	assert_int_equal(vm_hotplug_add(vm, DEV, bar, MIB, 2000, reason), -EIO);
+	assert_int_equal(add1(vm, DEV, bar, MIB, 2000, reason), -EIO);
 	assert_non_null(strstr(reason, "guest shows bar2 of 0x200000 bytes, not 0x100000"));
 	assert_string_equal(f.log, "object-add " DEV_MEMDEV ",device_add " DEV_QDEV
 			    ",device_del " DEV_QDEV ",object-del " DEV_MEMDEV ",");
@@ -1139,12 +1305,12 @@ static void test_rollback_unacknowledged(void **state)
 	vf_start(&f, FAKE_NO_ACK);
 	vm = vf_attach(&f, bar, sizeof(bar));
 	vm_set_callbacks(vm, on_deleted, on_gone, &ev);
-	assert_int_equal(vm_hotplug_add(vm, DEV, bar, MIB, 200, reason), -ETIMEDOUT);
+	assert_int_equal(add1(vm, DEV, bar, MIB, 200, reason), -ETIMEDOUT);
 	/* the guest did not let go: the backend stays until it does */
 	assert_string_equal(f.log, "object-add " DEV_MEMDEV ",device_add " DEV_QDEV
 			    ",device_del " DEV_QDEV ",");
 	assert_int_equal(vm_pending_removals(vm), 1);
-	assert_int_equal(vm_hotplug_add(vm, DEV, bar, MIB, 200, reason), -EBUSY);
+	assert_int_equal(add1(vm, DEV, bar, MIB, 200, reason), -EBUSY);
 	pthread_mutex_lock(&f.lock);
 	f.send_late_event = true;
 	pthread_mutex_unlock(&f.lock);
@@ -1180,6 +1346,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_probe_isapc_fallback, teardown),
 		cmocka_unit_test_teardown(test_hotplug_roundtrip, teardown),
 		cmocka_unit_test_teardown(test_hotplug_del_timeout, teardown),
+		cmocka_unit_test_teardown(test_hotplug_two_bars, teardown),
 		cmocka_unit_test_teardown(test_hotplug_bad_input, teardown),
 		cmocka_unit_test_teardown(test_qemu_killed, teardown),
 		cmocka_unit_test_teardown(test_gone_before_callbacks, teardown),
@@ -1187,6 +1354,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_reattach_keeps_device, teardown),
 		cmocka_unit_test_teardown(test_q35_root_port, teardown),
 		cmocka_unit_test_teardown(test_q35_no_root_port, teardown),
+		cmocka_unit_test_teardown(test_q35_bars_partial, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

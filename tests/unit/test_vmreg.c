@@ -24,10 +24,14 @@
 
 #include "../vm/qemu_harness.h"
 
-#define GPU "a:0000:01:00.0"	/* largest BAR: bar0, 16 MiB */
-#define GPU_QDEV "lendfs-a-0000-01-00-0"
+#define GPU "a:0000:01:00.0"	/* bar0 16 MiB, bar2 1 MiB */
+#define GPU_QDEV "lendfs-a-0000-01-00-0-bar0"	/* in the guest: one per BAR */
+#define GPU_QDEV2 "lendfs-a-0000-01-00-0-bar2"
+#define GPU_MEM "lendfs-mem-a-0000-01-00-0-bar0"
+#define GPU_MEM2 "lendfs-mem-a-0000-01-00-0-bar2"
 #define TINY "a:0000:02:00.0"	/* one 256-byte BAR */
 #define MIB (1ULL << 20)
+#define SLOTS_2_3 0xcu /* the GPU's bar0 and bar2 in the guest, pc */
 
 static const char *cfg_text =
 	"[cluster]\n"
@@ -366,15 +370,22 @@ static void test_registry_persists(void **state)
 
 struct ejector {
 	unsigned delay_ms;
-	int slot;
+	unsigned want; /* the slots QEMU must be asking to eject by then */
+	unsigned down; /* the slots it asked for */
 };
 
+/* The guest's OS: after a while, eject every slot with a pending removal. */
 static void *eject_later(void *arg)
 {
 	struct ejector *j = arg;
+	double end = qemu_now_ms() + 3000;
 
 	qemu_sleep_ms(j->delay_ms);
-	qemu_b_acpi_eject_pc(&qm, j->slot);
+	do {
+		j->down |= qemu_b_acpi_eject_pending_pc(&qm);
+		if ((j->down & j->want) != j->want)
+			qemu_sleep_ms(20);
+	} while ((j->down & j->want) != j->want && qemu_now_ms() < end);
 	return NULL;
 }
 
@@ -384,7 +395,7 @@ static void test_lend_return(void **state)
 	char reason[REASON_MAX] = "", last[REASON_MAX + 16];
 	struct vm_view *v = malloc(sizeof(*v));
 	struct json_object *dev;
-	struct ejector j = { 100, 2 };
+	struct ejector j = { 100, SLOTS_2_3, 0 };
 	struct names n = { 0 };
 	pthread_t th;
 	unsigned nw;
@@ -406,12 +417,19 @@ static void test_lend_return(void **state)
 	assert_int_equal(engine_lend(f->e, GPU, "vm:b/vm1", reason), 0);
 	assert_int_equal(state_of(f->e, GPU, NULL, &nw), DEV_LENT);
 	assert_true(nw >= 2);
+	/* every memory BAR, each an ivshmem-plain of its size */
 	dev = qemu_b_pci_device(&qm, GPU_QDEV);
 	assert_non_null(dev);
 	assert_int_equal(qemu_pci_int(dev, "slot"), 2);
 	assert_int_equal(qemu_pci_bar(dev, 2, NULL), 16 * MIB); /* its bar0 */
 	json_object_put(dev);
+	dev = qemu_b_pci_device(&qm, GPU_QDEV2);
+	assert_non_null(dev);
+	assert_int_equal(qemu_pci_int(dev, "slot"), 3);
+	assert_int_equal(qemu_pci_bar(dev, 2, NULL), 1 * MIB); /* its bar2 */
+	json_object_put(dev);
 	assert_int_equal(pci_count(GPU_QDEV), 1);
+	assert_int_equal(pci_count(GPU_QDEV2), 1);
 	/* idempotent: the same value again adds nothing */
 	assert_int_equal(engine_lend(f->e, GPU, "vm:b/vm1", reason), 0);
 	assert_int_equal(pci_count(GPU_QDEV), 1);
@@ -431,8 +449,11 @@ static void test_lend_return(void **state)
 	pthread_join(th, NULL);
 	assert_int_equal(state_of(f->e, GPU, last, &nw), DEV_AVAILABLE);
 	assert_int_equal(nw, 0);
+	assert_int_equal(j.down, SLOTS_2_3);
 	assert_int_equal(pci_count(GPU_QDEV), 0);
-	assert_false(qemu_b_has_object(&qm, "lendfs-mem-a-0000-01-00-0"));
+	assert_int_equal(pci_count(GPU_QDEV2), 0);
+	assert_false(qemu_b_has_object(&qm, GPU_MEM));
+	assert_false(qemu_b_has_object(&qm, GPU_MEM2));
 
 	/* now it can be detached and removed */
 	assert_int_equal(engine_vm_attach(f->e, "b", "vm1", "\n", 1, NULL, reason), 0);
@@ -455,7 +476,7 @@ static void test_device_removed(void **state)
 {
 	struct fixture *f = *state;
 	char reason[REASON_MAX] = "";
-	struct ejector j = { 100, 2 };
+	struct ejector j = { 100, SLOTS_2_3, 0 };
 	pthread_t th;
 
 	NEED_QEMU();
@@ -466,7 +487,7 @@ static void test_device_removed(void **state)
 	assert_int_equal(engine_device_remove(f->e, GPU, reason), 0);
 	pthread_join(th, NULL);
 	assert_int_equal(pci_count(GPU_QDEV), 0);
-	assert_false(qemu_b_has_object(&qm, "lendfs-mem-a-0000-01-00-0"));
+	assert_false(qemu_b_has_object(&qm, GPU_MEM));
 	assert_false(logged(f, "still being unplugged"));
 }
 
@@ -489,9 +510,18 @@ static void test_return_timeout(void **state)
 	assert_int_equal(engine_vm_remove(f->e, "b", "vm1", reason), -EBUSY);
 	assert_int_equal(engine_lend(f->e, GPU, "vm:b/vm1", reason), -EBUSY);
 
-	/* the acknowledgement comes late: the return finishes by itself */
+	/* the guest lets go of bar0 only: still returning */
 	qemu_b_acpi_eject_pc(&qm, 2);
+	qemu_sleep_ms(300);
+	assert_int_equal(pci_count(GPU_QDEV), 0);
+	assert_int_equal(pci_count(GPU_QDEV2), 1);
+	assert_int_equal(state_of(f->e, GPU, NULL, NULL), DEV_RETURNING);
+	assert_false(logged(f, "acknowledged the removal late"));
+	/* the last acknowledgement comes late: the return finishes by itself */
+	assert_int_equal(qemu_b_acpi_eject_pending_pc(&qm), 1u << 3);
 	assert_true(wait_state(f->e, GPU, DEV_AVAILABLE, 3000));
+	assert_int_equal(pci_count(GPU_QDEV2), 0);
+	assert_false(qemu_b_has_object(&qm, GPU_MEM2));
 	assert_int_equal(pci_count(GPU_QDEV), 0);
 	assert_true(wait_logged(f, "acknowledged the removal late", 3000));
 
@@ -499,7 +529,7 @@ static void test_return_timeout(void **state)
 	assert_int_equal(engine_lend(f->e, GPU, "vm:b/vm1", reason), 0);
 	assert_int_equal(engine_return(f->e, GPU, reason), -ETIMEDOUT);
 	{
-		struct ejector j = { 100, 2 };
+		struct ejector j = { 100, SLOTS_2_3, 0 };
 		pthread_t th;
 
 		assert_int_equal(pthread_create(&th, NULL, eject_later, &j), 0);
@@ -559,7 +589,7 @@ static void test_plug_fails(void **state)
 	engine_render_lends(f->e, out);
 	fclose(out);
 	assert_string_equal(lends, "");
-	assert_false(qemu_b_has_object(&qm, "lendfs-mem-a-0000-01-00-0"));
+	assert_false(qemu_b_has_object(&qm, GPU_MEM));
 }
 
 /* A commit that fails after the hot-add takes the device out again. */
@@ -577,13 +607,13 @@ static void test_commit_fails(void **state)
 	assert_int_equal(engine_lend(f->e, GPU, "vm:b/vm1", reason), -EIO);
 	assert_int_equal(state_of(f->e, GPU, NULL, NULL), DEV_AVAILABLE);
 	/* its removal waits for the guest, which acknowledges now */
-	qemu_b_acpi_eject_pc(&qm, 2);
+	assert_int_equal(qemu_b_acpi_eject_pending_pc(&qm), SLOTS_2_3);
 	t0 = qemu_now_ms();
 	while (pci_count(GPU_QDEV) && qemu_now_ms() - t0 < 3000)
 		qemu_sleep_ms(20);
 	assert_int_equal(pci_count(GPU_QDEV), 0);
 	t0 = qemu_now_ms();
-	while (qemu_b_has_object(&qm, "lendfs-mem-a-0000-01-00-0") &&
+	while (qemu_b_has_object(&qm, GPU_MEM) &&
 	       qemu_now_ms() - t0 < 3000)
 		qemu_sleep_ms(20);
 	/* and the next lend works */
@@ -610,7 +640,29 @@ static void test_restart(void **state)
 	assert_string_equal(v->qmp, qm.sock_a);
 	assert_int_equal(state_of(f->e, GPU, NULL, NULL), DEV_LENT);
 	assert_int_equal(pci_count(GPU_QDEV), 1);
+	assert_int_equal(pci_count(GPU_QDEV2), 1);
 	assert_true(logged(f, "still in the guest"));
+
+	/* one of its BARs is taken out of the guest while the engine is
+	 * down: the restart adds that one again, not the other */
+	engine_down(f);
+	json_object_put(qemu_b_cmd(&qm, "{\"execute\":\"device_del\",\"arguments\":"
+				       "{\"id\":\"" GPU_QDEV2 "\"}}"));
+	assert_int_equal(qemu_b_acpi_eject_pending_pc(&qm), 1u << 3);
+	{
+		double t0 = qemu_now_ms();
+
+		while (pci_count(GPU_QDEV2) && qemu_now_ms() - t0 < 3000)
+			qemu_sleep_ms(20);
+	}
+	assert_int_equal(pci_count(GPU_QDEV2), 0);
+	json_object_put(qemu_b_cmd(&qm, "{\"execute\":\"object-del\",\"arguments\":"
+				       "{\"id\":\"" GPU_MEM2 "\"}}"));
+	assert_int_equal(engine_up(f), 0);
+	assert_int_equal(state_of(f->e, GPU, NULL, NULL), DEV_LENT);
+	assert_int_equal(pci_count(GPU_QDEV), 1);
+	assert_int_equal(pci_count(GPU_QDEV2), 1);
+	assert_true(logged(f, "1 of its 2 bars were not in the guest any more"));
 
 	/* QEMU dies while the engine is down: the lend is released */
 	engine_down(f);

@@ -38,6 +38,10 @@
 #         SLOT of bus 0 with ADDR and enable memory decoding (0xcf8/0xcfc)
 #   qemu-guest.sh eject DIR SLOT       play the OS: ACPI eject on -machine pc
 #                                      (0xae10 <- bsel 0, 0xae08 <- 1<<SLOT)
+#   qemu-guest.sh eject-pending DIR    play the OS on -machine pc: eject
+#                                      every slot QEMU asks to (the "down"
+#                                      bitmap at 0xae04; one write of 0xae08
+#                                      ejects one slot); print those slots
 #   qemu-guest.sh eject-q35 DIR BSEL SLOT   same on q35 (0xcd0, 0xcc8)
 #   qemu-guest.sh xp DIR ADDR LEN      LEN bytes of guest-physical memory, hex
 #
@@ -222,7 +226,7 @@ boot_failed() {
 
 cmd=${1:-}
 [ $# -ge 2 ] ||
-	die "usage: qemu-guest.sh start|boot|sh|stop|qmp|hmp|pci|program-bar|eject|eject-q35|xp DIR ..."
+	die "usage: qemu-guest.sh start|boot|sh|stop|qmp|hmp|pci|program-bar|eject|eject-pending|eject-q35|xp DIR ..."
 dir=$2
 shift 2
 
@@ -302,6 +306,22 @@ eject)
 	[ $# -eq 1 ] || die "usage: eject DIR SLOT"
 	hmp "$dir" 'o /w 0xae10 0' >/dev/null
 	hmp "$dir" "$(printf 'o /w 0xae08 0x%x' $((1 << $1)))" >/dev/null
+	;;
+eject-pending)
+	[ $# -eq 0 ] || die "usage: eject-pending DIR"
+	hmp "$dir" 'o /w 0xae10 0' >/dev/null
+	down=$(hmp "$dir" 'i /w 0xae04' | sed -n 's/.*= *\(0x[0-9a-fA-F]*\).*/\1/p')
+	[ -n "$down" ] || die "eject-pending: cannot read the down register 0xae04"
+	slots=
+	slot=0
+	while [ $slot -lt 32 ]; do
+		if [ $((down >> slot & 1)) -eq 1 ]; then
+			hmp "$dir" "$(printf 'o /w 0xae08 0x%x' $((1 << slot)))" >/dev/null
+			slots="$slots${slots:+ }$slot"
+		fi
+		slot=$((slot + 1))
+	done
+	echo "$slots"
 	;;
 eject-q35)
 	[ $# -eq 2 ] || die "usage: eject-q35 DIR BSEL SLOT"

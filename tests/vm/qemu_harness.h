@@ -567,6 +567,29 @@ static inline void qemu_b_acpi_eject_pc(struct qemu *qm, int slot)
 	free(qemu_b_hmp(qm, "o /w 0xae08 0x%x", 1u << slot));
 }
 
+/*
+ * Play the guest's OS on -machine pc: read which slots of pci.0 QEMU asks
+ * to eject (the "down" bitmap at 0xae04) and eject each (0xae08 takes
+ * one slot per write).  Returns that bitmap.
+ */
+static inline unsigned qemu_b_acpi_eject_pending_pc(struct qemu *qm)
+{
+	char *text;
+	const char *eq;
+	unsigned down = 0;
+
+	free(qemu_b_hmp(qm, "o /w 0xae10 0"));
+	text = qemu_b_hmp(qm, "i /w 0xae04"); /* "port 0xae04 = 0x00000004" */
+	eq = text ? strchr(text, '=') : NULL;
+	if (eq)
+		down = (unsigned)strtoul(eq + 1, NULL, 16);
+	free(text);
+	for (int slot = 0; slot < 32; slot++)
+		if (down & (1u << slot))
+			qemu_b_acpi_eject_pc(qm, slot);
+	return down;
+}
+
 /* q35 (ICH9): register block 0xcc0; select the bus (bsel), then eject. */
 static inline void qemu_b_acpi_eject_q35(struct qemu *qm, int bsel, int slot)
 {

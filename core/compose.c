@@ -468,6 +468,25 @@ static int devices_allowed(struct engine *e, const struct lcompo *c,
 	return 0;
 }
 
+/*
+ * A write to composition @name begins: compo_op_lock is taken (the caller
+ * drops it) and the composition found; NULL, with -ENOENT in *@r, when
+ * there is none.
+ */
+static struct lcompo *write_begin(struct engine *e, const char *name, int *r,
+				  char *reason)
+{
+	struct lcompo *c;
+
+	pthread_rwlock_wrlock(&e->compo_op_lock);
+	pthread_mutex_lock(&e->compo_lock);
+	c = find(e, name);
+	pthread_mutex_unlock(&e->compo_lock);
+	if (!c)
+		*r = reason_set(reason, -ENOENT, "no composition %s", name);
+	return c;
+}
+
 int engine_compo_write_devices(struct engine *e, const char *name,
 			       const char *buf, size_t len,
 			       const struct engine_caller *who, char *reason)
@@ -481,12 +500,7 @@ int engine_compo_write_devices(struct engine *e, const char *name,
 		compo_free(next);
 		return r;
 	}
-	pthread_rwlock_wrlock(&e->compo_op_lock);
-	pthread_mutex_lock(&e->compo_lock);
-	c = find(e, name);
-	pthread_mutex_unlock(&e->compo_lock);
-	if (!c)
-		r = reason_set(reason, -ENOENT, "no composition %s", name);
+	c = write_begin(e, name, &r, reason);
 	if (r == 0)
 		r = parse_devices(e, buf, len, next, reason);
 	if (r == 0) {
@@ -690,13 +704,10 @@ int engine_compo_write_borrower(struct engine *e, const char *name,
 
 	if (r < 0)
 		return r;
-	pthread_rwlock_wrlock(&e->compo_op_lock);
-	pthread_mutex_lock(&e->compo_lock);
-	c = find(e, name);
-	pthread_mutex_unlock(&e->compo_lock);
+	c = write_begin(e, name, &r, reason);
 	if (!c)
-		r = reason_set(reason, -ENOENT, "no composition %s", name);
-	else if ((r = lend_parse_value(buf, len, value, reason)) < 0)
+		goto out;
+	if ((r = lend_parse_value(buf, len, value, reason)) < 0)
 		set_error(e, c, r, NULL, reason);
 	else if (!strcmp(value, c->borrower))
 		r = 0; /* the current value: nothing to do */
@@ -708,6 +719,7 @@ int engine_compo_write_borrower(struct engine *e, const char *name,
 		r = compo_lend(e, c, value, who, reason);
 	else
 		r = compo_return(e, c, who, reason);
+out:
 	pthread_rwlock_unlock(&e->compo_op_lock);
 	changed(e, who);
 	return r;
@@ -822,13 +834,10 @@ int engine_compo_write_lease(struct engine *e, const char *name,
 
 	if (r < 0)
 		return r;
-	pthread_rwlock_wrlock(&e->compo_op_lock);
-	pthread_mutex_lock(&e->compo_lock);
-	c = find(e, name);
-	pthread_mutex_unlock(&e->compo_lock);
+	c = write_begin(e, name, &r, reason);
 	if (!c)
-		r = reason_set(reason, -ENOENT, "no composition %s", name);
-	else if ((r = lease_parse(buf, len, &seconds, reason)) < 0)
+		goto out;
+	if ((r = lease_parse(buf, len, &seconds, reason)) < 0)
 		set_error(e, c, r, NULL, reason);
 	else if (c->state != COMPO_LENT)
 		r = set_error(e, c, reason_set(reason, -EINVAL, "composition %s is "
@@ -836,6 +845,7 @@ int engine_compo_write_lease(struct engine *e, const char *name,
 			      compo_state_name(c->state)), NULL, reason);
 	else
 		r = compo_lease(e, c, seconds, who, reason);
+out:
 	pthread_rwlock_unlock(&e->compo_op_lock);
 	changed(e, who);
 	return r;

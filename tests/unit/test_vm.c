@@ -440,6 +440,22 @@ static void *eject_main(void *arg)
 	return NULL;
 }
 
+/*
+ * The guest acknowledges slot @slot late: the pending removal of DEV
+ * completes by itself, once, and leaves neither its device nor its
+ * backend in QEMU.
+ */
+static void late_ack_completes(struct events *ev, struct vm *vm, int slot)
+{
+	qemu_b_acpi_eject_pc(&qm, slot);
+	assert_true(ev_wait(ev, &ev->deleted, 1, 3000));
+	assert_string_equal(ev->deleted_dev, DEV);
+	assert_int_equal(ev->deleted_err, 0);
+	assert_int_equal(vm_pending_removals(vm), 0);
+	assert_null(qemu_b_pci_device(&qm, DEV_QDEV));
+	assert_false(qemu_b_has_object(&qm, DEV_MEMDEV));
+}
+
 /* Read @len bytes of guest-physical memory at @addr with `xp`. */
 static void guest_read(uint64_t addr, uint8_t *out, size_t len)
 {
@@ -588,13 +604,7 @@ static void test_hotplug_del_timeout(void **state)
 	assert_int_equal(ev.deleted, 0);
 
 	/* the guest acknowledges late: the removal completes by itself */
-	qemu_b_acpi_eject_pc(&qm, 2);
-	assert_true(ev_wait(&ev, &ev.deleted, 1, 3000));
-	assert_string_equal(ev.deleted_dev, DEV);
-	assert_int_equal(ev.deleted_err, 0);
-	assert_int_equal(vm_pending_removals(vm), 0);
-	assert_null(qemu_b_pci_device(&qm, DEV_QDEV));
-	assert_false(qemu_b_has_object(&qm, DEV_MEMDEV));
+	late_ack_completes(&ev, vm, 2);
 
 	/* a second timeout, then a retry that is acknowledged in time */
 	assert_int_equal(add1(vm, DEV, bar, MIB, 3000, reason), 0);
@@ -688,13 +698,7 @@ static void test_hotplug_two_bars(void **state)
 	assert_int_equal(ev.deleted, 0);
 
 	/* the second acknowledgement completes it, once */
-	qemu_b_acpi_eject_pc(&qm, 3);
-	assert_true(ev_wait(&ev, &ev.deleted, 1, 3000));
-	assert_string_equal(ev.deleted_dev, DEV);
-	assert_int_equal(ev.deleted_err, 0);
-	assert_int_equal(vm_pending_removals(vm), 0);
-	assert_null(qemu_b_pci_device(&qm, DEV_QDEV));
-	assert_false(qemu_b_has_object(&qm, DEV_MEMDEV));
+	late_ack_completes(&ev, vm, 3);
 	assert_int_equal(vm_has_device(vm, DEV, &present, reason), 0);
 	assert_false(present);
 	qemu_sleep_ms(100);

@@ -30,6 +30,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
+
 #define MAX_SAMPLES 20000
 
 struct writer {
@@ -46,21 +48,6 @@ struct writer {
 static long iterations = 0;
 static double seconds = 0;
 static double t_end;
-
-static double now_ns(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
 
 /* One request; returns its duration in ns, or -errno. */
 static double request(struct writer *w, const char *value)

@@ -439,6 +439,17 @@ gpu_objects() {
 	guest qmp '{"execute":"qom-list","arguments":{"path":"/machine/peripheral"}}' |
 		grep -oE '"lendfs-nodeA-0000-65-00-0-bar[0-5]"' | sort || true
 }
+
+# gpu_objects_gone: the GPU's QEMU objects go within 3 s.
+gpu_objects_gone() {
+	local i
+	for ((i = 0; i < 150; i++)); do
+		[ -z "$(gpu_objects)" ] && break
+		sleep 0.02
+	done
+	run gpu_objects
+	assert_output ""
+}
 GPU_OBJECTS='"lendfs-mem-nodeA-0000-65-00-0-bar0"
 "lendfs-mem-nodeA-0000-65-00-0-bar1"
 "lendfs-nodeA-0000-65-00-0-bar0"
@@ -462,12 +473,7 @@ bsel() {
 	run gpu_objects
 	assert_output "$(printf '%s\n' "$GPU_OBJECTS" | grep bar0)"
 	guest eject-q35 "$(bsel rp0)" 0
-	for ((i = 0; i < 150; i++)); do
-		[ -z "$(gpu_objects)" ] && break
-		sleep 0.02
-	done
-	run gpu_objects
-	assert_output ""
+	gpu_objects_gone
 	guest stop
 	# two ports: each BAR behind its own
 	rmdir "$VMD"
@@ -514,12 +520,7 @@ bsel() {
 	assert_output 1
 	[ "$(pci_count)" -eq 2 ] # the removal is pending in the guest
 	guest_eject_slots 2 3
-	for ((i = 0; i < 150; i++)); do
-		[ -z "$(gpu_objects)" ] && break
-		sleep 0.02
-	done
-	run gpu_objects
-	assert_output ""
+	gpu_objects_gone
 	# cleared, and lent again once nodeB is back
 	echo >"$(dev $GPU)/borrower"
 	echo online >"$MNT/hosts/nodeB/state"

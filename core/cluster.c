@@ -56,6 +56,7 @@ struct cluster {
 	bool synced;	   /* the replica follows the store */
 	bool recovered;	   /* this host's records were recovered once */
 	bool autolent;	   /* the config's autolends tried (session thread) */
+	bool compo_stale;  /* compose_sync() to try again (session thread) */
 	struct event *q;
 	unsigned qhead, qn, qcap;
 	uint64_t enq, done; /* events queued / applied, for barriers */
@@ -762,6 +763,12 @@ static int go_live(struct cluster *c, char *reason)
 	}
 }
 
+/* The compositions' mirror (compose.c), now or at the next tick. */
+static void refresh_compos(struct cluster *c)
+{
+	c->compo_stale = compose_sync(c->e, NULL) < 0;
+}
+
 /* A new session: mirror everything, recover, show ourselves live. */
 static int sync_all(struct cluster *c, char *reason)
 {
@@ -791,6 +798,7 @@ static int sync_all(struct cluster *c, char *reason)
 		r = refresh_requests(c);
 	if (r < 0)
 		return r;
+	refresh_compos(c); /* busy: at the next tick */
 	evlog_follow(c->e); /* the log, and a watch on it */
 	pthread_mutex_lock(&c->lock);
 	c->synced = true;
@@ -822,6 +830,11 @@ static void apply_event(struct cluster *c, const struct event *ev)
 	}
 	if ((child = child_of(c, ev->path, "hosts"))) {
 		refresh_admin(c);
+		return;
+	}
+	zks_path(c->zs, path, "compositions", NULL);
+	if (child_of(c, ev->path, "compositions") || !strcmp(ev->path, path)) {
+		refresh_compos(c);
 		return;
 	}
 	zks_path(c->zs, path, "events", NULL);
@@ -865,6 +878,8 @@ static void tick(struct cluster *c)
 
 	if (zks_connected(c->zs))
 		lend_settle_all(e, close_marker, c);
+	if (c->compo_stale && zks_connected(c->zs))
+		refresh_compos(c);
 
 	for (unsigned i = 0; i < e->nhosts; i++) {
 		struct lhost *h = &e->hosts[i];

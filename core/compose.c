@@ -41,7 +41,14 @@
  * whole composition with it (compo_expire(): each member returned
  * through lend_lease_expire(), then the composition available, ETIME),
  * never alone.  Plans (compositions/NAME/plans/HOST) are dryrun.c's.
- * Distributed mode: not yet (-ENOTSUP; docs/STATE.md).
+ *
+ * Distributed mode (docs/STATE.md): the list is ZooKeeper's
+ * (ROOT/compositions/NAME), mirrored by every daemon: compose_sync(),
+ * run by the session thread on each watch (it never waits for
+ * compo_op_lock: a write holding it may wait for the session thread; a
+ * busy lock makes it try again at its next tick), and by each write of
+ * mkdir, rmdir and devices before it validates (write_sync()).  A
+ * composition's borrower and lease are not (yet) there: -ENOTSUP.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -178,10 +185,17 @@ static int store_put(struct engine *e, const struct lcompo *c,
 
 static int supported(struct engine *e, char *reason)
 {
-	if (!e->store->comp_put || e->self)
+	if (!e->store->comp_put)
+		return reason_set(reason, -ENOTSUP, "this store keeps no compositions");
+	return 0;
+}
+
+int compose_lend_supported(struct engine *e, char *reason)
+{
+	if (e->self)
 		return reason_set(reason, -ENOTSUP,
-				  "compositions are not (yet) available in distributed "
-				  "mode");
+				  "lending a composition is not (yet) available in "
+				  "distributed mode");
 	return 0;
 }
 
@@ -307,9 +321,139 @@ static int load_one(void *arg, const char *name, const char *devices,
 
 int compose_load(struct engine *e, char *reason)
 {
-	if (supported(e, NULL) < 0)
+	if (supported(e, NULL) < 0 || e->self) /* distributed: compose_sync() */
 		return 0;
 	return e->store->comp_load(e->store_ctx, load_one, e, reason);
+}
+
+/* ---- the mirror (distributed mode) ------------------------------------------ */
+
+/* The stored compositions, a list of their own (comp_load's callback). */
+static int fresh_one(void *arg, const char *name, const char *devices,
+		     const char *borrower)
+{
+	struct lcompo **head = arg, *c = compo_new(name);
+	const char *value = borrower[0] == '!' ? borrower + 1 : borrower;
+
+	if (!c)
+		return -ENOMEM;
+	split(c, devices);
+	snprintf(c->borrower, sizeof(c->borrower), "%s", value);
+	c->state = !borrower[0] ? COMPO_AVAILABLE
+		 : borrower[0] == '!' ? COMPO_LENDING : COMPO_LENT;
+	c->next = *head;
+	*head = c;
+	return 0;
+}
+
+/* Take @f's stored fields into @c if they differ; true if they did. */
+static bool take(struct lcompo *c, const struct lcompo *f)
+{
+	if (c->ndevs == f->ndevs && c->state == f->state &&
+	    !strcmp(c->borrower, f->borrower) &&
+	    !memcmp(c->devs, f->devs, f->ndevs * sizeof(*f->devs)))
+		return false;
+	memcpy(c->devs, f->devs, f->ndevs * sizeof(*f->devs));
+	c->ndevs = f->ndevs;
+	c->state = f->state;
+	snprintf(c->borrower, sizeof(c->borrower), "%s", f->borrower);
+	c->generation++;
+	return true;
+}
+
+/*
+ * Make the list what @fresh (consumed) holds: the ones gone removed, the
+ * others' fields taken, the new ones appended.  compo_op_lock write-held
+ * (no write holds a composition), compo_lock taken here.
+ */
+static bool mirror(struct engine *e, struct lcompo *fresh)
+{
+	bool moved = false;
+
+	pthread_mutex_lock(&e->compo_lock);
+	for (struct lcompo **pp = &e->compos; *pp;) {
+		struct lcompo *c = *pp, **fp = &fresh;
+
+		while (*fp && strcmp((*fp)->name, c->name))
+			fp = &(*fp)->next;
+		if (!*fp) { /* removed on another mount */
+			*pp = c->next;
+			e->ncompos--;
+			compo_free(c);
+			moved = true;
+			continue;
+		}
+		moved |= take(c, *fp);
+		c = *fp;
+		*fp = c->next;
+		compo_free(c);
+		pp = &(*pp)->next;
+	}
+	while (fresh) {
+		struct lcompo *c = fresh;
+
+		fresh = c->next;
+		c->next = NULL;
+		c->generation = 1;
+		list_append(e, c);
+		moved = true;
+	}
+	pthread_mutex_unlock(&e->compo_lock);
+	return moved;
+}
+
+/* Read the stored compositions into the list; compo_op_lock write-held. */
+static int sync_locked(struct engine *e, bool *moved, char *reason)
+{
+	struct lcompo *fresh = NULL;
+	int r = e->store->comp_load(e->store_ctx, fresh_one, &fresh, reason);
+
+	if (r < 0) {
+		while (fresh) {
+			struct lcompo *c = fresh;
+
+			fresh = c->next;
+			compo_free(c);
+		}
+		return r;
+	}
+	*moved |= mirror(e, fresh);
+	return 0;
+}
+
+int compose_sync(struct engine *e, char *reason)
+{
+	bool moved = false;
+	int r;
+
+	if (!e->self || !e->store->comp_load)
+		return 0;
+	fault_pass("compose.sync"); /* LENDFS_DELAY: a watch delivered late */
+	if (pthread_rwlock_trywrlock(&e->compo_op_lock) != 0)
+		return reason_set(reason, -EAGAIN, "a composition write runs");
+	r = sync_locked(e, &moved, reason);
+	pthread_rwlock_unlock(&e->compo_op_lock);
+	if (moved)
+		changed(e, NULL);
+	return r;
+}
+
+/*
+ * A write begins in distributed mode (compo_op_lock write-held): refused
+ * without a ZooKeeper session, as a device's write; else the list as
+ * the store holds it now, not as the last watch left it.
+ */
+static int write_sync(struct engine *e, char *reason)
+{
+	bool moved = false;
+	int r;
+
+	if (!e->self)
+		return 0;
+	/* no session: -EHOSTDOWN, nothing written (as a device's write) */
+	if (e->coord->writable && (r = e->coord->writable(e->coord_ctx, reason)) < 0)
+		return r;
+	return sync_locked(e, &moved, reason);
 }
 
 /* -EBUSY "part of composition NAME" for a member of one not available. */
@@ -340,8 +484,11 @@ int engine_compo_create(struct engine *e, const char *name, char *reason)
 	if (r < 0)
 		return r;
 	pthread_rwlock_wrlock(&e->compo_op_lock);
+	r = write_sync(e, reason);
 	pthread_mutex_lock(&e->compo_lock);
-	if (find(e, name))
+	if (r < 0)
+		;
+	else if (find(e, name))
 		r = reason_set(reason, -EEXIST, "composition %s exists", name);
 	else if (e->ncompos >= COMPOSITIONS_MAX)
 		r = reason_set(reason, -ENOSPC, "too many compositions (max %d)",
@@ -349,8 +496,12 @@ int engine_compo_create(struct engine *e, const char *name, char *reason)
 	pthread_mutex_unlock(&e->compo_lock);
 	if (r == 0) {
 		c = compo_new(name);
-		r = c ? store_put(e, c, "", reason)
-		      : reason_set(reason, -ENOMEM, "out of memory");
+		if (!c)
+			r = reason_set(reason, -ENOMEM, "out of memory");
+		else if (e->store->comp_create)
+			r = e->store->comp_create(e->store_ctx, name, reason);
+		else
+			r = store_put(e, c, "", reason);
 	}
 	if (r == 0) {
 		pthread_mutex_lock(&e->compo_lock);
@@ -373,9 +524,12 @@ int engine_compo_remove(struct engine *e, const char *name, char *reason)
 	if (r < 0)
 		return r;
 	pthread_rwlock_wrlock(&e->compo_op_lock);
+	r = write_sync(e, reason);
 	pthread_mutex_lock(&e->compo_lock);
-	c = find(e, name);
-	if (!c)
+	c = r < 0 ? NULL : find(e, name);
+	if (r < 0)
+		;
+	else if (!c)
 		r = reason_set(reason, -ENOENT, "no composition %s", name);
 	else if (c->state != COMPO_AVAILABLE)
 		r = reason_set(reason, -EBUSY, "composition %s is %s to %s; return it "
@@ -470,8 +624,9 @@ static int devices_allowed(struct engine *e, const struct lcompo *c,
 
 /*
  * A write to composition @name begins: compo_op_lock is taken (the caller
- * drops it) and the composition found; NULL, with -ENOENT in *@r, when
- * there is none.
+ * drops it), the list synced with the store (distributed mode) and the
+ * composition found; NULL, with -ENOENT in *@r when there is none (or
+ * the sync's error).
  */
 static struct lcompo *write_begin(struct engine *e, const char *name, int *r,
 				  char *reason)
@@ -479,6 +634,9 @@ static struct lcompo *write_begin(struct engine *e, const char *name, int *r,
 	struct lcompo *c;
 
 	pthread_rwlock_wrlock(&e->compo_op_lock);
+	*r = write_sync(e, reason);
+	if (*r < 0)
+		return NULL;
 	pthread_mutex_lock(&e->compo_lock);
 	c = find(e, name);
 	pthread_mutex_unlock(&e->compo_lock);
@@ -707,7 +865,8 @@ int engine_compo_write_borrower(struct engine *e, const char *name,
 	c = write_begin(e, name, &r, reason);
 	if (!c)
 		goto out;
-	if ((r = lend_parse_value(buf, len, value, reason)) < 0)
+	if ((r = lend_parse_value(buf, len, value, reason)) < 0 ||
+	    (r = compose_lend_supported(e, reason)) < 0)
 		set_error(e, c, r, NULL, reason);
 	else if (!strcmp(value, c->borrower))
 		r = 0; /* the current value: nothing to do */
@@ -837,7 +996,8 @@ int engine_compo_write_lease(struct engine *e, const char *name,
 	c = write_begin(e, name, &r, reason);
 	if (!c)
 		goto out;
-	if ((r = lease_parse(buf, len, &seconds, reason)) < 0)
+	if ((r = lease_parse(buf, len, &seconds, reason)) < 0 ||
+	    (r = compose_lend_supported(e, reason)) < 0)
 		set_error(e, c, r, NULL, reason);
 	else if (c->state != COMPO_LENT)
 		r = set_error(e, c, reason_set(reason, -EINVAL, "composition %s is "

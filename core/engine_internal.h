@@ -61,6 +61,8 @@
  * write, and by the lease timer expiring a device alone
  * (compose_lease_expire(): write-held instead to expire a composition,
  * never both at once); it is taken before every lock of a request.
+ * The session thread of distributed mode (compose_sync()) only ever
+ * tries it (trywrlock): a write holding it may wait for that thread.
  * e->compo_lock guards the list and each composition's fields, held
  * briefly, never across a request; model_get() and d->lock are taken
  * only after it is dropped (engine_compo_view()).
@@ -848,6 +850,17 @@ void vmreg_start(struct engine *e);
 void compose_init(struct engine *e);
 void compose_free(struct engine *e);
 int compose_load(struct engine *e, char *reason);
+
+/*
+ * Distributed mode: read the stored compositions (and watch them again)
+ * into the list, as cluster.c's session thread does on each of their
+ * watches and on each new session.  Never waits for compo_op_lock:
+ * -EAGAIN while a composition write holds it (try again later).  0 in
+ * one-daemon mode (the list is the store's already).
+ */
+int compose_sync(struct engine *e, char *reason);
+/* -ENOTSUP in distributed mode: a composition's borrower and lease. */
+int compose_lend_supported(struct engine *e, char *reason);
 
 /*
  * The lease timer found @d's deadline passed (lease.c): a member of a

@@ -56,6 +56,8 @@ static const struct fault_point_def {
 	/* a composition's lend and return (compose.c) */
 	PASSES("compose.intent"), PASSES("compose.commit"), FAILS("store_compose"),
 	PASSES("compose.done"), PASSES("compose.return"),
+	/* distributed mode: a watch's sync of the compositions (compose.c) */
+	PASSES("compose.sync"),
 };
 
 struct point {

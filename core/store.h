@@ -137,11 +137,16 @@ struct store_ops {
 	 * device IDs joined by newlines ("" none) and its borrower ("" when
 	 * not lent).  comp_put inserts or replaces, durably; comp_remove of
 	 * an absent one is not an error; comp_load calls @cb for each, by
-	 * name.  NULL in a back-end that has none (zk: the engine refuses
-	 * compositions with -ENOTSUP).
+	 * name.  NULL in a back-end that has none (the engine refuses
+	 * compositions with -ENOTSUP).  comp_create stores a new, empty
+	 * one, -EEXIST if there is one (another daemon's mkdir: zk); NULL:
+	 * comp_put with "" and "" (one daemon, whose list decides).  zk's
+	 * comp_load leaves watches on ROOT/compositions and each of its
+	 * nodes (cluster.c mirrors them: compose_sync()).
 	 */
 	int (*comp_put)(void *ctx, const char *name, const char *devices,
 			const char *borrower, char *reason);
+	int (*comp_create)(void *ctx, const char *name, char *reason);
 	int (*comp_remove)(void *ctx, const char *name, char *reason);
 	int (*comp_load)(void *ctx,
 			 int (*cb)(void *arg, const char *name,

@@ -274,7 +274,7 @@ void zks_path(struct zks *s, char *buf, const char *name, const char *child)
 
 static const char *const layout[] = {
 	"lends", "hosts", "vms", "live", "requests", "acks", "fence", "seq",
-	"pending", "events",
+	"pending", "events", "compositions",
 };
 
 /* Create ROOT's ancestors, ROOT and its children (existing is fine). */
@@ -1414,6 +1414,209 @@ static int zk_vm_load(void *ctx,
 	return zks_foreach(ctx, "vms", false, vm_one, &l, reason);
 }
 
+/*
+ * Compositions: ROOT/compositions/NAME holds "BORROWER\nDEVICES" (the
+ * borrower column, "" when not lent, then the IDs a line).
+ */
+char *store_zk_comp_format(const char *borrower, const char *devices)
+{
+	char *text;
+
+	return asprintf(&text, "%s\n%s", borrower, devices) < 0 ? NULL : text;
+}
+
+int store_zk_comp_parse(const char *name, const char *text, char *borrower,
+			const char **devices, char *reason)
+{
+	const char *nl = text ? strchr(text, '\n') : NULL;
+
+	if (!nl || (size_t)(nl - text) >= REASON_MAX)
+		return reason_set(reason, -EIO, "composition %s: malformed node",
+				  name ? name : "");
+	snprintf(borrower, REASON_MAX, "%.*s", (int)(nl - text), text);
+	if (store_comp_validate(name, nl + 1, borrower, reason) < 0)
+		return -EIO;
+	*devices = nl + 1;
+	return 0;
+}
+
+#define ZK_COMP_TRIES 64 /* list writes racing other mounts' */
+
+/* Is device line @id (@len bytes) one of the lines of @devices? */
+static bool comp_has(const char *devices, const char *id, size_t len)
+{
+	for (const char *p = devices; *p;) {
+		const char *nl = strchrnul(p, '\n');
+
+		if ((size_t)(nl - p) == len && !memcmp(p, id, len))
+			return true;
+		p = *nl ? nl + 1 : nl;
+	}
+	return false;
+}
+
+/*
+ * The other compositions as they are now (@names, @n): -EBUSY when one
+ * holds a device of @devices; else a check of each one's version in
+ * @ops (from @*k on), and @name's own version in *@own (-1: gone).
+ */
+static int comp_others(struct zks *s, const char *name, const char *devices,
+		       char **names, unsigned n, zoo_op_t *ops, unsigned *k,
+		       char (*paths)[ZK_PATH_MAX], int32_t *own, char *reason)
+{
+	*own = -1;
+	for (unsigned i = 0; i < n; i++) {
+		_cleanup_free_ char *text = NULL;
+		char borrower[REASON_MAX];
+		const char *devs;
+		int32_t ver;
+
+		zks_path(s, paths[i], "compositions", names[i]);
+		if (zks_get(s, paths[i], false, &text, &ver, NULL) < 0)
+			continue; /* gone meanwhile: nothing of ours in it */
+		if (!strcmp(names[i], name)) {
+			*own = ver;
+			continue;
+		}
+		if (store_zk_comp_parse(names[i], text, borrower, &devs, NULL) < 0)
+			continue;
+		for (const char *p = devices; *p;) {
+			const char *nl = strchrnul(p, '\n');
+
+			if (nl > p && comp_has(devs, p, (size_t)(nl - p)))
+				return reason_set(reason, -EBUSY,
+						  "%.*s is in composition %s",
+						  (int)(nl - p), p, names[i]);
+			p = *nl ? nl + 1 : nl;
+		}
+		zoo_check_op_init(&ops[(*k)++], paths[i], ver);
+	}
+	return 0;
+}
+
+/*
+ * Set @name's node if it still exists, in one zoo_multi with a check of
+ * every other composition's version as read: a device is in one
+ * composition at most even when two mounts write lists at once, and a
+ * list written while another mount removes the composition does not bring
+ * it back (-ENOENT).  Another change in between: read again.
+ */
+static int comp_set_checked(struct zks *s, const char *name,
+			    const char *devices, const char *text, char *reason)
+{
+	char path[ZK_PATH_MAX];
+	int r = -EAGAIN;
+
+	zks_path(s, path, "compositions", NULL);
+	for (unsigned tries = 0; tries < ZK_COMP_TRIES && r == -EAGAIN; tries++) {
+		char **names = NULL, (*paths)[ZK_PATH_MAX] = NULL;
+		zoo_op_t *ops = NULL;
+		zoo_op_result_t *res = NULL;
+		unsigned n = 0, k = 0;
+		int32_t own = -1;
+		int rc;
+
+		r = zks_children(s, path, false, &names, &n, reason);
+		if (r < 0)
+			return r;
+		paths = calloc(n + 1, sizeof(*paths));
+		ops = calloc(n + 1, sizeof(*ops));
+		res = calloc(n + 1, sizeof(*res));
+		r = !paths || !ops || !res ? reason_set(reason, -ENOMEM, "out of memory") :
+		    comp_others(s, name, devices, names, n, ops, &k, paths, &own, reason);
+		if (r == 0 && own < 0)
+			r = reason_set(reason, -ENOENT, "no composition %s", name);
+		if (r == 0) {
+			zks_path(s, paths[n], "compositions", name);
+			zoo_set_op_init(&ops[k++], paths[n], text, (int)strlen(text), own,
+					NULL);
+			pthread_rwlock_rdlock(&s->hlock);
+			rc = s->zh ? zoo_multi(s->zh, (int)k, ops, res) : ZINVALIDSTATE;
+			pthread_rwlock_unlock(&s->hlock);
+			r = rc == ZOK ? 0 :
+			    rc == ZBADVERSION || rc == ZNONODE ? -EAGAIN :
+			    zk_fail(reason, rc, "write", paths[n]);
+		}
+		zks_strv_free(names, n);
+		free(paths);
+		free(ops);
+		free(res);
+	}
+	if (r == -EAGAIN)
+		return reason_set(reason, -EAGAIN, "composition %s: the lists kept "
+				  "changing under this write; nothing was written", name);
+	return r;
+}
+
+static int zk_comp_put(void *ctx, const char *name, const char *devices,
+		       const char *borrower, char *reason)
+{
+	struct zks *s = ctx;
+	_cleanup_free_ char *text = NULL;
+	int r = store_comp_validate(name, devices, borrower, reason);
+
+	if (r < 0)
+		return r;
+	text = store_zk_comp_format(borrower, devices);
+	if (!text)
+		return reason_set(reason, -ENOMEM, "out of memory");
+	return comp_set_checked(s, name, devices, text, reason);
+}
+
+static int zk_comp_create(void *ctx, const char *name, char *reason)
+{
+	struct zks *s = ctx;
+	char path[ZK_PATH_MAX];
+	int r = store_comp_validate(name, "", "", reason);
+
+	if (r < 0)
+		return r;
+	zks_path(s, path, "compositions", name);
+	r = zks_put(s, path, "\n", false, true, reason);
+	if (r == -EEXIST)
+		return reason_set(reason, -EEXIST, "composition %s exists", name);
+	return r;
+}
+
+static int zk_comp_remove(void *ctx, const char *name, char *reason)
+{
+	struct zks *s = ctx;
+	char path[ZK_PATH_MAX];
+
+	if (!comp_name_valid(name))
+		return reason_set(reason, -EINVAL, "invalid composition name");
+	zks_path(s, path, "compositions", name);
+	return zks_delete(s, path, -1, reason);
+}
+
+struct comp_load {
+	int (*cb)(void *arg, const char *name, const char *devices,
+		  const char *borrower);
+	void *arg;
+};
+
+/* One node; one that is not ours (bad name, bad text) is skipped. */
+static int comp_one(void *arg, const char *name, const char *data)
+{
+	struct comp_load *l = arg;
+	char borrower[REASON_MAX];
+	const char *devices;
+
+	if (store_zk_comp_parse(name, data, borrower, &devices, NULL) < 0)
+		return 0;
+	return l->cb(l->arg, name, devices, borrower);
+}
+
+static int zk_comp_load(void *ctx,
+			int (*cb)(void *arg, const char *name,
+				  const char *devices, const char *borrower),
+			void *arg, char *reason)
+{
+	struct comp_load l = { cb, arg };
+
+	return zks_foreach(ctx, "compositions", true, comp_one, &l, reason);
+}
+
 struct collect {
 	struct lend_record *recs;
 	unsigned n, cap;
@@ -1822,6 +2025,10 @@ const struct store_ops store_zk_ops = {
 	.vm_put = zk_vm_put,
 	.vm_remove = zk_vm_remove,
 	.vm_load = zk_vm_load,
+	.comp_put = zk_comp_put,
+	.comp_create = zk_comp_create,
+	.comp_remove = zk_comp_remove,
+	.comp_load = zk_comp_load,
 	.check = zk_check,
 	.event_append = zk_event_append,
 	.event_load = zk_event_load,

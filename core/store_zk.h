@@ -212,4 +212,14 @@ char *store_zk_format(const struct lend_record *rec);
 int store_zk_parse(const char *device, const char *text,
 		   struct lend_record *rec, char *reason);
 
+/*
+ * ROOT/compositions/NAME: "BORROWER\nDEVICES" (store.h comp_put's
+ * columns).  format: malloc'd, NULL on ENOMEM.  parse: @borrower (a
+ * REASON_MAX buffer) and *@devices (pointing into @text), or -EIO with
+ * the reason when the text is not one (store_comp_validate()).
+ */
+char *store_zk_comp_format(const char *borrower, const char *devices);
+int store_zk_comp_parse(const char *name, const char *text, char *borrower,
+			const char **devices, char *reason);
+
 #endif

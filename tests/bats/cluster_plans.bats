@@ -92,18 +92,18 @@ plan_starts() {
 	assert_line --index 1 "noop already lent to nodeB"
 }
 
-@test "compositions are refused in distributed mode with ENOTSUP (docs/STATE.md)" {
+@test "a composition's lend is refused with ENOTSUP in distributed mode, as its plan says (docs/STATE.md)" {
 	cluster_up nodeA nodeB
-	run ls "$(mnt nodeA)/compositions"
-	assert_success
-	assert_output ""
-	run mkdir "$(mnt nodeA)/compositions/job"
+	mkdir "$(mnt nodeA)/compositions/job"
+	echo nodeA:0000:65:00.0 >"$(mnt nodeA)/compositions/job/devices"
+	eventually 5 test -e "$(mnt nodeB)/compositions/job"
+	run cat "$(mnt nodeB)/compositions/job/plans/nodeC"
+	assert_line --index 0 "ENOTSUP: lending a composition is not (yet) available in distributed mode"
+	run bash -c 'echo nodeC >"$1"' _ "$(mnt nodeB)/compositions/job/borrower"
 	assert_failure
 	assert_output --partial "Operation not supported"
-	run ls "$(mnt nodeB)/compositions"
-	assert_output ""
 	# the daemon's log says why
-	run grep -c "cannot create composition job: compositions are not (yet) available in distributed mode" \
-		"$CTMP/log.nodeA"
+	run grep -c "cannot lend composition job to 'nodeC': lending a composition is not (yet) available in distributed mode" \
+		"$CTMP/log.nodeB"
 	assert_output 1
 }

@@ -163,6 +163,62 @@ static void record_bad(void **state)
 	}
 }
 
+static void comp_round_trip(void **state)
+{
+	static const char *const cases[][2] = {
+		{ "", "" },
+		{ "", "nodeA:0000:65:00.0" },
+		{ "!nodeC", "nodeA:0000:65:00.0\nnodeB:0000:17:00.0" },
+		{ "vm:nodeB/g1", "nodeC:0000:5e:00.0" },
+	};
+	char borrower[REASON_MAX];
+	const char *devices;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *text = store_zk_comp_format(cases[i][0], cases[i][1]);
+
+		assert_non_null(text);
+		assert_int_equal(store_zk_comp_parse("job", text, borrower, &devices,
+						     NULL), 0);
+		assert_string_equal(borrower, cases[i][0]);
+		assert_string_equal(devices, cases[i][1]);
+		free(text);
+	}
+}
+
+static void comp_bad(void **state)
+{
+	static const char *const bad[] = {
+		"",				  /* no borrower line */
+		"nodeC",			  /* no newline */
+		"no de\n",			  /* a space in the borrower */
+		"\nnodeA:0000:65:00.0\n",	  /* a trailing newline */
+		"\nnodeA:0000:65:00.0\n\nnodeB:0000:17:00.0", /* an empty line */
+		"\nnot-an-id",			  /* no HOST: */
+		"\nnodeA:0000:65:00.0 x",	  /* a space in an ID */
+	};
+	char borrower[REASON_MAX], reason[REASON_MAX], big[REASON_MAX + 8];
+	const char *devices;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		reason[0] = '\0';
+		if (store_zk_comp_parse("job", bad[i], borrower, &devices, reason) != -EIO)
+			fail_msg("accepted: '%s'", bad[i]);
+		assert_true(reason[0] != '\0');
+	}
+	memset(big, 'b', sizeof(big) - 2); /* a borrower line too long */
+	big[sizeof(big) - 2] = '\n';
+	big[sizeof(big) - 1] = '\0';
+	assert_int_equal(store_zk_comp_parse("job", big, borrower, &devices, NULL),
+			 -EIO);
+	assert_int_equal(store_zk_comp_parse("a/b", "\n", borrower, &devices, NULL),
+			 -EIO);
+	assert_int_equal(store_zk_comp_parse("job", NULL, borrower, &devices, NULL),
+			 -EIO);
+}
+
 static void sole_peer(void **state)
 {
 	struct window direct[3] = {
@@ -192,6 +248,8 @@ int main(void)
 		cmocka_unit_test(record_round_trip),
 		cmocka_unit_test(record_bad),
 		cmocka_unit_test(sole_peer),
+		cmocka_unit_test(comp_round_trip),
+		cmocka_unit_test(comp_bad),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

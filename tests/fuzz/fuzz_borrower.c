@@ -28,9 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "engine.h"
-#include "fabric_sim.h"
-#include "fuzz.h"
+#include "fuzz_engine.h"
 
 static const char cfg_text[] =
 	"[cluster]\ntimeout_ms = 2000\n"
@@ -47,59 +45,12 @@ static const char cfg_text[] =
 #define DEV "a:0000:01:00.0"
 #define DENIED "a:0000:02:00.0"
 
-static struct cluster_config *cfg;
 static struct engine *engine;
-static char run_dir[64];
-
-static void cleanup(void)
-{
-	char cmd[128];
-
-	engine_free(engine);
-	config_free(cfg);
-	if (run_dir[0]) {
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", run_dir);
-		if (system(cmd) != 0)
-			fprintf(stderr, "fuzz_borrower: cannot remove %s\n", run_dir);
-	}
-}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	struct engine_options opt = { 0 };
-	char err[ERRMSG_MAX], reason[REASON_MAX] = "", run[96];
-
-	unsetenv("LENDFS_FAULT");
-	unsetenv("LENDFS_DELAY");
-	snprintf(run_dir, sizeof(run_dir), "/tmp/lendfs-fuzz-XXXXXX");
-	FUZZ_ASSERT(mkdtemp(run_dir) != NULL);
-	snprintf(run, sizeof(run), "%s/run", run_dir);
-	if (config_load_string("fuzz.ini", cfg_text, &cfg, err) < 0) {
-		fprintf(stderr, "%s\n", err);
-		abort();
-	}
-	opt.cfg = cfg;
-	opt.fabric = &fabric_sim_ops;
-	opt.run_dir = run;
-	opt.store = &store_memory_ops;
-	opt.store_where = "fuzz";
-	if (engine_new(&opt, &engine, reason) < 0) {
-		fprintf(stderr, "engine_new: %s\n", reason);
-		abort();
-	}
-	atexit(cleanup);
+	engine = fuzz_engine_up("fuzz_borrower", cfg_text);
 	return 0;
-}
-
-static bool spec_errno(int r)
-{
-	static const int ok[] = { EINVAL, EBUSY, ENODEV, EHOSTDOWN, ENOSPC,
-				  ETIMEDOUT, EACCES, EPERM, ENOTSUP };
-
-	for (size_t i = 0; i < ARRAY_SIZE(ok); i++)
-		if (r == -ok[i])
-			return true;
-	return false;
 }
 
 /* The value a successful write stands for: one trailing newline off. */
@@ -193,7 +144,7 @@ static void write_borrower(const char *devid, const uint8_t *data,
 	FUZZ_ASSERT(r <= 0);
 	FUZZ_ASSERT(fuzz_terminated(reason, sizeof(reason)));
 	if (r < 0) {
-		FUZZ_ASSERT(spec_errno(r));
+		FUZZ_ASSERT(fuzz_spec_errno(r));
 		FUZZ_ASSERT(reason[0] != '\0');
 		FUZZ_ASSERT(engine_device_view(engine, devid, &v) == 0);
 		FUZZ_ASSERT(fuzz_terminated(v.last_error, sizeof(v.last_error)));

@@ -26,9 +26,7 @@
 #include <stdio.h>
 #include <unistd.h>
 
-#include "engine.h"
-#include "fabric_sim.h"
-#include "fuzz.h"
+#include "fuzz_engine.h"
 
 static const char cfg_text[] =
 	"[cluster]\ntimeout_ms = 2000\n"
@@ -46,62 +44,20 @@ static const char cfg_text[] =
 
 static const char *const members[] = { "a:0000:01:00.0", "c:0000:01:00.0" };
 
-static struct cluster_config *cfg;
 static struct engine *engine;
-static char run_dir[64];
-
-static void cleanup(void)
-{
-	char cmd[128];
-
-	engine_free(engine);
-	config_free(cfg);
-	if (run_dir[0]) {
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", run_dir);
-		if (system(cmd) != 0)
-			fprintf(stderr, "fuzz_compose: cannot remove %s\n", run_dir);
-	}
-}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	struct engine_options opt = { 0 };
-	char err[ERRMSG_MAX], reason[REASON_MAX] = "", run[96];
+	char reason[REASON_MAX] = "";
 
-	unsetenv("LENDFS_FAULT");
-	unsetenv("LENDFS_DELAY");
-	snprintf(run_dir, sizeof(run_dir), "/tmp/lendfs-fuzz-XXXXXX");
-	FUZZ_ASSERT(mkdtemp(run_dir) != NULL);
-	snprintf(run, sizeof(run), "%s/run", run_dir);
-	if (config_load_string("fuzz.ini", cfg_text, &cfg, err) < 0) {
-		fprintf(stderr, "%s\n", err);
-		abort();
-	}
-	opt.cfg = cfg;
-	opt.fabric = &fabric_sim_ops;
-	opt.run_dir = run;
-	opt.store = &store_memory_ops;
-	opt.store_where = "fuzz";
-	FUZZ_ASSERT(engine_new(&opt, &engine, reason) == 0);
+	engine = fuzz_engine_up("fuzz_compose", cfg_text);
 	FUZZ_ASSERT(engine_compo_create(engine, NAME, reason) == 0);
 	FUZZ_ASSERT(engine_compo_write_devices(engine, NAME, LIST, strlen(LIST), NULL,
 					       reason) == 0);
 	FUZZ_ASSERT(engine_compo_create(engine, "other", reason) == 0);
 	FUZZ_ASSERT(engine_compo_write_devices(engine, "other", OTHER, strlen(OTHER),
 					       NULL, reason) == 0);
-	atexit(cleanup);
 	return 0;
-}
-
-static bool spec_errno(int r)
-{
-	static const int ok[] = { EINVAL, EBUSY, ENODEV, EHOSTDOWN, ENOSPC,
-				  ETIMEDOUT, EACCES, EPERM, ENOTSUP };
-
-	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
-		if (r == -ok[i])
-			return true;
-	return false;
 }
 
 static void view(struct compo_view *v)
@@ -127,7 +83,7 @@ static void refused(int r, const struct compo_view *before)
 	struct compo_view *v = malloc(sizeof(*v));
 
 	FUZZ_ASSERT(v != NULL);
-	FUZZ_ASSERT(spec_errno(r));
+	FUZZ_ASSERT(fuzz_spec_errno(r));
 	view(v);
 	FUZZ_ASSERT(!strncmp(v->last_error, errno_name(r), strlen(errno_name(r))));
 	FUZZ_ASSERT(!strcmp(v->devices, before->devices));

@@ -14,6 +14,20 @@ teardown() {
 	lendfs_unmount
 }
 
+# replay_refused TSV: TSV holds 30 rows or more, each refused as the
+# table says (run.py writes), and the tree is as it was before them.
+replay_refused() {
+	[ "$(grep -c . "$1")" -ge 30 ]
+	python3 "$BADINPUT/run.py" snapshot "$MNT" >"$TMP/before"
+	run python3 "$BADINPUT/run.py" writes "$MNT" "$1"
+	echo "# $(tail -n 1 <<<"$output")" >&3
+	assert_success
+	assert_line --regexp '^[0-9]+ inputs, [0-9]+ attempts, 0 failed$'
+	python3 "$BADINPUT/run.py" snapshot "$MNT" >"$TMP/after"
+	run diff "$TMP/before" "$TMP/after"
+	assert_success
+}
+
 @test "malformed writes: each refused with its errno, nothing changes" {
 	lendfs_mount
 	# the compositions the compositions/ rows of the table write to
@@ -57,15 +71,7 @@ teardown() {
 	# the lease rows of the table, now against a device that can have one:
 	# only the value refuses them (a lease set would show in lease, lends)
 	grep -P '^write\tdevices/[^/]+/lease\t' "$BADINPUT/writes.tsv" >"$TMP/lease.tsv"
-	[ "$(grep -c . "$TMP/lease.tsv")" -ge 30 ]
-	python3 "$BADINPUT/run.py" snapshot "$MNT" >"$TMP/before"
-	run python3 "$BADINPUT/run.py" writes "$MNT" "$TMP/lease.tsv"
-	echo "# $(tail -n 1 <<<"$output")" >&3
-	assert_success
-	assert_line --regexp '^[0-9]+ inputs, [0-9]+ attempts, 0 failed$'
-	python3 "$BADINPUT/run.py" snapshot "$MNT" >"$TMP/after"
-	run diff "$TMP/before" "$TMP/after"
-	assert_success
+	replay_refused "$TMP/lease.tsv"
 	run cat "$(dev $GPU)/lease"
 	assert_output ""
 	run cat "$(dev $GPU)/last_error"
@@ -104,15 +110,7 @@ teardown() {
 	# ones, which a lent composition takes)
 	grep -P '^write\tcompositions/bad/lease\t' "$BADINPUT/writes.tsv" |
 		grep -v 'not lent$' >"$TMP/lease.tsv"
-	[ "$(grep -c . "$TMP/lease.tsv")" -ge 30 ]
-	python3 "$BADINPUT/run.py" snapshot "$MNT" >"$TMP/before"
-	run python3 "$BADINPUT/run.py" writes "$MNT" "$TMP/lease.tsv"
-	echo "# $(tail -n 1 <<<"$output")" >&3
-	assert_success
-	assert_line --regexp '^[0-9]+ inputs, [0-9]+ attempts, 0 failed$'
-	python3 "$BADINPUT/run.py" snapshot "$MNT" >"$TMP/after"
-	run diff "$TMP/before" "$TMP/after"
-	assert_success
+	replay_refused "$TMP/lease.tsv"
 	run cat "$MNT/compositions/bad/lease" "$(dev $GPU)/lease"
 	assert_output ""
 	run cat "$MNT/compositions/bad/last_error"

@@ -300,6 +300,20 @@ for (b,) in db.execute("SELECT borrower FROM compositions WHERE name = ?",
 PY
 }
 
+# members_returned: GPU, C1 and C2 available, nothing lent, and
+# composition job stored as not lent.
+members_returned() {
+	local d
+	for d in $GPU $C1 $C2; do
+		run cat "$(dev $d)/state"
+		assert_output available
+	done
+	run cat "$MNT/lends"
+	assert_output ""
+	run stored_comp job
+	assert_output "[]"
+}
+
 # crash_lend POINT: a daemon that crashes at POINT (LENDFS_FAULT), a
 # composition of three devices whose lend to nodeB ends the daemon there,
 # then the daemon again on the same state and run directory.
@@ -323,14 +337,7 @@ crash_lend() {
 		crash_lend "$point"
 		run cat "$(comp job)/state" "$(comp job)/borrower"
 		assert_output "$(printf 'available\n')"
-		for d in $GPU $C1 $C2; do
-			run cat "$(dev $d)/state"
-			assert_output available
-		done
-		run cat "$MNT/lends"
-		assert_output ""
-		run stored_comp job
-		assert_output "[]"
+		members_returned
 		run "$LENDFS" --check -c "$LENDFS_CONFIG" --state "$TMP/state.db" --run-dir "$TMP/run"
 		assert_success
 		# and it can be lent again
@@ -628,14 +635,7 @@ PY
 	assert_output "$(printf 'available\n')"
 	run cat "$(comp job)/last_error"
 	assert_output --regexp "^ETIME: lease expired at .*Z$"
-	for d in $GPU $C1 $C2; do
-		run cat "$(dev $d)/state"
-		assert_output available
-	done
-	run cat "$MNT/lends"
-	assert_output ""
-	run stored_comp job
-	assert_output "[]"
+	members_returned
 	run grep -E " composition:job (expired|composition-returned) " "$MNT/events"
 	assert_line --index 0 --regexp "expired borrower=nodeB deadline=[0-9T:-]+Z cause=recovery$"
 	assert_line --index 1 --regexp "composition-returned borrower=nodeB cause=recovery$"

@@ -57,6 +57,7 @@ struct cluster {
 	bool recovered;	   /* this host's records were recovered once */
 	bool autolent;	   /* the config's autolends tried (session thread) */
 	bool compo_stale;  /* compose_sync() to try again (session thread) */
+	bool settling;	   /* a compose_settle() worker runs */
 	struct event *q;
 	unsigned qhead, qn, qcap;
 	uint64_t enq, done; /* events queued / applied, for barriers */
@@ -534,12 +535,15 @@ struct job {
 	bool has_who; /* the writer on the other mount (events.h) */
 	struct engine_caller who;
 	char who_host[HOST_NAME_MAX_LEN + 1];
+	char compo[COMP_NAME_MAX_LEN + 1]; /* a composition's step, "" none */
 };
 
 /*
- * A request node's data: "? VALUE", then optionally a line "who HOST UID
- * PID COMM" naming the writer on the forwarding mount (COMM: the rest of
- * the line, printable).  -EINVAL when malformed.
+ * A request node's data: "? VALUE", then optionally a line "compo NAME"
+ * (a step of composition NAME's lend or return: lend_txn.compo), then
+ * optionally a line "who HOST UID PID COMM" naming the writer on the
+ * forwarding mount (COMM: the rest of the line, printable).  -EINVAL
+ * when malformed.
  */
 static int request_parse(const char *text, struct job *j)
 {
@@ -550,6 +554,17 @@ static int request_parse(const char *text, struct job *j)
 	if (len < 2 || text[0] != '?' || text[1] != ' ' || len - 2 > BORROWER_MAX)
 		return -EINVAL;
 	snprintf(j->value, sizeof(j->value), "%.*s", (int)(len - 2), text + 2);
+	if (nl && !strncmp(nl + 1, "compo ", 6)) {
+		const char *name = nl + 7;
+
+		nl = strchr(name, '\n');
+		len = nl ? (size_t)(nl - name) : strlen(name);
+		if (len > COMP_NAME_MAX_LEN)
+			return -EINVAL;
+		snprintf(j->compo, sizeof(j->compo), "%.*s", (int)len, name);
+		if (!comp_name_valid(j->compo))
+			return -EINVAL;
+	}
 	if (!nl)
 		return 0;
 	if (sscanf(nl + 1, "who %63s %" SCNu32 " %" SCNu32 " %n", j->who_host,
@@ -576,8 +591,8 @@ static void *request_worker(void *arg)
 	/* the commit answers: txn.answered */
 	txn = (struct lend_txn){ .answer = path, .answer_lend = j->value[0] != '\0' };
 	/* "lease N" or a borrower value (docs/STATE.md) */
-	r = lend_forwarded(c->e, j->devid, j->value, j->has_who ? &j->who : NULL,
-			   &txn, reason);
+	r = compose_forwarded(c->e, j->devid, j->value, j->compo[0] ? j->compo : NULL,
+			      j->has_who ? &j->who : NULL, &txn, reason);
 	if (!txn.answered) { /* an error, or a no-op */
 		if (asprintf(&text, "= %s %s", r < 0 ? errno_name(r) : "0",
 			     r < 0 ? reason : "") < 0)
@@ -763,10 +778,58 @@ static int go_live(struct cluster *c, char *reason)
 	}
 }
 
+static void *settle_worker(void *arg)
+{
+	struct cluster *c = arg;
+	char reason[REASON_MAX];
+
+	compose_settle(c->e, reason);
+	pthread_mutex_lock(&c->lock);
+	c->settling = false;
+	c->compo_stale = true; /* what it left: looked at again */
+	c->workers--;
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+	return NULL;
+}
+
+/*
+ * Compositions whose lend or return no daemon will finish: settled on a
+ * worker (it waits for lenders' daemons, through this thread), one at a
+ * time.
+ */
+static void settle_start(struct cluster *c)
+{
+	pthread_attr_t attr;
+	pthread_t t;
+
+	pthread_mutex_lock(&c->lock);
+	if (c->stop || c->settling) {
+		pthread_mutex_unlock(&c->lock);
+		return;
+	}
+	c->settling = true;
+	c->workers++;
+	pthread_mutex_unlock(&c->lock);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&t, &attr, settle_worker, c) != 0) {
+		pthread_mutex_lock(&c->lock);
+		c->settling = false;
+		c->workers--;
+		pthread_mutex_unlock(&c->lock);
+	}
+	pthread_attr_destroy(&attr);
+}
+
 /* The compositions' mirror (compose.c), now or at the next tick. */
 static void refresh_compos(struct cluster *c)
 {
-	c->compo_stale = compose_sync(c->e, NULL) < 0;
+	int r = compose_sync(c->e, NULL);
+
+	c->compo_stale = r < 0;
+	if (r > 0)
+		settle_start(c);
 }
 
 /* A new session: mirror everything, recover, show ourselves live. */
@@ -846,6 +909,7 @@ static void apply_event(struct cluster *c, const struct event *ev)
 		zks_path(c->zs, path, "live", NULL);
 		if (!strcmp(ev->path, path)) {
 			refresh_live(c, true);
+			c->compo_stale = true; /* a composition's daemon may be gone */
 			return;
 		}
 		zks_path(c->zs, path, "hosts", NULL);
@@ -1534,22 +1598,25 @@ static int zk_writable(void *ctx, char *reason)
 }
 
 static int zk_forward(void *ctx, const char *devid, const char *lender,
-		      const char *value, const struct engine_caller *who,
-		      char *reason)
+		      const char *value, const char *compo,
+		      const struct engine_caller *who, char *reason)
 {
 	struct cluster *c = ctx;
 	struct engine *e = c->e;
 	uint64_t budget = (2ULL * e->cfg->timeout_ms + zks_session_ms(c->zs)) * 1000000ULL;
 	uint64_t deadline = now_ns() + budget;
-	char path[ZK_PATH_MAX], data[BORROWER_MAX + HOST_NAME_MAX_LEN + 64];
+	char path[ZK_PATH_MAX], step[COMP_NAME_MAX_LEN + 8] = "";
+	char data[BORROWER_MAX + HOST_NAME_MAX_LEN + COMP_NAME_MAX_LEN + 80];
 	int r;
 
 	zks_path(c->zs, path, "requests", devid);
+	if (compo) /* a composition's step (request_parse()) */
+		snprintf(step, sizeof(step), "\ncompo %s", compo);
 	if (who) /* the writer, for the lender's event log (request_parse()) */
-		snprintf(data, sizeof(data), "? %s\nwho %s %" PRIu32 " %" PRIu32 " %s",
-			 value, e->self->name, who->uid, who->pid, who->comm);
+		snprintf(data, sizeof(data), "? %s%s\nwho %s %" PRIu32 " %" PRIu32 " %s",
+			 value, step, e->self->name, who->uid, who->pid, who->comm);
 	else
-		snprintf(data, sizeof(data), "? %s", value);
+		snprintf(data, sizeof(data), "? %s%s", value, step);
 	r = zks_put(c->zs, path, data, true, true, reason);
 	if (r == -EEXIST)
 		return reason_set(reason, -EBUSY,

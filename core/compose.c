@@ -22,11 +22,12 @@
  *   "!VALUE"  a lend to VALUE began (written before the first device)
  *   "VALUE"   lent to VALUE (written after the last device: the write's
  *             acknowledgement)
+ *   "~VALUE"  a return from VALUE began (written before the first device)
  *
  * compose_load() (after the lends' recovery) rolls an unfinished lend
  * back (returns the members lent to VALUE, then stores ""), and finishes
- * a return that a crash cut short (a committed VALUE some of whose
- * members are no longer lent to it): all lent or none.
+ * a return that a crash cut short ("~VALUE", or a committed VALUE some
+ * of whose members are no longer lent to it): all lent or none.
  *
  * While a composition is not available, its members refuse their own
  * borrower writes: engine_write_borrower(), the front-ends' entry for a
@@ -47,8 +48,17 @@
  * run by the session thread on each watch (it never waits for
  * compo_op_lock: a write holding it may wait for the session thread; a
  * busy lock makes it try again at its next tick), and by each write of
- * mkdir, rmdir and devices before it validates (write_sync()).  A
- * composition's borrower and lease are not (yet) there: -ENOTSUP.
+ * mkdir, rmdir and devices before it validates (write_sync()).  The
+ * borrower column's marks name their daemon ("!VALUE@HOST") and are
+ * compare-and-sets (store.h comp_swap): one of two mounts lending at once
+ * wins.  A member of another daemon is lent, returned or leased as a
+ * step of the composition (lend_txn.compo, forwarded with the request):
+ * its lender lets a step through, and refuses every other request for a
+ * member of a composition that is not available, on a fresh read of the
+ * composition (compose_forwarded(), compose_guard()).  A mark whose
+ * daemon stopped is settled by compose_settle() (cluster.c runs it on a
+ * worker when compose_sync() finds one), as compose_load() settles at
+ * start in one-daemon mode.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -57,12 +67,19 @@
 #include "engine_internal.h"
 #include "fault.h"
 
+/* The stored borrower column: "!VALUE@HOST" at most (column_mark()). */
+#define COLUMN_MAX (BORROWER_MAX + HOST_NAME_MAX_LEN + 3)
+#define MARK_LEND '!'	/* a lend begun */
+#define MARK_RETURN '~' /* a return begun */
+
 struct lcompo {
 	char name[COMP_NAME_MAX_LEN + 1];
 	char (*devs)[DEVICE_ID_MAX]; /* COMP_DEVICES_MAX of them */
 	unsigned ndevs;
 	/* under compo_lock: */
 	char borrower[BORROWER_MAX + 1]; /* "" none */
+	char column[COLUMN_MAX];	 /* as stored (read or written) last */
+	char coord[HOST_NAME_MAX_LEN + 1]; /* the marker's daemon, "" none */
 	enum compo_state state;
 	char error[REASON_MAX + DEVICE_ID_MAX + 32];
 	uint64_t generation;
@@ -190,13 +207,59 @@ static int supported(struct engine *e, char *reason)
 	return 0;
 }
 
-int compose_lend_supported(struct engine *e, char *reason)
+/*
+ * The borrower column (docs/STATE.md): "" not lent, "VALUE" lent,
+ * "!VALUE" a lend begun, "~VALUE" a return begun; in distributed mode a
+ * mark names the daemon writing it ("@HOST"), which settles it if it
+ * stops before the end, or any daemon once HOST is not live.
+ */
+static void column_mark(const struct engine *e, char mark, const char *value,
+			char *buf, size_t len)
 {
-	if (e->self)
-		return reason_set(reason, -ENOTSUP,
-				  "lending a composition is not (yet) available in "
-				  "distributed mode");
-	return 0;
+	snprintf(buf, len, "%c%s%s%s", mark, value, e->self ? "@" : "",
+		 e->self ? e->self->name : "");
+}
+
+/* @col's state; its VALUE into @value, its HOST into @coord ("" none). */
+static enum compo_state column_parse(const char *col, char *value, char *coord)
+{
+	bool mark = col[0] == MARK_LEND || col[0] == MARK_RETURN;
+	const char *v = mark ? col + 1 : col, *at = mark ? strchr(v, '@') : NULL;
+
+	snprintf(value, BORROWER_MAX + 1, "%.*s",
+		 at ? (int)(at - v) : (int)strlen(v), v);
+	snprintf(coord, HOST_NAME_MAX_LEN + 1, "%s", at ? at + 1 : "");
+	if (!col[0])
+		return COMPO_AVAILABLE;
+	return col[0] == MARK_LEND ? COMPO_LENDING :
+	       col[0] == MARK_RETURN ? COMPO_RETURNING : COMPO_LENT;
+}
+
+/* Take stored column @col into @c (compo_lock held, or nothing runs yet). */
+static void column_take(struct lcompo *c, const char *col)
+{
+	snprintf(c->column, sizeof(c->column), "%s", col);
+	c->state = column_parse(col, c->borrower, c->coord);
+}
+
+/*
+ * Store @c's borrower column as @to.  Where several daemons write
+ * (comp_swap), only if it still holds what this one read or wrote last:
+ * of two mounts lending one composition at once, one gets -EBUSY.
+ */
+static int column_put(struct engine *e, struct lcompo *c, const char *to,
+		      char *reason)
+{
+	int r = e->store->comp_swap ?
+		e->store->comp_swap(e->store_ctx, c->name, c->column, to, reason) :
+		store_put(e, c, to, reason);
+
+	if (r == 0) {
+		pthread_mutex_lock(&e->compo_lock);
+		snprintf(c->column, sizeof(c->column), "%s", to);
+		pthread_mutex_unlock(&e->compo_lock);
+	}
+	return r;
 }
 
 static void changed(struct engine *e, const struct engine_caller *who)
@@ -265,7 +328,8 @@ static int return_members(struct engine *e, struct lcompo *c,
 			continue;
 		fault_pass("compose.return");
 		r = lend_request(e, c->devs[i], "", who,
-				 &(struct lend_txn){ .lazy = true }, why);
+				 &(struct lend_txn){ .lazy = true, .compo = c->name },
+				 why);
 		if (r < 0 && !first) {
 			first = r;
 			snprintf(dev, DEVICE_ID_MAX, "%s", c->devs[i]);
@@ -275,33 +339,38 @@ static int return_members(struct engine *e, struct lcompo *c,
 	return first;
 }
 
-/* A stored composition whose lend or return a crash cut short. */
-static void settle(struct engine *e, struct lcompo *c, const char *stored)
+/*
+ * A stored composition whose lend or return was cut short (its daemon
+ * stopped): a lend is rolled back, a return finished, so that all of it
+ * is lent or none.  A committed VALUE all of whose members are lent to
+ * it is lent.
+ */
+static void settle(struct engine *e, struct lcompo *c)
 {
-	const char *value = stored[0] == '!' ? stored + 1 : stored;
 	char dev[DEVICE_ID_MAX] = "", why[REASON_MAX] = "";
+	char value[BORROWER_MAX + 1], coord[HOST_NAME_MAX_LEN + 1];
+	enum compo_state st = column_parse(c->column, value, coord);
+	const char *was = st == COMPO_LENDING ? "unfinished lend" : "unfinished return";
 	int r;
 
-	if (stored[0] != '!' && lent_to(e, c, value) == c->ndevs) {
-		snprintf(c->borrower, sizeof(c->borrower), "%s", value);
-		c->state = COMPO_LENT;
+	if (st == COMPO_LENT && lent_to(e, c, value) == c->ndevs) {
+		set_state(e, c, COMPO_LENT, value);
 		return;
 	}
 	r = return_members(e, c, value, NULL, dev, why);
 	if (r == 0)
-		r = store_put(e, c, "", why);
+		r = column_put(e, c, "", why);
 	if (r < 0) { /* keep the intent: the next start tries again */
 		set_error(e, c, r, dev[0] ? dev : NULL, why);
-		snprintf(c->borrower, sizeof(c->borrower), "%s", value);
-		c->state = COMPO_RETURNING;
+		set_state(e, c, COMPO_RETURNING, value);
 		engine_report(e, "composition %s: cannot finish its %s: %s", c->name,
-			      stored[0] == '!' ? "unfinished lend" : "unfinished return",
-			      c->error);
+			      was, c->error);
 		return;
 	}
-	engine_report(e, "composition %s: %s to %s %s at recovery", c->name,
-		      stored[0] == '!' ? "the unfinished lend" : "the unfinished return",
-		      value, stored[0] == '!' ? "rolled back" : "finished");
+	set_state(e, c, COMPO_AVAILABLE, "");
+	engine_report(e, "composition %s: the %s to %s %s%s%s", c->name, was, value,
+		      st == COMPO_LENDING ? "rolled back" : "finished",
+		      coord[0] ? " for " : " at recovery", coord);
 }
 
 static int load_one(void *arg, const char *name, const char *devices,
@@ -313,9 +382,10 @@ static int load_one(void *arg, const char *name, const char *devices,
 	if (!c)
 		return -ENOMEM;
 	split(c, devices);
-	list_append(e, c); /* nothing else runs yet: no lock needed */
+	column_take(c, borrower);
+	list_append(e, c); /* nothing else runs yet */
 	if (borrower[0])
-		settle(e, c, borrower);
+		settle(e, c);
 	return 0;
 }
 
@@ -333,14 +403,11 @@ static int fresh_one(void *arg, const char *name, const char *devices,
 		     const char *borrower)
 {
 	struct lcompo **head = arg, *c = compo_new(name);
-	const char *value = borrower[0] == '!' ? borrower + 1 : borrower;
 
 	if (!c)
 		return -ENOMEM;
 	split(c, devices);
-	snprintf(c->borrower, sizeof(c->borrower), "%s", value);
-	c->state = !borrower[0] ? COMPO_AVAILABLE
-		 : borrower[0] == '!' ? COMPO_LENDING : COMPO_LENT;
+	column_take(c, borrower);
 	c->next = *head;
 	*head = c;
 	return 0;
@@ -349,14 +416,12 @@ static int fresh_one(void *arg, const char *name, const char *devices,
 /* Take @f's stored fields into @c if they differ; true if they did. */
 static bool take(struct lcompo *c, const struct lcompo *f)
 {
-	if (c->ndevs == f->ndevs && c->state == f->state &&
-	    !strcmp(c->borrower, f->borrower) &&
+	if (c->ndevs == f->ndevs && !strcmp(c->column, f->column) &&
 	    !memcmp(c->devs, f->devs, f->ndevs * sizeof(*f->devs)))
 		return false;
 	memcpy(c->devs, f->devs, f->ndevs * sizeof(*f->devs));
 	c->ndevs = f->ndevs;
-	c->state = f->state;
-	snprintf(c->borrower, sizeof(c->borrower), "%s", f->borrower);
+	column_take(c, f->column);
 	c->generation++;
 	return true;
 }
@@ -421,6 +486,38 @@ static int sync_locked(struct engine *e, bool *moved, char *reason)
 	return 0;
 }
 
+/*
+ * Is @c's lend or return one that no daemon will finish: marked by this
+ * daemon (whose writes hold compo_op_lock: none runs now, so it is one of
+ * an earlier life), or by a daemon that is not live?  compo_lock held.
+ */
+static bool orphaned(struct engine *e, const struct lcompo *c)
+{
+	struct lhost *h;
+	bool live = false, admin;
+
+	if (c->state != COMPO_LENDING && c->state != COMPO_RETURNING)
+		return false;
+	if (!c->coord[0] || !strcmp(c->coord, e->self->name))
+		return true;
+	h = engine_host(e, c->coord);
+	if (h)
+		model_host_flags(e, h, &live, &admin);
+	return !live;
+}
+
+/* How many compositions are orphaned(); compo_lock taken here. */
+static unsigned orphans(struct engine *e)
+{
+	unsigned n = 0;
+
+	pthread_mutex_lock(&e->compo_lock);
+	for (struct lcompo *c = e->compos; c; c = c->next)
+		n += orphaned(e, c);
+	pthread_mutex_unlock(&e->compo_lock);
+	return n;
+}
+
 int compose_sync(struct engine *e, char *reason)
 {
 	bool moved = false;
@@ -432,6 +529,8 @@ int compose_sync(struct engine *e, char *reason)
 	if (pthread_rwlock_trywrlock(&e->compo_op_lock) != 0)
 		return reason_set(reason, -EAGAIN, "a composition write runs");
 	r = sync_locked(e, &moved, reason);
+	if (r == 0)
+		r = orphans(e) > 0;
 	pthread_rwlock_unlock(&e->compo_op_lock);
 	if (moved)
 		changed(e, NULL);
@@ -456,18 +555,132 @@ static int write_sync(struct engine *e, char *reason)
 	return sync_locked(e, &moved, reason);
 }
 
-/* -EBUSY "part of composition NAME" for a member of one not available. */
+/*
+ * Settle the compositions whose lend or return no daemon will finish
+ * (orphaned()): cluster.c runs it on a thread of its own when
+ * compose_sync() found some.
+ */
+int compose_settle(struct engine *e, char *reason)
+{
+	int r;
+
+	pthread_rwlock_wrlock(&e->compo_op_lock);
+	r = write_sync(e, reason);
+	/* the list changes only under compo_op_lock write-held: as here */
+	for (struct lcompo *c = e->compos; r == 0 && c; c = c->next) {
+		bool orphan;
+
+		pthread_mutex_lock(&e->compo_lock);
+		orphan = orphaned(e, c);
+		pthread_mutex_unlock(&e->compo_lock);
+		if (orphan)
+			settle(e, c);
+	}
+	pthread_rwlock_unlock(&e->compo_op_lock);
+	changed(e, NULL);
+	return r;
+}
+
+/* Does list @devices (IDs a line) hold @devid? */
+static bool lists(const char *devices, const char *devid)
+{
+	size_t n = strlen(devid);
+
+	for (const char *p = devices; *p;) {
+		size_t len = strcspn(p, "\n");
+
+		if (len == n && !memcmp(p, devid, n))
+			return true;
+		p += len + (p[len] != '\0');
+	}
+	return false;
+}
+
+/*
+ * Composition @name as the store holds it now (comp_get, where several
+ * daemons write), not as the last watch left the list: its stored column
+ * in @col; -ENOENT gone, 0 and an empty @col when it no longer lists
+ * @devid.
+ */
+static int fresh_column(struct engine *e, const char *name, const char *devid,
+			char *col, char *reason)
+{
+	_cleanup_free_ char *devs = NULL;
+	int r = e->store->comp_get(e->store_ctx, name, col, &devs, reason);
+
+	if (r == 0 && !lists(devs, devid))
+		col[0] = '\0';
+	return r;
+}
+
+/*
+ * -EBUSY "part of composition NAME" for a member of one not available.
+ * Where several daemons write, a member's composition is read again from
+ * the store: a lend begun on another mount refuses the write at once.
+ */
 static int compose_guard(struct engine *e, const char *devid, char *reason)
 {
+	char name[COMP_NAME_MAX_LEN + 1] = "", col[REASON_MAX] = "x";
 	struct lcompo *c;
+	bool busy;
 	int r = 0;
 
 	pthread_mutex_lock(&e->compo_lock);
 	c = member_of(e, devid, NULL);
-	if (c && c->state != COMPO_AVAILABLE)
-		r = reason_set(reason, -EBUSY, "part of composition %s", c->name);
+	busy = c && c->state != COMPO_AVAILABLE;
+	if (c)
+		snprintf(name, sizeof(name), "%s", c->name);
 	pthread_mutex_unlock(&e->compo_lock);
+	if (name[0] && e->store->comp_get) {
+		r = fresh_column(e, name, devid, col, reason);
+		busy = r == 0 && col[0];
+		if (r == -ENOENT)
+			r = 0;
+	}
+	if (r == 0 && busy)
+		r = reason_set(reason, -EBUSY, "part of composition %s", name);
 	return r;
+}
+
+/*
+ * A step of composition @name's lend or return, forwarded by the daemon
+ * running it (lend_txn.compo): it passes the member guard only while the
+ * composition is stored as being lent to @value (a lend), lent (a lease),
+ * or lent or being lent or returned (a return): a late step of a lend
+ * that another daemon rolled back is refused.
+ */
+static int step_allowed(struct engine *e, const char *devid, const char *value,
+			const char *name, char *reason)
+{
+	char col[REASON_MAX], v[BORROWER_MAX + 1] = "", coord[HOST_NAME_MAX_LEN + 1];
+	bool lease = !strncmp(value, LEASE_REQUEST_PREFIX,
+			      strlen(LEASE_REQUEST_PREFIX));
+	enum compo_state st;
+	int r = fresh_column(e, name, devid, col, reason);
+
+	if (r < 0)
+		return r;
+	st = col[0] ? column_parse(col, v, coord) : COMPO_AVAILABLE;
+	if (lease ? st == COMPO_LENT :
+	    value[0] ? st == COMPO_LENDING && !strcmp(v, value) :
+		       st != COMPO_AVAILABLE)
+		return 0;
+	return reason_set(reason, -EBUSY, "composition %s is %s%s%s: a late step "
+			  "of its %s", name, compo_state_name(st), v[0] ? " to " : "",
+			  v, lease ? "lease" : value[0] ? "lend" : "return");
+}
+
+int compose_forwarded(struct engine *e, const char *devid, const char *value,
+		      const char *compo, const struct engine_caller *who,
+		      struct lend_txn *txn, char *reason)
+{
+	int r = compo ? step_allowed(e, devid, value, compo, reason) :
+			compose_guard(e, devid, reason);
+
+	if (r < 0)
+		return lend_write_refused(e, devid, r, value, strlen(value), who,
+					  reason);
+	return lend_forwarded(e, devid, value, who, txn, reason);
 }
 
 /* ---- mkdir, rmdir ----------------------------------------------------------- */
@@ -713,7 +926,8 @@ static int lend_all(struct engine *e, struct lcompo *c, const char *value,
 
 	for (unsigned i = 0; i < c->ndevs && r == 0; i++) {
 		r = lend_request(e, c->devs[i], value, who,
-				 &(struct lend_txn){ .lazy = true }, reason);
+				 &(struct lend_txn){ .lazy = true, .compo = c->name },
+				 reason);
 		made[i] = r == 0;
 		if (r < 0)
 			snprintf(dev, DEVICE_ID_MAX, "%s", c->devs[i]);
@@ -722,7 +936,9 @@ static int lend_all(struct engine *e, struct lcompo *c, const char *value,
 		r = 0;
 	for (unsigned i = c->ndevs; r < 0 && i-- > 0;) {
 		if (made[i] && lend_request(e, c->devs[i], "", who,
-					    &(struct lend_txn){ .lazy = true }, why) < 0)
+					    &(struct lend_txn){ .lazy = true,
+								.compo = c->name },
+					    why) < 0)
 			engine_report(e, "composition %s: cannot undo the lend of %s to %s: "
 				      "%s", c->name, c->devs[i], value, why);
 	}
@@ -732,15 +948,15 @@ static int lend_all(struct engine *e, struct lcompo *c, const char *value,
 static int compo_lend(struct engine *e, struct lcompo *c, const char *value,
 		      const struct engine_caller *who, char *reason)
 {
-	char intent[BORROWER_MAX + 2], dev[DEVICE_ID_MAX] = "";
+	char intent[COLUMN_MAX], dev[DEVICE_ID_MAX] = "";
 	char why[REASON_MAX] = "";
 	int r;
 
 	if (c->ndevs == 0)
 		return set_error(e, c, reason_set(reason, -EINVAL, "composition %s "
 				 "has no devices", c->name), NULL, reason);
-	snprintf(intent, sizeof(intent), "!%s", value);
-	r = store_put(e, c, intent, reason);
+	column_mark(e, MARK_LEND, value, intent, sizeof(intent));
+	r = column_put(e, c, intent, reason);
 	if (r < 0)
 		return set_error(e, c, r, NULL, reason);
 	set_state(e, c, COMPO_LENDING, value);
@@ -752,11 +968,11 @@ static int compo_lend(struct engine *e, struct lcompo *c, const char *value,
 		r = fault_check("store_compose", why);
 	}
 	if (r == 0)
-		r = store_put(e, c, value, why);
+		r = column_put(e, c, value, why);
 	if (r < 0 && !dev[0]) /* the commit failed: undo every lend */
 		return_members(e, c, value, who, dev, reason);
 	if (r < 0) {
-		if (store_put(e, c, "", reason) < 0)
+		if (column_put(e, c, "", reason) < 0)
 			engine_report(e, "composition %s: its intent stays: %s", c->name,
 				      reason);
 		set_state(e, c, COMPO_AVAILABLE, "");
@@ -776,15 +992,19 @@ static int compo_return(struct engine *e, struct lcompo *c,
 			const struct engine_caller *who, char *reason)
 {
 	char dev[DEVICE_ID_MAX] = "", why[REASON_MAX] = "";
-	char was[BORROWER_MAX + 1];
+	char was[BORROWER_MAX + 1], mark[COLUMN_MAX];
 	int r;
 
 	snprintf(was, sizeof(was), "%s", c->borrower);
+	column_mark(e, MARK_RETURN, was, mark, sizeof(mark));
+	r = column_put(e, c, mark, reason);
+	if (r < 0)
+		return set_error(e, c, r, NULL, reason);
 	set_state(e, c, COMPO_RETURNING, NULL);
 	changed(e, who);
 	r = return_members(e, c, was, who, dev, why);
 	if (r == 0)
-		r = store_put(e, c, "", why);
+		r = column_put(e, c, "", why);
 	if (r < 0) { /* lent still, in part: a new write returns the rest */
 		set_state(e, c, COMPO_LENT, NULL);
 		set_error(e, c, r, dev[0] ? dev : NULL, why);
@@ -845,7 +1065,7 @@ int engine_write_lease(struct engine *e, const char *devid, const char *buf,
 	pthread_rwlock_rdlock(&e->compo_op_lock);
 	refused = compose_guard(e, devid, reason);
 	if (!refused)
-		r = lend_lease_request(e, devid, seconds, 0, who, reason);
+		r = lend_lease_request(e, devid, seconds, 0, NULL, who, reason);
 	pthread_rwlock_unlock(&e->compo_op_lock);
 	if (refused)
 		return lend_write_refused(e, devid, refused, buf, len, who, reason);
@@ -865,10 +1085,10 @@ int engine_compo_write_borrower(struct engine *e, const char *name,
 	c = write_begin(e, name, &r, reason);
 	if (!c)
 		goto out;
-	if ((r = lend_parse_value(buf, len, value, reason)) < 0 ||
-	    (r = compose_lend_supported(e, reason)) < 0)
+	if ((r = lend_parse_value(buf, len, value, reason)) < 0)
 		set_error(e, c, r, NULL, reason);
-	else if (!strcmp(value, c->borrower))
+	else if (!strcmp(value, c->borrower) &&
+		 (c->state == COMPO_LENT || c->state == COMPO_AVAILABLE))
 		r = 0; /* the current value: nothing to do */
 	else if (value[0] && c->borrower[0])
 		r = set_error(e, c, reason_set(reason, -EBUSY, "composition %s is lent "
@@ -963,12 +1183,12 @@ static int compo_lease(struct engine *e, struct lcompo *c, uint32_t seconds,
 	for (i = 0; i < c->ndevs; i++)
 		old[i] = member_lease(e, c->devs[i]);
 	for (i = 0; i < c->ndevs && r == 0; i++)
-		r = lend_lease_request(e, c->devs[i], seconds, at, who, why);
+		r = lend_lease_request(e, c->devs[i], seconds, at, c->name, who, why);
 	if (r < 0) {
 		i--; /* the member that failed */
 		for (unsigned j = i; j-- > 0;)
 			if (lend_lease_request(e, c->devs[j], seconds_to(old[j]), old[j],
-					       who, reason) < 0)
+					       c->name, who, reason) < 0)
 				engine_report(e, "composition %s: cannot restore the lease "
 					      "of %s: %s", c->name, c->devs[j], reason);
 		set_error(e, c, r, c->devs[i], why);
@@ -996,8 +1216,7 @@ int engine_compo_write_lease(struct engine *e, const char *name,
 	c = write_begin(e, name, &r, reason);
 	if (!c)
 		goto out;
-	if ((r = lease_parse(buf, len, &seconds, reason)) < 0 ||
-	    (r = compose_lend_supported(e, reason)) < 0)
+	if ((r = lease_parse(buf, len, &seconds, reason)) < 0)
 		set_error(e, c, r, NULL, reason);
 	else if (c->state != COMPO_LENT)
 		r = set_error(e, c, reason_set(reason, -EINVAL, "composition %s is "
@@ -1023,9 +1242,16 @@ static int compo_expire(struct engine *e, struct lcompo *c, int64_t at,
 			const char *cause)
 {
 	char was[BORROWER_MAX + 1], when[LEASE_TIME_MAX], why[REASON_MAX] = "";
+	char mark[COLUMN_MAX];
 	int r = 0;
 
 	snprintf(was, sizeof(was), "%s", c->borrower);
+	column_mark(e, MARK_RETURN, was, mark, sizeof(mark));
+	r = column_put(e, c, mark, why);
+	if (r == -EBUSY) /* another lender's timer returns it */
+		return 0;
+	if (r < 0)
+		return r;
 	lease_time_text(at, when, sizeof(when));
 	lease_event(e, c, EV_EXPIRED, (const char *const[]){
 		"borrower", was, "deadline", when, "cause", cause, NULL, NULL }, NULL);
@@ -1037,14 +1263,17 @@ static int compo_expire(struct engine *e, struct lcompo *c, int64_t at,
 		if (!engine_device_lent_to_or_by(e, c->devs[i], was, false))
 			continue;
 		d = model_get(e, c->devs[i]);
-		r = d ? lend_lease_expire(e, d, cause, c->name, at) : 0;
+		/* another daemon's member: returned by its lender, as a step */
+		r = !d ? 0 : !lend_remote(e, d) ? lend_lease_expire(e, d, cause, c->name, at) :
+		    lend_request(e, c->devs[i], "", NULL, &(struct lend_txn){
+				 .lazy = true, .compo = c->name }, why);
 		if (d)
 			model_put(e, d);
 		if (r < 0)
 			set_error(e, c, r, c->devs[i], "its return failed");
 	}
 	if (r >= 0)
-		r = store_put(e, c, "", why);
+		r = column_put(e, c, "", why);
 	if (r < 0) {
 		set_state(e, c, COMPO_LENT, NULL);
 		if (why[0])
@@ -1066,7 +1295,7 @@ static int compo_expire(struct engine *e, struct lcompo *c, int64_t at,
 int compose_lease_expire(struct engine *e, struct ldevice *d,
 			 const char *cause)
 {
-	char name[COMP_NAME_MAX_LEN + 1] = "";
+	char name[COMP_NAME_MAX_LEN + 1] = "", why[REASON_MAX];
 	struct lcompo *c;
 	int64_t at;
 	int r = 0;
@@ -1084,14 +1313,17 @@ int compose_lease_expire(struct engine *e, struct ldevice *d,
 	if (!name[0])
 		return r;
 	pthread_rwlock_wrlock(&e->compo_op_lock);
+	r = write_sync(e, why); /* as the store holds it now */
 	pthread_mutex_lock(&e->compo_lock);
-	c = find(e, name); /* still lent, and @d still in it? */
+	c = r < 0 ? NULL : find(e, name); /* still lent, and @d still in it? */
 	if (c && (c->state != COMPO_LENT || member_of(e, d->id, NULL) != c))
 		c = NULL;
 	pthread_mutex_unlock(&e->compo_lock);
 	at = c ? devs_lease(e, c->devs, c->ndevs) : 0;
 	if (c && at && at <= now_wall_ns())
 		r = compo_expire(e, c, at, cause);
+	else if (!c && r == 0) /* returned meanwhile, or by another lender */
+		r = lend_lease_expire(e, d, cause, NULL, 0);
 	pthread_rwlock_unlock(&e->compo_op_lock);
 	return r;
 }

@@ -85,11 +85,13 @@ struct coord_ops {
 	int (*writable)(void *ctx, char *reason);
 	/*
 	 * Hand a write for another daemon's device to it; its answer.  @who
-	 * (may be NULL): the writer, for the lender's event log.
+	 * (may be NULL): the writer, for the lender's event log; @compo (may
+	 * be NULL): the composition whose lend or return it is a step of
+	 * (lend_txn.compo).
 	 */
 	int (*forward)(void *ctx, const char *devid, const char *lender,
-		       const char *value, const struct engine_caller *who,
-		       char *reason);
+		       const char *value, const char *compo,
+		       const struct engine_caller *who, char *reason);
 };
 
 extern const struct coord_ops coord_local_ops;

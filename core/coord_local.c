@@ -47,8 +47,8 @@ static void local_intent_close(void *ctx, const char *devid, uint64_t epoch)
 }
 
 static int local_forward(void *ctx, const char *devid, const char *lender,
-			 const char *value, const struct engine_caller *who,
-			 char *reason)
+			 const char *value, const char *compo,
+			 const struct engine_caller *who, char *reason)
 {
 	return reason_set(reason, -EINVAL, "%s is not lent by this daemon", devid);
 }

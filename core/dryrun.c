@@ -313,8 +313,6 @@ int engine_compo_plan(struct engine *e, const char *name, const char *host,
 	if (r == 0)
 		r = lend_parse_value(host, strlen(host), value, reason);
 	if (r == 0)
-		r = compose_lend_supported(e, reason);
-	if (r == 0)
 		r = compo_check(v, value, &noop, reason);
 	if (r == 0 && !noop)
 		r = compo_plan_run(e, &p, v->devices, value);

@@ -725,11 +725,12 @@ void lend_settle_all(struct engine *e,
 /*
  * Set (@seconds > 0) or remove the lease of lent @devid; 0 or -errno.
  * @at: the deadline itself (wall ns; a composition's, the same for each
- * member), 0: @seconds from now.
+ * member), 0: @seconds from now.  @compo: the composition whose lease it
+ * sets (forwarded with it: lend_txn.compo), NULL: the device's own.
  */
 int lend_lease_request(struct engine *e, const char *devid, uint32_t seconds,
-		       int64_t at, const struct engine_caller *who,
-		       char *reason);
+		       int64_t at, const char *compo,
+		       const struct engine_caller *who, char *reason);
 
 /*
  * A request node's value from another mount (cluster.c): "lease N" is a
@@ -859,8 +860,26 @@ int compose_load(struct engine *e, char *reason);
  * one-daemon mode (the list is the store's already).
  */
 int compose_sync(struct engine *e, char *reason);
-/* -ENOTSUP in distributed mode: a composition's borrower and lease. */
-int compose_lend_supported(struct engine *e, char *reason);
+/*
+ * compose_sync() returns 1 when it found a composition whose lend or
+ * return no daemon will finish (its daemon stopped: the marker names this
+ * daemon, or one that is not live).  compose_settle() then rolls such a
+ * lend back and finishes such a return, as compose_load() does at start
+ * in one-daemon mode; cluster.c runs it on a thread of its own (it waits
+ * for the lenders' daemons).
+ */
+int compose_settle(struct engine *e, char *reason);
+
+/*
+ * A request of another mount (cluster.c), before lend_forwarded(): one
+ * for a member of a composition that is not available is refused (EBUSY,
+ * read again from the store), unless it is a step of that composition's
+ * own lend, return or lease (@compo, its name: lend_txn.compo) that is
+ * still in progress.
+ */
+int compose_forwarded(struct engine *e, const char *devid, const char *value,
+		      const char *compo, const struct engine_caller *who,
+		      struct lend_txn *txn, char *reason);
 
 /*
  * The lease timer found @d's deadline passed (lease.c): a member of a

@@ -799,7 +799,7 @@ static int forward(struct lend_req *q)
 	 */
 	q->forwarded = true; /* the lender's daemon logs what it does */
 	return e->coord->forward(e->coord_ctx, d->id, d->lender->name, q->value,
-				 q->who, q->reason);
+				 q->txn->compo, q->who, q->reason);
 }
 
 /* ---- public requests ------------------------------------------------------ */
@@ -1588,15 +1588,16 @@ static int lease_forward(struct lend_req *q)
 		 q->lease_s);
 	q->forwarded = true;
 	return e->coord->forward(e->coord_ctx, d->id, d->lender->name, value,
-				 q->who, q->reason);
+				 q->txn->compo, q->who, q->reason);
 }
 
 int lend_lease_request(struct engine *e, const char *devid, uint32_t seconds,
-		       int64_t at, const struct engine_caller *who, char *reason)
+		       int64_t at, const char *compo,
+		       const struct engine_caller *who, char *reason)
 {
 	char buf[REASON_MAX];
 	struct notes nt = { 0 };
-	struct lend_txn own = { 0 };
+	struct lend_txn own = { .compo = compo };
 	struct lend_req q = {
 		.e = e, .value = "", .txn = &own, .reason = reason ? reason : buf,
 		.notes = &nt, .who = who, .lease_s = seconds, .lease_at = at,
@@ -1646,7 +1647,8 @@ int lend_forwarded(struct engine *e, const char *devid, const char *value,
 		return lend_request(e, devid, value, who, txn, reason);
 	/* its answer is written by the caller: the record's put carries none */
 	r = lease_parse(value + n, strlen(value + n), &seconds, reason);
-	return r < 0 ? r : lend_lease_request(e, devid, seconds, 0, who, reason);
+	return r < 0 ? r : lend_lease_request(e, devid, seconds, 0, NULL, who,
+					      reason);
 }
 
 /*

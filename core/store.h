@@ -61,6 +61,13 @@ struct lend_txn {
 	 * being written in order.  Back-ends without the notion ignore it.
 	 */
 	bool lazy;
+	/*
+	 * The request is a step of composition @compo's lend or return
+	 * (core/compose.c): forwarded with it, so that the lender's daemon
+	 * lets it pass the member guard, after checking that the
+	 * composition is being lent or returned.  NULL: a device's own.
+	 */
+	const char *compo;
 };
 
 /*
@@ -152,6 +159,20 @@ struct store_ops {
 			 int (*cb)(void *arg, const char *name,
 				   const char *devices, const char *borrower),
 			 void *arg, char *reason);
+	/*
+	 * Where several daemons write compositions (zk; NULL elsewhere, where
+	 * one daemon's compo_op_lock orders every write and comp_put serves):
+	 * comp_swap sets @name's borrower column to @to only if it holds
+	 * @from now, as one compare-and-set (-EBUSY naming what it holds, when
+	 * another mount wrote it in between; -ENOENT when gone); comp_get
+	 * reads @name as it is now, not as a watch left it: its borrower
+	 * column into @borrower (REASON_MAX bytes) and its device list into
+	 * *@devices (malloc'ed).
+	 */
+	int (*comp_swap)(void *ctx, const char *name, const char *from,
+			 const char *to, char *reason);
+	int (*comp_get)(void *ctx, const char *name, char *borrower,
+			char **devices, char *reason);
 	/*
 	 * Offline invariant check; prints one line per violation to @out and
 	 * returns the number of violations (or -errno).

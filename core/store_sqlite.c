@@ -1179,7 +1179,7 @@ static int sq_comp_put(void *ctx, const char *name, const char *devices,
 		return r;
 	snprintf(what, sizeof(what), "store composition %s in", name);
 	/* the intent of its lend: the commit of its first member covers it */
-	if (borrower[0] == '!')
+	if (borrower[0] == '!' || borrower[0] == '~') /* compose.c's marks */
 		return transact_intent(ctx, comp_put_statements, &c, what, reason);
 	return transact(ctx, comp_put_statements, &c, what, reason);
 }

@@ -1474,12 +1474,16 @@ static int comp_others(struct zks *s, const char *name, const char *devices,
 		zks_path(s, paths[i], "compositions", names[i]);
 		if (zks_get(s, paths[i], false, &text, &ver, NULL) < 0)
 			continue; /* gone meanwhile: nothing of ours in it */
+		if (store_zk_comp_parse(names[i], text, borrower, &devs, NULL) < 0)
+			continue;
+		if (!strcmp(names[i], name) && borrower[0]) /* compose.c's marks */
+			return reason_set(reason, -EBUSY, "composition %s is being lent, "
+					  "lent or returned (\"%s\"); return it first",
+					  name, borrower);
 		if (!strcmp(names[i], name)) {
 			*own = ver;
 			continue;
 		}
-		if (store_zk_comp_parse(names[i], text, borrower, &devs, NULL) < 0)
-			continue;
 		for (const char *p = devices; *p;) {
 			const char *nl = strchrnul(p, '\n');
 
@@ -1587,6 +1591,73 @@ static int zk_comp_remove(void *ctx, const char *name, char *reason)
 		return reason_set(reason, -EINVAL, "invalid composition name");
 	zks_path(s, path, "compositions", name);
 	return zks_delete(s, path, -1, reason);
+}
+
+/* @name as it is now: its borrower column and its device list. */
+static int comp_read(struct zks *s, const char *name, char *borrower,
+		     char **devices, int32_t *ver, char *reason)
+{
+	_cleanup_free_ char *text = NULL;
+	char path[ZK_PATH_MAX];
+	const char *devs;
+	int r;
+
+	if (!comp_name_valid(name))
+		return reason_set(reason, -EINVAL, "invalid composition name");
+	zks_path(s, path, "compositions", name);
+	r = zks_get(s, path, false, &text, ver, reason);
+	if (r == -ENOENT)
+		return reason_set(reason, -ENOENT, "no composition %s", name);
+	if (r < 0)
+		return r;
+	if (store_zk_comp_parse(name, text, borrower, &devs, reason) < 0)
+		return -EIO;
+	*devices = strdup(devs);
+	return *devices ? 0 : reason_set(reason, -ENOMEM, "out of memory");
+}
+
+static int zk_comp_get(void *ctx, const char *name, char *borrower,
+		       char **devices, char *reason)
+{
+	int32_t ver;
+
+	return comp_read(ctx, name, borrower, devices, &ver, reason);
+}
+
+/*
+ * A composition's lend, return and their intents (core/compose.c): the
+ * borrower column from @from to @to, a set at the version read, so that
+ * of two mounts that lend one composition at once one gets -EBUSY.
+ */
+static int zk_comp_swap(void *ctx, const char *name, const char *from,
+			const char *to, char *reason)
+{
+	struct zks *s = ctx;
+	char path[ZK_PATH_MAX];
+	int r = store_comp_validate(name, "", to, reason);
+
+	zks_path(s, path, "compositions", name);
+	for (unsigned tries = 0; r == 0 && tries < ZK_COMP_TRIES; tries++) {
+		_cleanup_free_ char *devs = NULL, *next = NULL;
+		char now[REASON_MAX];
+		int32_t ver;
+
+		r = comp_read(s, name, now, &devs, &ver, reason);
+		if (r < 0)
+			return r;
+		if (strcmp(now, from))
+			return reason_set(reason, -EBUSY, "composition %s was changed "
+					  "on another mount (now \"%s\")", name, now);
+		next = store_zk_comp_format(to, devs);
+		if (!next)
+			return reason_set(reason, -ENOMEM, "out of memory");
+		r = zks_cas(s, path, next, ver, reason);
+		if (r != -EAGAIN)
+			return r;
+		r = 0; /* its list was written in between: read again */
+	}
+	return r < 0 ? r : reason_set(reason, -EAGAIN, "composition %s kept "
+				      "changing; nothing was written", name);
 }
 
 struct comp_load {
@@ -2029,6 +2100,8 @@ const struct store_ops store_zk_ops = {
 	.comp_create = zk_comp_create,
 	.comp_remove = zk_comp_remove,
 	.comp_load = zk_comp_load,
+	.comp_swap = zk_comp_swap,
+	.comp_get = zk_comp_get,
 	.check = zk_check,
 	.event_append = zk_event_append,
 	.event_load = zk_event_load,

@@ -5,9 +5,11 @@
 # mirrored by every daemon through its watches: a mkdir, rmdir or
 # devices write on one mount shows on every mount, with the validation
 # and errnos of one-daemon mode, decided on what ZooKeeper holds at the
-# write.  A composition's borrower and lease are refused with ENOTSUP,
-# and its plans say so.  cluster_down checks every daemon's registers
-# against the records.
+# write.  A composition is lent from any mount: that daemon writes its
+# intent in ZooKeeper, forwards each member's lend to its lender as a
+# step of the composition, and commits; a crash of that daemon is settled
+# by it on restart or by the others once it is not live.  cluster_down
+# checks every daemon's registers against the records.
 
 load helpers
 load cluster_helpers
@@ -215,29 +217,298 @@ devices_are() {
 	done
 }
 
-@test "a composition's borrower and lease: ENOTSUP, and its plans say so" {
+# comp_is HOST NAME STATE BORROWER: the composition as HOST's mount shows it.
+comp_is() {
+	[ "$(cat "$(comp "$1" "$2")/state" 2>/dev/null)" = "$3" ] &&
+		[ "$(cat "$(comp "$1" "$2")/borrower" 2>/dev/null)" = "$4" ]
+}
+
+# regs HOST: a digest of HOST's sim registers (the files of its run
+# directory that hold NTB tables, DMA windows and IOMMU mappings).
+regs() {
+	(cd "$CTMP/run.$1" && find . -type f ! -name '*.log' ! -name '*.sock' \
+		! -name '*bar*' ! -name '*ram*' -print0 | sort -z |
+		xargs -0 md5sum)
+}
+
+# member_guarded HOST ID: ID's own borrower and lease writes on HOST's
+# mount fail with EBUSY "part of composition job".
+member_guarded() {
+	write_fails "$(cdev "$1" "$2")/borrower" "\n" "Device or resource busy"
+	run cat "$(cdev "$1" "$2")/last_error"
+	assert_output "EBUSY: part of composition job"
+	write_fails "$(cdev "$1" "$2")/lease" "60\n" "Device or resource busy"
+}
+
+@test "a composition on two lenders, lent from a third mount: all lent, members guarded everywhere, one lease, all returned" {
+	local h d
 	cluster_up nodeA nodeB nodeC
 	mkdir "$(comp nodeA job)"
 	put "$(comp nodeA job)/devices" "$A1\n$B1\n"
 	eventually 5 devices_are nodeC job "$A1\n$B1"
-	run cat "$(comp nodeC job)/plans/nodeD"
-	assert_line --index 0 "ENOTSUP: lending a composition is not (yet) available in distributed mode"
-	write_fails "$(comp nodeC job)/borrower" "nodeD\n" "Operation not supported"
-	run cat "$(comp nodeC job)/last_error"
-	assert_output "ENOTSUP: lending a composition is not (yet) available in distributed mode"
-	write_fails "$(comp nodeC job)/lease" "60\n" "Operation not supported"
-	local h
+	run cat "$(comp nodeC job)/plans/nodeC"
+	assert_line --index 0 ok
+	echo nodeC >"$(comp nodeC job)/borrower"
 	for h in nodeA nodeB nodeC; do
-		run cat "$(comp $h job)/state" "$(comp $h job)/borrower"
-		assert_output "$(printf 'available\n')"
-		state_is $h $A1 available ""
-		state_is $h $B1 available ""
+		eventually 5 comp_is $h job lent nodeC
+		for d in $A1 $B1; do
+			eventually 5 state_is $h $d lent nodeC
+			member_guarded $h $d
+		done
 	done
-	# its members go on alone
+	run cat "$(comp nodeC job)/last_error"
+	assert_output ""
+	eventually 5 grep -qE " composition:job composition-lent .*borrower=nodeC" \
+		"$(mnt nodeA)/events"
+	# one lease for both, set on a lender's mount, seen on every mount
+	echo 60 >"$(comp nodeA job)/lease"
+	for h in nodeA nodeB nodeC; do
+		eventually 5 bash -c "[ \"\$(cat '$(comp $h job)/lease')\" -ge 58 ]"
+		for d in $A1 $B1; do
+			eventually 5 bash -c "[ \"\$(cat '$(cdev $h $d)/lease')\" -ge 58 ]"
+		done
+	done
+	# returned from the other lender's mount
+	echo >"$(comp nodeB job)/borrower"
+	for h in nodeA nodeB nodeC; do
+		eventually 5 comp_is $h job available ""
+		eventually 5 state_is $h $A1 available ""
+		eventually 5 state_is $h $B1 available ""
+	done
+	eventually 5 grep -qE " composition:job composition-returned .*borrower=nodeC" \
+		"$(mnt nodeC)/events"
+	# its members go on alone once it is returned
 	echo nodeC >"$(cdev nodeA $A1)/borrower"
 	eventually 5 state_is nodeB $A1 lent nodeC
 	echo >"$(cdev nodeB $A1)/borrower"
 	eventually 5 state_is nodeA $A1 available ""
+}
+
+@test "a composition on two lenders fails as a whole when one member is busy, and leaves both lenders' registers untouched" {
+	local h
+	cluster_up nodeA nodeB nodeC
+	echo nodeA >"$(cdev nodeC $B1)/borrower"
+	eventually 5 state_is nodeA $B1 lent nodeA
+	mkdir "$(comp nodeC job)"
+	put "$(comp nodeC job)/devices" "$A1\n$B1\n"
+	eventually 5 devices_are nodeA job "$A1\n$B1"
+	sleep 0.5 # every daemon's registers settled
+	for h in nodeA nodeB nodeC; do
+		regs $h >"$CTMP/regs.$h.before"
+	done
+	[ -s "$CTMP/regs.nodeA.before" ]
+	run cat "$(comp nodeC job)/plans/nodeC"
+	assert_line --index 0 "EBUSY: $B1: lent to nodeA; return it first"
+	# A1 (first in the list) is lent, then B1 fails: A1 is returned
+	write_fails "$(comp nodeC job)/borrower" "nodeC\n" "Device or resource busy"
+	run cat "$(comp nodeC job)/last_error"
+	assert_output "EBUSY: $B1: lent to nodeA; return it first"
+	eventually 5 grep -qE " $A1 lent .*borrower=nodeC" "$(mnt nodeA)/events"
+	eventually 5 grep -qE " $A1 returned .*borrower=nodeC" "$(mnt nodeA)/events"
+	for h in nodeA nodeB nodeC; do
+		eventually 5 comp_is $h job available ""
+		eventually 5 state_is $h $A1 available ""
+		eventually 5 state_is $h $B1 lent nodeA
+	done
+	sleep 0.5
+	for h in nodeA nodeB nodeC; do
+		regs $h >"$CTMP/regs.$h.after"
+		diff "$CTMP/regs.$h.before" "$CTMP/regs.$h.after"
+	done
+	echo >"$(cdev nodeA $B1)/borrower"
+	eventually 5 state_is nodeC $B1 available ""
+	echo nodeC >"$(comp nodeA job)/borrower"
+	eventually 5 comp_is nodeB job lent nodeC
+	echo >"$(comp nodeA job)/borrower"
+}
+
+@test "the lender refuses a member's request from another mount unless it is a step of the composition's own lend" {
+	cluster_up nodeA nodeB nodeC
+	mkdir "$(comp nodeA job)"
+	put "$(comp nodeA job)/devices" "$A1\n$B1\n"
+	echo nodeC >"$(comp nodeB job)/borrower"
+	eventually 5 comp_is nodeA job lent nodeC
+	# a mount whose mirror lags forwards the member's own return: refused
+	"$ZKCTL" "$ZK$CHROOT" create "/requests/$A1" "? "
+	eventually 5 bash -c "'$ZKCTL' '$ZK$CHROOT' get '/requests/$A1' | grep -q '^= '"
+	run "$ZKCTL" "$ZK$CHROOT" get "/requests/$A1"
+	assert_output "= EBUSY part of composition job"
+	"$ZKCTL" "$ZK$CHROOT" rmr "/requests/$A1"
+	# a late step of a lend to another borrower: refused
+	"$ZKCTL" "$ZK$CHROOT" create "/requests/$A1" "$(printf '? nodeB\ncompo job')"
+	eventually 5 bash -c "'$ZKCTL' '$ZK$CHROOT' get '/requests/$A1' | grep -q '^= '"
+	run "$ZKCTL" "$ZK$CHROOT" get "/requests/$A1"
+	assert_output "= EBUSY composition job is lent to nodeC: a late step of its lend"
+	"$ZKCTL" "$ZK$CHROOT" rmr "/requests/$A1"
+	state_is nodeA $A1 lent nodeC
+	echo >"$(comp nodeC job)/borrower"
+	eventually 5 comp_is nodeA job available ""
+	state_is nodeA $A1 available ""
+}
+
+@test "two mounts lend one composition at once: one lends it, the other gets EBUSY" {
+	local round a b
+	cluster_up nodeA nodeB nodeC nodeD
+	mkdir "$(comp nodeA job)"
+	put "$(comp nodeA job)/devices" "$A1\n$C1\n"
+	eventually 5 devices_are nodeC job "$A1\n$C1"
+	for round in 1 2 3 4 5 6 7 8 9 10; do
+		(echo nodeB >"$(comp nodeA job)/borrower") 2>"$CTMP/err.a" &
+		a=$!
+		(echo nodeD >"$(comp nodeC job)/borrower") 2>"$CTMP/err.b" &
+		b=$!
+		wait $a && a=0 || a=1
+		wait $b && b=0 || b=1
+		echo "# round $round: nodeA's $a, nodeC's $b: $(cat "$CTMP/err.a" "$CTMP/err.b")" >&3
+		[ $((a + b)) -eq 1 ]
+		echo >"$(comp nodeB job)/borrower"
+		eventually 5 comp_is nodeA job available ""
+	done
+}
+
+@test "a 2 s lease of a composition on two lenders returns all of it within 2.5 s on every mount" {
+	local t0 t1 h i all
+	cluster_up nodeA nodeB nodeC
+	mkdir "$(comp nodeC job)"
+	put "$(comp nodeC job)/devices" "$A1\n$B1\n"
+	echo nodeC >"$(comp nodeC job)/borrower"
+	for h in nodeA nodeB nodeC; do
+		eventually 5 comp_is $h job lent nodeC
+	done
+	t0=$(date +%s%N)
+	echo 2 >"$(comp nodeC job)/lease"
+	for ((i = 0; i < 60; i++)); do
+		all=1
+		for h in nodeA nodeB nodeC; do
+			comp_is $h job available "" && state_is $h $A1 available "" &&
+				state_is $h $B1 available "" || all=0
+		done
+		[ $all = 1 ] && break
+		sleep 0.05
+	done
+	t1=$(date +%s%N)
+	echo "# all available on all mounts $(((t1 - t0) / 1000000)) ms after the lease was set" >&3
+	[ $all = 1 ]
+	[ $(((t1 - t0) / 1000000)) -le 2500 ]
+	# the composition's expiry, once, and both members returned
+	eventually 5 grep -qE " composition:job expired borrower=nodeC .*cause=lease" "$(mnt nodeB)/events"
+	eventually 5 grep -qE " composition:job composition-returned borrower=nodeC cause=lease" "$(mnt nodeC)/events"
+	run grep -cE " composition:job composition-returned " "$(mnt nodeA)/events"
+	assert_output 1
+	for d in $A1 $B1; do
+		eventually 5 grep -qE " $d returned borrower=nodeC" "$(mnt nodeC)/events"
+	done
+}
+
+# crash_lender POINT: nodeC's daemon crashes at POINT of its member's
+# lend, a step of composition job (A1 of nodeA, C1 of nodeC) lent to
+# nodeB from nodeB's mount; the write's status in $status; nodeC is
+# killed and started again.
+crash_lender() {
+	cluster_up nodeA nodeB
+	LENDFS_FAULT="$1:crash" node_up nodeC
+	CLUSTER_HOSTS+=(nodeC)
+	eventually 20 node_online nodeC
+	mkdir "$(comp nodeB job)"
+	put "$(comp nodeB job)/devices" "$A1\n$C1\n"
+	eventually 5 devices_are nodeA job "$A1\n$C1"
+	run bash -c "echo nodeB > '$(comp nodeB job)/borrower'"
+	grep -q "injected crash at ${1%%:*} #" "$CTMP/log.nodeC"
+	node_kill nodeC
+	node_up nodeC
+	eventually 20 node_online nodeC
+}
+
+@test "a lender that crashes before its member's intent: the composition's write fails, none of it lent" {
+	local h
+	crash_lender lend.intent:1
+	assert_failure
+	for h in nodeA nodeB nodeC; do
+		eventually 10 comp_is $h job available ""
+		eventually 10 state_is $h $A1 available ""
+		eventually 10 state_is $h $C1 available ""
+	done
+	echo nodeB >"$(comp nodeC job)/borrower"
+	eventually 5 comp_is nodeA job lent nodeB
+	echo >"$(comp nodeA job)/borrower"
+}
+
+@test "a lender that crashes after its member's intent: the borrower commits it, all of it lent" {
+	local h
+	crash_lender lend.commit:1
+	assert_success # acknowledged: nodeB committed C1's lend itself
+	for h in nodeA nodeB nodeC; do
+		eventually 10 comp_is $h job lent nodeB
+		eventually 10 state_is $h $A1 lent nodeB
+		eventually 10 state_is $h $C1 lent nodeB
+	done
+	echo >"$(comp nodeA job)/borrower"
+	for h in nodeA nodeB nodeC; do
+		eventually 5 comp_is $h job available ""
+	done
+}
+
+# crash_coordinator POINT: nodeD's daemon lends composition job (A1 of
+# nodeA, C1 of nodeC) to nodeB and crashes at POINT.
+crash_coordinator() {
+	cluster_up nodeA nodeB nodeC
+	LENDFS_FAULT="$1:crash" node_up nodeD
+	CLUSTER_HOSTS+=(nodeD)
+	eventually 20 node_online nodeD
+	mkdir "$(comp nodeD job)"
+	put "$(comp nodeD job)/devices" "$A1\n$C1\n"
+	eventually 5 devices_are nodeA job "$A1\n$C1"
+	run bash -c "echo nodeB > '$(comp nodeD job)/borrower'"
+	assert_failure
+	eventually 10 bash -c "! kill -0 $(cat "$CTMP/pid.nodeD") 2>/dev/null"
+	grep -q "injected crash at ${1%%:*} #" "$CTMP/log.nodeD"
+	node_kill nodeD
+}
+
+@test "a coordinator that crashes before its composition's lend is committed: rolled back by the others, none lent" {
+	local h
+	crash_coordinator compose.commit:1
+	# both members were lent before the crash; nodeD's session expires
+	for h in nodeA nodeB nodeC; do
+		eventually 10 comp_is $h job available ""
+		eventually 5 state_is $h $A1 available ""
+		eventually 5 state_is $h $C1 available ""
+	done
+	grep -q "composition job: the unfinished lend to nodeB rolled back for nodeD" \
+		"$CTMP/log.nodeA" "$CTMP/log.nodeB" "$CTMP/log.nodeC"
+	# and nodeD comes back to nothing to do
+	node_up nodeD
+	eventually 20 node_online nodeD
+	comp_is nodeD job available ""
+}
+
+@test "a coordinator that crashes and restarts at once: its lend is rolled back, none lent" {
+	local h
+	crash_coordinator compose.commit:1
+	node_up nodeD # within the session timeout: the others saw it live
+	eventually 20 node_online nodeD
+	for h in nodeA nodeB nodeC nodeD; do
+		eventually 10 comp_is $h job available ""
+		eventually 5 state_is $h $A1 available ""
+		eventually 5 state_is $h $C1 available ""
+	done
+}
+
+@test "a coordinator that crashes after its composition's lend is committed: all of it stays lent" {
+	local h
+	crash_coordinator compose.done:1
+	sleep $((SESSION_S + 2)) # nodeD is not live: nothing to settle
+	for h in nodeA nodeB nodeC; do
+		comp_is $h job lent nodeB
+		state_is $h $A1 lent nodeB
+		state_is $h $C1 lent nodeB
+	done
+	write_fails "$(cdev nodeA $A1)/borrower" "\n" "Device or resource busy"
+	echo >"$(comp nodeA job)/borrower"
+	for h in nodeA nodeB nodeC; do
+		eventually 5 comp_is $h job available ""
+		eventually 5 state_is $h $C1 available ""
+	done
 }
 
 @test "without a ZooKeeper session a composition write is EHOSTDOWN, then it works" {

@@ -92,18 +92,22 @@ plan_starts() {
 	assert_line --index 1 "noop already lent to nodeB"
 }
 
-@test "a composition's lend is refused with ENOTSUP in distributed mode, as its plan says (docs/STATE.md)" {
+@test "a composition's plan on another mount says EHOSTDOWN for a borrower whose daemon is down, as its write then fails; ok, as its write then lends" {
 	cluster_up nodeA nodeB
 	mkdir "$(mnt nodeA)/compositions/job"
 	echo nodeA:0000:65:00.0 >"$(mnt nodeA)/compositions/job/devices"
 	eventually 5 test -e "$(mnt nodeB)/compositions/job"
 	run cat "$(mnt nodeB)/compositions/job/plans/nodeC"
-	assert_line --index 0 "ENOTSUP: lending a composition is not (yet) available in distributed mode"
+	assert_line --index 0 "EHOSTDOWN: nodeA:0000:65:00.0: borrower nodeC is offline"
 	run bash -c 'echo nodeC >"$1"' _ "$(mnt nodeB)/compositions/job/borrower"
 	assert_failure
-	assert_output --partial "Operation not supported"
-	# the daemon's log says why
-	run grep -c "cannot lend composition job to 'nodeC': lending a composition is not (yet) available in distributed mode" \
-		"$CTMP/log.nodeB"
-	assert_output 1
+	assert_output --partial "Host is down"
+	run cat "$(mnt nodeB)/compositions/job/last_error"
+	assert_output "EHOSTDOWN: nodeA:0000:65:00.0: borrower nodeC is offline"
+	run cat "$(mnt nodeB)/compositions/job/plans/nodeB"
+	assert_line --index 0 ok
+	echo nodeB >"$(mnt nodeB)/compositions/job/borrower"
+	eventually 5 state_is nodeA nodeA:0000:65:00.0 lent nodeB
+	echo >"$(mnt nodeA)/compositions/job/borrower"
+	eventually 5 state_is nodeB nodeA:0000:65:00.0 available ""
 }

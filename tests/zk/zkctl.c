@@ -5,6 +5,9 @@
  *   zkctl CONNECT get PATH       the node's data, as stored (no newline added)
  *   zkctl CONNECT ls PATH        its children, sorted, one per line
  *   zkctl CONNECT exists PATH    exit 0 if it exists, 1 if not
+ *   zkctl CONNECT create PATH DATA  a new node holding DATA, as another
+ *                                mount's daemon would create it (a request
+ *                                node); an existing one is an error
  *   zkctl CONNECT rmr PATH       delete it and everything under it; a missing
  *                                node is not an error.  Without a chroot,
  *                                "rmr /" empties the tree but for /zookeeper;
@@ -81,6 +84,14 @@ static int cmd_ls(zhandle_t *zh, const char *path)
 	return 0;
 }
 
+static int cmd_create(zhandle_t *zh, const char *path, const char *data)
+{
+	int rc = zoo_create(zh, path, data, (int)strlen(data), &ZOO_OPEN_ACL_UNSAFE,
+			    0, NULL, 0);
+
+	return rc == ZOK ? 0 : fail("create", path, rc);
+}
+
 static int cmd_exists(zhandle_t *zh, const char *path)
 {
 	struct Stat st;
@@ -143,6 +154,7 @@ static int rmr_tree(zhandle_t *zh, const char *path, bool chroot)
 static void usage(void)
 {
 	fputs("usage: zkctl CONNECT get|ls|exists|rmr PATH\n"
+	      "       zkctl CONNECT create PATH DATA\n"
 	      "       zkctl CONNECT wait-session\n", stderr);
 	exit(2);
 }
@@ -171,6 +183,10 @@ int main(int argc, char **argv)
 				path);
 			return 2;
 		}
+	} else if (!strcmp(cmd, "create")) {
+		if (argc != 5 || argv[3][0] != '/')
+			usage();
+		path = argv[3];
 	} else {
 		usage();
 	}
@@ -188,6 +204,8 @@ int main(int argc, char **argv)
 		ret = cmd_ls(zh, path);
 	else if (!strcmp(cmd, "exists"))
 		ret = cmd_exists(zh, path);
+	else if (!strcmp(cmd, "create"))
+		ret = cmd_create(zh, path, argv[4]);
 	else if (!strcmp(cmd, "rmr"))
 		ret = rmr_tree(zh, path, strchr(connect, '/')) == ZOK ? 0 : 2;
 	else

@@ -264,7 +264,7 @@ static int column_put(struct engine *e, struct lcompo *c, const char *to,
 
 static void changed(struct engine *e, const struct engine_caller *who)
 {
-	notes_flush(e, &(struct notes){ .all = true }, who);
+	notes_flush(e, &(struct notes){ .compos = true }, who);
 }
 
 /* ---- construction and loading -------------------------------------------- */
@@ -902,7 +902,7 @@ static void event(struct engine *e, const struct lcompo *c, enum event_kind k,
 {
 	char subject[COMP_NAME_MAX_LEN + 16];
 	_cleanup_free_ char *devs = malloc(COMP_DEVICES_TEXT_MAX);
-	struct notes nt = { .all = true };
+	struct notes nt = { .compos = true };
 
 	if (!devs)
 		return;
@@ -1147,7 +1147,7 @@ static void lease_event(struct engine *e, const struct lcompo *c,
 			const struct engine_caller *who)
 {
 	char subject[COMP_NAME_MAX_LEN + 16];
-	struct notes nt = { .all = true };
+	struct notes nt = { .compos = true };
 
 	snprintf(subject, sizeof(subject), "composition:%s", c->name);
 	notes_caller(&nt, e, who);

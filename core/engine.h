@@ -274,9 +274,12 @@ void engine_render_peer(struct engine *e, const char *lender,
 
 /*
  * Called (from the thread that made the change, with no engine lock held)
- * after a device's visible state changed, and with @devid NULL when the
- * set of devices or hosts changed; @who is the caller of the request that
- * made the change, NULL if none.  Front-ends invalidate caches here.
+ * after a device's visible state changed, with @devid NULL when the set
+ * of devices or hosts changed, and with @devid "" when only compositions
+ * changed (compositions/NAME/: one made or removed, its list, state,
+ * borrower or last_error; its members' own changes come with their IDs);
+ * @who is the caller of the request that made the change, NULL if none.
+ * Front-ends invalidate caches here.
  */
 typedef void (*engine_watch_cb)(void *arg, const char *devid,
 				const struct engine_caller *who);

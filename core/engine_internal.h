@@ -326,6 +326,7 @@ struct notes {
 	char (*ids)[DEVICE_ID_MAX];
 	unsigned n, cap;
 	bool all;
+	bool compos; /* compositions changed (engine_watch_cb, "") */
 	struct note_event *evs; /* events.h: appended by notes_flush() */
 	unsigned nev, evcap;
 	const struct engine_caller *who; /* the writer its events name */

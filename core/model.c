@@ -88,7 +88,7 @@ void notes_flush(struct engine *e, struct notes *nt,
 	char (*ids)[DEVICE_ID_MAX] = nt->ids;
 	struct note_event *evs = nt->evs;
 	unsigned n = nt->n, nev = nt->nev;
-	bool all = nt->all;
+	bool all = nt->all, compos = nt->compos;
 
 	memset(nt, 0, sizeof(*nt));
 	/* the log first: a poller woken by a change finds its event there */
@@ -100,6 +100,8 @@ void notes_flush(struct engine *e, struct notes *nt,
 			e->watch(e->watch_arg, ids[i], who);
 		if (all)
 			e->watch(e->watch_arg, NULL, who);
+		else if (compos)
+			e->watch(e->watch_arg, "", who);
 	}
 	pthread_rwlock_unlock(&e->watch_lock);
 	free(ids);

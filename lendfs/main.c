@@ -445,6 +445,10 @@ static void log_device_event(void *arg, const char *devid,
 	struct event_log *el = arg;
 	struct id_list l = { 0 };
 
+	if (devid && !devid[0]) { /* compositions only: direct_io, no cache */
+		watch_compos_changed(el->watches);
+		return;
+	}
 	if (devid) { /* one view for the cache and the log */
 		struct device_view v;
 		bool exists = engine_device_view(el->engine, devid, &v) == 0;

@@ -337,14 +337,20 @@ static bool of_device(const char *path, const char *devid)
 	       path[sizeof(dir) - 1 + n] == '/';
 }
 
-static void refresh_matching(struct watches *w, const char *devid)
+/*
+ * Refresh the watched files of device @devid (with `lends`), or those
+ * under @prefix when @devid is "", or all when it is NULL.
+ */
+static void refresh_matching(struct watches *w, const char *devid,
+			     const char *prefix)
 {
 	struct wake k = { 0 };
 
 	pthread_mutex_lock(&w->lock);
 	for (struct watched *f = w->all; f; f = f->next)
-		if (!devid || of_device(f->path, devid) ||
-		    !strcmp(f->path, "/lends"))
+		if (!devid || (devid[0] ? of_device(f->path, devid) ||
+				!strcmp(f->path, "/lends") :
+				!strncmp(f->path, prefix, strlen(prefix))))
 			refresh(w, f, &k);
 	pthread_mutex_unlock(&w->lock);
 	wake_run(&k);
@@ -352,12 +358,18 @@ static void refresh_matching(struct watches *w, const char *devid)
 
 void watch_device_changed(struct watches *w, const char *devid)
 {
-	if (w && devid)
-		refresh_matching(w, devid);
+	if (w && devid && devid[0])
+		refresh_matching(w, devid, "");
 }
 
 void watch_all_changed(struct watches *w)
 {
 	if (w)
-		refresh_matching(w, NULL);
+		refresh_matching(w, NULL, "");
+}
+
+void watch_compos_changed(struct watches *w)
+{
+	if (w)
+		refresh_matching(w, "", "/compositions/");
 }

@@ -87,5 +87,7 @@ void watch_path_changed(struct watches *w, const char *path);
 /* From the engine's watch: device @devid changed / anything may have. */
 void watch_device_changed(struct watches *w, const char *devid);
 void watch_all_changed(struct watches *w);
+/* Compositions changed: every watched file under compositions/. */
+void watch_compos_changed(struct watches *w);
 
 #endif

@@ -702,11 +702,12 @@ static int readdir_plans(struct lendfs *fs, const struct node *nd,
 			 struct fill *f)
 {
 	struct device_view v;
-	struct plans_fill p = { f, v.lender };
+	struct plans_fill p = { f, NULL };
 	int r = engine_device_view(fs->engine, nd->dev, &v);
 
 	if (r < 0)
 		return r;
+	p.lender = v.lender; /* filled now */
 	r = engine_foreach_host(fs->engine, fill_plan_cb, &p);
 	device_view_release(&v);
 	return r;

@@ -30,6 +30,7 @@
 #define BACKOFF_MIN_MS 250
 #define BACKOFF_MAX_MS 8000
 #define BARRIER_MS 2000 /* a forwarded write waits this for its echo */
+#define SETTLE_RETRY_MS 2000 /* a composition left unsettled: again after */
 
 struct event {
 	int type;
@@ -58,6 +59,7 @@ struct cluster {
 	bool autolent;	   /* the config's autolends tried (session thread) */
 	bool compo_stale;  /* compose_sync() to try again (session thread) */
 	bool settling;	   /* a compose_settle() worker runs */
+	uint64_t settle_retry; /* now_ns() to look at them again, 0 none */
 	struct event *q;
 	unsigned qhead, qn, qcap;
 	uint64_t enq, done; /* events queued / applied, for barriers */
@@ -783,10 +785,11 @@ static void *settle_worker(void *arg)
 	struct cluster *c = arg;
 	char reason[REASON_MAX];
 
-	compose_settle(c->e, reason);
+	compose_settle(c->e, reason); /* it reports what it could not do */
 	pthread_mutex_lock(&c->lock);
 	c->settling = false;
-	c->compo_stale = true; /* what it left: looked at again */
+	/* what it left (a lender down): looked at again in a while */
+	c->settle_retry = now_ns() + SETTLE_RETRY_MS * 1000000ULL;
 	c->workers--;
 	pthread_cond_broadcast(&c->cond);
 	pthread_mutex_unlock(&c->lock);
@@ -942,6 +945,12 @@ static void tick(struct cluster *c)
 
 	if (zks_connected(c->zs))
 		lend_settle_all(e, close_marker, c);
+	pthread_mutex_lock(&c->lock);
+	if (c->settle_retry && now_ns() >= c->settle_retry && !c->settling) {
+		c->settle_retry = 0;
+		c->compo_stale = true;
+	}
+	pthread_mutex_unlock(&c->lock);
 	if (c->compo_stale && zks_connected(c->zs))
 		refresh_compos(c);
 

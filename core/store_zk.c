@@ -1582,17 +1582,6 @@ static int zk_comp_create(void *ctx, const char *name, char *reason)
 	return r;
 }
 
-static int zk_comp_remove(void *ctx, const char *name, char *reason)
-{
-	struct zks *s = ctx;
-	char path[ZK_PATH_MAX];
-
-	if (!comp_name_valid(name))
-		return reason_set(reason, -EINVAL, "invalid composition name");
-	zks_path(s, path, "compositions", name);
-	return zks_delete(s, path, -1, reason);
-}
-
 /* @name as it is now: its borrower column and its device list. */
 static int comp_read(struct zks *s, const char *name, char *borrower,
 		     char **devices, int32_t *ver, char *reason)
@@ -1622,6 +1611,41 @@ static int zk_comp_get(void *ctx, const char *name, char *borrower,
 	int32_t ver;
 
 	return comp_read(ctx, name, borrower, devices, &ver, reason);
+}
+
+/*
+ * Remove @name if it is not lent: a delete at the version read, so that
+ * a lend begun on another mount in between is not lost (-EBUSY).
+ */
+static int zk_comp_remove(void *ctx, const char *name, char *reason)
+{
+	struct zks *s = ctx;
+	char path[ZK_PATH_MAX];
+	int r = 0;
+
+	if (!comp_name_valid(name))
+		return reason_set(reason, -EINVAL, "invalid composition name");
+	zks_path(s, path, "compositions", name);
+	for (unsigned tries = 0; tries < ZK_COMP_TRIES; tries++) {
+		_cleanup_free_ char *devs = NULL;
+		char now[REASON_MAX];
+		int32_t ver;
+
+		r = comp_read(s, name, now, &devs, &ver, reason);
+		if (r == -ENOENT)
+			return 0;
+		if (r < 0)
+			return r;
+		if (now[0])
+			return reason_set(reason, -EBUSY, "composition %s is being lent, "
+					  "lent or returned on another mount (\"%s\")",
+					  name, now);
+		r = zks_delete(s, path, ver, reason);
+		if (r != -EAGAIN)
+			return r;
+	}
+	return reason_set(reason, -EAGAIN, "composition %s kept changing; nothing "
+			  "was removed", name);
 }
 
 /*

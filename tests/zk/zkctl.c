@@ -5,6 +5,10 @@
  *   zkctl CONNECT get PATH       the node's data, as stored (no newline added)
  *   zkctl CONNECT ls PATH        its children, sorted, one per line
  *   zkctl CONNECT exists PATH    exit 0 if it exists, 1 if not
+ *   zkctl CONNECT stat PATH      "czxid mzxid version pzxid" (decimal):
+ *                                the transactions that created it, last
+ *                                changed it and last added or removed a
+ *                                child (each write is one zxid)
  *   zkctl CONNECT rmr PATH       delete it and everything under it; a missing
  *                                node is not an error.  Without a chroot,
  *                                "rmr /" empties the tree but for /zookeeper;
@@ -94,6 +98,19 @@ static int cmd_exists(zhandle_t *zh, const char *path)
 	return fail("stat", path, rc);
 }
 
+static int cmd_stat(zhandle_t *zh, const char *path)
+{
+	struct Stat st;
+	int rc;
+
+	rc = zoo_exists(zh, path, 0, &st);
+	if (rc != ZOK)
+		return fail("stat", path, rc);
+	printf("%lld %lld %d %lld\n", (long long)st.czxid, (long long)st.mzxid,
+	       (int)st.version, (long long)st.pzxid);
+	return 0;
+}
+
 /*
  * rmr_tree - delete PATH's children, depth first, then PATH.  Without a
  * chroot, "/" and "/zookeeper" are the server's own and stay.  Returns ZOK
@@ -142,7 +159,7 @@ static int rmr_tree(zhandle_t *zh, const char *path, bool chroot)
 
 static void usage(void)
 {
-	fputs("usage: zkctl CONNECT get|ls|exists|rmr PATH\n"
+	fputs("usage: zkctl CONNECT get|ls|exists|stat|rmr PATH\n"
 	      "       zkctl CONNECT wait-session\n", stderr);
 	exit(2);
 }
@@ -162,7 +179,8 @@ int main(int argc, char **argv)
 		if (argc != 3)
 			usage();
 	} else if (!strcmp(cmd, "get") || !strcmp(cmd, "ls") ||
-		   !strcmp(cmd, "exists") || !strcmp(cmd, "rmr")) {
+		   !strcmp(cmd, "exists") || !strcmp(cmd, "stat") ||
+		   !strcmp(cmd, "rmr")) {
 		if (argc != 4)
 			usage();
 		path = argv[3];
@@ -188,6 +206,8 @@ int main(int argc, char **argv)
 		ret = cmd_ls(zh, path);
 	else if (!strcmp(cmd, "exists"))
 		ret = cmd_exists(zh, path);
+	else if (!strcmp(cmd, "stat"))
+		ret = cmd_stat(zh, path);
 	else if (!strcmp(cmd, "rmr"))
 		ret = rmr_tree(zh, path, strchr(connect, '/')) == ZOK ? 0 : 2;
 	else

@@ -60,6 +60,8 @@ struct cluster {
 	bool compo_stale;  /* compose_sync() to try again (session thread) */
 	bool settling;	   /* a compose_settle() worker runs */
 	uint64_t settle_retry; /* now_ns() to look at them again, 0 none */
+	bool log_moved;	   /* ROOT/events changed: follow it (follow_log()) */
+	unsigned since_log; /* events applied since log_moved was set */
 	struct event *q;
 	unsigned qhead, qn, qcap;
 	uint64_t enq, done; /* events queued / applied, for barriers */
@@ -221,40 +223,68 @@ static const char *answer_of(const char *text, char *out)
 }
 
 /*
+ * The commit, with the events the intent carries (its `event` lines,
+ * zks_carried_split()): appended in the same transaction, under the
+ * engine's append lock.  The last (`lent`, `returned`) is stamped now,
+ * when it happens.  The ring gets them as every daemon does: through the
+ * log's watch (follow_log()).
+ */
+static int commit_carrying(struct cluster *c, const char *path, const char *lent,
+			   int32_t version, const char *pending,
+			   const char *answer, struct event_rec *ev, unsigned n,
+			   char *reason)
+{
+	struct zks_carry cv = { .ev = ev, .n = n, .retain = c->e->event_retain };
+	int r;
+
+	if (!n)
+		return zks_peer_commit(c->zs, path, lent, version, pending, answer,
+				       NULL, reason);
+	ev[n - 1].time_ns = MAX(ev[n - 1].time_ns, event_now());
+	pthread_mutex_lock(&c->e->events.append_lock);
+	r = zks_peer_commit(c->zs, path, lent, version, pending, answer, &cv,
+			    reason);
+	pthread_mutex_unlock(&c->e->events.append_lock);
+	return r;
+}
+
+/*
  * The sole peer of a lend: its windows are (un)programmed, so the lend is
  * done: commit the record (`lent`), or remove the returned one, at the
- * version read, answering the request it came from.
+ * version read, answering the request it came from, with the events the
+ * intent carries.
  */
 static void peer_commit(struct cluster *c, const char *devid,
 			const struct lend_ack *a, const char *text,
 			int32_t version)
 {
 	char path[ZK_PATH_MAX], ans[ZK_PATH_MAX], reason[REASON_MAX];
-	const char *answer = answer_of(text, ans);
-	char *lent = NULL;
-	int r;
-
 	char pending[ZK_PATH_MAX];
+	const char *answer = answer_of(text, ans);
+	_cleanup_free_ char *rest = NULL, *strings = NULL, *lent = NULL;
+	struct event_rec ev[ZK_CARRY_MAX];
+	unsigned n = 0;
+	int r;
 
 	zks_path(c->zs, path, "lends", devid);
 	if (strstr(text, "\nfenced "))
 		return; /* the lender gave up on us: it rolls back */
-	if (a->mapped) {
-		if (strncmp(text, "state lending\n", 14) ||
-		    asprintf(&lent, "state lent\n%s", text + 14) < 0) {
-			engine_report(c->e, "cannot commit %s: unexpected record", devid);
-			return;
-		}
-		zks_pending_path(c->zs, pending, devid, a->epoch);
+	if (zks_carried_split(text, &rest, &strings, ev, ZK_CARRY_MAX, &n) < 0 ||
+	    (a->mapped && (strncmp(rest, "state lending\n", 14) ||
+			   asprintf(&lent, "state lent\n%s", rest + 14) < 0))) {
+		lent = NULL;
+		engine_report(c->e, "cannot commit %s: unexpected record", devid);
+		return;
 	}
+	if (a->mapped)
+		zks_pending_path(c->zs, pending, devid, a->epoch);
 	fault_pass("zk.peer_commit");
-	r = zks_peer_commit(c->zs, path, lent, version,
-			    a->mapped ? pending : NULL, answer, reason);
+	r = commit_carrying(c, path, lent, version, a->mapped ? pending : NULL,
+			    answer, ev, n, reason);
 	if (r == 0)
 		fault_pass("zk.peer_commit.done");
 	if (r < 0 && r != -EAGAIN)
 		engine_report(c->e, "cannot commit %s: %s", devid, reason);
-	free(lent);
 }
 
 static void ack_write(struct cluster *c, const char *devid,
@@ -905,7 +935,9 @@ static void apply_event(struct cluster *c, const struct event *ev)
 	}
 	zks_path(c->zs, path, "events", NULL);
 	if (!strcmp(ev->path, path)) { /* the head moved: an append */
-		evlog_follow(c->e);
+		pthread_mutex_lock(&c->lock);
+		c->log_moved = true; /* follow_log(), after the records */
+		pthread_mutex_unlock(&c->lock);
 		return;
 	}
 	if (ev->type == ZOO_CHILD_EVENT) {
@@ -1094,6 +1126,27 @@ static bool serve_one(struct cluster *c)
 	return false;
 }
 
+/*
+ * The event log's head moved (an append, by any daemon): read it once the
+ * records queued with it are mirrored (or after FOLLOW_AFTER of them), so
+ * that a lend's commit, which moves the head in the same transaction,
+ * shows on this mount without waiting for a read of the log; several
+ * appends meanwhile cost one read.  c->lock held; true if it ran.
+ */
+#define FOLLOW_AFTER 64
+
+static bool follow_log(struct cluster *c)
+{
+	if (!c->log_moved || (c->qn && c->since_log < FOLLOW_AFTER))
+		return false;
+	c->log_moved = false;
+	c->since_log = 0;
+	pthread_mutex_unlock(&c->lock);
+	evlog_follow(c->e);
+	pthread_mutex_lock(&c->lock);
+	return true;
+}
+
 static void *session_thread(void *arg)
 {
 	struct cluster *c = arg;
@@ -1136,13 +1189,14 @@ static void *session_thread(void *arg)
 			backoff = BACKOFF_MIN_MS;
 			continue;
 		}
-		if (serve_one(c))
+		if (serve_one(c) || follow_log(c))
 			continue;
 		if (c->qn) {
 			struct event ev = c->q[c->qhead];
 
 			c->qhead = (c->qhead + 1) % c->qcap;
 			c->qn--;
+			c->since_log += c->log_moved;
 			pthread_mutex_unlock(&c->lock);
 			apply_event(c, &ev);
 			pthread_mutex_lock(&c->lock);

@@ -359,6 +359,17 @@ void notes_event_drop(struct notes *nt);
  */
 void evlog_attach(struct notes *nt, struct lend_txn *txn, struct event_rec *buf);
 void evlog_attached(struct notes *nt, struct lend_txn *txn);
+/*
+ * An intent (distributed mode: its commit may be written by a peer): the
+ * events of @nt not stored yet and @next (NULL: none), the event the
+ * commit will make, become the events the commit carries
+ * (lend_txn.carry, at most EVLOG_ATTACH_MAX in @buf).  evlog_carried():
+ * a peer's commit carried those @n (with @next: the last of them is the
+ * commit's own, noted in @nt since, last).
+ */
+void evlog_carry(struct notes *nt, const struct note_event *next,
+		 struct lend_txn *txn, struct event_rec *buf);
+void evlog_carried(struct notes *nt, unsigned n, bool next);
 /* store_event_sink of the engine: stored events into the ring. */
 void evlog_sink(void *arg, const struct event_rec *ev, unsigned n);
 void evlog_commit(struct engine *e, struct note_event *evs, unsigned n,

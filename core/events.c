@@ -328,6 +328,36 @@ void evlog_attached(struct notes *nt, struct lend_txn *txn)
 	txn->events_stored = false;
 }
 
+void evlog_carry(struct notes *nt, const struct note_event *next,
+		 struct lend_txn *txn, struct event_rec *buf)
+{
+	unsigned n = 0, max = EVLOG_ATTACH_MAX - (next != NULL);
+
+	for (unsigned i = 0; i < nt->nev && n < max; i++)
+		if (!nt->evs[i].stored)
+			buf[n++] = (struct event_rec){ .time_ns = nt->evs[i].time_ns,
+						       .text = nt->evs[i].text };
+	if (next)
+		buf[n++] = (struct event_rec){ .time_ns = next->time_ns,
+					       .text = next->text };
+	txn->carry = buf;
+	txn->ncarry = n;
+}
+
+void evlog_carried(struct notes *nt, unsigned n, bool next)
+{
+	if (next && n && nt->nev) {
+		nt->evs[nt->nev - 1].stored = true; /* the commit's own event */
+		n--;
+	}
+	for (unsigned i = 0; i + (next ? 1 : 0) < nt->nev && n; i++) {
+		if (!nt->evs[i].stored) {
+			nt->evs[i].stored = true;
+			n--;
+		}
+	}
+}
+
 void evlog_sink(void *arg, const struct event_rec *ev, unsigned n)
 {
 	struct engine *e = arg;

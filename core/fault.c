@@ -58,6 +58,8 @@ static const struct fault_point_def {
 	PASSES("compose.done"), PASSES("compose.return"),
 	/* distributed mode: a watch's sync of the compositions (compose.c) */
 	PASSES("compose.sync"),
+	/* distributed mode: a device whose request lost its outcome, settled */
+	PASSES("settle"),
 };
 
 struct point {

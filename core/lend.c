@@ -53,6 +53,7 @@ struct lend_req {
 	bool stored;		/* a store write was tried (settle.c) */
 	const struct engine_caller *who; /* the writer, or NULL */
 	const char *cause;	/* events: cause=, NULL for a write */
+	unsigned carried;	/* events its intent asks the commit to carry */
 };
 
 static uint64_t deadline_of(struct engine *e)
@@ -355,6 +356,36 @@ static void undo_plan(struct lend_req *q)
 	q->nw = 0;
 }
 
+/* The lend's `lent` event into @nt. */
+static void note_lent(struct lend_req *q, struct notes *nt)
+{
+	notes_event(nt, EV_LENT, q->d->id, "borrower", q->value, "cause",
+		    q->cause, NULL);
+}
+
+/*
+ * The intent, asking whoever commits it to carry the lend's events
+ * (`lending`, and the `lent` the commit makes: lend_txn.carry), so that
+ * a peer's commit appends them in its own transaction (zk, docs/STATE.md).
+ */
+static int put_intent(struct lend_req *q)
+{
+	struct notes lent = { .who = q->notes->who, .host = q->notes->host };
+	struct event_rec buf[EVLOG_ATTACH_MAX];
+	int r;
+
+	note_lent(q, &lent);
+	if (lent.nev)
+		evlog_carry(q->notes, &lent.evs[0], q->txn, buf);
+	r = store_put(q->e, q->d, q->value, REC_LENDING, q->epoch, q->lease, q->w,
+		      q->nw, q->txn, "store_intent", q->reason);
+	q->carried = q->txn->ncarry;
+	q->txn->carry = NULL;
+	q->txn->ncarry = 0;
+	free(lent.evs);
+	return r;
+}
+
 /*
  * intent: the durable `lending` record, where one is needed.  Another
  * daemon may have reserved meanwhile (-EAGAIN): then plan again.
@@ -367,9 +398,7 @@ static int step_intent(struct lend_req *q)
 		int r;
 
 		q->stored = intent_needed(e, q->b.ops);
-		r = !q->stored ? 0 :
-			store_put(e, q->d, q->value, REC_LENDING, q->epoch, q->lease,
-				  q->w, q->nw, q->txn, "store_intent", q->reason);
+		r = !q->stored ? 0 : put_intent(q);
 
 		if (r != -EAGAIN)
 			return r;
@@ -445,7 +474,8 @@ static void undo_plug(struct lend_req *q)
 /*
  * commit: the durable `lent` record, unless a peer wrote it.  The lend's
  * events (`lending`, `lent`) go into the same transaction where the
- * store can (events.h): no write of their own.
+ * store can (events.h): no write of their own.  A peer's commit carried
+ * those its intent named (put_intent()).
  */
 static int step_commit(struct lend_req *q)
 {
@@ -456,8 +486,9 @@ static int step_commit(struct lend_req *q)
 	if (r == 0 && now_ns() > q->deadline)
 		r = reason_set(q->reason, -ETIMEDOUT, "engine timeout (%u ms)",
 			       e->cfg->timeout_ms);
-	notes_event(q->notes, EV_LENT, q->d->id, "borrower", q->value, "cause",
-		    q->cause, NULL);
+	note_lent(q, q->notes);
+	if (q->committed)
+		evlog_carried(q->notes, q->carried, true);
 	if (r == 0 && !q->committed) {
 		evlog_attach(q->notes, q->txn, evs);
 		r = store_put(e, q->d, q->value, REC_LENT, q->epoch, q->lease, q->w,
@@ -560,6 +591,7 @@ static int teardown(struct engine *e, struct ldevice *d, struct window *w,
 	bool intent = intent_needed(e, borrower_kind(e, d->borrower));
 	struct event_rec evs[EVLOG_ATTACH_MAX];
 	struct lend_txn own = { 0 };
+	unsigned carried;
 	int r;
 
 	/*
@@ -572,6 +604,8 @@ static int teardown(struct engine *e, struct ldevice *d, struct window *w,
 		    NULL);
 	if (!intent)
 		evlog_attach(nt, txn, evs);
+	else /* the peer's removal carries them (put_intent() for a lend) */
+		evlog_carry(nt, NULL, txn, evs);
 
 	/*
 	 * Without an intent the record goes first: a crash after that finds
@@ -581,6 +615,9 @@ static int teardown(struct engine *e, struct ldevice *d, struct window *w,
 			       d->lease, w, nw, txn, "store_intent", reason)
 		   : store_remove(e, d, txn, "store_commit", reason);
 	evlog_attached(nt, txn);
+	carried = txn->ncarry;
+	txn->carry = NULL;
+	txn->ncarry = 0;
 	if (r < 0) {
 		notes_event_drop(nt);
 		return r;
@@ -597,6 +634,7 @@ static int teardown(struct engine *e, struct ldevice *d, struct window *w,
 	if (r == 1) { /* the borrower removed the record, and answered */
 		if (txn && txn->answer)
 			txn->answered = true;
+		evlog_carried(nt, carried, false);
 		r = 0;
 	} else if (r == 0 && intent) {
 		evlog_attach(nt, txn, evs);
@@ -818,6 +856,26 @@ void lend_mark_unsure(struct engine *e, struct ldevice *d, uint64_t epoch)
 }
 
 
+/*
+ * A request of this lender's on @d ended without knowing what the store
+ * holds (settle.c): every write of @d is refused until it is settled, a
+ * return too (the books may say `available` while the record says lent:
+ * it would be acknowledged as a no-op).  0, or -EBUSY.
+ */
+static int unsure_refused(struct ldevice *d, char *reason)
+{
+	bool unsure;
+
+	pthread_mutex_lock(&d->lock);
+	unsure = d->unsure;
+	pthread_mutex_unlock(&d->lock);
+	if (!unsure)
+		return 0;
+	return reason_set(reason, -EBUSY,
+			  "the outcome of the last request of %s is not known yet: it is settled with ZooKeeper's record once connected",
+			  d->id);
+}
+
 /* Run @q on its pinned device under its request lock. */
 static int run_request(struct lend_req *q)
 {
@@ -837,6 +895,8 @@ static int run_request(struct lend_req *q)
 		/* nothing was done: no session to do it with */
 	} else if (lend_remote(q->e, d)) {
 		r = forward(q);
+	} else if ((r = unsure_refused(d, q->reason)) < 0) {
+		/* nothing was done: settled first (lend_settle_all()) */
 	} else if (*q->value) {
 		q->deadline = deadline_of(q->e);
 		r = steps_run(lend_steps, ARRAY_SIZE(lend_steps), q);

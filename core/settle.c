@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "engine_internal.h"
+#include "fault.h"
 
 struct settle {
 	struct engine *e;
@@ -113,6 +114,8 @@ void lend_settle_all(struct engine *e,
 		pthread_mutex_lock(&d->lock);
 		unsure = d->unsure;
 		pthread_mutex_unlock(&d->lock);
+		if (unsure)
+			fault_pass("settle");
 		/*
 		 * a request running may wait for the session thread, ours:
 		 * settle the device at a later tick

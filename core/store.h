@@ -54,6 +54,15 @@ struct lend_txn {
 	unsigned nevents;
 	bool events_stored; /* out */
 	/*
+	 * A lend's intent: the events its commit appends, whoever writes
+	 * that commit (zk: written into the intent record, so that the sole
+	 * peer that commits carries them in its transaction, docs/STATE.md);
+	 * the lender learns they are stored from the commit itself.
+	 * Back-ends whose lender always commits ignore it.
+	 */
+	const struct event_rec *carry;
+	unsigned ncarry;
+	/*
 	 * A step of a bigger request whose own last commit is durable (a
 	 * composition's member, core/compose.c): this put() or remove() may
 	 * be written without waiting for a sync, as an intent is (sqlite:

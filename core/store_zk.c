@@ -25,6 +25,7 @@
 #define ZK_DEFAULT_SESSION_MS 10000u
 #define ZK_DATA_START 4096 /* first guess of a node's size */
 #define ANSWER_OK "= 0 "	   /* a request's answer: done */
+#define ZK_EVENT_TRIES 64 /* appends racing other daemons' (events below) */
 
 struct zks {
 	char hosts[ZK_HOSTS_MAX];
@@ -42,6 +43,10 @@ struct zks {
 	bool ev_known, ev_listed;
 	uint64_t ev_seq;
 	int32_t ev_version;
+	/* the head as last read by a follower (zk_event_load()), under lock */
+	bool seen;
+	uint64_t seen_seq;
+	int32_t seen_version;
 	zks_event_cb cb;
 	void *cb_arg;
 	struct change_wait *pending; /* watches of zks_get_watched() armed */
@@ -887,6 +892,97 @@ char *store_zk_format(const struct lend_record *rec)
 	return buf;
 }
 
+/*
+ * An intent's "event TIME_NS TEXT" line (after "event "): an event the
+ * commit carries into the log (lend_txn.carry).  *@text: the TEXT.
+ */
+static int carried_parse(char *val, int64_t *time_ns, const char **text)
+{
+	char *end;
+	long long t;
+
+	errno = 0;
+	t = strtoll(val, &end, 10);
+	if (errno || end == val || *end != ' ' || t < 0 || !event_text_valid(end + 1))
+		return -EINVAL;
+	*time_ns = t;
+	*text = end + 1;
+	return 0;
+}
+
+static int carried_check(const char *val)
+{
+	_cleanup_free_ char *copy = strdup(val);
+	const char *text;
+	int64_t t;
+
+	return copy ? carried_parse(copy, &t, &text) : -ENOMEM;
+}
+
+int zks_carried_split(const char *text, char **rest, char **strings,
+		      struct event_rec *ev, unsigned max, unsigned *n)
+{
+	size_t len = strlen(text), off = 0;
+	char *out = malloc(len + 2), *copy = strdup(text), *save = NULL;
+	int r = out && copy ? 0 : -ENOMEM;
+
+	*n = 0;
+	for (char *line = r ? NULL : strtok_r(copy, "\n", &save); line && r == 0;
+	     line = strtok_r(NULL, "\n", &save)) {
+		if (strncmp(line, "event ", 6)) {
+			off += (size_t)sprintf(out + off, "%s\n", line);
+			continue;
+		}
+		if (*n == max) {
+			r = -EINVAL;
+			break;
+		}
+		r = carried_parse(line + 6, &ev[*n].time_ns, &ev[*n].text);
+		ev[*n].seq = 0;
+		*n += r == 0;
+	}
+	if (r < 0) {
+		free(out);
+		free(copy);
+		*n = 0;
+		return r;
+	}
+	out[off] = '\0';
+	*rest = out;
+	*strings = copy;
+	return 0;
+}
+
+/*
+ * An intent (`lending`, `returning`) carries the events its commit
+ * appends (lend_txn.carry), whoever writes that commit: the sole peer
+ * copies them from the record.
+ */
+static char *with_carried(char *text, const struct lend_record *rec)
+{
+	const struct lend_txn *txn = rec->txn;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	if (!text || rec->state == REC_LENT || !txn || !txn->ncarry)
+		return text;
+	if (txn->ncarry > ZK_CARRY_MAX || !(f = open_memstream(&buf, &len))) {
+		free(text);
+		return NULL;
+	}
+	fputs(text, f);
+	free(text);
+	for (unsigned i = 0; i < txn->ncarry; i++)
+		fprintf(f, "event %" PRId64 " %s\n", txn->carry[i].time_ns,
+			txn->carry[i].text);
+	if (fclose(f)) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
 static int rec_state_parse(const char *s, enum rec_state *out)
 {
 	for (int i = REC_LENDING; i <= REC_RETURNING; i++)
@@ -935,6 +1031,8 @@ int store_zk_parse(const char *device, const char *text,
 			if (r == 0 && v > INT64_MAX)
 				r = -EINVAL;
 			rec->expires = (int64_t)v;
+		} else if (!strcmp(line, "event")) {
+			r = carried_check(val); /* what the commit carries */
 		} else if (!strcmp(line, "answer") || !strcmp(line, "fenced")) {
 			/* the request node a commit answers, and the mark of
 			 * a lender that gave up on its peer: cluster.c's */
@@ -1196,55 +1294,107 @@ static char *with_answer(char *text, const struct lend_record *rec)
 	return out;
 }
 
+/* The events a peer's commit carries (the event log's section below). */
+struct carry_ops {
+	unsigned n;
+	const struct event_rec *ev;
+	char dir[ZK_PATH_MAX];
+	char *head;		   /* the head's new text, at the head last seen */
+	char *data[ZK_CARRY_MAX]; /* each node's "TIME_NS TEXT" */
+	char paths[ZK_CARRY_MAX][ZK_PATH_MAX + 16];
+	struct Stat st;
+};
+
+static int carry_init(struct zks *s, const struct zks_carry *cv,
+		      struct carry_ops **out, char *reason);
+static void carry_free(struct carry_ops **co);
+static int carry_ops(struct zks *s, struct carry_ops *co, zoo_op_t *ops,
+		     char *reason);
+static bool carry_raced(const zoo_op_result_t *res, int ic, unsigned n);
+static void carry_done(struct zks *s, struct carry_ops *co, struct zks_carry *cv);
+static void carry_lost(struct zks *s, struct zks_carry *cv);
+
+/* A set of the record, or its removal, at @version (@text NULL). */
+static void record_op(zoo_op_t *op, const char *path, const char *text,
+		      int32_t version, struct Stat *st)
+{
+	if (text)
+		zoo_set_op_init(op, path, text, (int)strlen(text), version, st);
+	else
+		zoo_delete_op_init(op, path, version);
+}
+
+/* Did the multi fail only because the writer withdrew the answer node? */
+static bool answer_withdrawn(const zoo_op_result_t *res, int ia)
+{
+	if (ia < 0 || res[ia].err != ZNONODE)
+		return false;
+	for (int i = 0; i < ia; i++)
+		if (res[i].err != ZOK && res[i].err != ZRUNTIMEINCONSISTENCY)
+			return false;
+	return true;
+}
+
 int zks_peer_commit(struct zks *s, const char *path, const char *text,
 		    int32_t version, const char *pending, const char *answer_path,
-		    char *reason)
+		    struct zks_carry *cv, char *reason)
 {
-	zoo_op_t ops[3];
-	zoo_op_result_t res[3];
-	struct Stat st[3];
+	zoo_op_t ops[3 + 1 + ZK_CARRY_MAX];
+	zoo_op_result_t res[3 + 1 + ZK_CARRY_MAX];
+	struct Stat st[2];
+	_cleanup_(carry_free) struct carry_ops *co = NULL;
 	bool answer_too = answer_path != NULL;
-	int n = 0, rc = ZOK, ia = -1;
+	int n = 0, rc = ZOK, ia = -1, ic, r;
+	unsigned tries = 0, races = 0;
 
-	for (int tries = 0; tries < 3; tries++) {
+	r = carry_init(s, cv, &co, reason);
+	if (r < 0)
+		return r;
+	while (tries < 3 && races < ZK_EVENT_TRIES) {
 		n = 0;
 		if (pending) /* the lend must still be open: the fence */
 			zoo_delete_op_init(&ops[n++], pending, -1);
-		if (text)
-			zoo_set_op_init(&ops[n++], path, text, (int)strlen(text),
-					version, &st[0]);
-		else
-			zoo_delete_op_init(&ops[n++], path, version);
+		record_op(&ops[n++], path, text, version, &st[0]);
 		ia = -1;
 		if (answer_too) {
 			ia = n;
 			zoo_set_op_init(&ops[n++], answer_path, ANSWER_OK,
 					(int)strlen(ANSWER_OK), -1, &st[1]);
 		}
+		ic = n;
+		r = carry_ops(s, co, &ops[ic], reason);
+		if (r < 0)
+			return r;
+		n += co ? (int)co->n + 1 : 0;
 		pthread_rwlock_rdlock(&s->hlock);
 		rc = s->zh ? zoo_multi(s->zh, n, ops, res) : ZINVALIDSTATE;
 		pthread_rwlock_unlock(&s->hlock);
-		if (rc == ZOK)
+		if (rc == ZOK) {
+			carry_done(s, co, cv);
 			return 0;
-		if (ia >= 0 && res[ia].err == ZNONODE) {
-			bool others_ok = true;
-
-			for (int i = 0; i < ia; i++)
-				others_ok = others_ok && (res[i].err == ZOK ||
-							  res[i].err == ZRUNTIMEINCONSISTENCY);
-			if (others_ok) {
-				answer_too = false; /* the writer gave up: commit */
-				continue;
-			}
+		}
+		if (co && carry_raced(res, ic, co->n)) {
+			s->ev_known = false; /* another daemon appended: look again */
+			races++;
+			continue;
+		}
+		if (answer_withdrawn(res, ia)) {
+			answer_too = false; /* the writer gave up: commit */
+			continue;
 		}
 		if (!transient(rc))
 			break;
+		tries++;
 		if (!wait_connected(s, retry_deadline(s)))
 			break;
-		/* lost reply: did it go in? */
-		if (text ? holds(s, path, text) == 1 : holds(s, path, NULL) == 0)
+		/* lost reply: did it go in (with its events, if any)? */
+		if (text ? holds(s, path, text) == 1 : holds(s, path, NULL) == 0) {
+			carry_lost(s, cv);
 			return 0;
+		}
 	}
+	if (co)
+		s->ev_known = false;
 	if (rc == ZBADVERSION || rc == ZNONODE)
 		return reason_set(reason, -EAGAIN,
 				  "%.200s changed: the lender gave up on it", path);
@@ -1260,7 +1410,7 @@ static int zk_put(void *ctx, const struct lend_record *rec, char *reason)
 
 	if (r < 0)
 		return r;
-	text = with_answer(store_zk_format(rec), rec);
+	text = with_carried(with_answer(store_zk_format(rec), rec), rec);
 	if (!text)
 		return reason_set(reason, -ENOMEM, "out of memory");
 	zks_path(s, path, "lends", rec->device);
@@ -1776,7 +1926,6 @@ static int zk_check(void *ctx, FILE *out)
  */
 #define ZK_EVENT_PREFIX "e-"
 #define ZK_EVENT_TRIM_EVERY 64 /* appends between two trims */
-#define ZK_EVENT_TRIES 64      /* appends racing other daemons' */
 #define ZK_EVENT_LIST_GAP 64   /* missed more: list ROOT/events once */
 #define ZK_EVENT_HEAD_MAX 32   /* events of an append the head carries */
 
@@ -1915,6 +2064,72 @@ static char *head_text(uint64_t seq, const struct event_rec *ev, unsigned n)
 	return text;
 }
 
+/*
+ * A follower read the head (every daemon does at each append, through its
+ * watch): an append takes that version if it is newer than its own last,
+ * so that the first try of an append (or of a commit carrying events)
+ * after another daemon's goes in instead of failing on a stale version.
+ */
+static void head_seen(struct zks *s, uint64_t seq, int32_t version)
+{
+	pthread_mutex_lock(&s->lock);
+	if (!s->seen || version > s->seen_version) {
+		s->seen = true;
+		s->seen_seq = seq;
+		s->seen_version = version;
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* The appender's side (append lock held): adopt a newer head seen. */
+static void head_adopt(struct zks *s)
+{
+	pthread_mutex_lock(&s->lock);
+	if (s->seen && s->ev_known && !s->ev_listed &&
+	    s->seen_version > s->ev_version) {
+		s->ev_seq = s->seen_seq;
+		s->ev_version = s->seen_version;
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* The head's set at the version last seen (ops[0]), one create each after. */
+static void events_ops_init(struct zks *s, const char *dir, const char *head,
+			    unsigned n, char **data,
+			    char (*paths)[ZK_PATH_MAX + 16], zoo_op_t *ops,
+			    struct Stat *st)
+{
+	zoo_set_op_init(&ops[0], dir, head, (int)strlen(head), s->ev_version, st);
+	for (unsigned i = 0; i < n; i++) {
+		event_path(s, paths[i], sizeof(paths[i]), s->ev_seq + 1 + i);
+		zoo_create_op_init(&ops[1 + i], paths[i], data[i],
+				   (int)strlen(data[i]), &ZOO_OPEN_ACL_UNSAFE, 0,
+				   NULL, 0);
+	}
+}
+
+/* Those @n went in after the head last seen: number them. */
+static void events_numbered(struct zks *s, struct event_rec *ev, unsigned n,
+			    const struct Stat *st)
+{
+	for (unsigned i = 0; i < n; i++)
+		ev[i].seq = s->ev_seq + 1 + i;
+	s->ev_seq += n;
+	s->ev_version = st->version;
+}
+
+/* After an append of @n: the trim, when it passed a multiple of 64. */
+static void events_trim_due(struct zks *s, const char *dir, unsigned retain,
+			    unsigned n)
+{
+	if (retain && s->ev_listed)
+		events_trim_listed(s, dir, s->ev_seq, retain);
+	else if (retain && s->ev_seq > retain &&
+		 s->ev_seq / ZK_EVENT_TRIM_EVERY != (s->ev_seq - n) / ZK_EVENT_TRIM_EVERY)
+		events_trim(s, s->ev_seq, retain, n);
+	s->ev_listed = false;
+}
+
 /* One try at the version last seen: ZOK, or the ZooKeeper error. */
 static int append_try(struct zks *s, const char *dir, struct event_rec *ev,
 		      unsigned n, char **data, char (*paths)[ZK_PATH_MAX + 16],
@@ -1926,22 +2141,12 @@ static int append_try(struct zks *s, const char *dir, struct event_rec *ev,
 
 	if (!head)
 		return ZSYSTEMERROR;
-	zoo_set_op_init(&ops[0], dir, head, (int)strlen(head), s->ev_version, &st);
-	for (unsigned i = 0; i < n; i++) {
-		event_path(s, paths[i], sizeof(paths[i]), s->ev_seq + 1 + i);
-		zoo_create_op_init(&ops[1 + i], paths[i], data[i],
-				   (int)strlen(data[i]), &ZOO_OPEN_ACL_UNSAFE, 0,
-				   NULL, 0);
-	}
+	events_ops_init(s, dir, head, n, data, paths, ops, &st);
 	pthread_rwlock_rdlock(&s->hlock);
 	rc = s->zh ? zoo_multi(s->zh, (int)n + 1, ops, res) : ZINVALIDSTATE;
 	pthread_rwlock_unlock(&s->hlock);
-	if (rc == ZOK) {
-		for (unsigned i = 0; i < n; i++)
-			ev[i].seq = s->ev_seq + 1 + i;
-		s->ev_seq += n;
-		s->ev_version = st.version;
-	}
+	if (rc == ZOK)
+		events_numbered(s, ev, n, &st);
 	return rc;
 }
 
@@ -1982,6 +2187,7 @@ static int zk_event_append(void *ctx, struct event_rec *ev, unsigned n,
 	for (unsigned tries = 0; i == n && tries < ZK_EVENT_TRIES; tries++) {
 		if (!s->ev_known && (r = head_fetch(s, dir, reason)) < 0)
 			break;
+		head_adopt(s);
 		rc = append_try(s, dir, ev, n, data, paths, ops, res);
 		if (rc != ZBADVERSION && res[0].err != ZBADVERSION &&
 		    (rc != ZNODEEXISTS && res[1].err != ZNODEEXISTS))
@@ -1999,13 +2205,101 @@ static int zk_event_append(void *ctx, struct event_rec *ev, unsigned n,
 		s->ev_known = false;
 		return zk_fail(reason, rc, "append events under", dir);
 	}
-	if (retain && s->ev_listed)
-		events_trim_listed(s, dir, s->ev_seq, retain);
-	else if (retain && s->ev_seq > retain &&
-		 s->ev_seq / ZK_EVENT_TRIM_EVERY != (s->ev_seq - n) / ZK_EVENT_TRIM_EVERY)
-		events_trim(s, s->ev_seq, retain, n);
-	s->ev_listed = false;
+	events_trim_due(s, dir, retain, n);
 	return 0;
+}
+
+/* ---- events carried by a peer's commit (zks_peer_commit()) --------------- */
+
+static void carry_free(struct carry_ops **co)
+{
+	if (!*co)
+		return;
+	for (unsigned i = 0; i < (*co)->n; i++)
+		free((*co)->data[i]);
+	free((*co)->head);
+	free(*co);
+}
+
+/* @cv's events checked and formatted (*out NULL: none to carry). */
+static int carry_init(struct zks *s, const struct zks_carry *cv,
+		      struct carry_ops **out, char *reason)
+{
+	struct carry_ops *co;
+
+	*out = NULL;
+	if (!cv || !cv->n)
+		return 0;
+	if (cv->n > ZK_CARRY_MAX)
+		return reason_set(reason, -EINVAL,
+				  "too many events for one commit (%u, max %d)", cv->n,
+				  ZK_CARRY_MAX);
+	co = calloc(1, sizeof(*co));
+	if (!co)
+		return reason_set(reason, -ENOMEM, "out of memory");
+	co->ev = cv->ev;
+	zks_path(s, co->dir, "events", NULL);
+	for (; co->n < cv->n; co->n++) {
+		const struct event_rec *ev = &cv->ev[co->n];
+
+		if (!event_text_valid(ev->text) ||
+		    asprintf(&co->data[co->n], "%" PRId64 " %s", ev->time_ns,
+			     ev->text) < 0) {
+			co->data[co->n] = NULL;
+			carry_free(&co);
+			return reason_set(reason, -EINVAL,
+					  "malformed event, or out of memory");
+		}
+	}
+	*out = co;
+	return 0;
+}
+
+/* The append's ops at @ops (head, then one create each), at the head last seen. */
+static int carry_ops(struct zks *s, struct carry_ops *co, zoo_op_t *ops,
+		     char *reason)
+{
+	int r;
+
+	if (!co)
+		return 0;
+	if (!s->ev_known && (r = head_fetch(s, co->dir, reason)) < 0)
+		return r;
+	head_adopt(s);
+	free(co->head);
+	co->head = head_text(s->ev_seq + co->n, co->ev, co->n);
+	if (!co->head)
+		return reason_set(reason, -ENOMEM, "out of memory");
+	events_ops_init(s, co->dir, co->head, co->n, co->data, co->paths, ops,
+			&co->st);
+	return 0;
+}
+
+/* Did the multi fail on the head (another daemon appended since)? */
+static bool carry_raced(const zoo_op_result_t *res, int ic, unsigned n)
+{
+	if (res[ic].err == ZBADVERSION)
+		return true;
+	for (unsigned i = 0; i < n; i++)
+		if (res[ic + 1 + (int)i].err == ZNODEEXISTS)
+			return true;
+	return false;
+}
+
+static void carry_done(struct zks *s, struct carry_ops *co, struct zks_carry *cv)
+{
+	if (!co)
+		return;
+	events_numbered(s, cv->ev, co->n, &co->st);
+	events_trim_due(s, co->dir, cv->retain, co->n);
+}
+
+/* The commit went in without its reply: its events' SEQs are not known. */
+static void carry_lost(struct zks *s, struct zks_carry *cv)
+{
+	for (unsigned i = 0; cv && i < cv->n; i++)
+		cv->ev[i].seq = 0;
+	s->ev_known = false;
 }
 
 /* One event node into @cb (its data: "TIME_NS TEXT"). */
@@ -2086,14 +2380,20 @@ static int zk_event_load(void *ctx, uint64_t since,
 	char dir[ZK_PATH_MAX], path[ZK_PATH_MAX + 16], *data = NULL;
 	const char *batch;
 	uint64_t seq;
+	int32_t version = -1;
 	unsigned n;
 	int r;
 
 	zks_path(s, dir, "events", NULL);
-	r = zks_get(s, dir, true, &data, NULL, reason);
-	if (r == 0 && head_parse(data, &seq, &n, &batch) < 0) /* old layout */
+	r = zks_get(s, dir, true, &data, &version, reason);
+	if (r == 0 && head_parse(data, &seq, &n, &batch) < 0) { /* old layout */
 		r = events_load_listed(s, dir, since, cb, arg, reason);
-	else if (r == 0 && seq > since + ZK_EVENT_LIST_GAP)
+		free(data);
+		return r;
+	}
+	if (r == 0)
+		head_seen(s, seq, version);
+	if (r == 0 && seq > since + ZK_EVENT_LIST_GAP)
 		r = events_load_listed(s, dir, since, cb, arg, reason);
 	else if (r == 0) {
 		/* the ones the head does not carry, then the head's */

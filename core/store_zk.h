@@ -182,15 +182,43 @@ void zks_delete_async(struct zks *s, const char *path);
  */
 
 /*
+ * Events a commit carries in its own transaction, appended to the event
+ * log as zk's event_append does (the head set at the version last seen,
+ * one node each; read again and retried when another daemon appended
+ * first; the trim when the append passes a multiple of 64).  The caller
+ * holds the engine's append lock (e->events.append_lock), as for an
+ * append.  Out: each @ev[i].seq, or 0 when the commit went in without
+ * its reply (read the log back).
+ */
+#define ZK_CARRY_MAX 8
+
+struct zks_carry {
+	struct event_rec *ev;
+	unsigned n;	 /* at most ZK_CARRY_MAX */
+	unsigned retain; /* [cluster] event_retention */
+};
+
+/*
  * The sole peer of a lend commits it: @text (the record, now `lent`) or,
  * NULL, the removal of a returned one, if @path is still at @version and
  * the lend's @pending marker (NULL: none) is still there to delete
  * (-EAGAIN otherwise: the lender gave up), with the answer "= 0" into
- * @answer_path (NULL: none) in the same transaction.
+ * @answer_path (NULL: none) and the events of @cv (NULL: none) in the
+ * same transaction.
  */
 int zks_peer_commit(struct zks *s, const char *path, const char *text,
 		    int32_t version, const char *pending, const char *answer_path,
-		    char *reason);
+		    struct zks_carry *cv, char *reason);
+
+/*
+ * The `event TIME_NS TEXT` lines of a lend's intent (the events its
+ * commit carries, docs/STATE.md): @text without them into *@rest
+ * (malloc'ed), and at most @max of them into @ev, their texts pointing
+ * into *@strings (malloc'ed; free both).  -EINVAL (more than @max, or a
+ * malformed one), -ENOMEM.
+ */
+int zks_carried_split(const char *text, char **rest, char **strings,
+		      struct event_rec *ev, unsigned max, unsigned *n);
 
 /*
  * ROOT/pending/DEVID@EPOCH: created (ephemeral) by the intent of a lend,

@@ -296,6 +296,68 @@ cycles() {
 	eventually 5 same_tail 10
 }
 
+# zxids NODE: "czxid mzxid version pzxid" of ROOT/NODE.
+zxids() {
+	"$ZKCTL" "$ZK" stat "$CHROOT/$1"
+}
+
+# last_event FIELD: that field of zxids of the newest event node.
+last_event() {
+	zxids "events/$("$ZKCTL" "$ZK" ls "$CHROOT/events" | tail -n 1)" | cut -d' ' -f"$1"
+}
+
+# lend_txns MOUNT: lend $GPU to nodeB through MOUNT's host, then return
+# it, and check that each took two ZooKeeper writes after the request:
+# the intent, then the borrower's commit carrying the answer and the two
+# events (the commit is the transaction right after the intent, and it
+# set the events' head and created the last event's node); the return's
+# removal of the record created its `returned` event.
+lend_txns() {
+	local rec head c m
+	echo nodeB >"$(cdev "$1" $GPU)/borrower"
+	rec="$(zxids "lends/$GPU")"
+	head="$(zxids events)"
+	c=$(echo "$rec" | cut -d' ' -f1)
+	m=$(echo "$rec" | cut -d' ' -f2)
+	echo "record: $rec; head: $head" >&2
+	[ "$m" -eq $((c + 1)) ]
+	[ "$(echo "$head" | cut -d' ' -f2)" -eq "$m" ]
+	[ "$(last_event 1)" -eq "$m" ]
+	run "$ZKCTL" "$ZK" get "$CHROOT/events/$("$ZKCTL" "$ZK" ls "$CHROOT/events" | tail -n 1)"
+	assert_output --regexp "^[0-9]+ $GPU lent borrower=nodeB host=$1 uid="
+	# the committed record keeps no event line
+	run "$ZKCTL" "$ZK" get "$CHROOT/lends/$GPU"
+	assert_line --index 0 "state lent"
+	refute_output --partial "event "
+	echo >"$(cdev "$1" $GPU)/borrower"
+	# the removal (the last change of ROOT/lends's children) made the event
+	[ "$(last_event 1)" -eq "$(zxids lends | cut -d' ' -f4)" ]
+	run "$ZKCTL" "$ZK" get "$CHROOT/events/$("$ZKCTL" "$ZK" ls "$CHROOT/events" | tail -n 1)"
+	assert_output --regexp "^[0-9]+ $GPU returned borrower=nodeB host=$1 uid="
+}
+
+@test "a lend's and a return's events ride in the borrower's commit: two ZooKeeper writes each on the lender's mount" {
+	cluster_up nodeA nodeB nodeC
+	eventually 5 events_same 0
+	lend_txns nodeA
+	# forwarded from a third host's mount: the same, answered in the commit
+	lend_txns nodeC
+	eventually 5 events_same 8
+	run dev_events nodeB
+	local i=0 h e
+	for h in nodeA nodeC; do
+		for e in lending lent returning returned; do
+			assert_line --index $i --regexp "^[0-9]+ [0-9]{19} $GPU $e borrower=nodeB host=$h uid="
+			i=$((i + 1))
+		done
+	done
+	# each event once
+	for e in lending lent returning returned; do
+		run bash -c "grep -c ' $e ' '$(mnt nodeA)/events'"
+		assert_output 2
+	done
+}
+
 @test "kill -9 of the lender's daemon: offline on the others, restored on restart" {
 	cluster_up nodeA nodeB nodeC
 	echo nodeB >"$(cdev nodeB $GPU)/borrower"

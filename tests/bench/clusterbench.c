@@ -10,8 +10,9 @@
  *       N times: lend, then wait until every STATE_FILE (the device on
  *       each mount) reads "lent"; return, wait until each reads
  *       "available".  One poller thread per mount reads its file every
- *       200 us.  Prints "visible_us p50=A p99=B n=2N", the time from the
- *       write's return until the last mount showed the change.
+ *       200 us.  Prints "visible_us p50=A p99=B n=2N mounts=M write_us
+ *       p50=C p99=D": the time from the write's return until the last
+ *       mount showed the change, and the writes' own latency.
  *
  * Exit 1 on a failed write or when a mount never shows the change (10 s).
  */
@@ -163,11 +164,15 @@ static int visible(unsigned n, const char *file, const char *value,
 {
 	struct poller p[MAX_MOUNTS];
 	uint64_t *v = calloc(2 * (size_t)n, sizeof(*v));
+	uint64_t *w = calloc(2 * (size_t)n, sizeof(*w));
 	unsigned k = 0;
 	int rc = 0;
 
-	if (!v || nstates > MAX_MOUNTS)
+	if (!v || !w || nstates > MAX_MOUNTS) {
+		free(v);
+		free(w);
 		return 1;
+	}
 	atomic_store(&want, "");
 	for (unsigned i = 0; i < nstates; i++) {
 		p[i].file = states[i];
@@ -175,14 +180,16 @@ static int visible(unsigned n, const char *file, const char *value,
 	}
 	for (unsigned i = 0; i < 2 * n && rc == 0; i++) {
 		const char *val = i % 2 ? "" : value;
-		uint64_t t1, dl;
+		uint64_t t0, t1, dl;
 		int e;
 
 		atomic_store(&seen, 0);
 		atomic_store(&last_seen_ns, 0);
 		atomic_store(&want, i % 2 ? "available" : "lent");
+		t0 = now_ns();
 		e = write_value(file, val);
 		t1 = now_ns();
+		w[k] = t1 - t0;
 		if (e < 0) {
 			fprintf(stderr, "clusterbench: write %s: %s\n", file,
 				strerror(-e));
@@ -206,9 +213,11 @@ static int visible(unsigned n, const char *file, const char *value,
 	for (unsigned i = 0; i < nstates; i++)
 		pthread_join(p[i].thread, NULL);
 	if (rc == 0)
-		printf("visible_us p50=%.0f p99=%.0f n=%u mounts=%u\n",
-		       pct(v, k, 50) / 1e3, pct(v, k, 99) / 1e3, k, nstates);
+		printf("visible_us p50=%.0f p99=%.0f n=%u mounts=%u write_us p50=%.0f p99=%.0f\n",
+		       pct(v, k, 50) / 1e3, pct(v, k, 99) / 1e3, k, nstates,
+		       pct(w, k, 50) / 1e3, pct(w, k, 99) / 1e3);
 	free(v);
+	free(w);
 	return rc;
 }
 

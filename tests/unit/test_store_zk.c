@@ -150,6 +150,14 @@ static void record_bad(void **state)
 		"state lent\nborrower nodeB\nexpires -1\n",
 		"state lent\nborrower nodeB\nexpires soon\n",
 		"state lent\nborrower nodeB\nexpires 9223372036854775808\n",
+		/* the events an intent's commit carries (lend_txn.carry) */
+		"state lending\nborrower nodeB\nevent\n",
+		"state lending\nborrower nodeB\nevent 12\n",
+		"state lending\nborrower nodeB\nevent 12 \n",
+		"state lending\nborrower nodeB\nevent -1 x lent\n",
+		"state lending\nborrower nodeB\nevent soon x lent\n",
+		"state lending\nborrower nodeB\nevent 99999999999999999999 x lent\n",
+		"state lending\nborrower nodeB\nevent 12 x \x01lent\n",
 	};
 	struct lend_record back;
 	char reason[REASON_MAX];
@@ -161,6 +169,62 @@ static void record_bad(void **state)
 			fail_msg("accepted: '%s'", bad[i]);
 		assert_true(reason[0] != '\0');
 	}
+}
+
+/*
+ * An intent's `event` lines: the record parses with them (the events
+ * are not part of it), and zks_carried_split() takes them out, in order,
+ * leaving the record's other lines as they were.
+ */
+static void carried_lines(void **state)
+{
+	static const char text[] =
+		"state lending\nborrower nodeB\nepoch 7\n"
+		"event 100 nodeA:0000:65:00.0 lending borrower=nodeB host=nodeA uid=0\n"
+		"answer /lendfs/requests/x\n"
+		"event 101 nodeA:0000:65:00.0 lent borrower=nodeB\n";
+	struct event_rec ev[ZK_CARRY_MAX];
+	struct lend_record back;
+	char reason[REASON_MAX], *rest, *strings, *many;
+	unsigned n;
+
+	(void)state;
+	assert_int_equal(store_zk_parse("nodeA:0000:65:00.0", text, &back, reason), 0);
+	assert_int_equal(back.epoch, 7);
+	lend_record_release(&back);
+	assert_int_equal(zks_carried_split(text, &rest, &strings, ev, ZK_CARRY_MAX, &n), 0);
+	assert_int_equal(n, 2);
+	assert_true(ev[0].time_ns == 100 && ev[1].time_ns == 101);
+	assert_string_equal(ev[0].text,
+			    "nodeA:0000:65:00.0 lending borrower=nodeB host=nodeA uid=0");
+	assert_string_equal(ev[1].text, "nodeA:0000:65:00.0 lent borrower=nodeB");
+	assert_string_equal(rest, "state lending\nborrower nodeB\nepoch 7\n"
+				  "answer /lendfs/requests/x\n");
+	free(rest);
+	free(strings);
+	/* none: the text back as it was */
+	assert_int_equal(zks_carried_split("state lent\nborrower nodeB", &rest, &strings,
+					   ev, ZK_CARRY_MAX, &n), 0);
+	assert_int_equal(n, 0);
+	assert_string_equal(rest, "state lent\nborrower nodeB\n");
+	free(rest);
+	free(strings);
+	/* more than the commit can carry, or a malformed one: refused */
+	assert_int_equal(zks_carried_split(text, &rest, &strings, ev, 1, &n), -EINVAL);
+	assert_int_equal(n, 0);
+	assert_int_equal(zks_carried_split("state lending\nevent 1 \x7f\n", &rest,
+					   &strings, ev, ZK_CARRY_MAX, &n), -EINVAL);
+	assert_true(asprintf(&many, "state lending\n%s", "") > 0);
+	for (int i = 0; i <= ZK_CARRY_MAX; i++) {
+		char *more;
+
+		assert_true(asprintf(&more, "%sevent %d x lent\n", many, i) > 0);
+		free(many);
+		many = more;
+	}
+	assert_int_equal(zks_carried_split(many, &rest, &strings, ev, ZK_CARRY_MAX, &n),
+			 -EINVAL);
+	free(many);
 }
 
 static void comp_round_trip(void **state)
@@ -247,6 +311,7 @@ int main(void)
 		cmocka_unit_test(uri_bad),
 		cmocka_unit_test(record_round_trip),
 		cmocka_unit_test(record_bad),
+		cmocka_unit_test(carried_lines),
 		cmocka_unit_test(sole_peer),
 		cmocka_unit_test(comp_round_trip),
 		cmocka_unit_test(comp_bad),

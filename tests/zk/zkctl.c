@@ -8,6 +8,10 @@
  *   zkctl CONNECT create PATH DATA  a new node holding DATA, as another
  *                                mount's daemon would create it (a request
  *                                node); an existing one is an error
+ *   zkctl CONNECT stat PATH      "czxid mzxid version pzxid" (decimal):
+ *                                the transactions that created it, last
+ *                                changed it and last added or removed a
+ *                                child (each write is one zxid)
  *   zkctl CONNECT rmr PATH       delete it and everything under it; a missing
  *                                node is not an error.  Without a chroot,
  *                                "rmr /" empties the tree but for /zookeeper;
@@ -105,6 +109,19 @@ static int cmd_exists(zhandle_t *zh, const char *path)
 	return fail("stat", path, rc);
 }
 
+static int cmd_stat(zhandle_t *zh, const char *path)
+{
+	struct Stat st;
+	int rc;
+
+	rc = zoo_exists(zh, path, 0, &st);
+	if (rc != ZOK)
+		return fail("stat", path, rc);
+	printf("%lld %lld %d %lld\n", (long long)st.czxid, (long long)st.mzxid,
+	       (int)st.version, (long long)st.pzxid);
+	return 0;
+}
+
 /*
  * rmr_tree - delete PATH's children, depth first, then PATH.  Without a
  * chroot, "/" and "/zookeeper" are the server's own and stay.  Returns ZOK
@@ -153,7 +170,7 @@ static int rmr_tree(zhandle_t *zh, const char *path, bool chroot)
 
 static void usage(void)
 {
-	fputs("usage: zkctl CONNECT get|ls|exists|rmr PATH\n"
+	fputs("usage: zkctl CONNECT get|ls|exists|stat|rmr PATH\n"
 	      "       zkctl CONNECT create PATH DATA\n"
 	      "       zkctl CONNECT wait-session\n", stderr);
 	exit(2);
@@ -174,7 +191,8 @@ int main(int argc, char **argv)
 		if (argc != 3)
 			usage();
 	} else if (!strcmp(cmd, "get") || !strcmp(cmd, "ls") ||
-		   !strcmp(cmd, "exists") || !strcmp(cmd, "rmr")) {
+		   !strcmp(cmd, "exists") || !strcmp(cmd, "stat") ||
+		   !strcmp(cmd, "rmr")) {
 		if (argc != 4)
 			usage();
 		path = argv[3];
@@ -206,6 +224,8 @@ int main(int argc, char **argv)
 		ret = cmd_exists(zh, path);
 	else if (!strcmp(cmd, "create"))
 		ret = cmd_create(zh, path, argv[4]);
+	else if (!strcmp(cmd, "stat"))
+		ret = cmd_stat(zh, path);
 	else if (!strcmp(cmd, "rmr"))
 		ret = rmr_tree(zh, path, strchr(connect, '/')) == ZOK ? 0 : 2;
 	else

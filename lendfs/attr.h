@@ -101,6 +101,12 @@ struct lendfs_attr {
 	 * what poll(2) watches, its last SEQ.
 	 */
 	bool log;
+	/*
+	 * The content never changes while the daemon runs (`version`): no
+	 * change invalidates what the kernel caches of it (cache.c), which
+	 * would cost every request a notification for nothing.
+	 */
+	bool constant;
 };
 
 #define LENDFS_ATTR(_name, _mode, _show, _store) \
@@ -111,6 +117,10 @@ struct lendfs_attr {
 	LENDFS_ATTR(#_name, ATTR_RO, _prefix##_name##_show, NULL)
 #define LENDFS_ATTR_RW(_prefix, _name) \
 	LENDFS_ATTR(#_name, ATTR_RW, _prefix##_name##_show, _prefix##_name##_store)
+/* The same, for a file whose content is fixed for the daemon's life. */
+#define LENDFS_ATTR_RO_CONST(_prefix, _name)                                \
+	{ .name = #_name, .mode = ATTR_RO, .show = _prefix##_name##_show,   \
+	  .constant = true }
 /* The same, for a file whose changes poll(2) can wait for (watch.h). */
 #define LENDFS_ATTR_RO_POLL(_prefix, _name)                                 \
 	{ .name = #_name, .mode = ATTR_RO, .show = _prefix##_name##_show,   \

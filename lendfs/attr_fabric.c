@@ -47,7 +47,7 @@ static int fabric_topology_dot_show(const struct attr_ctx *ctx, FILE *out)
 }
 
 static const struct lendfs_attr cluster_attr_list[] = {
-	LENDFS_ATTR_RO(cluster_, version),
+	LENDFS_ATTR_RO_CONST(cluster_, version),
 	LENDFS_ATTR_RO_POLL(cluster_, lends),
 	LENDFS_ATTR_LOG(cluster_, events),
 	LENDFS_ATTR_RO(cluster_, metrics),

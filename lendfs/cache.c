@@ -270,6 +270,8 @@ static void inval_table(const struct pass *p, const char *dir,
 	for (size_t i = 0; i < t->n; i++) {
 		size_t nl = strlen(t->attrs[i].name);
 
+		if (t->attrs[i].constant)
+			continue; /* nothing to drop: it never changes */
 		if (len + nl < sizeof(path)) {
 			memcpy(path + len, t->attrs[i].name, nl + 1);
 			inval_path(p, path);

@@ -21,6 +21,11 @@
  * with tests/tools/staleread.py: no read older than the last completed
  * write).
  *
+ * An attribute declared constant (attr.h, `version`) is never
+ * invalidated: its content and size are fixed while the daemon runs, and
+ * its notification cost every request a write to /dev/fuse once the
+ * kernel held it (tests/bats/lend.bats counts a request's notifications).
+ *
  * A plan (devices/ID/plans/HOST) depends on the whole cluster: the
  * device's own changes invalidate its plans, a change elsewhere leaves
  * their cached size up to the attribute timeout old (its content is

@@ -26,6 +26,14 @@ struct watched {
 	char *path; /* the key */
 	bool append; /* an append-only log: a change is "more to read" */
 	bool known; /* content, len and err hold a rendering */
+	/*
+	 * Changed since that rendering, not rendered again yet: a change
+	 * renders a file at once only when a poller waits on it; otherwise
+	 * the next poll or read of a descriptor renders it (settle()), so a
+	 * request does not render the files nobody polls (the writer's own
+	 * `borrower`, every request).
+	 */
+	bool stale;
 	char *content;
 	size_t len;
 	int err; /* the last render failed: the file is gone */
@@ -155,6 +163,7 @@ static void baseline(struct watches *w, struct watched *f)
 	int r = render_now(w, f->path, &buf, &len);
 
 	set_content(f, buf, len, r);
+	f->stale = false;
 }
 
 /* Render @f again (lock held); a new content bumps its generation. */
@@ -164,6 +173,7 @@ static void refresh(struct watches *w, struct watched *f, struct wake *k)
 	size_t len;
 	int r = render_now(w, f->path, &buf, &len);
 
+	f->stale = false;
 	/*
 	 * Not known yet: no descriptor has finished a read (one may be in
 	 * the middle of one, with the old content): count it as a change, a
@@ -181,6 +191,31 @@ static void refresh(struct watches *w, struct watched *f, struct wake *k)
 			wake_add(k, fd->ph);
 		fd->ph = NULL;
 	}
+}
+
+/*
+ * Before a descriptor's poll or read is compared with @f's generation
+ * (lock held): a change that came while nobody polled counts now, as it
+ * would have then (on a file not rendered yet, as a change: refresh()).
+ * No poller can be waiting on a stale file, as the change would have
+ * rendered it at once; @k takes one anyway, never losing a wake-up.
+ */
+static void settle(struct watches *w, struct watched *f, struct wake *k)
+{
+	if (f->stale)
+		refresh(w, f, k);
+}
+
+/* A change of @f (lock held): rendered now if a poller waits, else later. */
+static void changed(struct watches *w, struct watched *f, struct wake *k)
+{
+	for (struct watch_fd *fd = f->fds; fd; fd = fd->next) {
+		if (fd->ph) {
+			refresh(w, f, k);
+			return;
+		}
+	}
+	f->stale = true;
 }
 
 static struct watched *watched_get(struct watches *w, const char *path)
@@ -258,9 +293,13 @@ void watch_close(struct watches *w, struct watch_fd *fd)
 
 void watch_read(struct watches *w, struct watch_fd *fd)
 {
+	struct wake k = { 0 };
+
 	pthread_mutex_lock(&w->lock);
+	settle(w, fd->f, &k);
 	fd->seen = fd->f->gen;
 	pthread_mutex_unlock(&w->lock);
+	wake_run(&k);
 }
 
 void watch_rendered(struct watches *w, struct watch_fd *fd, const char *buf,
@@ -299,7 +338,7 @@ void watch_path_changed(struct watches *w, const char *path)
 	pthread_mutex_lock(&w->lock);
 	f = hashmap_get(w->files, path);
 	if (f)
-		refresh(w, f, &k);
+		changed(w, f, &k);
 	pthread_mutex_unlock(&w->lock);
 	wake_run(&k);
 }
@@ -308,11 +347,13 @@ unsigned watch_poll(struct watches *w, struct watch_fd *fd,
 		    struct fuse_pollhandle *ph)
 {
 	struct fuse_pollhandle *old = NULL;
+	struct wake k = { 0 };
 	unsigned ev = 0;
 
 	pthread_mutex_lock(&w->lock);
-	if (!fd->f->known) /* polled before any read: what it is now */
+	if (!fd->f->known && !fd->f->stale) /* polled before any read or change */
 		baseline(w, fd->f);
+	settle(w, fd->f, &k);
 	if (fd->seen != fd->f->gen) {
 		ev = fd->f->append ? POLL_APPENDED : POLL_CHANGED;
 		old = ph;
@@ -321,6 +362,7 @@ unsigned watch_poll(struct watches *w, struct watch_fd *fd,
 		fd->ph = ph;
 	}
 	pthread_mutex_unlock(&w->lock);
+	wake_run(&k);
 	if (old)
 		fuse_pollhandle_destroy(old);
 	return ev;
@@ -351,7 +393,7 @@ static void refresh_matching(struct watches *w, const char *devid,
 		if (!devid || (devid[0] ? of_device(f->path, devid) ||
 				!strcmp(f->path, "/lends") :
 				!strncmp(f->path, prefix, strlen(prefix))))
-			refresh(w, f, &k);
+			changed(w, f, &k);
 	pthread_mutex_unlock(&w->lock);
 	wake_run(&k);
 }

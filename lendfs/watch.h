@@ -20,7 +20,12 @@
  * `lends` again, watch_all_changed() every watched file; a content that
  * differs (a device that vanished renders as an error) bumps the
  * generation and wakes the file's pending pollers with
- * fuse_notify_poll().  The FUSE poll request itself never blocks, so an
+ * fuse_notify_poll().  A watched file on which no poller waits is only
+ * marked stale by a change, and rendered by the next poll or read of one
+ * of its descriptors, which counts the change then: the same answer, as
+ * a poll compares with what the descriptor last read, without a render
+ * per request of files nobody polls (the writer's own `borrower`, issue
+ * 22).  The FUSE poll request itself never blocks, so an
  * idle poller holds no worker thread, only its struct watch_fd.  A file
  * nobody has open is not watched and costs nothing.
  */

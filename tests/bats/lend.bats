@@ -190,3 +190,44 @@ teardown() {
 	assert_line "lendfs: $GPU: lent to nodeB"
 	assert_line "lendfs: $GPU: available"
 }
+
+# The system calls of one request (issue 22, docs/PERFORMANCE.md "Where
+# the time goes"): one fdatasync, one reply to the kernel for each of its
+# OPEN, WRITE and RELEASE, and no cache notification while the kernel
+# holds nothing the request changes but the written file itself and
+# `version`, which never changes (attr.h `constant`: not invalidated).  A
+# notification is a write to /dev/fuse whose header has unique 0 (bytes
+# 8-15); a reply carries the request's unique.
+@test "a lend and a return each cost one fdatasync and no cache notification" {
+	command -v strace >/dev/null
+	cat "$MNT/version" >/dev/null # the kernel holds it from here on
+	lend $GPU nodeB               # warm: a first lend allocates
+	lend $GPU ""
+	strace -f -qq -xx -s 16 -e trace=writev,fdatasync,fsync -p "$LENDFS_PID" \
+		-o "$TMP/strace" &
+	local st=$! notes replies
+	sleep 0.5 # attached
+	python3 -c '
+import os, sys
+for i in range(5):
+    for value in (b"nodeB\n", b"\n"):
+        fd = os.open(sys.argv[1], os.O_WRONLY)
+        os.write(fd, value)
+        os.close(fd)
+' "$(dev $GPU)/borrower"
+	sleep 0.2
+	kill "$st"
+	wait "$st" || true
+	run grep -cE '^[0-9]+ +f(data)?sync\(' "$TMP/strace"
+	assert_output 10
+	notes=$(grep -cE '^[0-9]+ +writev\([0-9]+, \[\{iov_base="(\\x[0-9a-f]{2}){8}(\\x00){8}"' \
+		"$TMP/strace" || true)
+	replies=$(($(grep -cE '^[0-9]+ +writev\(' "$TMP/strace") - notes))
+	echo "# 5 lends and 5 returns: $replies replies, $notes notifications" >&3
+	[ "$notes" -eq 0 ]
+	# OPEN, WRITE and RELEASE of each (a LOOKUP more if an entry expired)
+	[ "$replies" -ge 30 ]
+	[ "$replies" -le 36 ]
+	run cat "$(dev $GPU)/state"
+	assert_output available
+}

@@ -86,6 +86,67 @@ teardown() {
 	assert_line timeout
 }
 
+# A change renders a file at once only when a poller waits on it; one made
+# while nobody polls is counted by the next poll or read (watch.c settle()).
+@test "a change made while nobody polls wakes the next poll at once; a read settles it" {
+	run timeout 20 python3 -c '
+import os, select, sys, time
+dev = sys.argv[1]
+fd = os.open(dev + "/state", os.O_RDONLY)
+print("was", os.pread(fd, 64, 0).decode().strip())
+other = os.open(dev + "/state", os.O_RDONLY)
+os.pread(other, 64, 0)
+w = os.open(dev + "/borrower", os.O_WRONLY)
+os.write(w, b"nodeB\n")
+os.close(w)
+p = select.poll()
+p.register(fd, select.POLLPRI)
+t = time.monotonic()
+ev = p.poll(5000)
+print("woken" if ev else "timeout", int((time.monotonic() - t) * 1000))
+print("now", os.pread(fd, 64, 0).decode().strip())
+print("again", "woken" if p.poll(1000) else "timeout")
+# the other descriptor read before the change: it wakes too, at once
+q = select.poll()
+q.register(other, select.POLLPRI)
+print("other", "woken" if q.poll(5000) else "timeout")
+# a change, then a read before any poll: that read saw it, the poll sleeps
+# (fresh descriptors: a poll that timed out leaves its handle waiting)
+os.close(fd)
+os.close(other)
+fd = os.open(dev + "/state", os.O_RDONLY)
+os.pread(fd, 64, 0)
+w = os.open(dev + "/borrower", os.O_WRONLY)
+os.write(w, b"\n")
+os.close(w)
+print("read", os.pread(fd, 64, 0).decode().strip())
+p = select.poll()
+p.register(fd, select.POLLPRI)
+print("after read", "woken" if p.poll(1000) else "timeout")
+# opened, never read: a change since the open wakes its first poll
+os.close(fd)
+fd = os.open(dev + "/state", os.O_RDONLY)
+w = os.open(dev + "/borrower", os.O_WRONLY)
+os.write(w, b"nodeB\n")
+os.close(w)
+p = select.poll()
+p.register(fd, select.POLLPRI)
+print("unread", "woken" if p.poll(5000) else "timeout")
+' "$(dev $GPU)"
+	assert_success
+	assert_line "was available"
+	assert_line --regexp '^woken [0-9]+$'
+	local ms
+	ms=$(printf '%s\n' "${lines[@]}" | sed -n 's/^woken //p')
+	[ "$ms" -lt 1000 ]
+	assert_line "now lent"
+	assert_line "again timeout"
+	assert_line "other woken"
+	assert_line "read available"
+	assert_line "after read timeout"
+	assert_line "unread woken"
+}
+
 @test "files that are not watched are always ready, like regular files" {
 	run timeout 5 python3 -c '
 import os, select, sys

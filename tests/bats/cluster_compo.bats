@@ -223,12 +223,11 @@ comp_is() {
 		[ "$(cat "$(comp "$1" "$2")/borrower" 2>/dev/null)" = "$4" ]
 }
 
-# regs HOST: a digest of HOST's sim registers (the files of its run
-# directory that hold NTB tables, DMA windows and IOMMU mappings).
+# regs HOST: a digest of HOST's sim registers: the register files of its
+# run directory (hosts/*.hw: NTB tables, DMA windows, IOMMU mappings; not
+# the BAR and RAM files, whose bytes are memory).
 regs() {
-	(cd "$CTMP/run.$1" && find . -type f ! -name '*.log' ! -name '*.sock' \
-		! -name '*bar*' ! -name '*ram*' -print0 | sort -z |
-		xargs -0 md5sum)
+	(cd "$CTMP/run.$1" && md5sum hosts/*.hw)
 }
 
 # member_guarded HOST ID: ID's own borrower and lease writes on HOST's
@@ -349,9 +348,7 @@ member_guarded() {
 @test "two mounts lend one composition at once: one lends it, the other gets EBUSY" {
 	local round a b
 	cluster_up nodeA nodeB nodeC nodeD
-	mkdir "$(comp nodeA job)"
-	put "$(comp nodeA job)/devices" "$A1\n$C1\n"
-	eventually 5 devices_are nodeC job "$A1\n$C1"
+	job_a1_c1 nodeC
 	for round in 1 2 3 4 5 6 7 8 9 10; do
 		(echo nodeB >"$(comp nodeA job)/borrower") 2>"$CTMP/err.a" &
 		a=$!
@@ -400,18 +397,30 @@ member_guarded() {
 	done
 }
 
+# faulty_up HOST POINT: HOST's daemon joins the cluster, to crash at POINT
+# (LENDFS_FAULT=POINT:crash).
+faulty_up() {
+	LENDFS_FAULT="$2:crash" node_up "$1"
+	CLUSTER_HOSTS+=("$1")
+	eventually 20 node_online "$1"
+}
+
+# job_a1_c1 HOST: composition job of A1 and C1, made on HOST's mount and
+# seen on nodeA's.
+job_a1_c1() {
+	mkdir "$(comp "$1" job)"
+	put "$(comp "$1" job)/devices" "$A1\n$C1\n"
+	eventually 5 devices_are nodeA job "$A1\n$C1"
+}
+
 # crash_lender POINT: nodeC's daemon crashes at POINT of its member's
 # lend, a step of composition job (A1 of nodeA, C1 of nodeC) lent to
 # nodeB from nodeB's mount; the write's status in $status; nodeC is
 # killed and started again.
 crash_lender() {
 	cluster_up nodeA nodeB
-	LENDFS_FAULT="$1:crash" node_up nodeC
-	CLUSTER_HOSTS+=(nodeC)
-	eventually 20 node_online nodeC
-	mkdir "$(comp nodeB job)"
-	put "$(comp nodeB job)/devices" "$A1\n$C1\n"
-	eventually 5 devices_are nodeA job "$A1\n$C1"
+	faulty_up nodeC "$1"
+	job_a1_c1 nodeB
 	run bash -c "echo nodeB > '$(comp nodeB job)/borrower'"
 	grep -q "injected crash at ${1%%:*} #" "$CTMP/log.nodeC"
 	node_kill nodeC
@@ -452,12 +461,8 @@ crash_lender() {
 # nodeA, C1 of nodeC) to nodeB and crashes at POINT.
 crash_coordinator() {
 	cluster_up nodeA nodeB nodeC
-	LENDFS_FAULT="$1:crash" node_up nodeD
-	CLUSTER_HOSTS+=(nodeD)
-	eventually 20 node_online nodeD
-	mkdir "$(comp nodeD job)"
-	put "$(comp nodeD job)/devices" "$A1\n$C1\n"
-	eventually 5 devices_are nodeA job "$A1\n$C1"
+	faulty_up nodeD "$1"
+	job_a1_c1 nodeD
 	run bash -c "echo nodeB > '$(comp nodeD job)/borrower'"
 	assert_failure
 	eventually 10 bash -c "! kill -0 $(cat "$CTMP/pid.nodeD") 2>/dev/null"

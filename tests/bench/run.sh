@@ -498,9 +498,14 @@ notes() {
   and the composition's commit, the one fdatasync of the lend, covers
   them all (docs/STATE.md), so a composition of N devices costs one
   fdatasync, not 2 + N (4.91 x before this, 1.62 to 1.75 x after, measured in
-  the same way).  What is left above the target is the members' own
-  work without their syncs (a single lend less its fdatasync, about
-  150 µs here, times 4) and the 6 P2P links.
+  the same way).  Then (issue 19, session 8) a composition's own changes
+  stopped notifying the whole tree: each of its three notifications
+  (intent, commit, end of the write) had made the daemon invalidate
+  every device the kernel knew and re-log every device; they now wake
+  only the pollers under compositions/ (`notes.compos`), 1.49 x before
+  and 1.33 x after in one run each, in turns.  What is left is the
+  members' own work without their syncs (a single lend less its
+  fdatasync, times 4) and the 6 P2P links.
 * **Poll wake-up**: `tests/bench/pollbench` (not pinned: two threads)
   has a thread read `devices/X/state` and poll it for POLLPRI while the
   main thread lends and returns the device (open+write+close of

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "zkclient.h"
 
@@ -30,6 +31,7 @@
 #define PAYLOAD_BYTES 256
 #define WARMUP 100
 #define MAX_N 10000000L
+#define RETRIES 5 /* writes of a run that may stall (again()) */
 
 static uint64_t now_ns(void)
 {
@@ -118,6 +120,33 @@ static int cas_write(zhandle_t *zh, const char *path, const char *data,
 	return ZOK;
 }
 
+/*
+ * A write that timed out or lost its connection (the server stalled: a
+ * loaded machine, an election) is not a sample: the node's version is read
+ * again and the iteration repeated, at most RETRIES times in a run.  0 to
+ * go on, or the error.
+ */
+static int again(zhandle_t *zh, const char *node, int *version, long *i)
+{
+	static int retries;
+	struct Stat st;
+	int rc = ZOPERATIONTIMEOUT;
+
+	if (retries++ >= RETRIES)
+		return rc;
+	for (int t = 0; t < 50 && rc != ZOK; t++) {
+		rc = zoo_exists(zh, node, 0, &st);
+		if (rc != ZOK)
+			usleep(200000); /* reconnecting */
+	}
+	if (rc != ZOK)
+		return rc;
+	fprintf(stderr, "zkfloor: retrying write %ld (not a sample)\n", *i);
+	*version = st.version;
+	(*i)--;
+	return 0;
+}
+
 static int run(zhandle_t *zh, const char *node, long n)
 {
 	_cleanup_free_ uint64_t *rtt = calloc((size_t)n, sizeof(*rtt));
@@ -137,7 +166,8 @@ static int run(zhandle_t *zh, const char *node, long n)
 		memset(data + len, 'x', sizeof(data) - (size_t)len - 2);
 		memcpy(data + sizeof(data) - 2, "\"}", 2);
 		t0 = now_ns();
-		if (cas_write(zh, node, data, (int)sizeof(data), &version))
+		if (cas_write(zh, node, data, (int)sizeof(data), &version) &&
+		    again(zh, node, &version, &i))
 			return ZAPIERROR;
 		if (i >= 0)
 			rtt[i] = now_ns() - t0;

@@ -312,6 +312,20 @@ static unsigned lent_to(struct engine *e, const struct lcompo *c,
 	return n;
 }
 
+/*
+ * @devid's request (lend.c) as a step of @c's lend, return or lease
+ * expiry: lazy (the composition's durable commit syncs it) and, for
+ * another daemon's member, forwarded as such (lend_txn.compo).
+ */
+static int member_request(struct engine *e, const struct lcompo *c,
+			  const char *devid, const char *value,
+			  const struct engine_caller *who, char *reason)
+{
+	return lend_request(e, devid, value, who,
+			    &(struct lend_txn){ .lazy = true, .compo = c->name },
+			    reason);
+}
+
 /* Return every member lent to @borrower; the first error, or 0. */
 static int return_members(struct engine *e, struct lcompo *c,
 			  const char *borrower, const struct engine_caller *who,
@@ -327,9 +341,7 @@ static int return_members(struct engine *e, struct lcompo *c,
 							     false))
 			continue;
 		fault_pass("compose.return");
-		r = lend_request(e, c->devs[i], "", who,
-				 &(struct lend_txn){ .lazy = true, .compo = c->name },
-				 why);
+		r = member_request(e, c, c->devs[i], "", who, why);
 		if (r < 0 && !first) {
 			first = r;
 			snprintf(dev, DEVICE_ID_MAX, "%s", c->devs[i]);
@@ -581,21 +593,6 @@ int compose_settle(struct engine *e, char *reason)
 	return r;
 }
 
-/* Does list @devices (IDs a line) hold @devid? */
-static bool lists(const char *devices, const char *devid)
-{
-	size_t n = strlen(devid);
-
-	for (const char *p = devices; *p;) {
-		size_t len = strcspn(p, "\n");
-
-		if (len == n && !memcmp(p, devid, n))
-			return true;
-		p += len + (p[len] != '\0');
-	}
-	return false;
-}
-
 /*
  * Composition @name as the store holds it now (comp_get, where several
  * daemons write), not as the last watch left the list: its stored column
@@ -608,7 +605,7 @@ static int fresh_column(struct engine *e, const char *name, const char *devid,
 	_cleanup_free_ char *devs = NULL;
 	int r = e->store->comp_get(e->store_ctx, name, col, &devs, reason);
 
-	if (r == 0 && !lists(devs, devid))
+	if (r == 0 && !comp_lists(devs, devid, strlen(devid)))
 		col[0] = '\0';
 	return r;
 }
@@ -620,7 +617,7 @@ static int fresh_column(struct engine *e, const char *name, const char *devid,
  */
 static int compose_guard(struct engine *e, const char *devid, char *reason)
 {
-	char name[COMP_NAME_MAX_LEN + 1] = "", col[REASON_MAX] = "x";
+	char name[COMP_NAME_MAX_LEN + 1] = "", col[REASON_MAX];
 	struct lcompo *c;
 	bool busy;
 	int r = 0;
@@ -925,9 +922,7 @@ static int lend_all(struct engine *e, struct lcompo *c, const char *value,
 	int r = 0;
 
 	for (unsigned i = 0; i < c->ndevs && r == 0; i++) {
-		r = lend_request(e, c->devs[i], value, who,
-				 &(struct lend_txn){ .lazy = true, .compo = c->name },
-				 reason);
+		r = member_request(e, c, c->devs[i], value, who, reason);
 		made[i] = r == 0;
 		if (r < 0)
 			snprintf(dev, DEVICE_ID_MAX, "%s", c->devs[i]);
@@ -935,10 +930,7 @@ static int lend_all(struct engine *e, struct lcompo *c, const char *value,
 	if (r > 0)
 		r = 0;
 	for (unsigned i = c->ndevs; r < 0 && i-- > 0;) {
-		if (made[i] && lend_request(e, c->devs[i], "", who,
-					    &(struct lend_txn){ .lazy = true,
-								.compo = c->name },
-					    why) < 0)
+		if (made[i] && member_request(e, c, c->devs[i], "", who, why) < 0)
 			engine_report(e, "composition %s: cannot undo the lend of %s to %s: "
 				      "%s", c->name, c->devs[i], value, why);
 	}
@@ -988,16 +980,27 @@ static int compo_lend(struct engine *e, struct lcompo *c, const char *value,
 	return 0;
 }
 
+/*
+ * A return of lent @c begins: its borrower into @was, and the column
+ * marked "~WAS" (one of two daemons returning it at once gets -EBUSY).
+ */
+static int mark_return(struct engine *e, struct lcompo *c, char *was,
+		       char *reason)
+{
+	char mark[COLUMN_MAX];
+
+	snprintf(was, BORROWER_MAX + 1, "%s", c->borrower);
+	column_mark(e, MARK_RETURN, was, mark, sizeof(mark));
+	return column_put(e, c, mark, reason);
+}
+
 static int compo_return(struct engine *e, struct lcompo *c,
 			const struct engine_caller *who, char *reason)
 {
 	char dev[DEVICE_ID_MAX] = "", why[REASON_MAX] = "";
-	char was[BORROWER_MAX + 1], mark[COLUMN_MAX];
-	int r;
+	char was[BORROWER_MAX + 1];
+	int r = mark_return(e, c, was, reason);
 
-	snprintf(was, sizeof(was), "%s", c->borrower);
-	column_mark(e, MARK_RETURN, was, mark, sizeof(mark));
-	r = column_put(e, c, mark, reason);
 	if (r < 0)
 		return set_error(e, c, r, NULL, reason);
 	set_state(e, c, COMPO_RETURNING, NULL);
@@ -1242,12 +1245,8 @@ static int compo_expire(struct engine *e, struct lcompo *c, int64_t at,
 			const char *cause)
 {
 	char was[BORROWER_MAX + 1], when[LEASE_TIME_MAX], why[REASON_MAX] = "";
-	char mark[COLUMN_MAX];
-	int r = 0;
+	int r = mark_return(e, c, was, why);
 
-	snprintf(was, sizeof(was), "%s", c->borrower);
-	column_mark(e, MARK_RETURN, was, mark, sizeof(mark));
-	r = column_put(e, c, mark, why);
 	if (r == -EBUSY) /* another lender's timer returns it */
 		return 0;
 	if (r < 0)
@@ -1264,9 +1263,12 @@ static int compo_expire(struct engine *e, struct lcompo *c, int64_t at,
 			continue;
 		d = model_get(e, c->devs[i]);
 		/* another daemon's member: returned by its lender, as a step */
-		r = !d ? 0 : !lend_remote(e, d) ? lend_lease_expire(e, d, cause, c->name, at) :
-		    lend_request(e, c->devs[i], "", NULL, &(struct lend_txn){
-				 .lazy = true, .compo = c->name }, why);
+		if (!d)
+			r = 0;
+		else if (lend_remote(e, d))
+			r = member_request(e, c, c->devs[i], "", NULL, why);
+		else
+			r = lend_lease_expire(e, d, cause, c->name, at);
 		if (d)
 			model_put(e, d);
 		if (r < 0)

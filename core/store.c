@@ -183,6 +183,18 @@ int store_vm_validate(const char *host, const char *vm, const char *qmp,
 	return 0;
 }
 
+bool comp_lists(const char *devices, const char *id, size_t len)
+{
+	for (const char *p = devices; *p;) {
+		const char *nl = strchrnul(p, '\n');
+
+		if ((size_t)(nl - p) == len && !memcmp(p, id, len))
+			return true;
+		p = *nl ? nl + 1 : nl;
+	}
+	return false;
+}
+
 bool comp_name_valid(const char *name)
 {
 	size_t len = name ? strlen(name) : 0;

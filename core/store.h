@@ -254,6 +254,8 @@ int store_check_records(const struct lend_record *recs, unsigned n, FILE *out);
 #define COMP_DEVICES_TEXT_MAX (COMP_DEVICES_MAX * DEVICE_ID_MAX)
 
 bool comp_name_valid(const char *name);
+/* Is @id (@len bytes) one of the lines of device list @devices? */
+bool comp_lists(const char *devices, const char *id, size_t len);
 
 /*
  * Can this composition be stored?  A valid name, at most COMP_DEVICES_MAX

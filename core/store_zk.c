@@ -1592,19 +1592,6 @@ int store_zk_comp_parse(const char *name, const char *text, char *borrower,
 
 #define ZK_COMP_TRIES 64 /* list writes racing other mounts' */
 
-/* Is device line @id (@len bytes) one of the lines of @devices? */
-static bool comp_has(const char *devices, const char *id, size_t len)
-{
-	for (const char *p = devices; *p;) {
-		const char *nl = strchrnul(p, '\n');
-
-		if ((size_t)(nl - p) == len && !memcmp(p, id, len))
-			return true;
-		p = *nl ? nl + 1 : nl;
-	}
-	return false;
-}
-
 /*
  * The other compositions as they are now (@names, @n): -EBUSY when one
  * holds a device of @devices; else a check of each one's version in
@@ -1637,7 +1624,7 @@ static int comp_others(struct zks *s, const char *name, const char *devices,
 		for (const char *p = devices; *p;) {
 			const char *nl = strchrnul(p, '\n');
 
-			if (nl > p && comp_has(devs, p, (size_t)(nl - p)))
+			if (nl > p && comp_lists(devs, p, (size_t)(nl - p)))
 				return reason_set(reason, -EBUSY,
 						  "%.*s is in composition %s",
 						  (int)(nl - p), p, names[i]);
@@ -1764,54 +1751,20 @@ static int zk_comp_get(void *ctx, const char *name, char *borrower,
 }
 
 /*
- * Remove @name if it is not lent: a delete at the version read, so that
- * a lend begun on another mount in between is not lost (-EBUSY).
+ * Composition @name's node, if its borrower column holds @from: set with
+ * the column @to (a delete when @to is NULL), at the version read, read
+ * again when its list was written in between.  -EBUSY when the column
+ * holds something else (another mount lends, returns or removed it);
+ * -ENOENT when gone.
  */
-static int zk_comp_remove(void *ctx, const char *name, char *reason)
+static int comp_cas(struct zks *s, const char *name, const char *from,
+		    const char *to, char *reason)
 {
-	struct zks *s = ctx;
 	char path[ZK_PATH_MAX];
 	int r = 0;
 
-	if (!comp_name_valid(name))
-		return reason_set(reason, -EINVAL, "invalid composition name");
 	zks_path(s, path, "compositions", name);
 	for (unsigned tries = 0; tries < ZK_COMP_TRIES; tries++) {
-		_cleanup_free_ char *devs = NULL;
-		char now[REASON_MAX];
-		int32_t ver;
-
-		r = comp_read(s, name, now, &devs, &ver, reason);
-		if (r == -ENOENT)
-			return 0;
-		if (r < 0)
-			return r;
-		if (now[0])
-			return reason_set(reason, -EBUSY, "composition %s is being lent, "
-					  "lent or returned on another mount (\"%s\")",
-					  name, now);
-		r = zks_delete(s, path, ver, reason);
-		if (r != -EAGAIN)
-			return r;
-	}
-	return reason_set(reason, -EAGAIN, "composition %s kept changing; nothing "
-			  "was removed", name);
-}
-
-/*
- * A composition's lend, return and their intents (core/compose.c): the
- * borrower column from @from to @to, a set at the version read, so that
- * of two mounts that lend one composition at once one gets -EBUSY.
- */
-static int zk_comp_swap(void *ctx, const char *name, const char *from,
-			const char *to, char *reason)
-{
-	struct zks *s = ctx;
-	char path[ZK_PATH_MAX];
-	int r = store_comp_validate(name, "", to, reason);
-
-	zks_path(s, path, "compositions", name);
-	for (unsigned tries = 0; r == 0 && tries < ZK_COMP_TRIES; tries++) {
 		_cleanup_free_ char *devs = NULL, *next = NULL;
 		char now[REASON_MAX];
 		int32_t ver;
@@ -1822,16 +1775,40 @@ static int zk_comp_swap(void *ctx, const char *name, const char *from,
 		if (strcmp(now, from))
 			return reason_set(reason, -EBUSY, "composition %s was changed "
 					  "on another mount (now \"%s\")", name, now);
-		next = store_zk_comp_format(to, devs);
-		if (!next)
+		next = to ? store_zk_comp_format(to, devs) : NULL;
+		if (to && !next)
 			return reason_set(reason, -ENOMEM, "out of memory");
-		r = zks_cas(s, path, next, ver, reason);
+		r = to ? zks_cas(s, path, next, ver, reason) :
+			 zks_delete(s, path, ver, reason);
 		if (r != -EAGAIN)
 			return r;
-		r = 0; /* its list was written in between: read again */
 	}
-	return r < 0 ? r : reason_set(reason, -EAGAIN, "composition %s kept "
-				      "changing; nothing was written", name);
+	return reason_set(reason, -EAGAIN, "composition %s kept changing; nothing "
+			  "was written", name);
+}
+
+/* Remove @name if it is not lent (comp_cas(): a lend begun meanwhile). */
+static int zk_comp_remove(void *ctx, const char *name, char *reason)
+{
+	int r;
+
+	if (!comp_name_valid(name))
+		return reason_set(reason, -EINVAL, "invalid composition name");
+	r = comp_cas(ctx, name, "", NULL, reason);
+	return r == -ENOENT ? 0 : r;
+}
+
+/*
+ * A composition's lend, return and their intents (core/compose.c): the
+ * borrower column from @from to @to (comp_cas()), so that of two mounts
+ * that lend one composition at once one gets -EBUSY.
+ */
+static int zk_comp_swap(void *ctx, const char *name, const char *from,
+			const char *to, char *reason)
+{
+	int r = store_comp_validate(name, "", to, reason);
+
+	return r < 0 ? r : comp_cas(ctx, name, from, to, reason);
 }
 
 struct comp_load {

@@ -681,12 +681,7 @@ PY
 	run cat "$(dev $C2)/lease"
 	[ "$output" -ge 890 ]
 	wait_compo job available 50
-	for d in $GPU $C1 $C2; do
-		run cat "$(dev $d)/state"
-		assert_output available
-	done
-	run cat "$MNT/lends"
-	assert_output ""
+	members_returned
 	run grep -c " composition:job expired " "$MNT/events"
 	assert_output 1
 }

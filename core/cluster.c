@@ -1592,6 +1592,31 @@ static void zk_intent_close(void *ctx, const char *devid, uint64_t epoch)
 }
 
 /*
+ * A step of the lender's after the intent failed: the marker deleted
+ * (waited for: no commit can go in after), then the record says whether
+ * the borrower's commit went in first.  1 committed, 0 not, -errno.
+ */
+static int zk_intent_abort(void *ctx, const char *devid, uint64_t epoch,
+			   char *reason)
+{
+	struct cluster *c = ctx;
+	char pending[ZK_PATH_MAX], path[ZK_PATH_MAX];
+	char *text = NULL;
+	int r;
+
+	zks_pending_path(c->zs, pending, devid, epoch);
+	r = zks_delete_node(c->zs, pending, reason);
+	if (r < 0 && r != -ENOENT)
+		return r;
+	zks_path(c->zs, path, "lends", devid);
+	r = zks_get(c->zs, path, false, &text, NULL, reason);
+	if (r == 0)
+		r = committed_as(devid, text, epoch) ? 1 : 0;
+	free(text);
+	return r == -ENOENT ? 0 : r;
+}
+
+/*
  * A withdrawn request the lender may have taken: once the record is not
  * in flight any more (or at @deadline), 1 when it says what @value asked
  * (lent to it; "": no record), else 0.
@@ -1760,6 +1785,7 @@ const struct coord_ops coord_zk_ops = {
 	.resync = zk_resync,
 	.wait_peers = zk_wait_peers,
 	.intent_close = zk_intent_close,
+	.intent_abort = zk_intent_abort,
 	.writable = zk_writable,
 	.forward = zk_forward,
 };

@@ -78,6 +78,15 @@ struct coord_ops {
 	/* The lender is done with the lend's intent (committed or not). */
 	void (*intent_close)(void *ctx, const char *devid, uint64_t epoch);
 	/*
+	 * A step of the lend of @epoch after its intent failed: from now on
+	 * no peer may commit it (zk: its marker deleted, and waited for),
+	 * then say whether one did before.  1: committed, the lend stands
+	 * and is never undone; 0: not, the lender removes the intent;
+	 * -errno: not known (the device is settled later: .settles).
+	 */
+	int (*intent_abort)(void *ctx, const char *devid, uint64_t epoch,
+			    char *reason);
+	/*
 	 * May a write start now?  0, or -errno with the reason (zk: no
 	 * ZooKeeper session).  NULL: always.  Asked before anything of the
 	 * request is done, so a refusal changes nothing.

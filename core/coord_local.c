@@ -46,6 +46,12 @@ static void local_intent_close(void *ctx, const char *devid, uint64_t epoch)
 {
 }
 
+static int local_intent_abort(void *ctx, const char *devid, uint64_t epoch,
+			      char *reason)
+{
+	return 0; /* nobody but this daemon commits */
+}
+
 static int local_forward(void *ctx, const char *devid, const char *lender,
 			 const char *value, const char *compo,
 			 const struct engine_caller *who, char *reason)
@@ -67,5 +73,6 @@ const struct coord_ops coord_local_ops = {
 	.resync = local_resync,
 	.wait_peers = local_wait_peers,
 	.intent_close = local_intent_close,
+	.intent_abort = local_intent_abort,
 	.forward = local_forward,
 };

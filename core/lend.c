@@ -49,6 +49,7 @@ struct lend_req {
 	unsigned nw;
 	bool committed;		/* a peer committed the record (coord) */
 	bool intent_closed;
+	bool stands;		/* committed before a step failed: never undone */
 	bool forwarded;		/* handed to the lender's daemon (its events) */
 	bool stored;		/* a store write was tried (settle.c) */
 	const struct engine_caller *who; /* the writer, or NULL */
@@ -416,10 +417,29 @@ static int step_intent(struct lend_req *q)
 	}
 }
 
-/* The intent, or a failed commit, may be on disk: make sure it is not. */
+/*
+ * The intent, or a failed commit, may be on disk: make sure it is not,
+ * unless the borrower committed the lend first.  Its marker is closed
+ * before the record is looked at, so that no commit can go in after:
+ * then the lend stands (the undo stops here, lend_finish()), a writer
+ * on another mount having its answer already.  Not known: the record
+ * stays, and the device is settled with it (run_request(), settle.c).
+ */
 static void undo_intent(struct lend_req *q)
 {
-	store_remove(q->e, q->d, NULL, "store_abort", NULL);
+	struct engine *e = q->e;
+	char why[REASON_MAX] = "";
+	int r = q->committed ? 1 :
+		e->coord->intent_abort(e->coord_ctx, q->d->id, q->epoch, why);
+
+	q->intent_closed = true;
+	if (r > 0)
+		q->stands = true;
+	else if (r == 0)
+		store_remove(e, q->d, NULL, "store_abort", NULL);
+	else
+		engine_report(e, "%s: the lend to %s failed (%s), and whether its borrower committed it is not known: %s; settled once connected",
+			      q->d->id, q->value, q->reason, why);
 }
 
 /* program: this host's windows. */
@@ -437,9 +457,12 @@ static void undo_program(struct lend_req *q)
 static int step_peers(struct lend_req *q)
 {
 	struct engine *e = q->e;
-	int r = e->coord->wait_peers(e->coord_ctx, q->d->id, q->epoch, q->w, q->nw,
-				     true, q->txn, q->deadline, q->reason);
+	int r;
 
+	if (q->committed)
+		return 0; /* lend_finish(): the borrower committed it already */
+	r = e->coord->wait_peers(e->coord_ctx, q->d->id, q->epoch, q->w, q->nw,
+				 true, q->txn, q->deadline, q->reason);
 	q->committed = r == 1; /* by the borrower (cluster.h) */
 	/*
 	 * Its commit answered the request the intent named (the record's
@@ -555,7 +578,8 @@ static const struct lend_step lend_steps[] = {
 
 /*
  * Run @steps in order.  A step returning > 0 ends the request as a no-op;
- * < 0 undoes every step done before it, in reverse.
+ * < 0 undoes every step done before it, in reverse, down to a lend that
+ * stands (undo_intent()).
  */
 static int steps_run(const struct lend_step *steps, size_t n,
 		     struct lend_req *q)
@@ -568,13 +592,44 @@ static int steps_run(const struct lend_step *steps, size_t n,
 		if (r > 0)
 			return r;
 		if (r < 0) {
-			while (i-- > 0)
+			while (i-- > 0 && !q->stands)
 				if (steps[i].undo)
 					steps[i].undo(q);
 			return r;
 		}
 	}
 	return 0;
+}
+
+/*
+ * A step after the intent failed (@err), but the borrower had committed
+ * the lend (undo_intent()): it stands, and its commit answered a writer
+ * on another mount already.  The steps after the intent run again, with
+ * a new deadline, the commit being the borrower's: the request succeeds.
+ * If they fail again the books are rolled back, and the device, unsure,
+ * is settled with the record (settle.c: restored as recovery restores a
+ * lend, or failed if its windows cannot be programmed).
+ */
+static int lend_finish(struct lend_req *q, int err)
+{
+	size_t i = 0;
+	int r;
+
+	while (lend_steps[i].run != step_program)
+		i++;
+	engine_report(q->e, "%s: the lend to %s was committed by its borrower before this host's step failed (%s %s): finishing it",
+		      q->d->id, q->value, errno_name(err), q->reason);
+	q->stands = false;
+	q->committed = true;
+	if (q->txn->answer)
+		q->txn->answered = true; /* no answer of ours may follow */
+	q->deadline = deadline_of(q->e);
+	r = steps_run(lend_steps + i, ARRAY_SIZE(lend_steps) - i, q);
+	if (r < 0) {
+		undo_plan(q);
+		undo_validate(q);
+	}
+	return r;
 }
 
 /* ---- return ---------------------------------------------------------------- */
@@ -900,6 +955,8 @@ static int run_request(struct lend_req *q)
 	} else if (*q->value) {
 		q->deadline = deadline_of(q->e);
 		r = steps_run(lend_steps, ARRAY_SIZE(lend_steps), q);
+		if (r < 0 && q->stands)
+			r = lend_finish(q, r);
 		if (r == 0)
 			fault_pass("lend.done"); /* done, not yet acknowledged */
 	} else {

@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "coord.h"
 #include "engine.h"
 #include "fabric_sim.h"
 #include "fault.h"
@@ -71,6 +72,7 @@ struct fixture {
 	struct engine *e;
 	const struct fabric_ops *fabric; /* NULL: the sim */
 	const struct store_ops *store;	 /* NULL: memory (spy_store()) */
+	const struct coord_ops *coord;	 /* NULL: coord_local_ops */
 };
 
 /*
@@ -117,6 +119,7 @@ static int engine_up(struct fixture *f, const char *text)
 	opt.run_dir = run;
 	opt.store = f->store ? f->store : spy_store();
 	opt.store_where = "test";
+	opt.coord = f->coord;
 	return engine_new(&opt, &f->e, reason);
 }
 
@@ -721,6 +724,73 @@ static void test_intent_only_where_needed(void **state)
 	count_writes(f, "c", 1, 1);
 }
 
+/*
+ * A peer that committed the lend before the lender's step failed, as a
+ * borrower's daemon does in distributed mode (docs/STATE.md "A lend",
+ * step 5): asked by the undo of the intent, it turns the stored `lending`
+ * record into `lent` (its commit) and says so.
+ */
+static unsigned aborts;
+
+static int commit_stored(void *arg, const struct lend_record *rec)
+{
+	struct lend_record lent = *rec;
+
+	if (strcmp(rec->device, GPU) || rec->state != REC_LENDING)
+		return 0;
+	lent.state = REC_LENT;
+	lent.txn = NULL;
+	return store_memory_ops.put(stored_ctx, &lent, arg);
+}
+
+static int peer_committed(void *ctx, const char *devid, uint64_t epoch,
+			  char *reason)
+{
+	aborts++;
+	assert_string_equal(devid, GPU);
+	assert_int_equal(store_memory_ops.load(stored_ctx, commit_stored, reason,
+					       reason), 0);
+	return 1;
+}
+
+/*
+ * A lend the peer committed is never undone: whichever step after the
+ * intent fails, the lender finishes it (its steps after the intent run
+ * again), the write succeeds, the record is `lent` and its windows are
+ * programmed; and it returns as any lend.
+ */
+static void test_committed_lend_stands(void **state)
+{
+	static const char *const points[] = {
+		"ntb_map", "iommu_map", "lend_commit", "store_commit",
+	};
+	static struct coord_ops committing;
+	struct fixture *f = *state;
+	char reason[REASON_MAX], spec[64];
+
+	committing = coord_local_ops;
+	committing.intent_always = true; /* the intent is stored, as with zk */
+	committing.intent_abort = peer_committed;
+	f->coord = &committing;
+	for (size_t i = 0; i < ARRAY_SIZE(points); i++) {
+		engine_down(f);
+		snprintf(spec, sizeof(spec), "%s:1", points[i]);
+		setenv("LENDFS_FAULT", spec, 1);
+		assert_int_equal(engine_up(f, cfg_text), 0);
+		aborts = 0;
+		if (write_str(f->e, GPU, "c", reason) != 0)
+			fail_msg("with %s, a lend the peer committed failed: %s", spec,
+				 reason);
+		assert_int_equal(aborts, 1);
+		assert_int_equal(fault_count("lend.program"), 2); /* finished */
+		assert_int_equal(state_of(f->e, GPU, NULL), DEV_LENT);
+		assert_registers_owned(f);
+		assert_int_equal(write_str(f->e, GPU, "", reason), 0);
+		assert_fabric_idle(f);
+	}
+	unsetenv("LENDFS_FAULT");
+}
+
 struct slow_lend {
 	struct engine *e;
 	int result;
@@ -1034,6 +1104,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rollback_everywhere_with_intents, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_intent_only_where_needed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_committed_lend_stands, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_return_does_not_wait, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_random_cycles, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_race, setup, teardown),

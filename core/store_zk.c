@@ -26,6 +26,13 @@
 #define ZK_DATA_START 4096 /* first guess of a node's size */
 #define ANSWER_OK "= 0 "	   /* a request's answer: done */
 #define ZK_EVENT_TRIES 64 /* appends racing other daemons' (events below) */
+/*
+ * The client resolves the server list again at most this often (and at
+ * every reconnection).  Its default, 0, resolves it at every wake-up of
+ * its I/O thread: a getaddrinfo(), i.e. a netlink dump of the host's
+ * addresses, around each request and reply (docs/PERFORMANCE-CLUSTER.md).
+ */
+#define ZK_RESOLVE_MS 60000
 
 struct zks {
 	char hosts[ZK_HOSTS_MAX];
@@ -328,6 +335,8 @@ int zks_connect(struct zks *s, char *reason)
 	}
 	s->zh = zookeeper_init2(s->hosts, watcher, (int)s->session_ms, NULL, s,
 				0, client_log);
+	if (s->zh) /* else a getaddrinfo() (a netlink dump) per I/O wake-up */
+		zoo_set_servers_resolution_delay(s->zh, ZK_RESOLVE_MS);
 	if (!s->zh) {
 		r = reason_set(reason, errno ? -errno : -EINVAL,
 			       "cannot start a ZooKeeper client for %.200s: %s",

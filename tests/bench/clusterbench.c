@@ -9,15 +9,20 @@
  *   clusterbench visible -n N BORROWER_FILE VALUE STATE_FILE...
  *       N times: lend, then wait until every STATE_FILE (the device on
  *       each mount) reads "lent"; return, wait until each reads
- *       "available".  One poller thread per mount reads its file every
- *       200 us.  Prints "visible_us p50=A p99=B n=2N mounts=M write_us
- *       p50=C p99=D": the time from the write's return until the last
- *       mount showed the change, and the writes' own latency.
+ *       "available".  One watcher thread per mount keeps its file open
+ *       and waits in poll(2) (docs/ABI/README, "Polling"): it wakes on
+ *       each change of `state` and re-reads it from offset 0; the time
+ *       is taken when the re-read shows the state waited for.  Prints
+ *       "visible_us p50=A p99=B n=2N mounts=M write_us p50=C p99=D": the
+ *       time from the write's return until the last mount showed the
+ *       change (0 when every mount showed it before the write returned),
+ *       and the writes' own latency.
  *
  * Exit 1 on a failed write or when a mount never shows the change (10 s).
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -28,7 +33,7 @@
 #include <unistd.h>
 
 #define MAX_MOUNTS 64
-#define POLL_US 200
+#define POLL_MS 100 /* a watcher's poll(2): bounds how late it sees `stop` */
 #define GIVE_UP_NS (10ULL * 1000000000ULL)
 
 static uint64_t now_ns(void)
@@ -56,22 +61,6 @@ static int write_value(const char *path, const char *value)
 		return -e;
 	}
 	close(fd);
-	return 0;
-}
-
-static int read_word(const char *path, char *buf, size_t len)
-{
-	int fd = open(path, O_RDONLY);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, len - 1);
-	close(fd);
-	if (n < 0)
-		return -errno;
-	buf[n] = '\0';
-	buf[strcspn(buf, "\n")] = '\0';
 	return 0;
 }
 
@@ -122,6 +111,7 @@ static int lat(unsigned n, const char *file, const char *value)
 struct poller {
 	pthread_t thread;
 	const char *file;
+	int fd;
 };
 
 static _Atomic(const char *) want; /* the state every poller waits for */
@@ -130,6 +120,27 @@ static atomic_uint seen;	   /* pollers that saw this round's state */
 static atomic_uint stop;
 static _Atomic uint64_t last_seen_ns;
 
+/* Read @fd from offset 0: what poll(2) reports next is a later change. */
+static int pread_word(int fd, char *buf, size_t len)
+{
+	ssize_t n = pread(fd, buf, len - 1, 0);
+
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	return 0;
+}
+
+static void saw_it(void)
+{
+	uint64_t t = now_ns(), prev = atomic_load(&last_seen_ns);
+
+	while (t > prev && !atomic_compare_exchange_weak(&last_seen_ns, &prev, t))
+		;
+	atomic_fetch_add(&seen, 1);
+}
+
 static void *poll_main(void *arg)
 {
 	struct poller *p = arg;
@@ -137,24 +148,17 @@ static void *poll_main(void *arg)
 
 	while (!atomic_load(&stop)) {
 		unsigned r = atomic_load(&round_no);
+		struct pollfd pfd = { .fd = p->fd, .events = POLLPRI };
 		char buf[64];
 
-		if (r == done_round) {
-			usleep(POLL_US);
-			continue;
-		}
-		if (read_word(p->file, buf, sizeof(buf)) == 0 &&
+		if (r != done_round && pread_word(p->fd, buf, sizeof(buf)) == 0 &&
 		    !strcmp(buf, atomic_load(&want))) {
-			uint64_t t = now_ns(), prev = atomic_load(&last_seen_ns);
-
-			while (t > prev &&
-			       !atomic_compare_exchange_weak(&last_seen_ns, &prev, t))
-				;
+			saw_it();
 			done_round = r;
-			atomic_fetch_add(&seen, 1);
 			continue;
 		}
-		usleep(POLL_US);
+		/* wakes at once if the state changed since the read above */
+		poll(&pfd, 1, POLL_MS);
 	}
 	return NULL;
 }
@@ -176,8 +180,15 @@ static int visible(unsigned n, const char *file, const char *value,
 	atomic_store(&want, "");
 	for (unsigned i = 0; i < nstates; i++) {
 		p[i].file = states[i];
-		pthread_create(&p[i].thread, NULL, poll_main, &p[i]);
+		p[i].fd = open(states[i], O_RDONLY);
+		if (p[i].fd < 0) {
+			fprintf(stderr, "clusterbench: %s: %s\n", states[i],
+				strerror(errno));
+			return 1;
+		}
 	}
+	for (unsigned i = 0; i < nstates; i++)
+		pthread_create(&p[i].thread, NULL, poll_main, &p[i]);
 	for (unsigned i = 0; i < 2 * n && rc == 0; i++) {
 		const char *val = i % 2 ? "" : value;
 		uint64_t t0, t1, dl;
@@ -186,6 +197,8 @@ static int visible(unsigned n, const char *file, const char *value,
 		atomic_store(&seen, 0);
 		atomic_store(&last_seen_ns, 0);
 		atomic_store(&want, i % 2 ? "available" : "lent");
+		/* before the write: a mount may show it before the write returns */
+		atomic_fetch_add(&round_no, 1);
 		t0 = now_ns();
 		e = write_value(file, val);
 		t1 = now_ns();
@@ -196,10 +209,9 @@ static int visible(unsigned n, const char *file, const char *value,
 			rc = 1;
 			break;
 		}
-		atomic_fetch_add(&round_no, 1);
 		dl = t1 + GIVE_UP_NS;
 		while (atomic_load(&seen) < nstates && now_ns() < dl)
-			usleep(50);
+			usleep(200); /* pacing only: the watchers take the times */
 		if (atomic_load(&seen) < nstates) {
 			fprintf(stderr, "clusterbench: a mount never showed '%s'\n",
 				atomic_load(&want));
@@ -210,8 +222,10 @@ static int visible(unsigned n, const char *file, const char *value,
 				 atomic_load(&last_seen_ns) - t1 : 0;
 	}
 	atomic_store(&stop, 1);
-	for (unsigned i = 0; i < nstates; i++)
+	for (unsigned i = 0; i < nstates; i++) {
 		pthread_join(p[i].thread, NULL);
+		close(p[i].fd);
+	}
 	if (rc == 0)
 		printf("visible_us p50=%.0f p99=%.0f n=%u mounts=%u write_us p50=%.0f p99=%.0f\n",
 		       pct(v, k, 50) / 1e3, pct(v, k, 99) / 1e3, k, nstates,

@@ -111,6 +111,8 @@ static inline int zk_connect(struct zk_session *s, const char *connect,
 			errno = EINVAL;
 		return ZSYSTEMERROR;
 	}
+	/* as lendfs does (core/store_zk.c): no getaddrinfo() per wake-up */
+	zoo_set_servers_resolution_delay(zh, 60000);
 	pthread_mutex_lock(&s->lock);
 	while (s->state != ZOO_CONNECTED_STATE) {
 		if (s->state == ZOO_EXPIRED_SESSION_STATE) {

@@ -3,7 +3,7 @@
  * zkfloor.c - the ZooKeeper floor: the least a store write to ZooKeeper
  * can cost.
  *
- *   zkfloor CONNECT [N]
+ *   zkfloor CONNECT [N] [watch]
  *
  * Creates an ephemeral sequential scratch node zkfloor-NNNNNNNNNN under the
  * chroot of CONNECT ("h:p,h:p[/chroot]", the chroot created when missing,
@@ -14,9 +14,17 @@
  *
  *   zk_multi_rtt_us p50=X p99=Y n=N
  *
+ * With `watch`, it then measures watch delivery instead: a second session
+ * sets a data watch on the node (untimed), the first session writes it as
+ * above, and the figure is how long after that write's reply the second
+ * session's watcher runs (0 when it ran first); N/5 (at least 10) samples:
+ *
+ *   zk_watch_us p50=X p99=Y n=N
+ *
  * and deletes the scratch node (ephemeral: it goes with the session if
  * zkfloor dies).  Errors go to stderr with zerror()'s text; exit 2.
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +40,7 @@
 #define WARMUP 100
 #define MAX_N 10000000L
 #define RETRIES 5 /* writes of a run that may stall (again()) */
+#define WATCH_WAIT_S 10 /* a watch that takes longer ends the run */
 
 static uint64_t now_ns(void)
 {
@@ -179,6 +188,98 @@ static int run(zhandle_t *zh, const char *node, long n)
 	return ZOK;
 }
 
+/* The second session's data watch: when it ran. */
+struct watch {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	uint64_t fired_ns; /* 0: not yet */
+};
+
+static void watch_fired(zhandle_t *zh, int type, int state, const char *path,
+			void *ctx)
+{
+	struct watch *w = ctx;
+	uint64_t t = now_ns();
+
+	if (type != ZOO_CHANGED_EVENT)
+		return;
+	pthread_mutex_lock(&w->lock);
+	w->fired_ns = t;
+	pthread_cond_broadcast(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+}
+
+/* Wait for the watch: its time, or 0 after WATCH_WAIT_S. */
+static uint64_t watch_wait(struct watch *w)
+{
+	struct timespec dl;
+	uint64_t t;
+
+	clock_gettime(CLOCK_REALTIME, &dl); /* the condition's clock */
+	dl.tv_sec += WATCH_WAIT_S;
+	pthread_mutex_lock(&w->lock);
+	while (!w->fired_ns &&
+	       pthread_cond_timedwait(&w->cond, &w->lock, &dl) != ETIMEDOUT)
+		;
+	t = w->fired_ns; /* taken by the watcher's thread, not by us */
+	pthread_mutex_unlock(&w->lock);
+	return t;
+}
+
+static int watch_run(zhandle_t *zh, zhandle_t *zh2, const char *node, long n)
+{
+	_cleanup_free_ uint64_t *d = calloc((size_t)n, sizeof(*d));
+	struct watch w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
+	char data[PAYLOAD_BYTES];
+	struct Stat st;
+	int version, rc;
+
+	if (!d || (rc = zoo_exists(zh, node, 0, &st)) != ZOK)
+		return d ? rc : ZSYSTEMERROR;
+	version = st.version;
+	memset(data, 'w', sizeof(data));
+	for (long i = -WARMUP / 10; i < n; i++) {
+		uint64_t t1, tw;
+
+		pthread_mutex_lock(&w.lock);
+		w.fired_ns = 0;
+		pthread_mutex_unlock(&w.lock);
+		rc = zoo_wexists(zh2, node, watch_fired, &w, &st);
+		if (rc != ZOK || (rc = cas_write(zh, node, data, (int)sizeof(data),
+						 &version)) != ZOK)
+			return rc;
+		t1 = now_ns();
+		tw = watch_wait(&w);
+		if (!tw) {
+			fprintf(stderr, "zkfloor: no watch in %d s\n", WATCH_WAIT_S);
+			return ZOPERATIONTIMEOUT;
+		}
+		if (i >= 0)
+			d[i] = tw > t1 ? tw - t1 : 0;
+	}
+	qsort(d, (size_t)n, sizeof(*d), compare_u64);
+	printf("zk_watch_us p50=%llu p99=%llu n=%ld\n",
+	       percentile_us(d, (size_t)n, 50), percentile_us(d, (size_t)n, 99), n);
+	return ZOK;
+}
+
+/* `watch`: a second session of its own, N/5 samples (at least 10). */
+static int run_watch(zhandle_t *zh, const char *hosts, const char *node, long n)
+{
+	struct zk_session session;
+	zhandle_t *zh2;
+	int rc = zk_connect(&session, hosts, SESSION_MS, CONNECT_WAIT_MS, &zh2);
+
+	if (rc != ZOK) {
+		fprintf(stderr, "zkfloor: no second session with %s: %s\n",
+			hosts, zk_strerror(rc, errno));
+		return rc;
+	}
+	rc = watch_run(zh, zh2, node, n / 5 < 10 ? 10 : n / 5);
+	zookeeper_close(zh2);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	_cleanup_free_ char *hosts = NULL, *prefix = NULL, *parent = NULL;
@@ -187,14 +288,17 @@ int main(int argc, char **argv)
 	const char *chroot;
 	zhandle_t *zh;
 	long n = 1000;
+	bool watch = false;
 	char *end;
 	int rc, ret;
 
-	if (argc < 2 || argc > 3) {
-		fputs("usage: zkfloor CONNECT [N]\n", stderr);
+	if (argc == 4 && !strcmp(argv[3], "watch"))
+		watch = true;
+	else if (argc < 2 || argc > 3) {
+		fputs("usage: zkfloor CONNECT [N] [watch]\n", stderr);
 		return 2;
 	}
-	if (argc == 3) {
+	if (argc >= 3) {
 		errno = 0;
 		n = strtol(argv[2], &end, 10);
 		if (errno || end == argv[2] || *end || n < 1 || n > MAX_N) {
@@ -233,7 +337,7 @@ int main(int argc, char **argv)
 	}
 	ret = rc == ZOK ? 0 : 2;
 	if (rc == ZOK) {
-		if (run(zh, node, n) != ZOK)
+		if ((watch ? run_watch(zh, hosts, node, n) : run(zh, node, n)) != ZOK)
 			ret = 2;
 		rc = zoo_delete(zh, node, -1);
 		if (rc != ZOK && rc != ZNONODE) {

@@ -672,7 +672,18 @@ dwarf; strace -c; this machine has no hardware counters):
   thread while that sync waits (on one CPU a sync leaves about 85 µs
   idle), and the records newer than the database replayed at start; a
   second durable format, for `lendfs --check`, powerfs and the crash
-  points to cover.
+  points to cover.  No cheaper durability primitive exists on this disk
+  (virtio, volatile write cache, no FUA; ext4 without a journal), so the
+  sync itself cannot be where the time comes from.  A scratch loop of
+  400 samples each, twice, p50: rewrite of 100 bytes plus fsync (the
+  floor's way) 91.5 and 93.7 µs; 4 KiB overwrite of a preallocated file
+  plus fdatasync 98.7 and 98.6; O_DIRECT|O_DSYNC 4 KiB overwrite 100.8
+  and 88.6; append plus fdatasync 191.8 and 136.4.  So 1.1x must come
+  from running most of the daemon's own 45-50 µs while the sync is in
+  flight: SQLite and the engine, through the redo record above.  The
+  invalidations (10 µs) could overlap as well only if readers may see a
+  state before it is durable.  That would be a change of contract: a
+  reader could see a lend that a power cut then undoes.
 * **Attribute read.**  lendfs is at the FUSE floor: three round trips
   (OPEN, READ, RELEASE) against the floor's four, and a few µs of the
   daemon's own work.  Within 3x of sysfs needs the kernel to serve the
@@ -722,6 +733,28 @@ dwarf; strace -c; this machine has no hardware counters):
   test that such a change must pass is in place (cache.bats, "no read
   is older than the last write that returned", docs/TESTING.md "Stale
   reads"), and was seen to fail on a page cache without invalidation.
+* **Why no design keeps poll(2) without OPEN** (session 9's look at
+  fs/fuse of kernel 6.18 and libfuse 3.14).  The promise is per
+  descriptor: a poll reports a change made after that descriptor last
+  read the file.  Without OPEN the daemon never learns which descriptor
+  read what: reads served from the page cache do not reach it, the READs
+  that do (after an invalidation) carry `fh` 0 and no other key of the
+  open file, and the kernel's own per-file key (`kh`) comes in POLL
+  requests only.  So at a descriptor's first POLL the daemon cannot tell
+  whether it read the current value or an older one.  Answering
+  "changed" wakes every new poller at once, which breaks "the poll
+  blocks until the content changes" (poll.bats tests it).  Answering
+  "unchanged" loses a change that landed between the read and the first
+  poll, and the reader then sleeps on a stale value, which sysfs
+  semantics forbid.  Keying by process (READ and POLL both carry the
+  pid) would need every read of a pollable attribute to reach the daemon,
+  which is a READ round trip and already more than sysfs's whole cost.
+  `state`, the attribute the target names, is pollable.  `events` has
+  the same problem: its base is per descriptor.  Reaching sysfs
+  therefore means changing the watch contract (SPEC §8, docs/ABI/README
+  "Polling"), for example to "the first poll of a descriptor reports at
+  once".  That is the contract owner's decision and is not made here;
+  docs/ABI keeps the sysfs promise.
 EOF
 }
 

@@ -10,19 +10,6 @@ GPU=nodeA:0000:65:00.0
 NVME_B=nodeB:0000:65:00.0
 RACER="$BUILD_DIR/racer"
 
-setup_file() {
-	zk_start 1
-}
-
-teardown_file() {
-	zk_stop
-}
-
-teardown() {
-	pollers_stop
-	cluster_down
-}
-
 @test "a lend written on nodeC's mount shows lent on all three mounts" {
 	cluster_up nodeA nodeB nodeC
 	for h in nodeA nodeB nodeC; do

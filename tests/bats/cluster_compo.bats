@@ -19,14 +19,6 @@ A2=nodeA:0000:b3:00.0
 B1=nodeB:0000:17:00.0
 C1=nodeC:0000:5e:00.0
 
-setup_file() {
-	zk_start 1
-}
-
-teardown_file() {
-	zk_stop
-}
-
 teardown() {
 	pollers_stop
 	cluster_down

@@ -11,10 +11,28 @@
 #   node_kill HOST        kill -9 HOST's daemon and detach its mount
 #   cluster_down          stop every daemon (unmount), fail on a crash
 #   eventually SECS CMD   run CMD until it succeeds, at most SECS seconds
+#   setup_file, teardown_file, teardown: the defaults below
 #   cluster_registers_ok HOST...  registers = stored lends (lendfs --check)
 #
 # A HOST listed in NODE_NS (tests/cluster/netns.bash) runs in that network
 # namespace, connected to ZooKeeper through NODE_ZK[HOST].
+
+# The lifecycle of most cluster test files: one ZooKeeper server for the
+# file, every daemon and poller stopped after each test.  A file that needs
+# another defines its own after `load cluster_helpers` (bats keeps the last
+# definition).
+setup_file() {
+	zk_start 1
+}
+
+teardown_file() {
+	zk_stop
+}
+
+teardown() {
+	pollers_stop
+	cluster_down
+}
 
 ZKSH="$ROOT/tests/zk/zk.sh"
 ZKCTL="$BUILD_DIR/tests/zk/zkctl"

@@ -11,19 +11,6 @@ load cluster_helpers
 
 GPU=nodeA:0000:65:00.0
 
-setup_file() {
-	zk_start 1
-}
-
-teardown_file() {
-	zk_stop
-}
-
-teardown() {
-	pollers_stop
-	cluster_down
-}
-
 lease_of() {
 	cat "$(cdev "$1" "$2")/lease"
 }

@@ -11,18 +11,6 @@ load cluster_helpers
 
 GPU=nodeA:0000:65:00.0
 
-setup_file() {
-	zk_start 1
-}
-
-teardown_file() {
-	zk_stop
-}
-
-teardown() {
-	cluster_down
-}
-
 # write_errno HOST ID VALUE: one write on HOST's mount; the errno name
 # write(2) failed with, or "ok".
 write_errno() {

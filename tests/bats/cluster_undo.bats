@@ -15,18 +15,6 @@ load cluster_helpers
 
 GPU=nodeA:0000:65:00.0
 
-setup_file() {
-	zk_start 1
-}
-
-teardown_file() {
-	zk_stop
-}
-
-teardown() {
-	cluster_down
-}
-
 # undo_up FAULT [DELAY [BDELAY]]: the three daemons, nodeA's with
 # LENDFS_FAULT=FAULT and LENDFS_DELAY=DELAY, nodeB's with
 # LENDFS_DELAY=BDELAY.

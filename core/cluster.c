@@ -1451,6 +1451,24 @@ static int wait_commit(struct cluster *c, const char *devid, uint64_t epoch,
 }
 
 /*
+ * Write the returning record @text again at @ver, marked `fenced`: from
+ * then on the peer's removal (at the version it read) cannot go in, and
+ * the mark tells it not to try.  0, or -errno (it changed: look again).
+ */
+static int fence_record(struct cluster *c, const char *path, const char *text,
+			int32_t ver)
+{
+	char *fenced = NULL;
+	int r = -ENOMEM;
+
+	if (strstr(text, "\nfenced ") ||
+	    asprintf(&fenced, "%sfenced %s\n", text, c->e->self->name) >= 0)
+		r = zks_cas(c->zs, path, fenced ? fenced : text, ver, NULL);
+	free(fenced);
+	return r;
+}
+
+/*
  * The lender's side of a sole peer's return: wait until @host removed the
  * returned record.  Giving up, the lender first writes the record again
  * at the version it read, marked `fenced` (a fence): after that the
@@ -1482,13 +1500,7 @@ static int wait_removed(struct cluster *c, const char *devid,
 			return r;
 		}
 		if (!live || now_ns() >= deadline) {
-			char *fenced = NULL;
-
-			r = -ENOMEM;
-			if (strstr(text, "\nfenced ") ||
-			    asprintf(&fenced, "%sfenced %s\n", text, c->e->self->name) >= 0)
-				r = zks_cas(c->zs, path, fenced ? fenced : text, ver, NULL);
-			free(fenced);
+			r = fence_record(c, path, text, ver);
 			free(text);
 			zks_watch_put(zw);
 			if (r < 0)
@@ -1614,6 +1626,39 @@ static int zk_intent_abort(void *ctx, const char *devid, uint64_t epoch,
 		r = committed_as(devid, text, epoch) ? 1 : 0;
 	free(text);
 	return r == -ENOENT ? 0 : r;
+}
+
+/*
+ * A step of the lender's after a return's intent failed: the record
+ * fenced at the version read (fence_record(): no removal by the peer can
+ * go in after), or found removed already, by the peer, whose removal
+ * answered the return.  1 removed, 0 fenced, -errno.
+ */
+static int zk_return_abort(void *ctx, const char *devid, uint64_t epoch,
+			   char *reason)
+{
+	struct cluster *c = ctx;
+	char path[ZK_PATH_MAX];
+	int r = 0;
+
+	zks_path(c->zs, path, "lends", devid);
+	for (unsigned tries = 0; tries < 10; tries++) {
+		char *text = NULL;
+		int32_t ver = -1;
+
+		r = zks_get(c->zs, path, false, &text, &ver, reason);
+		if (r < 0 && r != -ENOENT)
+			return r; /* not known: settled later (settle.c) */
+		if (r == 0)
+			r = fence_record(c, path, text, ver);
+		free(text);
+		if (r == -ENOENT)
+			return 1; /* only the peer removes a returning record */
+		if (r == 0)
+			return 0;
+	}
+	return reason_set(reason, r, "cannot fence the record of %s: it kept changing",
+			  devid);
 }
 
 /*
@@ -1786,6 +1831,7 @@ const struct coord_ops coord_zk_ops = {
 	.wait_peers = zk_wait_peers,
 	.intent_close = zk_intent_close,
 	.intent_abort = zk_intent_abort,
+	.return_abort = zk_return_abort,
 	.writable = zk_writable,
 	.forward = zk_forward,
 };

@@ -87,6 +87,16 @@ struct coord_ops {
 	int (*intent_abort)(void *ctx, const char *devid, uint64_t epoch,
 			    char *reason);
 	/*
+	 * A step of the return of @devid (lend of @epoch) after its
+	 * `returning` intent failed: from now on no peer may remove the
+	 * record (zk: it is fenced, at the version read), then say whether
+	 * one did before.  1: removed, the return stands (the peer's removal
+	 * answered its writer) and the lender finishes it; 0: not, the
+	 * lender restores `lent`; -errno: not known (.settles).
+	 */
+	int (*return_abort)(void *ctx, const char *devid, uint64_t epoch,
+			    char *reason);
+	/*
 	 * May a write start now?  0, or -errno with the reason (zk: no
 	 * ZooKeeper session).  NULL: always.  Asked before anything of the
 	 * request is done, so a refusal changes nothing.

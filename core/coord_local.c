@@ -52,6 +52,12 @@ static int local_intent_abort(void *ctx, const char *devid, uint64_t epoch,
 	return 0; /* nobody but this daemon commits */
 }
 
+static int local_return_abort(void *ctx, const char *devid, uint64_t epoch,
+			       char *reason)
+{
+	return 0; /* nobody but this daemon removes a record */
+}
+
 static int local_forward(void *ctx, const char *devid, const char *lender,
 			 const char *value, const char *compo,
 			 const struct engine_caller *who, char *reason)
@@ -74,5 +80,6 @@ const struct coord_ops coord_local_ops = {
 	.wait_peers = local_wait_peers,
 	.intent_close = local_intent_close,
 	.intent_abort = local_intent_abort,
+	.return_abort = local_return_abort,
 	.forward = local_forward,
 };

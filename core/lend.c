@@ -51,7 +51,7 @@ struct lend_req {
 	bool intent_closed;
 	bool stands;		/* committed before a step failed: never undone */
 	bool forwarded;		/* handed to the lender's daemon (its events) */
-	bool stored;		/* a store write was tried (settle.c) */
+	bool stored;		/* the store may hold a write of ours (settle.c) */
 	const struct engine_caller *who; /* the writer, or NULL */
 	const char *cause;	/* events: cause=, NULL for a write */
 	unsigned carried;	/* events its intent asks the commit to carry */
@@ -422,8 +422,11 @@ static int step_intent(struct lend_req *q)
  * unless the borrower committed the lend first.  Its marker is closed
  * before the record is looked at, so that no commit can go in after:
  * then the lend stands (the undo stops here, lend_finish()), a writer
- * on another mount having its answer already.  Not known: the record
- * stays, and the device is settled with it (run_request(), settle.c).
+ * on another mount having its answer already.  Removed: the store holds
+ * nothing of this request's any more, and the device is not unsure (a
+ * retry is a lend, not EBUSY).  Not known, or the removal failed: the
+ * record stays, and the device is settled with it (run_request(),
+ * settle.c).
  */
 static void undo_intent(struct lend_req *q)
 {
@@ -436,7 +439,7 @@ static void undo_intent(struct lend_req *q)
 	if (r > 0)
 		q->stands = true;
 	else if (r == 0)
-		store_remove(e, q->d, NULL, "store_abort", NULL);
+		q->stored = store_remove(e, q->d, NULL, "store_abort", NULL) < 0;
 	else
 		engine_report(e, "%s: the lend to %s failed (%s), and whether its borrower committed it is not known: %s; settled once connected",
 			      q->d->id, q->value, q->reason, why);
@@ -635,6 +638,39 @@ static int lend_finish(struct lend_req *q, int err)
 /* ---- return ---------------------------------------------------------------- */
 
 /*
+ * A step of the return of @d after its intent failed (@err, @reason):
+ * the peer may have removed the record before, its removal answering a
+ * writer on another mount.  Then the return stands: this host's windows
+ * are cleared (as recovery clears them: settle_returned()), the events
+ * the intent carried are in the log, and it is done: 0.  Else @err: the
+ * record is fenced (coord_ops.return_abort), or not known, and the
+ * caller restores `lent`.
+ */
+static int return_stands(struct engine *e, struct ldevice *d,
+			 const struct window *w, unsigned nw,
+			 struct lend_txn *txn, struct notes *nt,
+			 unsigned carried, int err, const char *reason)
+{
+	char why[REASON_MAX] = "";
+	int r = e->coord->return_abort(e->coord_ctx, d->id, d->epoch, why);
+
+	if (!reason)
+		reason = "";
+	if (r < 0)
+		engine_report(e, "%s: the return from %s failed (%s), and whether its borrower removed the record is not known: %s; settled once connected",
+			      d->id, d->borrower, reason, why);
+	if (r <= 0)
+		return err;
+	engine_report(e, "%s: the return from %s was removed by its borrower before this host's step failed (%s %s): finishing it",
+		      d->id, d->borrower, errno_name(err), reason);
+	windows_clear_all(e, w, nw);
+	if (txn->answer)
+		txn->answered = true; /* no answer of ours may follow */
+	evlog_carried(nt, carried, false);
+	return 0;
+}
+
+/*
  * Tear down a lend whose windows are @w (device in `returning` or being
  * failed).  Returns 0 or the error of the step that failed, with
  * everything re-programmed as it was.
@@ -700,6 +736,8 @@ static int teardown(struct engine *e, struct ldevice *d, struct window *w,
 		else
 			fault_pass("return.removed");
 	}
+	if (r < 0 && intent) /* unless the peer removed it first */
+		r = return_stands(e, d, w, nw, txn, nt, carried, r, reason);
 	if (r < 0) {
 		/*
 		 * Back to lent: the windows are programmed again; if even this

@@ -9,6 +9,10 @@
 # every mount, ZooKeeper and the registers say afterwards: success, the
 # device lent everywhere; a failure, available everywhere, no record, no
 # marker, every host's register files as before, last_error set.
+# The same for a return that nodeB completed (it removed the record,
+# answering a writer on nodeC's mount) before a step of nodeA's failed
+# (docs/STATE.md, "A return goes the same way"); and a lend that failed
+# and was undone cleanly leaves nothing unsure: a retry at once is a lend.
 
 load helpers
 load cluster_helpers
@@ -192,4 +196,118 @@ and_back() {
 	agrees nodeC 1
 	run cat "$(cdev nodeC $GPU)/last_error"
 	assert_output --partial "ETIMEDOUT: engine timeout (5000 ms): host nodeB did not map its windows"
+}
+
+# --- a failed lend whose undo was clean leaves nothing unsure ---------------
+
+# lend_twice HOST: two writes of nodeB to $GPU's borrower on HOST's
+# mount, the second at once after the first (before a tick of nodeA's
+# could settle anything); "first N second M" (their exit statuses) and
+# their messages in $output.
+lend_twice() {
+	run bash -c "f='$(cdev "$1" $GPU)/borrower'; echo nodeB >\"\$f\"; a=\$?; echo nodeB >\"\$f\"; echo \"first \$a second \$?\""
+	echo "two writes on $1: status $status: $output" >&2
+}
+
+@test "a lend that fails after its intent, undone cleanly, is followed at once by a lend that succeeds (no EBUSY: the outcome is known)" {
+	local w h
+	for w in nodeA nodeC; do
+		# nodeB commits 1.5 s after seeing a lend: nodeA's windows fail first
+		undo_up iommu_map:1 "" zk.peer_commit:1500
+		regs_save
+		lend_twice $w
+		assert_line "first 1 second 0"
+		assert_output --partial "Input/output error"
+		refute_output --partial "busy"
+		for h in nodeA nodeB nodeC; do
+			eventually 5 state_is $h $GPU lent nodeB
+		done
+		# the log: the first lend failed, the second one lent it
+		for h in nodeA nodeB nodeC; do
+			eventually 5 events_are $h 1 1
+		done
+		run "$ZKCTL" "$ZK" ls "$CHROOT/pending"
+		assert_output ""
+		cluster_registers_ok nodeA nodeB nodeC
+		cluster_down
+	done
+}
+
+# --- the return side: a return its borrower completed is never undone -------
+
+# lent_up FAULT DELAY: undo_up, then $GPU lent to nodeB (a lend that
+# goes through: the fault is on a return's step), registers saved before.
+lent_up() {
+	undo_up "$1" "$2"
+	regs_save
+	echo nodeB >"$(cdev nodeA $GPU)/borrower"
+	eventually 5 state_is nodeA $GPU lent nodeB
+	eventually 5 state_is nodeB $GPU lent nodeB
+	eventually 5 state_is nodeC $GPU lent nodeB
+	cluster_registers_ok nodeA nodeB nodeC
+}
+
+# return_from HOST: write "" to $GPU's borrower on HOST's mount (one
+# write(2)), then wait until nodeA's request is over, and a little more.
+return_from() {
+	run bash -c "echo > '$(cdev "$1" $GPU)/borrower'"
+	echo "return on $1: status $status: $output" >&2
+	eventually 20 not_lending nodeA
+	sleep 1
+}
+
+# returned_agrees WRITER STATUS: the final state is what the return's
+# write(2) on WRITER's mount returned.
+returned_agrees() {
+	local h
+	if [ "$2" -eq 0 ]; then
+		for h in nodeA nodeB nodeC; do
+			eventually 5 state_is $h $GPU available "" ||
+				{ echo "returned, but $h says $(cat "$(cdev $h $GPU)/state")" >&2; return 1; }
+		done
+		run zk_record
+		assert_failure
+		for h in nodeA nodeB nodeC; do
+			eventually 5 regs_same $h ||
+				{ regs $h | diff "$CTMP/regs.$h.before" -; return 1; }
+		done
+	else
+		for h in nodeA nodeB nodeC; do
+			eventually 5 state_is $h $GPU lent nodeB ||
+				{ echo "failed, but $h says $(cat "$(cdev $h $GPU)/state")" >&2; return 1; }
+		done
+		run zk_record
+		assert_success
+		assert_line "state lent"
+		run cat "$(cdev "$1" $GPU)/last_error"
+		assert_output --regexp '^E[A-Z]+: .'
+	fi
+	cluster_registers_ok nodeA nodeB nodeC
+}
+
+@test "nodeB removes a returned record (answering a writer on nodeC's mount), then nodeA's windows fail to clear: the return stands everywhere" {
+	lent_up iommu_unmap:1 return.stored:1500
+	return_from nodeC
+	assert_success # the answer of nodeB's removal
+	returned_agrees nodeC 0
+	grep -q "removed by its borrower before .*injected fault at iommu_unmap #1" \
+		"$CTMP/log.nodeA"
+	# and the device lends and returns again
+	echo nodeB >"$(cdev nodeC $GPU)/borrower"
+	eventually 5 state_is nodeA $GPU lent nodeB
+	echo >"$(cdev nodeC $GPU)/borrower"
+	eventually 5 state_is nodeA $GPU available ""
+}
+
+@test "nodeA's windows fail to clear while nodeB removes the returned record, at every delay: what write(2) said is what every mount, ZooKeeper and the registers say" {
+	local ms w
+	for ms in 0 2 10 1500; do
+		for w in nodeC nodeA; do
+			lent_up iommu_unmap:1 "$([ "$ms" = 0 ] || echo return.stored:$ms)"
+			return_from $w
+			echo "delay $ms ms, written on $w: status $status" >&2
+			returned_agrees $w "$status"
+			cluster_down
+		done
+	done
 }

@@ -791,6 +791,122 @@ static void test_committed_lend_stands(void **state)
 	unsetenv("LENDFS_FAULT");
 }
 
+/*
+ * The return side (docs/STATE.md "A return"): a peer that removed the
+ * returned record before the lender's step failed (@did_remove), as a
+ * borrower's daemon does in distributed mode, or one that did not and is
+ * fenced off by the abort.
+ */
+static bool did_remove;
+
+static int peer_removed(void *ctx, const char *devid, uint64_t epoch,
+			char *reason)
+{
+	aborts++;
+	assert_string_equal(devid, GPU);
+	if (!did_remove)
+		return 0;
+	assert_int_equal(store_memory_ops.remove(stored_ctx, GPU, NULL, reason), 0);
+	return 1;
+}
+
+static int count_gpu(void *arg, const struct lend_record *rec)
+{
+	if (!strcmp(rec->device, GPU))
+		++*(unsigned *)arg;
+	return 0;
+}
+
+static unsigned gpu_records(void)
+{
+	char reason[REASON_MAX];
+	unsigned n = 0;
+
+	assert_int_equal(store_memory_ops.load(stored_ctx, count_gpu, &n, reason), 0);
+	return n;
+}
+
+/*
+ * A return the peer completed is never undone: whichever lender step
+ * after the `returning` intent fails, the write succeeds, the device is
+ * available, no record, every window cleared.  A peer that had not
+ * removed it: the return fails and the device stays lent, as before.
+ */
+static void test_removed_return_stands(void **state)
+{
+	static const char *const points[] = {
+		"ntb_unmap:1", "iommu_unmap:1", "store_commit:2",
+	};
+	static struct coord_ops removing;
+	struct fixture *f = *state;
+	char reason[REASON_MAX];
+
+	removing = coord_local_ops;
+	removing.intent_always = true; /* the intent is stored, as with zk */
+	removing.return_abort = peer_removed;
+	f->coord = &removing;
+	for (size_t i = 0; i < 2 * ARRAY_SIZE(points); i++) {
+		did_remove = i < ARRAY_SIZE(points);
+		engine_down(f);
+		setenv("LENDFS_FAULT", points[i % ARRAY_SIZE(points)], 1);
+		assert_int_equal(engine_up(f, cfg_text), 0);
+		assert_int_equal(write_str(f->e, GPU, "c", reason), 0);
+		aborts = 0;
+		if ((write_str(f->e, GPU, "", reason) == 0) != did_remove)
+			fail_msg("with %s, a peer that %s the record: the return said %s",
+				 points[i % ARRAY_SIZE(points)],
+				 did_remove ? "removed" : "did not remove",
+				 did_remove ? reason : "0");
+		assert_int_equal(aborts, 1);
+		assert_int_equal(state_of(f->e, GPU, NULL),
+				 did_remove ? DEV_AVAILABLE : DEV_LENT);
+		assert_int_equal(gpu_records(), did_remove ? 0 : 1);
+		assert_registers_owned(f);
+		if (!did_remove)
+			assert_int_equal(write_str(f->e, GPU, "", reason), 0);
+		assert_fabric_idle(f);
+	}
+	unsetenv("LENDFS_FAULT");
+}
+
+/*
+ * A lend that failed after its intent, its record removed by the undo:
+ * the outcome is known, a retry is a lend (not EBUSY "not known yet").
+ * Its removal failing too (store_abort): the device is unsure, and every
+ * write is refused until it is settled (here never: no coordination
+ * thread settles it).
+ */
+static void test_clean_undo_not_unsure(void **state)
+{
+	static struct coord_ops settling;
+	struct fixture *f = *state;
+	char reason[REASON_MAX];
+
+	settling = coord_local_ops;
+	settling.intent_always = true; /* the intent is stored, as with zk */
+	settling.settles = true;
+	f->coord = &settling;
+	for (int removal_fails = 0; removal_fails < 2; removal_fails++) {
+		engine_down(f);
+		setenv("LENDFS_FAULT", removal_fails ? "iommu_map:1,store_abort:1" :
+			"iommu_map:1", 1);
+		assert_int_equal(engine_up(f, cfg_text), 0);
+		assert_int_equal(write_str(f->e, GPU, "c", reason), -EIO);
+		if (!removal_fails) {
+			assert_int_equal(gpu_records(), 0);
+			assert_int_equal(write_str(f->e, GPU, "c", reason), 0);
+			assert_int_equal(state_of(f->e, GPU, NULL), DEV_LENT);
+			assert_int_equal(write_str(f->e, GPU, "", reason), 0);
+			assert_fabric_idle(f);
+			continue;
+		}
+		assert_int_equal(gpu_records(), 1); /* the intent stayed */
+		assert_int_equal(write_str(f->e, GPU, "c", reason), -EBUSY);
+		assert_non_null(strstr(reason, "not known yet"));
+	}
+	unsetenv("LENDFS_FAULT");
+}
+
 struct slow_lend {
 	struct engine *e;
 	int result;
@@ -1105,6 +1221,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_intent_only_where_needed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_committed_lend_stands, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_removed_return_stands, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_clean_undo_not_unsure, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_return_does_not_wait, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_random_cycles, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_race, setup, teardown),

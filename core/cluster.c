@@ -1004,6 +1004,8 @@ static void tick(struct cluster *c)
 		if (lend_take_back(e, h->name, cluster_epoch(c), &failed) > 0) {
 			char path[ZK_PATH_MAX], fence[32];
 
+			c->compo_stale = true; /* a composition may have lost members */
+
 			/* after the returns: they bumped ROOT/seq past it */
 			snprintf(fence, sizeof(fence), "%" PRIu64, cluster_epoch(c));
 			zks_path(c->zs, path, "fence", h->name);

@@ -351,18 +351,50 @@ static int return_members(struct engine *e, struct lcompo *c,
 	return first;
 }
 
+static void lease_event(struct engine *e, const struct lcompo *c,
+			enum event_kind k, const char *const *kv,
+			const struct engine_caller *who);
+
+/*
+ * The end of settle(): @c's column is "" now.  A lend that lost members
+ * (broken_lend()) says so in the log, as a return would.
+ */
+static void settled(struct engine *e, struct lcompo *c, enum compo_state st,
+		    const char *value, const char *coord)
+{
+	_cleanup_free_ char *devs = malloc(COMP_DEVICES_TEXT_MAX);
+
+	set_state(e, c, COMPO_AVAILABLE, "");
+	if (st == COMPO_LENT) {
+		if (devs) {
+			join(c, devs, COMP_DEVICES_TEXT_MAX, ',');
+			lease_event(e, c, EV_COMPOSITION_RETURNED, (const char *const[]){
+				"borrower", value, "devices", devs, "cause",
+				"take-back", NULL, NULL }, NULL);
+		}
+		engine_report(e, "composition %s: members of its lend to %s were taken back: the rest returned",
+			      c->name, value);
+		return;
+	}
+	engine_report(e, "composition %s: the %s to %s %s%s%s", c->name,
+		      st == COMPO_LENDING ? "unfinished lend" : "unfinished return",
+		      value, st == COMPO_LENDING ? "rolled back" : "finished",
+		      coord[0] ? " for " : " at recovery", coord);
+}
+
 /*
  * A stored composition whose lend or return was cut short (its daemon
  * stopped): a lend is rolled back, a return finished, so that all of it
  * is lent or none.  A committed VALUE all of whose members are lent to
- * it is lent.
+ * it is lent; one that lost members (broken_lend()) is returned.  If the
+ * column changed meanwhile (another daemon settled it first: -EBUSY of
+ * comp_swap), the next sync mirrors what it wrote.
  */
 static void settle(struct engine *e, struct lcompo *c)
 {
 	char dev[DEVICE_ID_MAX] = "", why[REASON_MAX] = "";
 	char value[BORROWER_MAX + 1], coord[HOST_NAME_MAX_LEN + 1];
 	enum compo_state st = column_parse(c->column, value, coord);
-	const char *was = st == COMPO_LENDING ? "unfinished lend" : "unfinished return";
 	int r;
 
 	if (st == COMPO_LENT && lent_to(e, c, value) == c->ndevs) {
@@ -370,19 +402,18 @@ static void settle(struct engine *e, struct lcompo *c)
 		return;
 	}
 	r = return_members(e, c, value, NULL, dev, why);
-	if (r == 0)
-		r = column_put(e, c, "", why);
+	if (r == 0 && (r = column_put(e, c, "", why)) == -EBUSY)
+		return;
 	if (r < 0) { /* keep the intent: the next start tries again */
 		set_error(e, c, r, dev[0] ? dev : NULL, why);
 		set_state(e, c, COMPO_RETURNING, value);
 		engine_report(e, "composition %s: cannot finish its %s: %s", c->name,
-			      was, c->error);
+			      st == COMPO_LENDING ? "unfinished lend" :
+			      st == COMPO_LENT ? "return (members taken back)" :
+			      "unfinished return", c->error);
 		return;
 	}
-	set_state(e, c, COMPO_AVAILABLE, "");
-	engine_report(e, "composition %s: the %s to %s %s%s%s", c->name, was, value,
-		      st == COMPO_LENDING ? "rolled back" : "finished",
-		      coord[0] ? " for " : " at recovery", coord);
+	settled(e, c, st, value, coord);
 }
 
 static int load_one(void *arg, const char *name, const char *devices,
@@ -518,15 +549,67 @@ static bool orphaned(struct engine *e, const struct lcompo *c)
 	return !live;
 }
 
-/* How many compositions are orphaned(); compo_lock taken here. */
+/* Is the host of borrower @value ("HOST" or "HOST/VM") live? */
+static bool borrower_live(struct engine *e, const char *value)
+{
+	char host[HOST_NAME_MAX_LEN + 1];
+	struct lhost *h;
+	bool live = false, admin;
+
+	snprintf(host, sizeof(host), "%.*s", (int)strcspn(value, "/"), value);
+	h = engine_host(e, host);
+	if (h)
+		model_host_flags(e, h, &live, &admin);
+	return live;
+}
+
+/*
+ * Is @c stored as lent to VALUE while a member no longer is?  Only a
+ * take-back does that (lend_take_back(): the borrower went away): the
+ * composition's own return and lease expiry mark the column `~` before
+ * they return a member.  The column was just read (write_sync(),
+ * sync_locked()), the members' records mirrored before it: a member
+ * seen returned was returned before the column was read.  compo_op_lock
+ * held (the list holds still); compo_lock not (lent_to() takes the
+ * devices' locks).
+ */
+static bool broken_lend(struct engine *e, struct lcompo *c)
+{
+	char value[BORROWER_MAX + 1], coord[HOST_NAME_MAX_LEN + 1];
+	unsigned n;
+	bool lent;
+
+	pthread_mutex_lock(&e->compo_lock);
+	lent = c->state == COMPO_LENT;
+	column_parse(c->column, value, coord);
+	pthread_mutex_unlock(&e->compo_lock);
+	if (!lent || (n = lent_to(e, c, value)) == c->ndevs)
+		return false;
+	/*
+	 * A borrower gone away: every lender takes its members back (a
+	 * return through it would wait for it in vain), then the rest is 0.
+	 */
+	return n == 0 || borrower_live(e, value);
+}
+
+/* Does @c need settle()?  compo_op_lock held, compo_lock not. */
+static bool unsettled(struct engine *e, struct lcompo *c)
+{
+	bool orphan;
+
+	pthread_mutex_lock(&e->compo_lock);
+	orphan = orphaned(e, c);
+	pthread_mutex_unlock(&e->compo_lock);
+	return orphan || broken_lend(e, c);
+}
+
+/* How many compositions are unsettled(); compo_op_lock held. */
 static unsigned orphans(struct engine *e)
 {
 	unsigned n = 0;
 
-	pthread_mutex_lock(&e->compo_lock);
 	for (struct lcompo *c = e->compos; c; c = c->next)
-		n += orphaned(e, c);
-	pthread_mutex_unlock(&e->compo_lock);
+		n += unsettled(e, c);
 	return n;
 }
 
@@ -569,8 +652,9 @@ static int write_sync(struct engine *e, char *reason)
 
 /*
  * Settle the compositions whose lend or return no daemon will finish
- * (orphaned()): cluster.c runs it on a thread of its own when
- * compose_sync() found some.
+ * (orphaned()), and the lends that lost members (broken_lend()):
+ * cluster.c runs it on a thread of its own when compose_sync() found
+ * some.
  */
 int compose_settle(struct engine *e, char *reason)
 {
@@ -579,15 +663,9 @@ int compose_settle(struct engine *e, char *reason)
 	pthread_rwlock_wrlock(&e->compo_op_lock);
 	r = write_sync(e, reason);
 	/* the list changes only under compo_op_lock write-held: as here */
-	for (struct lcompo *c = e->compos; r == 0 && c; c = c->next) {
-		bool orphan;
-
-		pthread_mutex_lock(&e->compo_lock);
-		orphan = orphaned(e, c);
-		pthread_mutex_unlock(&e->compo_lock);
-		if (orphan)
+	for (struct lcompo *c = e->compos; r == 0 && c; c = c->next)
+		if (unsettled(e, c))
 			settle(e, c);
-	}
 	pthread_rwlock_unlock(&e->compo_op_lock);
 	changed(e, NULL);
 	return r;

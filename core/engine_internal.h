@@ -875,10 +875,13 @@ int compose_sync(struct engine *e, char *reason);
 /*
  * compose_sync() returns 1 when it found a composition whose lend or
  * return no daemon will finish (its daemon stopped: the marker names this
- * daemon, or one that is not live).  compose_settle() then rolls such a
- * lend back and finishes such a return, as compose_load() does at start
- * in one-daemon mode; cluster.c runs it on a thread of its own (it waits
- * for the lenders' daemons).
+ * daemon, or one that is not live), or one stored as lent some of whose
+ * members were taken back (its borrower went away: lend_take_back()).
+ * compose_settle() then rolls such a lend back and finishes such a
+ * return, as compose_load() does at start in one-daemon mode, and
+ * returns the rest of a lend that lost members (event
+ * composition-returned, cause=take-back); cluster.c runs it on a
+ * thread of its own (it waits for the lenders' daemons).
  */
 int compose_settle(struct engine *e, char *reason);
 

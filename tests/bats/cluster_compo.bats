@@ -508,6 +508,41 @@ crash_coordinator() {
 	done
 }
 
+@test "the borrower's daemon dies: its members are taken back and the composition is returned, once, on every mount" {
+	local h
+	cluster_up nodeA nodeB nodeC
+	job_a1_c1 nodeA
+	echo nodeB >"$(comp nodeC job)/borrower"
+	for h in nodeA nodeC; do
+		eventually 5 comp_is $h job lent nodeB
+	done
+	node_kill nodeB
+	# each lender takes its member back after the session timeout (2 s);
+	# then the composition, stored as lent, is returned
+	for h in nodeA nodeC; do
+		eventually $((SESSION_S * 5)) comp_is $h job available ""
+		state_is $h $A1 available ""
+		state_is $h $C1 available ""
+		eventually 5 grep -qE " composition:job composition-returned borrower=nodeB devices=$A1,$C1 cause=take-back( |\$)" "$(mnt $h)/events"
+		run grep -cE " composition:job composition-returned " "$(mnt $h)/events"
+		assert_output 1
+		run cat "$(comp $h job)/last_error"
+		assert_output ""
+	done
+	grep -q "composition job: members of its lend to nodeB were taken back: the rest returned" \
+		"$CTMP/log.nodeA" "$CTMP/log.nodeC"
+	# the borrower comes back to it available, and it can be lent again
+	node_up nodeB
+	eventually 20 node_online nodeB
+	comp_is nodeB job available ""
+	echo nodeB >"$(comp nodeA job)/borrower"
+	eventually 5 comp_is nodeB job lent nodeB
+	echo >"$(comp nodeB job)/borrower"
+	for h in nodeA nodeB nodeC; do
+		eventually 5 comp_is $h job available ""
+	done
+}
+
 @test "without a ZooKeeper session a composition write is EHOSTDOWN, then it works" {
 	local zk
 	DOWN_DIR="$(mktemp -d)"

@@ -84,7 +84,7 @@ $(BUILD)/obj/tests/unit/%.o: CFLAGS += -DSRCDIR='"$(CURDIR)"'
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
 
 $(CORE_LIB): $(CORE_OBJS)
 	@mkdir -p $(dir $@)
@@ -114,7 +114,7 @@ SPANK_OBJS := $(SPANK_SRCS:%.c=$(BUILD)/obj/%.o)
 SPANK_CFLAGS = $(filter-out -fsanitize%,$(CFLAGS)) -fPIC
 $(SPANK_OBJS): $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(SPANK_CFLAGS) -MMD -MP -c -o $@ $<
+	$(CC) $(CPPFLAGS) $(SPANK_CFLAGS) -MMD -MP -c -o $@ $<
 $(BUILD)/lendfs_spank.so: $(SPANK_OBJS)
 	$(CC) $(filter-out -fsanitize%,$(LDFLAGS)) -shared -o $@ $^
 all: $(BUILD)/lendfs_spank.so
@@ -122,7 +122,7 @@ all: $(BUILD)/lendfs_spank.so
 # coverage), for its unit test and fuzz target
 $(BUILD)/obj/contrib/slurm/%.inst.o: contrib/slurm/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
 $(BUILD)/obj/tests/unit/test_spank_lend.o $(BUILD)/obj/tests/fuzz/fuzz_spank.o: \
 	CFLAGS += -Icontrib/slurm
 $(BUILD)/tests/test_spank_lend $(BUILD)/fuzz_spank: $(BUILD)/obj/contrib/slurm/spank_lend.inst.o
@@ -220,7 +220,7 @@ check-bats: all
 GUEST_CFLAGS := -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -static
 $(BUILD)/guest/guestmem: tests/guest/guestmem.c
 	@mkdir -p $(dir $@)
-	$(CC) $(GUEST_CFLAGS) -o $@ $<
+	$(CC) $(CPPFLAGS) $(GUEST_CFLAGS) -o $@ $<
 $(BUILD)/guest/initramfs.gz: $(BUILD)/guest/guestmem tests/guest/init \
 		tests/guest/mkinitramfs.sh
 	sh tests/guest/mkinitramfs.sh $@ $(BUILD)/guest/guestmem
@@ -291,7 +291,7 @@ stress: all
 #
 #   make install [PREFIX=/usr/local] [DESTDIR=]    make uninstall
 #
-# The daemon goes to $(SBINDIR), lendctl and lendfs-dma to $(BINDIR).
+# The daemon goes to $(SBINDIR), lendctl, lendfs-dma and lendfs-wait to $(BINDIR).
 # Paths the system looks in whatever the prefix is (Debian practice) do not
 # follow PREFIX; each can be overridden: SYSCONFDIR (/etc), UDEVDIR and
 # UDEVRULESDIR (/usr/lib/udev), SYSTEMDUNITDIR (/usr/lib/systemd/system).
@@ -405,11 +405,11 @@ BENCH_TOOLS := $(addprefix $(BUILD)/bench/,readloop lendloop mounttime floorfs c
 
 $(BUILD)/bench/floorfs: tests/bench/floorfs.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LDLIBS)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LDLIBS)
 
 $(BUILD)/bench/%: tests/bench/%.c tests/bench/clock.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -pthread
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< -pthread
 
 .PHONY: bench bench-cluster bench-compo
 bench: all $(BENCH_TOOLS)

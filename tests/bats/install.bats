@@ -40,6 +40,7 @@ installed() {
 	assert_line "755 usr/sbin/lendfs"
 	assert_line "755 usr/bin/lendctl"
 	assert_line "755 usr/bin/lendfs-dma"
+	assert_line "755 usr/bin/lendfs-wait"
 	assert_line "644 usr/lib/systemd/system/lendfs.service"
 	assert_line "644 usr/lib/$(cc -print-multiarch)/slurm-wlm/lendfs_spank.so"
 	assert_line "644 etc/lendfs/lendfs.conf"
@@ -47,6 +48,8 @@ installed() {
 	assert_line "644 usr/share/man/man5/lendfs.conf.5"
 	assert_line "644 usr/share/man/man7/lendfs.7"
 	assert_line "644 usr/share/man/man1/lendctl.1"
+	assert_line "644 usr/share/man/man1/lendfs-dma.1"
+	assert_line "644 usr/share/man/man1/lendfs-wait.1"
 	assert_line "644 usr/share/bash-completion/completions/lendfs"
 	assert_line "644 usr/share/bash-completion/completions/lendctl"
 	assert_line "644 usr/share/doc/lendfs/ABI/devices-ID-borrower"
@@ -128,6 +131,26 @@ installed() {
 	[ ! -e "$D/etc/lendfs" ]
 }
 
+@test "every C compile of the Makefile passes CPPFLAGS (Debian's -D_FORTIFY_SOURCE)" {
+	# every rule, printed (make -n -B) for every target that compiles
+	run mk all CPPFLAGS=-DLENDFS_CPPFLAGS_PROBE -n -B check-unit fuzz-build bench \
+		"$BUILD_DIR/guest/guestmem"
+	assert_success
+	local f compiles missing=0
+	compiles="$(grep -E '^\S*(cc|gcc|clang)(-[0-9]+)? .*\.c( |$)' <<<"$output")"
+	for f in $(git -C "$ROOT" ls-files '*.c'); do
+		# built by tests/bats/testbed.bash for the udev tests, not by make
+		[ "$f" != tests/udev/testbed.c ] || continue
+		grep -qE " $f( |\$)" <<<"$compiles" || {
+			echo "no rule compiles $f" >&2
+			missing=$((missing + 1))
+		}
+	done
+	[ "$missing" -eq 0 ]
+	run grep -v -e -DLENDFS_CPPFLAGS_PROBE <<<"$compiles"
+	assert_output ""
+}
+
 @test "the installed unit passes systemd-analyze verify" {
 	command -v systemd-analyze >/dev/null || skip "systemd-analyze not installed"
 	run mk install PREFIX=/usr
@@ -165,6 +188,12 @@ installed() {
 	run env MANWIDTH=80 man -l "$D/usr/share/man/man8/lendfs.8"
 	assert_success
 	assert_output --partial "lendfs - PCIe device lending"
+	run env MANWIDTH=80 man -l "$D/usr/share/man/man1/lendfs-dma.1"
+	assert_success
+	assert_output --partial "lendfs-dma - move bytes through the simulated fabric"
+	run env MANWIDTH=80 man -l "$D/usr/share/man/man1/lendfs-wait.1"
+	assert_success
+	assert_output --partial "lendfs-wait - wait with poll(2)"
 	run bash -c "source '$D/usr/share/bash-completion/completions/lendctl'; complete -p lendctl"
 	assert_output "complete -F _lendctl lendctl"
 }

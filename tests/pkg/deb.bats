@@ -73,6 +73,22 @@ deb() {
 	echo "${debs[0]}"
 }
 
+# fortified LOG: every source of the package is compiled in the build
+# log LOG, and every compile has dpkg-buildflags' CPPFLAGS
+# (-D_FORTIFY_SOURCE=2: each compile rule of the Makefile passes
+# $(CPPFLAGS); debian/rules adds nothing to CFLAGS).
+fortified() {
+	local f srcs compiles
+	srcs="$(git -C "$ROOT" ls-files 'core/*.c' 'lendfs/*.c' 'contrib/slurm/*.c')"
+	[ -n "$srcs" ] || fail "no sources listed by git in $ROOT"
+	compiles="$(grep -E '^\S*(cc|gcc|clang)(-[0-9]+)? .*\.c( |$)' "$1" || true)"
+	for f in $srcs; do
+		grep -qE " $f( |\$)" <<<"$compiles" || fail "the build log has no compile of $f"
+	done
+	run grep -v -e -D_FORTIFY_SOURCE=2 <<<"$compiles"
+	assert_output ""
+}
+
 # The section of docs/ADMIN.md about the package.
 admin_section() {
 	awk '/^## The Debian package/ { p = 1; print; next }
@@ -98,6 +114,7 @@ admin_section() {
 	units="$(find "$ROOT/tests/unit" -maxdepth 1 -name 'test_*.c' | wc -l)"
 	ran="$(grep -c '^== build/tests/test_' "$PKG/build.log" || true)"
 	[ "$ran" -eq "$units" ] || fail "the build ran $ran of $units unit test binaries"
+	fortified "$PKG/build.log"
 	run deb
 	assert_success
 	assert_output --regexp "/lendfs_[0-9.]+_[a-z0-9]+\.deb$"
@@ -114,6 +131,11 @@ admin_section() {
 	echo "$output"
 	assert_success
 	refute_line --regexp '^E: '
+	# an info tag, not shown by default: every binary uses fortified calls
+	run lintian --tags hardening-no-fortify-functions "$PKG"/lendfs_*.changes
+	echo "$output"
+	assert_success
+	refute_output --partial hardening-no-fortify-functions
 	local section tag
 	section="$(admin_section)"
 	[ -n "$section" ] || fail "docs/ADMIN.md has no section 'The Debian package'"
@@ -140,6 +162,8 @@ admin_section() {
 	assert_line "-rw-r--r-- ./usr/share/man/man5/lendfs.conf.5.gz"
 	assert_line "-rw-r--r-- ./usr/share/man/man7/lendfs.7.gz"
 	assert_line "-rw-r--r-- ./usr/share/man/man1/lendctl.1.gz"
+	assert_line "-rw-r--r-- ./usr/share/man/man1/lendfs-dma.1.gz"
+	assert_line "-rw-r--r-- ./usr/share/man/man1/lendfs-wait.1.gz"
 	assert_line "-rw-r--r-- ./usr/share/bash-completion/completions/lendfs"
 	assert_line "-rw-r--r-- ./usr/share/bash-completion/completions/lendctl"
 	assert_line "-rw-r--r-- ./usr/share/doc/lendfs/ABI/devices-ID-borrower"
@@ -207,6 +231,12 @@ admin_section() {
 	run env MANWIDTH=80 man 8 lendfs
 	assert_success
 	assert_output --partial "lendfs - PCIe device lending"
+	run env MANWIDTH=80 man 1 lendfs-dma
+	assert_success
+	assert_output --partial "lendfs-dma - move bytes through the simulated fabric"
+	run env MANWIDTH=80 man 1 lendfs-wait
+	assert_success
+	assert_output --partial "lendfs-wait - wait with poll(2)"
 	run bash -c "source /usr/share/bash-completion/completions/lendctl; complete -p lendctl"
 	assert_output "complete -F _lendctl lendctl"
 }

@@ -137,6 +137,8 @@ cluster_down() {
 			status=1
 		fi
 	done
+	# CLUSTER_KEEP=DIR: the daemons' logs and run directories kept there
+	[ -z "${CLUSTER_KEEP:-}" ] || cp -r "$CTMP" "$CLUSTER_KEEP/ctmp.$$.$RANDOM" 2>/dev/null || true
 	rm -rf "$CTMP"
 	CTMP=
 	return $status

@@ -198,41 +198,6 @@ and_back() {
 	assert_output --partial "ETIMEDOUT: engine timeout (5000 ms): host nodeB did not map its windows"
 }
 
-# --- a failed lend whose undo was clean leaves nothing unsure ---------------
-
-# lend_twice HOST: two writes of nodeB to $GPU's borrower on HOST's
-# mount, the second at once after the first (before a tick of nodeA's
-# could settle anything); "first N second M" (their exit statuses) and
-# their messages in $output.
-lend_twice() {
-	run bash -c "f='$(cdev "$1" $GPU)/borrower'; echo nodeB >\"\$f\"; a=\$?; echo nodeB >\"\$f\"; echo \"first \$a second \$?\""
-	echo "two writes on $1: status $status: $output" >&2
-}
-
-@test "a lend that fails after its intent, undone cleanly, is followed at once by a lend that succeeds (no EBUSY: the outcome is known)" {
-	local w h
-	for w in nodeA nodeC; do
-		# nodeB commits 1.5 s after seeing a lend: nodeA's windows fail first
-		undo_up iommu_map:1 "" zk.peer_commit:1500
-		regs_save
-		lend_twice $w
-		assert_line "first 1 second 0"
-		assert_output --partial "Input/output error"
-		refute_output --partial "busy"
-		for h in nodeA nodeB nodeC; do
-			eventually 5 state_is $h $GPU lent nodeB
-		done
-		# the log: the first lend failed, the second one lent it
-		for h in nodeA nodeB nodeC; do
-			eventually 5 events_are $h 1 1
-		done
-		run "$ZKCTL" "$ZK" ls "$CHROOT/pending"
-		assert_output ""
-		cluster_registers_ok nodeA nodeB nodeC
-		cluster_down
-	done
-}
-
 # --- the return side: a return its borrower completed is never undone -------
 
 # lent_up FAULT DELAY: undo_up, then $GPU lent to nodeB (a lend that

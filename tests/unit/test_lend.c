@@ -869,44 +869,6 @@ static void test_removed_return_stands(void **state)
 	unsetenv("LENDFS_FAULT");
 }
 
-/*
- * A lend that failed after its intent, its record removed by the undo:
- * the outcome is known, a retry is a lend (not EBUSY "not known yet").
- * Its removal failing too (store_abort): the device is unsure, and every
- * write is refused until it is settled (here never: no coordination
- * thread settles it).
- */
-static void test_clean_undo_not_unsure(void **state)
-{
-	static struct coord_ops settling;
-	struct fixture *f = *state;
-	char reason[REASON_MAX];
-
-	settling = coord_local_ops;
-	settling.intent_always = true; /* the intent is stored, as with zk */
-	settling.settles = true;
-	f->coord = &settling;
-	for (int removal_fails = 0; removal_fails < 2; removal_fails++) {
-		engine_down(f);
-		setenv("LENDFS_FAULT", removal_fails ? "iommu_map:1,store_abort:1" :
-			"iommu_map:1", 1);
-		assert_int_equal(engine_up(f, cfg_text), 0);
-		assert_int_equal(write_str(f->e, GPU, "c", reason), -EIO);
-		if (!removal_fails) {
-			assert_int_equal(gpu_records(), 0);
-			assert_int_equal(write_str(f->e, GPU, "c", reason), 0);
-			assert_int_equal(state_of(f->e, GPU, NULL), DEV_LENT);
-			assert_int_equal(write_str(f->e, GPU, "", reason), 0);
-			assert_fabric_idle(f);
-			continue;
-		}
-		assert_int_equal(gpu_records(), 1); /* the intent stayed */
-		assert_int_equal(write_str(f->e, GPU, "c", reason), -EBUSY);
-		assert_non_null(strstr(reason, "not known yet"));
-	}
-	unsetenv("LENDFS_FAULT");
-}
-
 struct slow_lend {
 	struct engine *e;
 	int result;
@@ -1222,7 +1184,6 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_intent_only_where_needed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_committed_lend_stands, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_removed_return_stands, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_clean_undo_not_unsure, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_return_does_not_wait, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_random_cycles, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_race, setup, teardown),

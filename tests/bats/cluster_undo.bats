@@ -84,6 +84,23 @@ events_are() {
 		[ "$(grep -cE " $GPU failed " "$ev")" = "$3" ]
 }
 
+# available_as_before WHAT: the device available on every mount, no
+# record in ZooKeeper, every host's register files as regs_save left
+# them; else "WHAT, but HOST says STATE" (or the registers' diff).
+available_as_before() {
+	local h
+	for h in nodeA nodeB nodeC; do
+		eventually 5 state_is $h $GPU available "" ||
+			{ echo "$1, but $h says $(cat "$(cdev $h $GPU)/state")" >&2; return 1; }
+	done
+	run zk_record
+	assert_failure
+	for h in nodeA nodeB nodeC; do
+		eventually 5 regs_same $h ||
+			{ regs $h | diff "$CTMP/regs.$h.before" -; return 1; }
+	done
+}
+
 # agrees WRITER STATUS: the final state is what write(2) on WRITER's mount
 # returned (STATUS).
 agrees() {
@@ -102,16 +119,7 @@ agrees() {
 			eventually 5 events_are $h 1 0
 		done
 	else
-		for h in nodeA nodeB nodeC; do
-			eventually 5 state_is $h $GPU available "" ||
-				{ echo "failed, but $h says $(cat "$(cdev $h $GPU)/state")" >&2; return 1; }
-		done
-		run zk_record
-		assert_failure
-		for h in nodeA nodeB nodeC; do
-			eventually 5 regs_same $h ||
-				{ regs $h | diff "$CTMP/regs.$h.before" -; return 1; }
-		done
+		available_as_before failed
 		run cat "$(cdev "$1" $GPU)/last_error"
 		assert_output --regexp '^E[A-Z]+: .'
 		for h in nodeA nodeB nodeC; do
@@ -226,16 +234,7 @@ return_from() {
 returned_agrees() {
 	local h
 	if [ "$2" -eq 0 ]; then
-		for h in nodeA nodeB nodeC; do
-			eventually 5 state_is $h $GPU available "" ||
-				{ echo "returned, but $h says $(cat "$(cdev $h $GPU)/state")" >&2; return 1; }
-		done
-		run zk_record
-		assert_failure
-		for h in nodeA nodeB nodeC; do
-			eventually 5 regs_same $h ||
-				{ regs $h | diff "$CTMP/regs.$h.before" -; return 1; }
-		done
+		available_as_before returned
 	else
 		for h in nodeA nodeB nodeC; do
 			eventually 5 state_is $h $GPU lent nodeB ||

@@ -953,17 +953,25 @@ static void apply_event(struct cluster *c, const struct event *ev)
 	}
 }
 
-/* lend_settle_all(): the lend of @epoch can no longer be committed. */
-static int close_marker(void *arg, const char *devid, uint64_t epoch)
+/*
+ * The lend of @epoch can no longer be committed: its marker deleted, and
+ * waited for (0 when it was gone already: committed, or closed).
+ */
+static int marker_delete(struct cluster *c, const char *devid, uint64_t epoch,
+			 char *reason)
 {
-	struct cluster *c = arg;
 	char pending[ZK_PATH_MAX];
-
 	int r;
 
 	zks_pending_path(c->zs, pending, devid, epoch);
-	r = zks_delete_node(c->zs, pending, NULL);
+	r = zks_delete_node(c->zs, pending, reason);
 	return r == -ENOENT ? 0 : r;
+}
+
+/* lend_settle_all(): marker_delete(). */
+static int close_marker(void *arg, const char *devid, uint64_t epoch)
+{
+	return marker_delete(arg, devid, epoch, NULL);
 }
 
 /*
@@ -1356,13 +1364,6 @@ static int zk_resync(void *ctx, char *reason)
 	return 0;
 }
 
-static bool host_live(struct engine *e, const char *name)
-{
-	struct lhost *h = engine_host(e, name);
-
-	return h && host_is_live(e, h);
-}
-
 /*
  * Is @name to be counted as gone, for a request waiting on it?  Not while
  * this daemon has no connection: its view of who is live is stale then
@@ -1371,7 +1372,7 @@ static bool host_live(struct engine *e, const char *name)
  */
 static bool peer_gone(struct cluster *c, const char *name)
 {
-	return !host_live(c->e, name) && zks_connected(c->zs);
+	return !model_host_live(c->e, name) && zks_connected(c->zs);
 }
 
 /* Is the record @text the lend of @epoch, committed (`lent`)? */
@@ -1614,13 +1615,11 @@ static int zk_intent_abort(void *ctx, const char *devid, uint64_t epoch,
 			   char *reason)
 {
 	struct cluster *c = ctx;
-	char pending[ZK_PATH_MAX], path[ZK_PATH_MAX];
+	char path[ZK_PATH_MAX];
 	char *text = NULL;
-	int r;
+	int r = marker_delete(c, devid, epoch, reason);
 
-	zks_pending_path(c->zs, pending, devid, epoch);
-	r = zks_delete_node(c->zs, pending, reason);
-	if (r < 0 && r != -ENOENT)
+	if (r < 0)
 		return r;
 	zks_path(c->zs, path, "lends", devid);
 	r = zks_get(c->zs, path, false, &text, NULL, reason);
@@ -1656,8 +1655,8 @@ static int zk_return_abort(void *ctx, const char *devid, uint64_t epoch,
 		free(text);
 		if (r == -ENOENT)
 			return 1; /* only the peer removes a returning record */
-		if (r == 0)
-			return 0;
+		if (r != -EAGAIN) /* fenced (0), or not known */
+			return r;
 	}
 	return reason_set(reason, r, "cannot fence the record of %s: it kept changing",
 			  devid);

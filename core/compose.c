@@ -351,9 +351,17 @@ static int return_members(struct engine *e, struct lcompo *c,
 	return first;
 }
 
-static void lease_event(struct engine *e, const struct lcompo *c,
-			enum event_kind k, const char *const *kv,
-			const struct engine_caller *who);
+static void event(struct engine *e, const struct lcompo *c, enum event_kind k,
+		  const char *borrower, const char *cause,
+		  const struct engine_caller *who);
+
+/* What settle() finishes, for the log. */
+static const char *settling(enum compo_state st)
+{
+	return st == COMPO_LENDING ? "unfinished lend" :
+	       st == COMPO_LENT ? "return (members taken back)" :
+	       "unfinished return";
+}
 
 /*
  * The end of settle(): @c's column is "" now.  A lend that lost members
@@ -362,23 +370,16 @@ static void lease_event(struct engine *e, const struct lcompo *c,
 static void settled(struct engine *e, struct lcompo *c, enum compo_state st,
 		    const char *value, const char *coord)
 {
-	_cleanup_free_ char *devs = malloc(COMP_DEVICES_TEXT_MAX);
-
 	set_state(e, c, COMPO_AVAILABLE, "");
 	if (st == COMPO_LENT) {
-		if (devs) {
-			join(c, devs, COMP_DEVICES_TEXT_MAX, ',');
-			lease_event(e, c, EV_COMPOSITION_RETURNED, (const char *const[]){
-				"borrower", value, "devices", devs, "cause",
-				"take-back", NULL, NULL }, NULL);
-		}
+		event(e, c, EV_COMPOSITION_RETURNED, value, "take-back", NULL);
 		engine_report(e, "composition %s: members of its lend to %s were taken back: the rest returned",
 			      c->name, value);
 		return;
 	}
 	engine_report(e, "composition %s: the %s to %s %s%s%s", c->name,
-		      st == COMPO_LENDING ? "unfinished lend" : "unfinished return",
-		      value, st == COMPO_LENDING ? "rolled back" : "finished",
+		      settling(st), value,
+		      st == COMPO_LENDING ? "rolled back" : "finished",
 		      coord[0] ? " for " : " at recovery", coord);
 }
 
@@ -408,9 +409,7 @@ static void settle(struct engine *e, struct lcompo *c)
 		set_error(e, c, r, dev[0] ? dev : NULL, why);
 		set_state(e, c, COMPO_RETURNING, value);
 		engine_report(e, "composition %s: cannot finish its %s: %s", c->name,
-			      st == COMPO_LENDING ? "unfinished lend" :
-			      st == COMPO_LENT ? "return (members taken back)" :
-			      "unfinished return", c->error);
+			      settling(st), c->error);
 		return;
 	}
 	settled(e, c, st, value, coord);
@@ -536,31 +535,11 @@ static int sync_locked(struct engine *e, bool *moved, char *reason)
  */
 static bool orphaned(struct engine *e, const struct lcompo *c)
 {
-	struct lhost *h;
-	bool live = false, admin;
-
 	if (c->state != COMPO_LENDING && c->state != COMPO_RETURNING)
 		return false;
 	if (!c->coord[0] || !strcmp(c->coord, e->self->name))
 		return true;
-	h = engine_host(e, c->coord);
-	if (h)
-		model_host_flags(e, h, &live, &admin);
-	return !live;
-}
-
-/* Is the host of borrower @value ("HOST" or "HOST/VM") live? */
-static bool borrower_live(struct engine *e, const char *value)
-{
-	char host[HOST_NAME_MAX_LEN + 1];
-	struct lhost *h;
-	bool live = false, admin;
-
-	snprintf(host, sizeof(host), "%.*s", (int)strcspn(value, "/"), value);
-	h = engine_host(e, host);
-	if (h)
-		model_host_flags(e, h, &live, &admin);
-	return live;
+	return !model_host_live(e, c->coord);
 }
 
 /*
@@ -575,21 +554,23 @@ static bool borrower_live(struct engine *e, const char *value)
  */
 static bool broken_lend(struct engine *e, struct lcompo *c)
 {
-	char value[BORROWER_MAX + 1], coord[HOST_NAME_MAX_LEN + 1];
+	char value[BORROWER_MAX + 1], host[HOST_NAME_MAX_LEN + 1];
 	unsigned n;
 	bool lent;
 
 	pthread_mutex_lock(&e->compo_lock);
 	lent = c->state == COMPO_LENT;
-	column_parse(c->column, value, coord);
+	snprintf(value, sizeof(value), "%s", c->borrower);
 	pthread_mutex_unlock(&e->compo_lock);
 	if (!lent || (n = lent_to(e, c, value)) == c->ndevs)
 		return false;
 	/*
-	 * A borrower gone away: every lender takes its members back (a
-	 * return through it would wait for it in vain), then the rest is 0.
+	 * A borrower ("HOST" or "HOST/VM") gone away: every lender takes its
+	 * members back (a return through it would wait for it in vain),
+	 * then the rest is 0.
 	 */
-	return n == 0 || borrower_live(e, value);
+	snprintf(host, sizeof(host), "%.*s", (int)strcspn(value, "/"), value);
+	return n == 0 || model_host_live(e, host);
 }
 
 /* Does @c need settle()?  compo_op_lock held, compo_lock not. */
@@ -972,8 +953,10 @@ int engine_compo_write_devices(struct engine *e, const char *name,
 
 /* ---- borrower ------------------------------------------------------------------ */
 
+/* @k of @c (cause= @cause unless NULL: a change nobody wrote). */
 static void event(struct engine *e, const struct lcompo *c, enum event_kind k,
-		  const char *borrower, const struct engine_caller *who)
+		  const char *borrower, const char *cause,
+		  const struct engine_caller *who)
 {
 	char subject[COMP_NAME_MAX_LEN + 16];
 	_cleanup_free_ char *devs = malloc(COMP_DEVICES_TEXT_MAX);
@@ -984,7 +967,8 @@ static void event(struct engine *e, const struct lcompo *c, enum event_kind k,
 	join(c, devs, COMP_DEVICES_TEXT_MAX, ',');
 	snprintf(subject, sizeof(subject), "composition:%s", c->name);
 	notes_caller(&nt, e, who);
-	notes_event(&nt, k, subject, "borrower", borrower, "devices", devs, NULL);
+	notes_event(&nt, k, subject, "borrower", borrower, "devices", devs,
+		    cause ? "cause" : NULL, cause, NULL);
 	notes_flush(e, &nt, who);
 }
 
@@ -1054,7 +1038,7 @@ static int compo_lend(struct engine *e, struct lcompo *c, const char *value,
 	fault_pass("compose.done");
 	set_state(e, c, COMPO_LENT, value);
 	set_error(e, c, 0, NULL, NULL);
-	event(e, c, EV_COMPOSITION_LENT, value, who);
+	event(e, c, EV_COMPOSITION_LENT, value, NULL, who);
 	return 0;
 }
 
@@ -1094,7 +1078,7 @@ static int compo_return(struct engine *e, struct lcompo *c,
 	}
 	set_state(e, c, COMPO_AVAILABLE, "");
 	set_error(e, c, 0, NULL, NULL);
-	event(e, c, EV_COMPOSITION_RETURNED, was, who);
+	event(e, c, EV_COMPOSITION_RETURNED, was, NULL, who);
 	return 0;
 }
 

@@ -401,6 +401,8 @@ static inline void dev_touch(struct ldevice *d)
 /* A host's liveness (distributed) and admin flag, under fabric_lock. */
 void model_host_flags(struct engine *e, const struct lhost *h, bool *live,
 		      bool *admin);
+/* Is host @name live?  false for a name that is no host. */
+bool model_host_live(struct engine *e, const char *name);
 
 /* Is the lender of @d online?  (fabric_lock nests inside d->lock) */
 bool lender_online(struct engine *e, const struct ldevice *d);

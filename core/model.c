@@ -175,6 +175,16 @@ void model_host_flags(struct engine *e, const struct lhost *h, bool *live,
 	pthread_mutex_unlock(&e->fabric_lock);
 }
 
+bool model_host_live(struct engine *e, const char *name)
+{
+	struct lhost *h = engine_host(e, name);
+	bool live = false, admin;
+
+	if (h)
+		model_host_flags(e, h, &live, &admin);
+	return live;
+}
+
 bool lend_remote(const struct engine *e, const struct ldevice *d)
 {
 	return e->self && d->lender != e->self;

@@ -335,8 +335,6 @@ int zks_connect(struct zks *s, char *reason)
 	}
 	s->zh = zookeeper_init2(s->hosts, watcher, (int)s->session_ms, NULL, s,
 				0, client_log);
-	if (s->zh) /* else a getaddrinfo() (a netlink dump) per I/O wake-up */
-		zoo_set_servers_resolution_delay(s->zh, ZK_RESOLVE_MS);
 	if (!s->zh) {
 		r = reason_set(reason, errno ? -errno : -EINVAL,
 			       "cannot start a ZooKeeper client for %.200s: %s",
@@ -344,6 +342,8 @@ int zks_connect(struct zks *s, char *reason)
 		pthread_rwlock_unlock(&s->hlock);
 		return r;
 	}
+	/* not a getaddrinfo() (a netlink dump) at every I/O wake-up */
+	zoo_set_servers_resolution_delay(s->zh, ZK_RESOLVE_MS);
 	if (!wait_connected(s, deadline)) {
 		r = reason_set(reason, -EHOSTDOWN,
 			       "no ZooKeeper server of %.200s answered within %u ms",

@@ -84,6 +84,20 @@ events_are() {
 		[ "$(grep -cE " $GPU failed " "$ev")" = "$3" ]
 }
 
+# lent_as_recorded WHAT: the device lent to nodeB on every mount and in
+# ZooKeeper's record; else "WHAT, but HOST says STATE".
+lent_as_recorded() {
+	local h
+	for h in nodeA nodeB nodeC; do
+		eventually 5 state_is $h $GPU lent nodeB ||
+			{ echo "$1, but $h says $(cat "$(cdev $h $GPU)/state")" >&2; return 1; }
+	done
+	run zk_record
+	assert_success
+	assert_line "state lent"
+	assert_line "borrower nodeB"
+}
+
 # available_as_before WHAT: the device available on every mount, no
 # record in ZooKeeper, every host's register files as regs_save left
 # them; else "WHAT, but HOST says STATE" (or the registers' diff).
@@ -106,14 +120,7 @@ available_as_before() {
 agrees() {
 	local h
 	if [ "$2" -eq 0 ]; then
-		for h in nodeA nodeB nodeC; do
-			eventually 5 state_is $h $GPU lent nodeB ||
-				{ echo "acknowledged, but $h says $(cat "$(cdev $h $GPU)/state")" >&2; return 1; }
-		done
-		run zk_record
-		assert_success
-		assert_line "state lent"
-		assert_line "borrower nodeB"
+		lent_as_recorded acknowledged
 		# the log: lent once (the borrower's commit carried it), no failure
 		for h in nodeA nodeB nodeC; do
 			eventually 5 events_are $h 1 0
@@ -236,13 +243,7 @@ returned_agrees() {
 	if [ "$2" -eq 0 ]; then
 		available_as_before returned
 	else
-		for h in nodeA nodeB nodeC; do
-			eventually 5 state_is $h $GPU lent nodeB ||
-				{ echo "failed, but $h says $(cat "$(cdev $h $GPU)/state")" >&2; return 1; }
-		done
-		run zk_record
-		assert_success
-		assert_line "state lent"
+		lent_as_recorded failed
 		run cat "$(cdev "$1" $GPU)/last_error"
 		assert_output --regexp '^E[A-Z]+: .'
 	fi
